@@ -1,0 +1,168 @@
+"""Configuration: a TOML file plus ``CRMHUB_<SECTION>_<KEY>`` environment overrides.
+
+With no file at all the hub runs on SQLite in ``./var/crmhub.db`` on 127.0.0.1:8080.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CRMHUB_"
+
+
+class ConfigError(Exception):
+    """The configuration file or an override is unusable; the message says which key and why."""
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    secret_key: str = ""
+    max_body_bytes: int = 10 * 1024 * 1024
+    session_days: int = 14
+    attachments_dir: str = "var/attachments"
+
+
+@dataclass
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///var/crmhub.db"
+    echo: bool = False
+
+
+@dataclass
+class PhonesConfig:
+    default_region: str = "RU"
+
+
+@dataclass
+class AsteriskConfig:
+    host: str = ""
+    port: int = 5038
+    username: str = ""
+    secret: str = ""
+    trunks: list[str] = field(default_factory=list)
+    recordings_dir: str = ""
+    recordings_url: str = ""
+    unknown_caller: str = "auto"
+    ignored_numbers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TelegramConfig:
+    token: str = ""
+    mode: str = "webhook"
+    webhook_secret: str = ""
+    api_url: str = "https://api.telegram.org"
+
+
+@dataclass
+class TwilioConfig:
+    account_sid: str = ""
+    auth_token: str = ""
+    from_number: str = ""
+    messaging_service_sid: str = ""
+    api_url: str = "https://api.twilio.com"
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    phones: PhonesConfig = field(default_factory=PhonesConfig)
+    asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    twilio: TwilioConfig = field(default_factory=TwilioConfig)
+    mailboxes: list[dict[str, Any]] = field(default_factory=list)
+    source: str = "(defaults)"
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read the TOML file (``path`` or ``$CRMHUB_CONFIG``), then apply environment overrides."""
+    env = dict(os.environ if env is None else env)
+    path = path or env.get(ENV_PREFIX + "CONFIG") or None
+    raw: dict[str, Any] = {}
+    config = Config()
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        config.source = str(path)
+    for section in _sections(config):
+        values = raw.get(section, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        _apply(section, getattr(config, section), values, env)
+    mailboxes = raw.get("mailboxes", [])
+    if not isinstance(mailboxes, list):
+        raise ConfigError("[[mailboxes]] must be an array of tables")
+    config.mailboxes = mailboxes
+    if not config.server.secret_key:
+        config.server.secret_key = secrets.token_hex(32)
+    return config
+
+
+def _sections(config: Config) -> list[str]:
+    return [f.name for f in fields(config) if f.name not in ("mailboxes", "source")]
+
+
+def _apply(section: str, target: Any, values: dict[str, Any], env: dict[str, str]) -> None:
+    known = {f.name: f for f in fields(target)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"[{section}] unknown key: {key}")
+    for name, spec in known.items():
+        env_key = f"{ENV_PREFIX}{section.upper()}_{name.upper()}"
+        if env_key in env:
+            value: Any = _from_env(env_key, env[env_key], getattr(target, name))
+        elif name in values:
+            value = values[name]
+        else:
+            continue
+        setattr(target, name, _checked(f"{section}.{name}", value, getattr(target, name)))
+
+
+def _from_env(key: str, text: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {text!r}")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: expected an integer, got {text!r}") from exc
+    if isinstance(default, list):
+        text = text.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{key}: expected a JSON list or comma-separated values") from exc
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _checked(name: str, value: Any, default: Any) -> Any:
+    expected = type(default)
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ConfigError(f"{name}: expected true or false")
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{name}: expected an integer")
+    if expected is str and not isinstance(value, str):
+        raise ConfigError(f"{name}: expected a string")
+    if expected is list and not isinstance(value, list):
+        raise ConfigError(f"{name}: expected a list")
+    return value

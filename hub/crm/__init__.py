@@ -1,0 +1,1 @@
+"""The CRM core: domain services over the database. Knows no channel and no web."""

@@ -1,0 +1,33 @@
+"""Domain errors. The web layer maps them to HTTP statuses; the CLI prints them."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "error"
+
+    def __init__(self, message: str = "", fields: dict[str, str] | None = None) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        self.fields = fields or {}
+
+
+class ValidationError(DomainError):
+    """Input that cannot be stored; ``fields`` maps each bad field to the reason."""
+
+    code = "validation_failed"
+
+    def __init__(self, fields: dict[str, str], message: str = "invalid input") -> None:
+        super().__init__(message, fields)
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    code = "conflict"

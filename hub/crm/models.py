@@ -1,0 +1,422 @@
+"""The CRM's tables. Times are stored as naive UTC and read back as aware UTC (see ``UTCDateTime``).
+
+Money is stored in kopecks (``amount_minor``) so that sums are exact on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+ROLES = ("admin", "manager", "agent")
+CLIENT_KINDS = ("company", "person")
+RELATIONSHIPS = ("buyer", "supplier", "partner", "competitor", "other")
+STAGE_KINDS = ("active", "won", "lost")
+TIMELINE_KINDS = ("call", "sms", "telegram", "email", "note", "stage_change", "task", "system")
+DIRECTIONS = ("in", "out")
+CONTACT_KINDS = ("phone", "email", "telegram_id", "telegram_username")
+CUSTOM_FIELD_TYPES = ("text", "number", "date", "choice")
+LANGUAGES = ("ru", "en")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    language: Mapped[str] = mapped_column(String(8), default="ru")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    extensions: Mapped[list[UserExtension]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", order_by="UserExtension.extension"
+    )
+
+
+class UserExtension(Base):
+    """An internal phone number (Asterisk endpoint) that rings this user."""
+
+    __tablename__ = "user_extensions"
+
+    extension: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user: Mapped[User] = relationship(back_populates="extensions")
+
+
+class AuthToken(Base):
+    """A bearer token or a browser session; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "auth_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # api | session
+    csrf_token: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    color: Mapped[str] = mapped_column(String(16), default="")
+
+
+client_tags = Table(
+    "client_tags",
+    Base.metadata,
+    Column("client_id", ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+deal_tags = Table(
+    "deal_tags",
+    Base.metadata,
+    Column("deal_id", ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class CustomField(Base):
+    """An admin-defined field of clients or deals; values live in the owner's ``custom`` JSON."""
+
+    __tablename__ = "custom_fields"
+    __table_args__ = (UniqueConstraint("entity", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16))  # client | deal
+    key: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))
+    choices: Mapped[list[Any]] = mapped_column(default=list)
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="company")
+    name: Mapped[str] = mapped_column(String(300), index=True)
+    full_name: Mapped[str] = mapped_column(Text, default="")
+    inn: Mapped[str | None] = mapped_column(String(12), index=True, default=None)
+    kpp: Mapped[str | None] = mapped_column(String(9), default=None)
+    okpo: Mapped[str | None] = mapped_column(String(10), default=None)
+    manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None
+    )
+    relationship_type: Mapped[str] = mapped_column(String(16), default="buyer")
+    region: Mapped[str] = mapped_column(String(200), default="")
+    industry: Mapped[str] = mapped_column(String(200), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    custom: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    tags: Mapped[list[Tag]] = relationship(secondary=client_tags, order_by=Tag.name)
+    manager: Mapped[User | None] = relationship()
+
+
+class ContactPerson(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    position: Mapped[str] = mapped_column(String(200), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(100), default="")
+    manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None
+    )
+    comment: Mapped[str] = mapped_column(Text, default="")
+    utm: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Inbound leads nobody has taken yet are "unsorted" (Не разобрано).
+    unsorted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    converted_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), default=None
+    )
+    converted_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactPoint(Base):
+    """A phone, e-mail or Telegram account of exactly one owner: a client, contact person, lead or user.
+
+    ``value`` is normalised (E.164, lower-cased e-mail, numeric Telegram id, @username without @, lower);
+    ``tail`` holds the last ten digits of a phone for caller IDs that arrive without a country code.
+    """
+
+    __tablename__ = "contact_points"
+    __table_args__ = (
+        CheckConstraint(
+            "(CASE WHEN client_id IS NULL THEN 0 ELSE 1 END + CASE WHEN contact_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN lead_id IS NULL THEN 0 ELSE 1 END + CASE WHEN user_id IS NULL THEN 0 ELSE 1 END) = 1",
+            name="one_owner",
+        ),
+        Index("ix_contact_points_lookup", "kind", "value"),
+        Index("ix_contact_points_tail", "tail"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(String(320))
+    raw: Mapped[str] = mapped_column(String(320), default="")
+    tail: Mapped[str | None] = mapped_column(String(10), default=None)
+    label: Mapped[str] = mapped_column(String(64), default="")
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True, default=None
+    )
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True, default=None
+    )
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="CASCADE"), index=True, default=None
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Pipeline(Base):
+    __tablename__ = "pipelines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(default=0)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    stages: Mapped[list[Stage]] = relationship(
+        back_populates="pipeline", order_by="Stage.position", cascade="all, delete-orphan"
+    )
+
+
+class Stage(Base):
+    __tablename__ = "stages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(default=0)
+    color: Mapped[str] = mapped_column(String(16), default="#9e9e9e")
+    kind: Mapped[str] = mapped_column(String(16), default="active")
+
+    pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
+
+
+class LossReason(Base):
+    __tablename__ = "loss_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+    __table_args__ = (
+        Index("ix_deals_stage_next", "stage_id", "next_interaction_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True, default=None
+    )
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), index=True, default=None
+    )
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), default=None
+    )
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"), index=True)
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="RUB")
+    responsible_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None
+    )
+    source: Mapped[str] = mapped_column(String(100), default="")
+    utm_source: Mapped[str] = mapped_column(String(200), default="")
+    utm_medium: Mapped[str] = mapped_column(String(200), default="")
+    utm_campaign: Mapped[str] = mapped_column(String(200), default="")
+    utm_content: Mapped[str] = mapped_column(String(200), default="")
+    utm_term: Mapped[str] = mapped_column(String(200), default="")
+    next_interaction_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_interaction_note: Mapped[str] = mapped_column(Text, default="")
+    loss_reason_id: Mapped[int | None] = mapped_column(
+        ForeignKey("loss_reasons.id", ondelete="SET NULL"), default=None
+    )
+    custom: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    stage: Mapped[Stage] = relationship()
+    tags: Mapped[list[Tag]] = relationship(secondary=deal_tags, order_by=Tag.name)
+
+
+class TimelineEntry(Base):
+    """One interaction or event. An entry on a deal also carries the deal's client or lead, so the
+    person's timeline shows everything about them."""
+
+    __tablename__ = "timeline_entries"
+    __table_args__ = (
+        Index("ix_timeline_deal", "deal_id", "id"),
+        Index("ix_timeline_client", "client_id", "id"),
+        Index("ix_timeline_lead", "lead_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    direction: Mapped[str | None] = mapped_column(String(4), default=None)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    text: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), default=None)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), default=None)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), default=None)
+    # The channel's own key of the fact (AMI Linkedid, Telegram update, Message-ID...): a replay is a no-op.
+    external_key: Mapped[str | None] = mapped_column(String(300), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    attachments: Mapped[list[Attachment]] = relationship(
+        cascade="all, delete-orphan", order_by="Attachment.id"
+    )
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("timeline_entries.id", ondelete="CASCADE"), index=True, default=None
+    )
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), default=None)
+    filename: Mapped[str] = mapped_column(String(300))
+    content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_assignee_due", "assignee_id", "completed_at", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    start_at: Mapped[datetime | None] = mapped_column(default=None)
+    due_at: Mapped[datetime | None] = mapped_column(default=None)
+    percent: Mapped[int] = mapped_column(Integer, default=0)
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True, default=None
+    )
+    deal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deals.id", ondelete="SET NULL"), index=True, default=None
+    )
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), index=True, default=None
+    )
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    kind: Mapped[str] = mapped_column(String(20), default="task")  # task | callback
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32), default="info")
+    title: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str] = mapped_column(String(300), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    read_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
