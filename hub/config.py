@@ -121,7 +121,7 @@ def _apply(section: str, target: Any, values: dict[str, Any], env: dict[str, str
     for key in values:
         if key not in known:
             raise ConfigError(f"[{section}] unknown key: {key}")
-    for name, spec in known.items():
+    for name in known:
         env_key = f"{ENV_PREFIX}{section.upper()}_{name.upper()}"
         if env_key in env:
             value: Any = _from_env(env_key, env[env_key], getattr(target, name))

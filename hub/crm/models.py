@@ -222,8 +222,10 @@ class ContactPoint(Base):
     __tablename__ = "contact_points"
     __table_args__ = (
         CheckConstraint(
-            "(CASE WHEN client_id IS NULL THEN 0 ELSE 1 END + CASE WHEN contact_id IS NULL THEN 0 ELSE 1 END"
-            " + CASE WHEN lead_id IS NULL THEN 0 ELSE 1 END + CASE WHEN user_id IS NULL THEN 0 ELSE 1 END) = 1",
+            "(CASE WHEN client_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN contact_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN lead_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN user_id IS NULL THEN 0 ELSE 1 END) = 1",
             name="one_owner",
         ),
         Index("ix_contact_points_lookup", "kind", "value"),

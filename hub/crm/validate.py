@@ -1,0 +1,194 @@
+"""Input checking for core services: collect every bad field, then fail once with all of them.
+
+    v = Fields(data)
+    name = v.text("name", required=True)
+    due = v.datetime("due_at")
+    v.check()          # raises ValidationError({"name": "is required", ...})
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from hub.crm.errors import ValidationError
+
+_MISSING = object()
+
+
+def clean_text(value: str) -> str | None:
+    """The reason a string cannot be stored, or None. NUL cannot live in PostgreSQL text."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    return None
+
+
+class Fields:
+    def __init__(self, data: Any, *, partial: bool = False) -> None:
+        if not isinstance(data, dict):
+            raise ValidationError({"body": "must be a JSON object"})
+        self.data = data
+        self.partial = partial  # PATCH: absent fields are left alone
+        self.errors: dict[str, str] = {}
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def fail(self, name: str, reason: str) -> None:
+        self.errors.setdefault(name, reason)
+
+    def check(self) -> None:
+        if self.errors:
+            raise ValidationError(self.errors)
+
+    def _get(self, name: str, required: bool) -> Any:
+        value = self.data.get(name, _MISSING)
+        if value is _MISSING or value is None:
+            if required and not self.partial:
+                self.fail(name, "is required")
+            return _MISSING
+        return value
+
+    def text(self, name: str, *, required: bool = False, max_len: int = 300, default: Any = "") -> Any:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, str):
+            self.fail(name, "must be a string")
+            return default
+        value = value.strip()
+        reason = clean_text(value)
+        if reason:
+            self.fail(name, reason)
+        elif len(value) > max_len:
+            self.fail(name, f"must be at most {max_len} characters")
+        elif required and not value:
+            self.fail(name, "must not be empty")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], *, required: bool = False,
+               default: Any = None) -> Any:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return default
+        if value not in options:
+            self.fail(name, f"must be one of: {', '.join(options)}")
+            return default
+        return value
+
+    def integer(self, name: str, *, required: bool = False, default: Any = None,
+                minimum: int | None = None, maximum: int | None = None) -> Any:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(name, "must be an integer")
+            return default
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            self.fail(name, f"must be between {minimum} and {maximum}")
+            return default
+        return value
+
+    def id(self, name: str, *, required: bool = False) -> int | None:
+        return self.integer(name, required=required, minimum=1, maximum=2**62)
+
+    def money(self, name: str, *, default: Any = 0) -> Any:
+        """An amount in roubles (number or numeric string) → kopecks."""
+        value = self._get(name, False)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.fail(name, "must be a number")
+            return default
+        try:
+            amount = Decimal(str(value).replace(" ", "").replace(",", "."))
+        except InvalidOperation:
+            self.fail(name, "must be a number")
+            return default
+        if not amount.is_finite() or amount < 0 or amount >= Decimal("1e13"):
+            self.fail(name, "must be a non-negative amount below 10^13")
+            return default
+        if amount != amount.quantize(Decimal("0.01")):
+            self.fail(name, "must have at most two decimal places")
+            return default
+        return int(amount * 100)
+
+    def number(self, name: str, *, default: Any = None) -> Any:
+        value = self._get(name, False)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            self.fail(name, "must be a number")
+            return default
+        return value
+
+    def boolean(self, name: str, *, default: Any = None) -> Any:
+        value = self._get(name, False)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.fail(name, "must be true or false")
+            return default
+        return value
+
+    def datetime(self, name: str, *, required: bool = False, default: Any = None) -> Any:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return default
+        parsed = parse_datetime(value)
+        if parsed is None:
+            self.fail(name, "must be an ISO 8601 date and time")
+            return default
+        return parsed
+
+    def strings(self, name: str, *, max_items: int = 50, max_len: int = 300) -> Any:
+        value = self._get(name, False)
+        if value is _MISSING:
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or len(value) > max_items:
+            self.fail(name, f"must be a list of at most {max_items} strings")
+            return None
+        result = []
+        for item in value:
+            if isinstance(item, int) and not isinstance(item, bool):
+                item = str(item)
+            if not isinstance(item, str):
+                self.fail(name, "must be a list of strings")
+                return None
+            item = item.strip()
+            reason = clean_text(item) or (f"items must be at most {max_len} characters"
+                                          if len(item) > max_len else None)
+            if reason:
+                self.fail(name, reason)
+                return None
+            if item:
+                result.append(item)
+        return result
+
+    def mapping(self, name: str) -> Any:
+        value = self._get(name, False)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, dict):
+            self.fail(name, "must be an object")
+            return None
+        return value
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """ISO 8601; a time without a zone is taken as UTC."""
+    if not isinstance(value, str) or "\x00" in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")

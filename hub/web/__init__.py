@@ -1,0 +1,1 @@
+"""The outermost ring: REST API, HTML views, server-sent events."""
