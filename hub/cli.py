@@ -1,1 +1,269 @@
-"""crmhub command."""
+"""The ``crmhub`` command (API.md, "Command line").
+
+Every command loads the configuration and brings the database schema up to date first. User
+errors (a bad config, a missing file, invalid input, a refused action) end in one line on stderr
+and a non-zero exit code, never a traceback:
+
+- 0: done;
+- 1: the command failed or was refused (invalid input, missing file, database unreachable, ...);
+- 2: usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.bus import InProcessBus
+from hub.config import Config, ConfigError, load_config
+from hub.crm.errors import DomainError
+from hub.crm.models import LANGUAGES, ROLES, Setting, User
+from hub.db import Database, create_engine, migrate
+
+PROG = "crmhub"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A user-facing failure: the message is printed as is."""
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: the error message says so anyway
+        return url
+
+
+# --- the database around a command --------------------------------------------------------------
+
+async def _with_database(config: Config, work: Callable[[Database], Awaitable[int]]) -> int:
+    try:
+        engine = create_engine(config.database.url, echo=config.database.echo)
+    except Exception as exc:  # bad URL, unknown driver
+        raise CommandError(f"cannot use database URL {_safe_url(config.database.url)}: {exc}") from exc
+    database = Database(engine, InProcessBus())
+    try:
+        try:
+            await migrate(engine)
+        except (OSError, SQLAlchemyError) as exc:
+            raise CommandError(
+                f"cannot open the database {_safe_url(config.database.url)}: {_first_line(exc)}"
+            ) from exc
+        return await work(database)
+    finally:
+        await database.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
+    async def work(database: Database) -> int:
+        _out(f"database {_safe_url(config.database.url)} is up to date")
+        return EXIT_OK
+
+    return asyncio.run(_with_database(config, work))
+
+
+def cmd_create_user(config: Config, args: argparse.Namespace) -> int:
+    from hub.crm import users
+
+    async def work(database: Database) -> int:
+        async with database.transaction() as s:
+            existed = await s.scalar(select(User.id).where(User.login == args.login)) is not None
+            user = await users.create_or_update_user(
+                s, args.login, args.password, args.role, name=args.name,
+                extensions=args.extension, language=args.language,
+            )
+        exts = ", ".join(str(e) for e in user.get("extensions") or []) or "none"
+        _out(f"{'updated' if existed else 'created'} user {user.get('login', args.login)} "
+             f"(id {user.get('id')}, role {user.get('role', args.role)}, extensions: {exts})")
+        return EXIT_OK
+
+    return asyncio.run(_with_database(config, work))
+
+
+def cmd_demo_data(config: Config, args: argparse.Namespace) -> int:
+    from hub.crm import demo
+
+    async def work(database: Database) -> int:
+        try:
+            summary = await demo.fill(database, region=config.phones.default_region)
+        except demo.NotEmpty as exc:
+            raise CommandError(str(exc)) from exc
+        _out(demo.describe(summary))
+        return EXIT_OK
+
+    return asyncio.run(_with_database(config, work))
+
+
+def cmd_import_clients(config: Config, args: argparse.Namespace) -> int:
+    from hub.crm import importer
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"file not found: {path}")
+
+    async def work(database: Database) -> int:
+        actor = await importer.default_actor(database, args.actor)
+        try:
+            result = await importer.import_clients(database, path, actor, config.phones.default_region)
+        except importer.ImportFileError as exc:
+            raise CommandError(f"{path}: {exc}") from exc
+        for bad in result.bad:
+            _out(f"{path.name}: {bad}")
+        _out(f"imported {result.imported} of {result.total} rows from {path.name}; "
+             f"{len(result.bad)} bad row{'s' if len(result.bad) != 1 else ''}")
+        return EXIT_OK if not result.bad else EXIT_FAILED
+
+    return asyncio.run(_with_database(config, work))
+
+
+async def _login_hint(database: Database) -> str | None:
+    from hub.crm.demo import SETTING_KEY
+
+    async with database.reading() as s:
+        row = await s.get(Setting, SETTING_KEY)
+    if row is None or not row.value.get("logins"):
+        return None
+    pairs = ", ".join(f"{item['login']} / {item['password']}" for item in row.value["logins"])
+    return f"demo data is loaded; log in as {pairs}"
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from hub.app import create_app
+
+    if args.host:
+        config.server.host = args.host
+    if args.port is not None:
+        config.server.port = args.port
+
+    async def prepare(database: Database) -> int:
+        hint = await _login_hint(database)
+        if hint:
+            _out(hint)
+        return EXIT_OK
+
+    asyncio.run(_with_database(config, prepare))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = config.server.host, config.server.port
+    try:
+        web.run_app(
+            create_app(config), host=host, port=port,
+            print=lambda _text: _out(f"CRM Hub is listening on http://{_display_host(host)}:{port}/ "
+                                     "(Ctrl+C to stop)"),
+        )
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return EXIT_OK
+
+
+def _display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE",
+                        help="TOML configuration file (default: $CRMHUB_CONFIG, else built-in defaults)")
+
+    parser = argparse.ArgumentParser(prog=PROG, description="CRM Hub: telephony and messengers around a CRM")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", parents=[common], help="migrate the database and start the HTTP server")
+    p.add_argument("--host", help="address to listen on (overrides [server] host)")
+    p.add_argument("--port", type=int, help="port to listen on (overrides [server] port)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("migrate", parents=[common], help="apply database migrations and exit")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("create-user", parents=[common], help="create or update a user")
+    p.add_argument("--login", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--name", help="display name (default: the login)")
+    p.add_argument("--extension", action="append", metavar="EXT",
+                   help="internal phone number that rings this user (repeatable)")
+    p.add_argument("--language", choices=LANGUAGES)
+    p.set_defaults(func=cmd_create_user)
+
+    p = sub.add_parser("demo-data", parents=[common], help="fill an empty database with Russian demo data")
+    p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("import-clients", parents=[common],
+                       help="import clients from a CSV file "
+                       "(columns name, inn, kpp, phones, emails, manager)")
+    p.add_argument("file", metavar="FILE.csv")
+    p.add_argument("--actor", metavar="LOGIN",
+                   help="user the import is done as (default: the first administrator)")
+    p.set_defaults(func=cmd_import_clients)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help or a usage error; argparse has printed why
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        _err(f"configuration error: {exc}")
+        return EXIT_USAGE
+    try:
+        return int(args.func(config, args))
+    except CommandError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    except ConfigError as exc:
+        _err(f"configuration error: {exc}")
+        return EXIT_USAGE
+    except DomainError as exc:
+        _err(_domain_message(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _domain_message(exc: DomainError) -> str:
+    if exc.fields:
+        details = "; ".join(f"{name}: {reason}" for name, reason in exc.fields.items())
+        return f"{exc.message}: {details}"
+    return exc.message
+
+
+def _entry(argv: Any = None) -> None:  # pragma: no cover - ``python -m hub.cli``
+    sys.exit(main(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _entry()

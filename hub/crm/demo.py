@@ -1,0 +1,507 @@
+"""Russian demo data for a newcomer (``crmhub demo-data``).
+
+Everything goes through the core's service functions, so the data passes the same validation as the
+API's input; the whole fill is one transaction (an empty database stays empty if anything fails).
+The content is deterministic (a seeded random generator); dates are relative to now.
+
+Users: admin/admin (admin), manager/manager (manager), agent1/agent1 and agent2/agent2 (agents on
+extensions 101 and 102). A user that exists already is left as it is (its password is not touched).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from hub.crm import phones as phone_numbers
+from hub.crm.models import Client, Deal, Setting, Stage, TimelineEntry, User
+from hub.crm.validate import iso
+
+SETTING_KEY = "demo_data"
+SEED = 20_261_124
+
+
+class NotEmpty(Exception):
+    """Demo data goes only into a database without clients."""
+
+
+@dataclass
+class Summary:
+    # login, password (None: the user existed), role, extensions
+    users: list[dict[str, Any]] = field(default_factory=list)
+    clients: int = 0
+    contacts: int = 0
+    leads: int = 0
+    deals: int = 0
+    deals_by_stage: dict[str, int] = field(default_factory=dict)
+    tasks: int = 0
+    notes: int = 0
+    seconds: float = 0.0
+
+
+DEMO_USERS = [
+    # login, name, role, extensions
+    ("admin", "Администратор", "admin", []),
+    ("manager", "Ольга Смирнова", "manager", []),
+    ("agent1", "Иван Петров", "agent", ["101"]),
+    ("agent2", "Мария Кузнецова", "agent", ["102"]),
+]
+
+# city, INN region code, tax office codes, landline area codes
+REGIONS = [
+    ("Москва", "77", ("01", "02", "03", "05", "07", "10", "14", "19", "24", "28"), ("495", "499")),
+    ("Санкт-Петербург", "78", ("01", "02", "05", "10", "13", "16", "25"), ("812",)),
+    ("Казань", "16", ("55", "56", "57", "59"), ("843",)),
+    ("Новосибирск", "54", ("01", "02", "03", "05", "06", "07"), ("383",)),
+    ("Екатеринбург", "66", ("58", "59", "60", "61", "70", "71"), ("343",)),
+    ("Нижний Новгород", "52", ("53", "56", "57", "59", "60", "62"), ("831",)),
+    ("Краснодар", "23", ("08", "09", "10", "11", "12"), ("861",)),
+    ("Ростов-на-Дону", "61", ("61", "62", "63", "64", "65"), ("863",)),
+]
+MOBILE_CODES = ("903", "905", "906", "909", "910", "915", "916", "917", "919", "921", "925", "926",
+                "929", "951", "952", "960", "961", "962", "963", "964", "965", "977", "981", "985", "999")
+INDUSTRIES = ("Розничная торговля", "Оптовая торговля", "Строительство", "IT и телеком", "Производство",
+              "Логистика", "Гостиницы и рестораны", "Медицина", "Образование", "Сельское хозяйство")
+TAGS = ("VIP", "Опт", "Розница", "Постоянный", "Тендер", "Партнёр", "Новый")
+COMPANY_WORDS = (
+    ("Ромашка", "romashka"), ("Вектор", "vector"), ("Техносфера", "technosfera"),
+    ("Северный ветер", "sever-veter"), ("СтройМонтаж", "stroymontazh"), ("Заря", "zarya-agro"),
+    ("Волжские просторы", "volga-prostor"), ("Альфа-Логистик", "alfa-logistic"), ("Меридиан", "meridian"),
+    ("ТехноПарк", "technopark"), ("Горизонт", "gorizont"), ("Сибирский хлеб", "sibhleb"),
+    ("Уральские сети", "uralseti"), ("Кубань-Агро", "kuban-agro"), ("Дон-Транс", "don-trans"),
+    ("Медтехника Плюс", "medtech-plus"), ("Эталон", "etalon"), ("Нева-Сервис", "neva-service"),
+    ("Кама Трейд", "kama-trade"), ("Добрый дом", "dobdom"), ("Полимер", "polimer"),
+    ("Фрегат", "fregat"), ("Гранит", "granit"), ("Светоч", "svetoch"), ("Весна", "vesna-opt"),
+    ("Инфосистемы", "infosys"), ("ЭкоПродукт", "ecoproduct"), ("Балтика-Снаб", "baltsnab"),
+    ("Старт", "start-msk"), ("Атлант", "atlant"),
+)
+LEGAL_FORMS = (
+    ("ООО", "Общество с ограниченной ответственностью"),
+    ("ООО", "Общество с ограниченной ответственностью"),
+    ("ООО", "Общество с ограниченной ответственностью"),
+    ("АО", "Акционерное общество"),
+    ("ПАО", "Публичное акционерное общество"),
+)
+# (male first name, female first name, patronymic root → -ович/-овна forms)
+FIRST_NAMES = [("Александр", "Анна"), ("Сергей", "Елена"), ("Дмитрий", "Ольга"), ("Андрей", "Наталья"),
+               ("Алексей", "Татьяна"), ("Максим", "Ирина"), ("Владимир", "Светлана"), ("Николай", "Юлия"),
+               ("Михаил", "Екатерина"), ("Игорь", "Марина"), ("Павел", "Анастасия"), ("Евгений", "Дарья")]
+PATRONYMICS = [("Александрович", "Александровна"), ("Сергеевич", "Сергеевна"), ("Дмитриевич", "Дмитриевна"),
+               ("Андреевич", "Андреевна"), ("Викторович", "Викторовна"), ("Игоревич", "Игоревна"),
+               ("Николаевич", "Николаевна"), ("Петрович", "Петровна"), ("Владимирович", "Владимировна")]
+SURNAMES = [("Иванов", "Иванова"), ("Смирнов", "Смирнова"), ("Кузнецов", "Кузнецова"), ("Попов", "Попова"),
+            ("Васильев", "Васильева"), ("Соколов", "Соколова"), ("Михайлов", "Михайлова"),
+            ("Новиков", "Новикова"), ("Фёдоров", "Фёдорова"), ("Морозов", "Морозова"), ("Волков", "Волкова"),
+            ("Алексеев", "Алексеева"), ("Лебедев", "Лебедева"), ("Семёнов", "Семёнова"),
+            ("Егоров", "Егорова"), ("Павлов", "Павлова"), ("Козлов", "Козлова"), ("Степанов", "Степанова"),
+            ("Николаев", "Николаева"), ("Орлов", "Орлова"), ("Андреев", "Андреева"),
+            ("Макаров", "Макарова"), ("Захаров", "Захарова"), ("Зайцев", "Зайцева"),
+            ("Богданов", "Богданова"), ("Яковлев", "Яковлева"), ("Белов", "Белова"),
+            ("Григорьев", "Григорьева"), ("Романов", "Романова"), ("Ковальский", "Ковальская"),
+            ("Гарипов", "Гарипова"), ("Хабибуллин", "Хабибуллина")]
+POSITIONS = ("Генеральный директор", "Коммерческий директор", "Главный бухгалтер", "Менеджер по закупкам",
+             "Офис-менеджер", "Главный инженер", "Руководитель отдела снабжения", "Юрист")
+DEAL_TITLES = (
+    "Поставка офисной мебели", "Внедрение CRM", "Обслуживание кондиционеров", "Поставка ноутбуков",
+    "Аренда спецтехники", "Разработка сайта", "Годовой договор на клининг", "Поставка стройматериалов",
+    "Монтаж видеонаблюдения", "Бухгалтерское сопровождение", "Поставка медицинского оборудования",
+    "Организация корпоратива", "Грузоперевозки по России", "Поставка спецодежды", "Ремонт офиса",
+    "Подключение IP-телефонии", "Обучение персонала", "Поставка продуктов питания", "Аудит ИТ-инфраструктуры",
+    "Лицензии 1С", "Печать рекламной продукции", "Техническое обслуживание автопарка",
+)
+RESULTS = ("Клиент подтвердил интерес, просил прислать презентацию",
+           "Провели встречу, обсудили объём и сроки",
+           "Выслали коммерческое предложение, клиент изучает",
+           "Согласовали цену со скидкой 5%",
+           "Договор подписан, ждём предоплату",
+           "Созвонились, уточнили техническое задание")
+NEXT_NOTES = ("Перезвонить и уточнить решение", "Отправить КП", "Встреча в офисе клиента",
+              "Согласовать договор с юристом", "Уточнить сроки поставки", "Напомнить об оплате счёта",
+              "Провести демонстрацию")
+NOTES = ("Клиент просил связываться после 14:00 по Москве.",
+         "ЛПР — коммерческий директор, бухгалтер согласует только оплату.",
+         "Работают с конкурентом, недовольны сроками поставки.",
+         "Бюджет утверждается в конце квартала.",
+         "Нужны закрывающие документы в ЭДО (Диадок).",
+         "Важно: доставка только в будние дни до 17:00.",
+         "Попросили счёт с НДС 20%.",
+         "Интересуются рассрочкой платежа на 3 месяца.")
+TASK_SUBJECTS = ("Позвонить и уточнить потребность", "Подготовить коммерческое предложение",
+                 "Отправить счёт на оплату", "Согласовать договор", "Провести демонстрацию",
+                 "Встреча в офисе клиента", "Собрать закрывающие документы", "Уточнить реквизиты")
+MESSAGES_IN = ("Добрый день! Пришлите, пожалуйста, счёт.", "Здравствуйте, а когда будет поставка?",
+               "Спасибо, КП получили, вернёмся с ответом до пятницы.", "Можно ли перенести встречу на среду?")
+LEAD_SOURCES = ("сайт", "звонок", "telegram", "выставка")
+LOSS_REASONS = ("Дорого", "Выбрал конкурента", "Нет потребности", "Не удалось связаться", "Другое")
+# How the ~100 deals spread over the seven stages of the default pipeline (in stage order).
+STAGE_COUNTS = (20, 16, 14, 12, 10, 14, 14)
+TRANSLIT = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+                    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p",
+                     "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "sch", "", "y", "", "e", "yu", "ya"],
+                    strict=True))
+
+
+def translit(text: str) -> str:
+    return "".join(TRANSLIT.get(ch, ch) for ch in text.lower() if ch.isalnum() or ch in TRANSLIT)
+
+
+# --- valid Russian codes -------------------------------------------------------------------------
+
+def _control(digits: list[int], weights: tuple[int, ...]) -> int:
+    return sum(d * w for d, w in zip(digits, weights, strict=False)) % 11 % 10
+
+
+def inn10(rng: random.Random, prefix: str) -> str:
+    """A 10-digit company INN with a valid check digit; ``prefix`` = region + tax office (4 digits)."""
+    d = [int(c) for c in prefix] + [rng.randrange(10) for _ in range(5)]
+    d.append(_control(d, (2, 4, 10, 3, 5, 9, 4, 6, 8)))
+    return "".join(map(str, d))
+
+
+def inn12(rng: random.Random, prefix: str) -> str:
+    """A 12-digit INN of a person or sole trader with both check digits valid."""
+    d = [int(c) for c in prefix] + [rng.randrange(10) for _ in range(6)]
+    d.append(_control(d, (7, 2, 4, 10, 3, 5, 9, 4, 6, 8)))
+    d.append(_control(d, (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)))
+    return "".join(map(str, d))
+
+
+# --- the generator --------------------------------------------------------------------------------
+
+class _Gen:
+    def __init__(self, rng: random.Random, region: str) -> None:
+        self.rng = rng
+        self.region = region
+        self.phones: set[str] = set()
+        self.emails: set[str] = set()
+        self.inns: set[str] = set()
+
+    def person(self) -> tuple[str, str, str, str]:
+        """(full name "Фамилия Имя Отчество", first name, surname, gender)."""
+        rng = self.rng
+        female = rng.random() < 0.45
+        g = 1 if female else 0
+        first = rng.choice(FIRST_NAMES)[g]
+        surname = rng.choice(SURNAMES)[g]
+        patronymic = rng.choice(PATRONYMICS)[g]
+        return f"{surname} {first} {patronymic}", first, surname, "f" if female else "m"
+
+    def _unique_phone(self, make: Any) -> str:
+        for _ in range(1000):
+            digits10 = make()
+            e164 = "+7" + digits10
+            if e164 in self.phones:
+                continue
+            try:
+                if phone_numbers.normalize(e164, self.region) != e164:
+                    continue
+            except ValueError:
+                continue
+            self.phones.add(e164)
+            return digits10
+        raise RuntimeError("could not make a unique phone number")
+
+    def mobile(self) -> str:
+        """A mobile number in one of the formats people type."""
+        rng = self.rng
+        d = self._unique_phone(lambda: rng.choice(MOBILE_CODES) + f"{rng.randrange(10**7):07d}")
+        style = rng.randrange(4)
+        if style == 0:
+            return f"+7 {d[:3]} {d[3:6]}-{d[6:8]}-{d[8:]}"
+        if style == 1:
+            return f"8 ({d[:3]}) {d[3:6]}-{d[6:8]}-{d[8:]}"
+        if style == 2:
+            return f"+7{d}"
+        return f"8{d}"
+
+    def landline(self, area_codes: tuple[str, ...]) -> str:
+        rng = self.rng
+        d = self._unique_phone(lambda: rng.choice(area_codes) + str(rng.randrange(2, 10))
+                               + f"{rng.randrange(10**6):06d}")
+        return f"+7 ({d[:3]}) {d[3:6]}-{d[6:8]}-{d[8:]}"
+
+    def email(self, local: str, domain: str) -> str:
+        local = local.strip(".-") or "info"
+        candidate = f"{local}@{domain}"
+        n = 1
+        while candidate in self.emails:
+            n += 1
+            candidate = f"{local}{n}@{domain}"
+        self.emails.add(candidate)
+        return candidate
+
+    def personal_email(self, first: str, surname: str) -> str:
+        rng = self.rng
+        domain = rng.choice(("mail.ru", "yandex.ru", "gmail.com", "bk.ru", "inbox.ru"))
+        first_l, surname_l = translit(first), translit(surname)
+        local = rng.choice((f"{first_l}.{surname_l}", f"{surname_l}{rng.randrange(70, 99)}",
+                            f"{first_l[0]}.{surname_l}"))
+        return self.email(local, domain)
+
+    def inn(self, length: int, region_code: str, offices: tuple[str, ...]) -> str:
+        while True:
+            prefix = region_code + self.rng.choice(offices)
+            value = inn10(self.rng, prefix) if length == 10 else inn12(self.rng, prefix)
+            if value not in self.inns:
+                self.inns.add(value)
+                return value
+
+
+# --- the fill -------------------------------------------------------------------------------------
+
+async def fill(database: Any, *, region: str = "RU", seed: int = SEED) -> Summary:
+    """Fill an empty database; ``NotEmpty`` when it has clients already."""
+    started = time.perf_counter()
+    async with database.reading() as s:
+        count = await s.scalar(select(func.count()).select_from(Client))
+    if count:
+        raise NotEmpty(f"the database has {count} client{'s' if count != 1 else ''} already; "
+                       "demo data goes only into an empty database")
+    summary = Summary()
+    async with database.transaction() as s:
+        await _fill(s, random.Random(seed), region, summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+async def _fill(s: Any, rng: random.Random, region: str, summary: Summary) -> None:
+    from hub.crm import clients, contacts, deals, leads, pipelines, tasks, timeline, users
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    gen = _Gen(rng, region)
+
+    # Users -----------------------------------------------------------------------------------------
+    people: dict[str, User] = {}
+    created_logins = []
+    for login, name, role, extensions in DEMO_USERS:
+        existing = await s.scalar(select(User).where(User.login == login))
+        if existing is None:
+            made = await users.create_or_update_user(s, login, login, role, name=name,
+                                                     extensions=extensions, language="ru")
+            existing = await s.get(User, made["id"])
+            created_logins.append({"login": login, "password": login, "role": role})
+            password: str | None = login
+        else:
+            password = None
+        people[login] = existing
+        summary.users.append({"login": login, "password": password, "role": existing.role,
+                              "extensions": extensions})
+    admin, manager = people["admin"], people["manager"]
+    staff = [people["manager"], people["agent1"], people["agent2"]]
+    agents = [people["agent1"], people["agent2"]]
+
+    # Clients and their contact persons ---------------------------------------------------------------
+    client_rows: list[dict[str, Any]] = []  # {"id", "manager", "contacts": [ids], "name"}
+    words = list(COMPANY_WORDS)
+    rng.shuffle(words)
+    plan = ["company"] * 26 + ["sole"] * 6 + ["person"] * 18
+    rng.shuffle(plan)
+    for kind in plan:
+        city, region_code, offices, area_codes = rng.choice(REGIONS)
+        owner = rng.choice(staff)
+        data: dict[str, Any] = {"region": city, "industry": rng.choice(INDUSTRIES), "manager_id": owner.id,
+                                "tags": rng.sample(TAGS, rng.choice((0, 1, 1, 2)))}
+        if kind == "company":
+            word, domain_name = words.pop()
+            short, long = rng.choice(LEGAL_FORMS)
+            inn = gen.inn(10, region_code, offices)
+            domain = f"{domain_name}.ru"
+            data.update(name=f"{short} «{word}»", full_name=f"{long} «{word}»", kind="company",
+                        inn=inn, kpp=inn[:4] + "01001",
+                        phones=[gen.landline(area_codes)] + ([gen.mobile()] if rng.random() < 0.4 else []),
+                        emails=[gen.email(rng.choice(("info", "office", "zakaz", "sales")), domain)])
+        elif kind == "sole":
+            full, first, surname, _g = gen.person()
+            data.update(name=f"ИП {full}", full_name=f"Индивидуальный предприниматель {full}", kind="company",
+                        inn=gen.inn(12, region_code, offices), phones=[gen.mobile()],
+                        emails=[gen.personal_email(first, surname)])
+        else:
+            full, first, surname, _g = gen.person()
+            data.update(name=full, full_name=full, kind="person", phones=[gen.mobile()],
+                        emails=[gen.personal_email(first, surname)] if rng.random() < 0.8 else [])
+            if rng.random() < 0.3:
+                data["inn"] = gen.inn(12, region_code, offices)
+        if rng.random() < 0.3:
+            data["comment"] = rng.choice(NOTES)
+        client = await clients.create_client(s, admin, data, region=region)
+        row = {"id": client["id"], "manager": owner, "contacts": [], "name": data["name"],
+               "domain": data["emails"][0].split("@")[1] if data.get("emails") else "mail.ru"}
+        summary.clients += 1
+        if kind != "person":
+            count = 1 if kind == "sole" else rng.choice((1, 1, 2, 2, 3))
+            positions = rng.sample(POSITIONS, count)
+            for position in positions:
+                full, first, surname, _g = gen.person()
+                email = (gen.email(f"{translit(first)[0]}.{translit(surname)}", row["domain"])
+                         if kind == "company" else gen.personal_email(first, surname))
+                contact = await contacts.create_contact(s, admin, {
+                    "client_id": client["id"], "name": full, "position": position,
+                    "phones": [gen.mobile()], "emails": [email],
+                })
+                row["contacts"].append(contact["id"])
+                summary.contacts += 1
+        client_rows.append(row)
+
+    # Leads -------------------------------------------------------------------------------------------
+    lead_rows: list[dict[str, Any]] = []
+    for i in range(15):
+        full, first, surname, _g = gen.person()
+        source = LEAD_SOURCES[i % len(LEAD_SOURCES)]
+        unsorted = i % 3 == 0
+        data = {"name": full if rng.random() < 0.7 else f"{first} ({source})", "source": source,
+                "phones": [gen.mobile()]}
+        if source == "telegram":
+            data["telegram"] = [f"@{translit(first)}_{translit(surname)}"[:32]]
+        if source in ("сайт", "выставка") or rng.random() < 0.3:
+            data["emails"] = [gen.personal_email(first, surname)]
+        if not unsorted:
+            data["manager_id"] = rng.choice([*agents, manager]).id
+        else:
+            data["unsorted"] = True
+        lead = await leads.create_lead(s, admin, data)
+        lead_rows.append({"id": lead["id"], "manager_id": data.get("manager_id")})
+        summary.leads += 1
+
+    # Deals ---------------------------------------------------------------------------------------------
+    pipeline = await pipelines.default_pipeline(s)
+    stages = list((await s.execute(select(Stage).where(Stage.pipeline_id == pipeline.id)
+                                   .order_by(Stage.position))).scalars())
+    active = [st for st in stages if st.kind == "active"]
+    won = next(st for st in stages if st.kind == "won")
+    lost = next(st for st in stages if st.kind == "lost")
+    summary.deals_by_stage = {st.name: 0 for st in stages}
+    targets = [i for i, n in enumerate(STAGE_COUNTS) for _ in range(n)]
+    rng.shuffle(targets)
+    deal_ids: list[tuple[int, User, int | None]] = []  # (deal id, responsible, client id)
+    for n, target in enumerate(targets):
+        on_lead = n % 12 == 0 and lead_rows
+        title = rng.choice(DEAL_TITLES)
+        amount = rng.choice((15_000, 48_000, 120_000, 250_000, 600_000, 1_200_000, 3_500_000))
+        amount = round(amount * rng.uniform(0.6, 1.6), -2)
+        data = {"title": title, "pipeline_id": pipeline.id, "stage_id": active[0].id,
+                "amount": amount, "currency": "RUB",
+                "tags": rng.sample(("Тендер", "Срочно", "Повторная", "Опт"), rng.choice((0, 0, 1)))}
+        if on_lead:
+            lead_row = lead_rows[(n // 12) % len(lead_rows)]
+            data["lead_id"] = lead_row["id"]
+            responsible = next((u for u in staff if u.id == lead_row["manager_id"]), rng.choice(agents))
+            client_id = None
+        else:
+            row = rng.choice(client_rows)
+            data["client_id"] = row["id"]
+            data["title"] = f"{title} — {row['name']}"
+            if row["contacts"]:
+                data["contact_id"] = rng.choice(row["contacts"])
+            responsible = row["manager"] if rng.random() < 0.7 else rng.choice(staff)
+            client_id = row["id"]
+        data["responsible_id"] = responsible.id
+        data["next_interaction_at"] = iso(now + timedelta(days=rng.randint(1, 10), hours=rng.randint(0, 8)))
+        data["next_interaction_note"] = rng.choice(NEXT_NOTES)
+        deal = await deals.create_deal(s, responsible, data)
+        deal_id = deal["id"]
+        summary.deals += 1
+        stage_name = stages[target].name
+        summary.deals_by_stage[stage_name] += 1
+
+        # walk it through the pipeline the way a manager would
+        if stages[target].kind == "active":
+            path = active[1:target + 1]
+        elif stages[target] is won:
+            path = [*active[1:], won]
+        else:
+            path = [*active[1:rng.randint(1, 4)], lost]
+        for step, stage in enumerate(path):
+            move: dict[str, Any] = {"stage_id": stage.id, "result": rng.choice(RESULTS)}
+            last = step == len(path) - 1
+            if stage.kind == "active":
+                if last and rng.random() < 0.3:  # overdue: the planned call did not happen
+                    when = now - timedelta(days=rng.randint(1, 6), hours=rng.randint(0, 6))
+                else:
+                    when = now + timedelta(days=rng.randint(0, 14), hours=rng.randint(1, 8))
+                move["next_interaction_at"] = iso(when)
+                move["next_interaction_note"] = rng.choice(NEXT_NOTES)
+            if stage is lost:
+                move["loss_reason"] = rng.choice(LOSS_REASONS)
+            await deals.move_deal(s, responsible, deal_id, move)
+
+        for _ in range(rng.choice((0, 1, 1, 2))):
+            await timeline.add_note(s, responsible, "deal", deal_id, {"text": rng.choice(NOTES)})
+            summary.notes += 1
+        if rng.random() < 0.25:
+            await timeline.add_entry(s, kind=rng.choice(("telegram", "email", "sms")), direction="in",
+                                     text=rng.choice(MESSAGES_IN), deal_id=deal_id)
+        deal_ids.append((deal_id, responsible, client_id))
+
+    # Tasks ---------------------------------------------------------------------------------------------
+    for i in range(40):
+        deal_id, responsible, client_id = deal_ids[(i * 7) % len(deal_ids)]
+        kind = i % 4  # 0: overdue, 1: done, 2: in progress, 3: planned
+        days = timedelta(days=1)
+        if kind == 0:
+            start, due, percent = now - rng.randint(3, 9) * days, now - rng.randint(1, 2) * days, 0
+        elif kind == 1:
+            start, due, percent = now - rng.randint(5, 20) * days, now - rng.randint(1, 4) * days, 100
+        elif kind == 2:
+            start, due, percent = now - days, now + rng.randint(1, 5) * days, rng.choice((25, 50, 75))
+        else:
+            start, due, percent = now + days, now + rng.randint(3, 14) * days, 0
+        data = {"subject": rng.choice(TASK_SUBJECTS), "description": rng.choice(NOTES),
+                "start_at": iso(start), "due_at": iso(due), "percent": 80 if kind == 1 else percent,
+                "deal_id": deal_id, "assignee_id": responsible.id}
+        if client_id:
+            data["client_id"] = client_id
+        task = await tasks.create_task(s, manager if i % 5 == 0 else responsible, data)
+        if kind == 1:
+            await tasks.complete_task(s, responsible, task["id"])
+        summary.tasks += 1
+
+    await _backdate(s, rng, now)
+    s.add(Setting(key=SETTING_KEY, value={"logins": created_logins, "created_at": iso(now)}))
+    await s.flush()
+
+
+async def _backdate(s: Any, rng: random.Random, now: datetime) -> None:
+    """Spread the history over the last three months: a deal is created days or weeks ago and its
+    timeline entries (stage changes, notes, messages) happen between then and now, in order."""
+    deal_ids = list((await s.execute(select(Deal.id).order_by(Deal.id))).scalars())
+    entries = (await s.execute(select(TimelineEntry.id, TimelineEntry.deal_id)
+                               .where(TimelineEntry.deal_id.is_not(None))
+                               .order_by(TimelineEntry.id))).all()
+    by_deal: dict[int, list[int]] = {}
+    for entry_id, deal_id in entries:
+        by_deal.setdefault(deal_id, []).append(entry_id)
+    deal_updates, entry_updates = [], []
+    for deal_id in deal_ids:
+        created = now - timedelta(days=rng.randint(3, 90), hours=rng.randint(0, 10))
+        ids = by_deal.get(deal_id, [])
+        span = (now - timedelta(hours=1) - created) / (len(ids) + 1)
+        moments = [created + span * (k + 1) for k in range(len(ids))]
+        for entry_id, moment in zip(ids, moments, strict=True):
+            entry_updates.append({"id": entry_id, "occurred_at": moment})
+        deal_updates.append({"id": deal_id, "created_at": created,
+                             "stage_changed_at": moments[-1] if moments else created})
+    if deal_updates:
+        await s.execute(update(Deal), deal_updates)
+    if entry_updates:
+        await s.execute(update(TimelineEntry), entry_updates)
+
+
+def describe(summary: Summary) -> str:
+    """What the CLI prints after a fill."""
+    lines = [
+        f"demo data created in {summary.seconds:.1f} s: {summary.clients} clients, "
+        f"{summary.contacts} contact persons, {summary.leads} leads, {summary.deals} deals, "
+        f"{summary.tasks} tasks, {summary.notes} notes",
+        "deals by stage: " + ", ".join(f"{name} {n}" for name, n in summary.deals_by_stage.items()),
+        "log in as:",
+    ]
+    for user in summary.users:
+        ext = f", extension {', '.join(user['extensions'])}" if user["extensions"] else ""
+        secret = user["password"] if user["password"] is not None else "(existing user, password unchanged)"
+        lines.append(f"  {user['login']} / {secret}   ({user['role']}{ext})")
+    return "\n".join(lines)
