@@ -472,8 +472,9 @@ async def _filters(session: AsyncSession, actor: User, *, pipeline_id: Any = Non
     errors = {}
     for name, value in (("pipeline_id", pipeline_id), ("stage_id", stage_id),
                         ("responsible_id", responsible_id), ("client_id", client_id), ("lead_id", lead_id)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            errors[name] = "must be an integer"
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 < value <= 2**62):
+            errors[name] = "must be an id"
     for name, value in (("tag", tag), ("q", q)):
         if value is not None and (not isinstance(value, str) or clean_text(value) or len(value) > 300):
             errors[name] = "must be a text of at most 300 characters"
@@ -531,7 +532,8 @@ def _decode_stage_cursor(cursor: str) -> tuple[datetime | None, int]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, key, last_id = text.split(":")
-        if kind != "k" or not last_id.isdigit() or not (key == "-" or key.lstrip("-").isdigit()):
+        if (kind != "k" or not last_id.isdigit() or int(last_id) > 2**62
+                or not (key == "-" or key.lstrip("-").isdigit())):
             raise ValueError
         at = None if key == "-" else EPOCH + timedelta(microseconds=int(key))
         return at, int(last_id)
@@ -544,6 +546,8 @@ async def list_stage_deals(session: AsyncSession, actor: User, stage_id: int, *,
                            tag: str | None = None) -> Page:
     """A kanban column: the nearest planned interaction first, deals without one last."""
     limit = clamp_limit(limit)
+    if stage_id is None:
+        raise ValidationError({"stage_id": "is required"})
     where = await _filters(session, actor, stage_id=stage_id, responsible_id=responsible_id, tag=tag)
     if cursor:
         at, last_id = _decode_stage_cursor(cursor)
@@ -567,9 +571,11 @@ async def stage_totals(session: AsyncSession, actor: User, pipeline_id: int, *,
                        responsible_id: int | None = None,
                        tag: str | None = None) -> dict[int, dict[str, Any]]:
     """``{stage_id: {"count", "amount"}}`` for every stage of the pipeline, summed in SQL."""
+    if pipeline_id is None:
+        raise ValidationError({"pipeline_id": "is required"})
+    where = await _filters(session, actor, pipeline_id=pipeline_id, responsible_id=responsible_id, tag=tag)
     if await session.get(Pipeline, pipeline_id) is None:
         raise NotFound("pipeline not found")
-    where = await _filters(session, actor, pipeline_id=pipeline_id, responsible_id=responsible_id, tag=tag)
     rows = await session.execute(
         select(Deal.stage_id, func.count(Deal.id), func.coalesce(func.sum(Deal.amount_minor), 0))
         .where(*where).group_by(Deal.stage_id)

@@ -42,7 +42,7 @@ def _fit(value: Any, limit: int | None) -> str:
 async def notify(session: AsyncSession, user_id: int, *, kind: str, title: str, text: str = "",
                  link: str = "", payload: dict[str, Any] | None = None) -> dict[str, Any]:
     """Add a bell item for ``user_id`` and publish ``notification.created`` to that user after commit."""
-    if isinstance(user_id, bool) or not isinstance(user_id, int):
+    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id <= 2**62:
         raise ValidationError({"user_id": "must be a user id"})
     if await session.get(User, user_id) is None:
         raise ValidationError({"user_id": "does not exist"})

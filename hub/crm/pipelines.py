@@ -42,7 +42,9 @@ def loss_reason_dict(reason: LossReason) -> dict[str, Any]:
     return {"id": reason.id, "name": reason.name, "active": reason.active}
 
 
-async def _load(session: AsyncSession, pipeline_id: int) -> Pipeline:
+async def _load(session: AsyncSession, pipeline_id: Any) -> Pipeline:
+    if isinstance(pipeline_id, bool) or not isinstance(pipeline_id, int) or not 0 < pipeline_id <= 2**62:
+        raise NotFound("pipeline not found")
     pipeline = await session.scalar(
         select(Pipeline).where(Pipeline.id == pipeline_id)
         .options(selectinload(Pipeline.stages)).execution_options(populate_existing=True)

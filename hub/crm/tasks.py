@@ -245,8 +245,9 @@ async def list_tasks(session: AsyncSession, actor: User, *, assignee_id: int | N
         errors["filter"] = f"must be one of: {', '.join(FILTERS)}"
     for name, value in (("assignee_id", assignee_id), ("deal_id", deal_id), ("client_id", client_id),
                         ("lead_id", lead_id)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            errors[name] = "must be an integer"
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 < value <= 2**62):
+            errors[name] = "must be an id"
     if errors:
         raise ValidationError(errors)
     after = decode_cursor(cursor)

@@ -265,6 +265,8 @@ async def list_timeline(session: AsyncSession, actor: User, target: str, target_
 
 async def get_entry(session: AsyncSession, actor: User, entry_id: int) -> TimelineEntry:
     """The entry if the actor may see what it is on, else NotFound."""
+    if isinstance(entry_id, bool) or not isinstance(entry_id, int) or not 0 < entry_id <= 2**62:
+        raise NotFound("timeline entry not found")
     entry = await session.scalar(
         select(TimelineEntry).where(TimelineEntry.id == entry_id)
         .options(selectinload(TimelineEntry.attachments))

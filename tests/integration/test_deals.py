@@ -690,3 +690,23 @@ async def test_pipeline_admin_rules(database: Database, people: dict) -> None:
             await pipelines.create_loss_reason(s, admin, {"name": "Нет бюджета на 2030"})
     async with database.reading() as s:
         assert await s.scalar(select(func.count(TimelineEntry.id))) == 0
+
+
+async def test_out_of_range_ids_never_reach_the_database(database: Database, people: dict) -> None:
+    from hub.crm import tasks
+
+    manager, huge = people["manager"], 10**30
+    async with database.reading() as s:
+        for call in (
+            lambda: deals.list_deals(s, manager, pipeline_id=huge),
+            lambda: deals.list_deals(s, manager, cursor="aTo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"),
+            lambda: deals.stage_totals(s, manager, huge),
+            lambda: deals.list_stage_deals(s, manager, huge),
+            lambda: deals.create_deal(s, manager, {"title": "t", "client_id": huge}),
+            lambda: tasks.list_tasks(s, manager, deal_id=huge),
+            lambda: timeline.set_pinned(s, manager, huge, True),
+            lambda: pipelines.get_pipeline(s, manager, huge),
+            lambda: deals.get_deal(s, manager, huge),
+        ):
+            with pytest.raises((ValidationError, NotFound)):
+                await call()
