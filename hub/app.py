@@ -1,1 +1,77 @@
-"""Composition root (filled in below)."""
+"""Composition root: the one place that knows every part. It wires; it decides nothing.
+
+``create_app(config)`` builds the application; the database engine, its migration, the bus and
+the open event streams live and die with it (``cleanup_ctx`` / ``on_shutdown``).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from hub.bus import InProcessBus
+from hub.config import Config
+from hub.db import Database, create_engine, migrate
+from hub.web import auth, health, openapi, sse
+from hub.web.api import deals, notifications, people, timeline
+from hub.web.errors import error_middleware
+from hub.web.keys import BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STREAMS
+from hub.web.ratelimit import LoginLimiter
+from hub.web.security import add_security_headers
+from hub.web.views import pages
+
+log = logging.getLogger(__name__)
+
+WEBUI = Path(__file__).resolve().parent.parent / "webui"
+
+# Every documented route table; the OpenAPI document is written from exactly these.
+ROUTE_TABLES = (
+    auth.routes, openapi.routes, health.routes, sse.routes,
+    people.routes, deals.routes, timeline.routes, notifications.routes,
+)
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes,
+        middlewares=[error_middleware, auth.auth_middleware],
+    )
+    app[CONFIG] = config
+    app[BUS] = InProcessBus()
+    # The engine connects lazily: nothing touches the database before startup migrates it.
+    app[DB] = Database(create_engine(config.database.url, echo=config.database.echo), app[BUS])
+    app[STREAMS] = weakref.WeakSet()
+    app[CHANNELS] = {}
+    app[LOGIN_LIMITER] = LoginLimiter()
+    app[OPENAPI] = openapi.build_document(ROUTE_TABLES)
+
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(WEBUI / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    for table in ROUTE_TABLES:
+        table.register(app.router)
+    auth.register_views(app.router)
+    pages.register_views(app.router)
+    app.router.add_static("/static", WEBUI / "static")
+
+    app.cleanup_ctx.append(_database)
+    app.on_shutdown.append(sse.stop_streams)
+    app.on_response_prepare.append(add_security_headers)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    database = app[DB]
+    try:
+        await migrate(database.engine)
+        yield
+    finally:
+        await database.dispose()

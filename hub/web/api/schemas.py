@@ -1,0 +1,111 @@
+"""JSON schemas of the API's resources, for the OpenAPI document (API.md is the contract)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.web.routing import Schema, ref
+
+ID: Schema = {"type": "integer", "minimum": 1}
+ID_OR_NULL: Schema = {"type": ["integer", "null"], "minimum": 1}
+TEXT: Schema = {"type": "string"}
+TEXT_OR_NULL: Schema = {"type": ["string", "null"]}
+TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
+STRINGS: Schema = {"type": "array", "items": {"type": "string"}}
+MONEY: Schema = {"type": ["number", "string"], "description": "roubles, at most two decimals"}
+TIMELINE_KINDS = ("call", "sms", "telegram", "email", "note", "stage_change", "task", "system")
+
+
+def obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def with_id(properties: dict[str, Schema]) -> Schema:
+    return obj({"id": ID, **properties}, ("id",))
+
+
+CONTACT_POINTS = {"phones": STRINGS, "emails": STRINGS, "telegram": STRINGS}
+
+CLIENT_IN = obj({
+    "name": TEXT, "kind": {"enum": ["company", "person"]}, "full_name": TEXT, "inn": TEXT_OR_NULL,
+    "kpp": TEXT_OR_NULL, "okpo": TEXT_OR_NULL, **CONTACT_POINTS, "manager_id": ID_OR_NULL,
+    "relationship_type": TEXT, "region": TEXT, "industry": TEXT, "comment": TEXT,
+    "tags": STRINGS, "custom": {"type": "object"},
+})
+CONTACT_IN = obj({"client_id": ID, "name": TEXT, "position": TEXT, "comment": TEXT, **CONTACT_POINTS})
+LEAD_IN = obj({"name": TEXT, **CONTACT_POINTS, "source": TEXT, "manager_id": ID_OR_NULL, "comment": TEXT})
+DEAL_IN = obj({
+    "title": TEXT, "client_id": ID_OR_NULL, "lead_id": ID_OR_NULL, "contact_id": ID_OR_NULL,
+    "pipeline_id": ID, "stage_id": ID, "amount": MONEY, "currency": TEXT, "responsible_id": ID_OR_NULL,
+    "tags": STRINGS, "next_interaction_at": TIME, "next_interaction_note": TEXT, "custom": {"type": "object"},
+})
+TASK_IN = obj({
+    "subject": TEXT, "description": TEXT, "start_at": TIME, "due_at": TIME,
+    "percent": {"type": "integer", "minimum": 0, "maximum": 100}, "client_id": ID_OR_NULL,
+    "deal_id": ID_OR_NULL, "lead_id": ID_OR_NULL, "assignee_id": ID_OR_NULL,
+})
+USER_IN = obj({
+    "login": TEXT, "password": TEXT, "name": TEXT, "role": {"enum": ["admin", "manager", "agent"]},
+    "extensions": STRINGS, "language": {"enum": ["ru", "en"]}, "active": {"type": "boolean"},
+    **CONTACT_POINTS,
+})
+STAGE = with_id({"name": TEXT, "color": TEXT, "kind": {"enum": ["active", "won", "lost"]},
+                 "position": {"type": "integer"}})
+PIPELINE_IN = obj({"name": TEXT, "stages": {"type": "array", "items": obj(
+    {"id": ID, "name": TEXT, "color": TEXT, "kind": {"enum": ["active", "won", "lost"]}})}})
+MOVE_IN = obj({
+    "stage_id": ID, "result": TEXT, "next_interaction_at": TIME, "next_interaction_note": TEXT,
+    "loss_reason": {"type": ["integer", "string", "null"], "description": "a loss reason id or free text"},
+}, ("stage_id",))
+CONVERT_IN = obj({"client": obj({}), "contact": obj({}),
+                  "kind": {"enum": ["company", "person"]}, "name": TEXT},)
+NOTE_IN = obj({"text": TEXT, "pinned": {"type": "boolean"}}, ("text",))
+PIN_IN = obj({"pinned": {"type": "boolean"}}, ("pinned",))
+READ_IN = obj({"ids": {"type": "array", "items": ID, "description": "omitted: all"}})
+LOSS_REASON_IN = obj({"name": TEXT}, ("name",))
+
+OPEN_DEAL = obj({"id": ID, "title": TEXT, "stage": TEXT_OR_NULL, "amount": {"type": "number"}})
+MATCH = obj({
+    "type": {"enum": ["client", "contact", "lead", "user"]}, "id": ID, "name": TEXT,
+    "client_id": ID_OR_NULL, "open_deals": {"type": "array", "items": OPEN_DEAL},
+}, ("type", "id", "name", "client_id", "open_deals"))
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": obj({"error": obj({"code": TEXT, "message": TEXT,
+                                "fields": {"type": "object", "additionalProperties": TEXT}},
+                               ("code", "message", "fields"))}, ("error",)),
+    "Client": with_id({**CLIENT_IN["properties"], "created_at": TIME, "updated_at": TIME}),
+    "Contact": with_id({**CONTACT_IN["properties"], "created_at": TIME}),
+    "Lead": with_id({**LEAD_IN["properties"], "unsorted": {"type": "boolean"},
+                     "converted_client_id": ID_OR_NULL, "created_at": TIME}),
+    "Deal": with_id({**DEAL_IN["properties"], "amount": {"type": "number"}, "stage": STAGE,
+                     "loss_reason_id": ID_OR_NULL, "created_at": TIME, "updated_at": TIME,
+                     "closed_at": TIME}),
+    "Task": with_id({**TASK_IN["properties"], "author_id": ID_OR_NULL, "kind": TEXT,
+                     "completed_at": TIME, "overdue": {"type": "boolean"}, "created_at": TIME}),
+    "User": with_id({"login": TEXT, "name": TEXT, "role": {"enum": ["admin", "manager", "agent"]},
+                     "extensions": STRINGS, "language": TEXT, "active": {"type": "boolean"}}),
+    "Pipeline": with_id({"name": TEXT, "is_default": {"type": "boolean"},
+                         "stages": {"type": "array", "items": STAGE}}),
+    "LossReason": with_id({"name": TEXT, "active": {"type": "boolean"}}),
+    "TimelineEntry": with_id({
+        "kind": {"enum": list(TIMELINE_KINDS)}, "direction": {"enum": ["in", "out", None]},
+        "occurred_at": TIME, "author_id": ID_OR_NULL, "text": TEXT, "payload": {"type": "object"},
+        "pinned": {"type": "boolean"}, "deal_id": ID_OR_NULL, "client_id": ID_OR_NULL,
+        "lead_id": ID_OR_NULL, "attachments": {"type": "array", "items": {"type": "object"}},
+    }),
+    "Notification": with_id({"kind": TEXT, "title": TEXT, "text": TEXT, "link": TEXT,
+                             "payload": {"type": "object"}, "read_at": TIME, "created_at": TIME}),
+    "Match": MATCH,
+}
+
+IDENTIFY_OUT = obj({"matches": {"type": "array", "items": ref("Match")}}, ("matches",))
+CONVERT_OUT = obj({"client": ref("Client"), "contact": {"oneOf": [ref("Contact"), {"type": "null"}]}},
+                  ("client", "contact"))
+UNREAD_OUT = obj({"unread_count": {"type": "integer"}}, ("unread_count",))
+HEALTH_OUT = obj({"status": {"enum": ["ok", "error"]}, "database": {"enum": ["ok", "error"]},
+                  "channels": {"type": "object", "additionalProperties": TEXT}},
+                 ("status", "database", "channels"))

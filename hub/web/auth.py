@@ -1,0 +1,242 @@
+"""Who is calling: bearer tokens for programs, a session cookie (with a CSRF token) for the browser.
+
+Only the SHA-256 of a token or session secret is stored (``AuthToken``). A request authenticated by
+the cookie that changes something must carry the session's CSRF token (form field ``csrf_token``
+or header ``X-CSRF-Token``); a bearer request needs none, since no browser sends it by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy import delete, select
+
+from hub.crm import users
+from hub.crm.errors import Forbidden
+from hub.crm.models import AuthToken, User, utcnow
+from hub.crm.validate import Fields
+from hub.web.errors import Handler, Unauthorized, json_body
+from hub.web.keys import CONFIG, DB, LOGIN_LIMITER, SESSION, USER, Session
+from hub.web.routing import Routes, is_public, mark_public, ref
+
+SESSION_COOKIE = "crmhub_session"
+LOGIN_COOKIE = "crmhub_login"  # guards the login form itself against cross-site posts
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+routes = Routes("auth")
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# --- identifying the caller ------------------------------------------------------------------------
+
+async def _lookup(request: web.Request, raw: str, kind: str) -> tuple[User, AuthToken] | None:
+    query = (
+        select(User, AuthToken)
+        .join(AuthToken, AuthToken.user_id == User.id)
+        .where(AuthToken.token_hash == hash_token(raw), AuthToken.kind == kind, User.active.is_(True))
+    )
+    async with request.app[DB].reading() as s:
+        row = (await s.execute(query)).first()
+    if row is None:
+        return None
+    user, token = row
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        return None
+    return user, token
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return value.strip()
+
+
+async def _csrf_from(request: web.Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    public = is_public(request.match_info.handler)
+    bearer = _bearer(request)
+    if bearer is not None:
+        found = await _lookup(request, bearer, "api")
+        if found is not None:
+            request[USER], token = found
+            request[SESSION] = Session("bearer", token.token_hash)
+        elif not public:
+            raise Unauthorized("the token is unknown, expired or its user is inactive")
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        found = await _lookup(request, cookie, "session")
+        if found is not None:
+            request[USER], token = found
+            request[SESSION] = Session("session", token.token_hash, token.csrf_token)
+            if request.method not in SAFE_METHODS and not public:
+                sent = await _csrf_from(request)
+                if not sent or not hmac.compare_digest(sent.encode(), token.csrf_token.encode()):
+                    raise Forbidden("the CSRF token is missing or wrong; reload the page")
+    if USER not in request and request.path.startswith("/api/") and not public:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+    return await handler(request)
+
+
+# --- logging in ------------------------------------------------------------------------------------
+
+async def _authenticate(request: web.Request, login: str, password: str) -> User:
+    """The active user with these credentials, else Unauthorized (and counted against the limit)."""
+    limiter = request.app[LOGIN_LIMITER]
+    remote = request.remote or ""
+    if limiter.blocked(remote, login):
+        raise web.HTTPTooManyRequests(reason="too many failed logins; try again in a few minutes")
+    async with request.app[DB].transaction() as s:
+        user = await users.authenticate(s, login, password)
+    if user is None or not user.active:
+        limiter.failed(remote, login)
+        raise Unauthorized("wrong login or password")
+    limiter.succeeded(remote, login)
+    return user
+
+
+async def _issue(request: web.Request, user: User, kind: str,
+                 expires_in: timedelta | None) -> tuple[str, str]:
+    raw = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32) if kind == "session" else ""
+    now = utcnow()
+    async with request.app[DB].transaction() as s:
+        if kind == "session":  # tidy this user's expired sessions while we are here
+            await s.execute(delete(AuthToken).where(
+                AuthToken.user_id == user.id, AuthToken.kind == "session", AuthToken.expires_at <= now))
+        s.add(AuthToken(token_hash=hash_token(raw), user_id=user.id, kind=kind, csrf_token=csrf,
+                        created_at=now, expires_at=now + expires_in if expires_in else None))
+    return raw, csrf
+
+
+TOKEN_REQUEST = {
+    "type": "object",
+    "required": ["login", "password"],
+    "properties": {"login": {"type": "string"}, "password": {"type": "string"}},
+}
+TOKEN_RESPONSE = {
+    "type": "object",
+    "required": ["token", "user"],
+    "properties": {"token": {"type": "string"}, "user": ref("User")},
+}
+
+
+@routes.post("/api/v1/auth/token", "Exchange a login and password for a bearer token",
+             request=TOKEN_REQUEST, response=TOKEN_RESPONSE, errors=(401, 422, 429), public=True)
+async def issue_token(request: web.Request) -> web.Response:
+    v = Fields(await json_body(request))
+    login = v.text("login", required=True, max_len=64)
+    password = v.text("password", required=True, max_len=1024)
+    v.check()
+    user = await _authenticate(request, login, password)
+    token, _ = await _issue(request, user, "api", None)
+    async with request.app[DB].reading() as s:
+        user_dict = await users.get_user(s, user, user.id)
+    return web.json_response({"token": token, "user": user_dict})
+
+
+# --- the browser's session -------------------------------------------------------------------------
+
+def _secure(request: web.Request) -> bool:
+    return request.app[CONFIG].server.public_url.lower().startswith("https://")
+
+
+def _render_login(request: web.Request, *, error: str = "", login: str = "",
+                  status: int = 200) -> web.Response:
+    nonce = secrets.token_urlsafe(16)
+    response = aiohttp_jinja2.render_template(
+        "login.html", request,
+        {"csrf_token": nonce, "error": error, "login": login, "next": _safe_next(request.query.get("next"))},
+        status=status)
+    response.set_cookie(LOGIN_COOKIE, nonce, path="/login", httponly=True, samesite="Lax",
+                        secure=_secure(request), max_age=3600)
+    return response
+
+
+def _safe_next(value: Any) -> str:
+    """Only a local path is a place to go after login (no open redirect)."""
+    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    if USER in request:
+        raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
+    return _render_login(request)
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    login = form.get("login")
+    password = form.get("password")
+    nonce = form.get(CSRF_FIELD)
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not isinstance(nonce, str) or not cookie or not hmac.compare_digest(nonce.encode(), cookie.encode()):
+        return _render_login(request, error="Форма устарела, попробуйте ещё раз.", status=403)
+    if not isinstance(login, str) or not isinstance(password, str) or not login.strip() or not password:
+        return _render_login(request, error="Введите логин и пароль.", status=422)
+    login = login.strip()
+    try:
+        if "\x00" in login + password or len(login) > 64 or len(password) > 1024:
+            raise Unauthorized("wrong login or password")
+        user = await _authenticate(request, login, password)
+    except Unauthorized:
+        return _render_login(request, error="Неверный логин или пароль.", login=login, status=401)
+    except web.HTTPTooManyRequests:
+        return _render_login(request, error="Слишком много попыток, подождите несколько минут.",
+                             login=login, status=429)
+    days = request.app[CONFIG].server.session_days
+    raw, _ = await _issue(request, user, "session", timedelta(days=days))
+    response = web.HTTPSeeOther(_safe_next(request.query.get("next")))
+    response.set_cookie(SESSION_COOKIE, raw, path="/", httponly=True, samesite="Lax",
+                        secure=_secure(request), max_age=days * 86400)
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    if SESSION in request and request[SESSION].kind == "session":
+        async with request.app[DB].transaction() as s:
+            await s.execute(delete(AuthToken).where(AuthToken.token_hash == request[SESSION].token_hash))
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+def require_login(request: web.Request) -> User:
+    """The logged-in user of an HTML page, or a redirect to the login form."""
+    if USER not in request:
+        raise web.HTTPSeeOther("/login")
+    return request[USER]
+
+
+def register_views(router: web.UrlDispatcher) -> None:
+    router.add_get("/login", login_page)
+    router.add_post("/login", mark_public(login_submit))
+    router.add_post("/logout", logout)
+

@@ -1,0 +1,184 @@
+"""Errors as JSON, request bodies and query parameters.
+
+Every failure under ``/api/`` answers ``{"error": {"code", "message", "fields"}}``. Bad input is
+always a 4xx; only a bug is a 500, and a bug is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+
+from hub.crm.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
+from hub.crm.validate import clean_text, parse_datetime
+
+log = logging.getLogger(__name__)
+
+STATUS = {ValidationError: 422, NotFound: 404, Forbidden: 403, Conflict: 409}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(DomainError):
+    """The request itself cannot be read (malformed JSON, bad encoding): 400."""
+
+    code = "bad_request"
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+
+
+STATUS[BadRequest] = 400
+STATUS[Unauthorized] = 401
+
+
+def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+    return web.json_response(body, status=status, headers=headers,
+                             dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        status = STATUS.get(type(exc), 400)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return error_response(status, exc.code, exc.message, exc.fields, headers)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not is_api(request):
+            raise
+        message = exc.reason if exc.status != 413 else "the request body is too large"
+        return error_response(exc.status, HTTP_CODES.get(exc.status, "error"), message,
+                              headers={k: v for k, v in exc.headers.items() if k == "Allow"})
+    except IntegrityError:
+        # A service should have said Conflict; the database caught it instead. Still not a 500.
+        log.warning("integrity error on %s %s", request.method, request.path, exc_info=True)
+        return error_response(409, Conflict.code, "conflicts with existing data")
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        if is_api(request):
+            return error_response(500, "internal", "internal server error")
+        return web.Response(status=500, text="Внутренняя ошибка сервера / Internal server error")
+
+
+# --- bodies ----------------------------------------------------------------------------------------
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object; 400 when it is not JSON, 422 when it is not an object."""
+    raw = await request.read()
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValidationError({"body": "must be a JSON object"})
+    return data
+
+
+async def optional_json_body(request: web.Request) -> dict[str, Any]:
+    """Like ``json_body``, but an empty body is an empty object."""
+    if not (await request.read()).strip():
+        return {}
+    return await json_body(request)
+
+
+# --- query parameters ------------------------------------------------------------------------------
+
+def query_text(request: web.Request, name: str, *, max_len: int = 300) -> str | None:
+    value = request.query.get(name)
+    if value is None or value.strip() == "":
+        return None
+    reason = clean_text(value) or (f"must be at most {max_len} characters" if len(value) > max_len else None)
+    if reason:
+        raise ValidationError({name: reason})
+    return value.strip()
+
+
+def query_int(request: web.Request, name: str, *, minimum: int | None = 1,
+              maximum: int = 2**62) -> int | None:
+    value = query_text(request, name, max_len=30)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationError({name: "must be an integer"}) from None
+    if (minimum is not None and number < minimum) or number > maximum:
+        raise ValidationError({name: f"must be between {minimum} and {maximum}"})
+    return number
+
+
+def query_bool(request: web.Request, name: str) -> bool | None:
+    value = query_text(request, name, max_len=10)
+    if value is None:
+        return None
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise ValidationError({name: "must be true or false"})
+
+
+def query_datetime(request: web.Request, name: str) -> datetime | None:
+    value = query_text(request, name, max_len=40)
+    if value is None:
+        return None
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValidationError({name: "must be an ISO 8601 date and time"})
+    return parsed
+
+
+def query_list(request: web.Request, name: str, options: tuple[str, ...] | None = None) -> list[str] | None:
+    """A comma-separated list (``kind=call,sms``), each item one of ``options`` when given."""
+    value = query_text(request, name, max_len=1000)
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if options is not None:
+        bad = [item for item in items if item not in options]
+        if bad:
+            raise ValidationError({name: f"unknown value {bad[0]!r}; expected any of: {', '.join(options)}"})
+    return items or None
+
+
+def query_choice(request: web.Request, name: str, options: tuple[str, ...]) -> str | None:
+    value = query_text(request, name, max_len=50)
+    if value is not None and value not in options:
+        raise ValidationError({name: f"must be one of: {', '.join(options)}"})
+    return value
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """An id from the URL; anything that is not one cannot name an object: 404."""
+    text = request.match_info[name]
+    if not text.isdigit() or len(text) > 18 or int(text) < 1:
+        raise NotFound("not found")
+    return int(text)

@@ -1,0 +1,41 @@
+"""Typed keys of what the composition root puts on the application and the auth layer on a request."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from hub.bus import InProcessBus
+from hub.config import Config
+from hub.crm.models import User
+from hub.db import Database
+from hub.web.ratelimit import LoginLimiter
+
+
+@dataclass(frozen=True)
+class Session:
+    """How the current request was authenticated: ``kind`` is "bearer" or "session"."""
+
+    kind: str
+    token_hash: str
+    csrf_token: str = ""
+
+
+CONFIG = web.AppKey("config", Config)
+DB = web.AppKey("database", Database)
+BUS = web.AppKey("bus", InProcessBus)
+# Open event streams, stopped on shutdown so that they do not hold the server open.
+STREAMS = web.AppKey("event_streams", weakref.WeakSet[EventSourceResponse])
+# Channel name → a function answering its state ("connected", "disconnected", ...) for /healthz.
+CHANNELS = web.AppKey("channels", dict[str, Callable[[], str]])
+
+OPENAPI = web.AppKey("openapi_document", dict[str, Any])
+LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+
+USER = web.RequestKey("user", User)
+SESSION = web.RequestKey("session", Session)

@@ -1,0 +1,123 @@
+"""Routes that carry their own documentation.
+
+Each API module keeps a ``routes = Routes("clients")`` table; its decorators register the handler and
+record method, path, summary, parameters and schemas, from which ``hub.web.openapi`` writes the
+OpenAPI document. A route cannot be added without saying what it is.
+
+    @routes.get("/api/v1/clients/{id}", "Read a client", response=ref("Client"))
+    async def get_client(request): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Schema = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter. ``type``: string, integer, boolean, date-time or a JSON schema."""
+
+    name: str
+    type: str | Schema = "string"
+    description: str = ""
+    required: bool = False
+
+    def schema(self) -> Schema:
+        if isinstance(self.type, dict):
+            return self.type
+        if self.type == "date-time":
+            return {"type": "string", "format": "date-time"}
+        return {"type": self.type}
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    request: Schema | None = None
+    response: Schema | None = None
+    status: int = 200
+    params: tuple[Param, ...] = ()
+    errors: tuple[int, ...] = ()
+    public: bool = False
+    content_type: str = "application/json"
+
+
+@dataclass
+class Routes:
+    tag: str
+    specs: list[RouteSpec] = field(default_factory=list)
+
+    def route(self, method: str, path: str, summary: str, *, request: Schema | None = None,
+              response: Schema | None = None, status: int = 200, params: Iterable[Param] = (),
+              errors: Iterable[int] = (), public: bool = False,
+              content_type: str = "application/json") -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            if public:
+                mark_public(handler)
+            self.specs.append(RouteSpec(method, path, handler, summary, self.tag, request, response,
+                                        status, tuple(params), tuple(errors), public, content_type))
+            return handler
+
+        return register
+
+    def get(self, path: str, summary: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, summary, **kwargs)
+
+    def post(self, path: str, summary: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, summary, **kwargs)
+
+    def patch(self, path: str, summary: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, summary, **kwargs)
+
+    def delete(self, path: str, summary: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, summary, **kwargs)
+
+    def add(self, method: str, path: str, handler: Handler, summary: str, **kwargs: Any) -> None:
+        self.route(method, path, summary, **kwargs)(handler)
+
+    def register(self, router: web.UrlDispatcher) -> None:
+        for spec in self.specs:
+            # GET routes answer HEAD too, except the event stream (aiohttp-sse wants GET).
+            allow_head = spec.method == "GET" and spec.content_type != "text/event-stream"
+            if spec.method == "GET":
+                router.add_get(spec.path, spec.handler, allow_head=allow_head)
+            else:
+                router.add_route(spec.method, spec.path, spec.handler)
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def page_of(name: str) -> Schema:
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {"items": {"type": "array", "items": ref(name)},
+                       "next_cursor": {"type": ["string", "null"]}},
+    }
+
+
+PAGING = (Param("cursor", description="next_cursor of the previous page"),
+          Param("limit", "integer", "items per page, 1..200 (default 50)"))
+
+
+def mark_public(handler: Handler) -> Handler:
+    """Mark a handler as reachable without logging in."""
+    handler.__crmhub_public__ = True  # type: ignore[attr-defined]
+    return handler
+
+
+def is_public(handler: Any) -> bool:
+    return bool(getattr(handler, "__crmhub_public__", False))

@@ -1,0 +1,1 @@
+"""HTML pages for the browser (the full UI comes later)."""
