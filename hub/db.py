@@ -31,18 +31,35 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling breaks SAVEPOINT (its first savepoint commits what came
+    # before); take transactions over: no implicit BEGIN, ours is issued on the "begin" event.
+    dbapi_connection.isolation_level = None
+    # SQLite's lower() folds ASCII only; case-insensitive search must work for Cyrillic too.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # Writers begin IMMEDIATE: two deferred transactions that both read and then write deadlock
+    # in SQLite ("database is locked") instead of waiting their turn.
+    mode = connection.get_execution_options().get("sqlite_begin", "")
+    connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -68,7 +85,9 @@ class Database:
     def __init__(self, engine: AsyncEngine, bus: Bus) -> None:
         self.engine = engine
         self.bus = bus
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        writer = engine.execution_options(sqlite_begin="IMMEDIATE")
+        self.sessions = async_sessionmaker(writer, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -86,7 +105,8 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
+        """A session for reads only (on SQLite it does not queue behind writers)."""
+        async with self.read_sessions() as session:
             yield session
 
     async def dispose(self) -> None:

@@ -34,7 +34,7 @@ from hub.crm.models import (
 )
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from hub.crm.pipelines import default_pipeline, find_or_make_loss_reason
-from hub.crm.timeline import add_entry, savepoint, user_refs
+from hub.crm.timeline import add_entry, user_refs
 from hub.crm.validate import Fields, clean_text, iso
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -157,7 +157,7 @@ async def _tags(session: AsyncSession, names: list[str]) -> list[Tag]:
             continue
         tag = Tag(name=name)
         try:
-            async with savepoint(session):
+            async with session.begin_nested():
                 session.add(tag)
                 await session.flush()
             found[name] = tag

@@ -14,7 +14,6 @@ from hub.crm import access
 from hub.crm.errors import Conflict, NotFound, ValidationError
 from hub.crm.models import STAGE_KINDS, Deal, LossReason, Pipeline, Stage, User
 from hub.crm.paging import Page
-from hub.crm.timeline import savepoint
 from hub.crm.validate import Fields, clean_text, iso
 
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -218,7 +217,7 @@ async def create_loss_reason(session: AsyncSession, actor: User, data: Any) -> d
         return loss_reason_dict(existing)
     reason = LossReason(name=name, active=True)
     try:
-        async with savepoint(session):
+        async with session.begin_nested():
             session.add(reason)
             await session.flush()
     except IntegrityError as exc:
@@ -246,7 +245,7 @@ async def find_or_make_loss_reason(session: AsyncSession, value: Any) -> LossRea
     if reason is None:
         candidate = LossReason(name=text, active=False)
         try:
-            async with savepoint(session):
+            async with session.begin_nested():
                 session.add(candidate)
                 await session.flush()
             reason = candidate

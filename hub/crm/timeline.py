@@ -7,8 +7,7 @@ replayed event (AMI resync, Telegram redelivery, IMAP re-fetch) adds nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -37,24 +36,6 @@ MAX_NOTE = 20_000
 
 
 # --- helpers shared by the deal services ------------------------------------------------------------
-
-@asynccontextmanager
-async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
-    """``session.begin_nested()`` that is safe on SQLite too.
-
-    pysqlite opens its transaction lazily, at the first INSERT/UPDATE/DELETE; a SAVEPOINT issued
-    before that opens the transaction itself, and releasing it would COMMIT everything so far. So on
-    SQLite the outer transaction is begun explicitly first.
-    """
-    if session.bind is not None and session.bind.dialect.name == "sqlite":
-        connection = await session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        if driver is not None and not getattr(driver, "in_transaction", True):
-            await connection.exec_driver_sql("BEGIN")
-    async with session.begin_nested():
-        yield
-
 
 def storable(value: str) -> str:
     """Text from a channel is kept whole; only NUL, which PostgreSQL cannot store, is replaced."""
@@ -184,7 +165,7 @@ async def add_entry(session: AsyncSession, *, kind: str, text: str = "", directi
         await session.flush()
     else:
         try:
-            async with savepoint(session):
+            async with session.begin_nested():
                 session.add(entry)
                 await session.flush()
         except IntegrityError:
