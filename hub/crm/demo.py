@@ -402,7 +402,7 @@ async def _fill(s: Any, rng: random.Random, region: str, summary: Summary) -> No
         data["responsible_id"] = responsible.id
         data["next_interaction_at"] = iso(now + timedelta(days=rng.randint(1, 10), hours=rng.randint(0, 8)))
         data["next_interaction_note"] = rng.choice(NEXT_NOTES)
-        deal = await deals.create_deal(s, responsible, data)
+        deal = await deals.create_deal(s, admin, data)
         deal_id = deal["id"]
         summary.deals += 1
         stage_name = stages[target].name

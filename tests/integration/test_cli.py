@@ -211,3 +211,48 @@ async def test_import_clients_without_name_column(crmhub, tmp_path: Path) -> Non
     code, _out, err = await crmhub("import-clients", str(path))
     assert code == 1
     assert "no 'name' column" in err and "Traceback" not in err
+
+
+async def test_run_serves_and_prints_its_address_and_the_demo_login(
+        db_url: str, database: Database, tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import aiohttp
+
+    async with database.transaction() as s:
+        s.add(Setting(key="demo_data", value={"logins": [{"login": "admin", "password": "admin",
+                                                          "role": "admin"}]}))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMHUB_")}
+    env.update(CRMHUB_DATABASE_URL=db_url, NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+    log_path = tmp_path / "hub.log"
+    with open(log_path, "wb") as log:  # noqa: ASYNC230 - a local file, opened once
+        proc = subprocess.Popen(  # noqa: ASYNC220 - the hub under test runs as its own process
+            [sys.executable, "-m", "hub.cli", "run", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession(trust_env=False) as http:
+            while True:
+                assert proc.poll() is None, log_path.read_text(errors="replace")
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert time.monotonic() < deadline, log_path.read_text(errors="replace")
+                await asyncio.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    output = log_path.read_text(errors="replace")
+    assert f"http://127.0.0.1:{port}/" in output
+    assert "admin / admin" in output
+    assert proc.returncode in (0, -15)
