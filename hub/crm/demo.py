@@ -377,13 +377,27 @@ async def _fill(s: Any, rng: random.Random, region: str, summary: Summary) -> No
     summary.deals_by_stage = {st.name: 0 for st in stages}
     targets = [i for i, n in enumerate(STAGE_COUNTS) for _ in range(n)]
     rng.shuffle(targets)
+    # Every deal that is not in the first stage gets there by moves (stage-change entries): one in three
+    # walks the whole way from the first stage, the others were created where their last move starts.
+    starts: list[Stage] = []
+    paths: list[list[Stage]] = []
+    for target in targets:
+        if stages[target].kind == "active":
+            full = active[:target + 1]
+        elif stages[target] is won:
+            full = [*active, won]
+        else:
+            full = [*active[:rng.randint(1, 4)], lost]
+        cut = 0 if rng.random() < 1 / 3 else max(0, len(full) - 2)
+        starts.append(full[cut])
+        paths.append(full[cut + 1:])
     deal_ids: list[tuple[int, User, int | None]] = []  # (deal id, responsible, client id)
     for n, target in enumerate(targets):
         on_lead = n % 12 == 0 and lead_rows
         title = rng.choice(DEAL_TITLES)
         amount = rng.choice((15_000, 48_000, 120_000, 250_000, 600_000, 1_200_000, 3_500_000))
         amount = round(amount * rng.uniform(0.6, 1.6), -2)
-        data = {"title": title, "pipeline_id": pipeline.id, "stage_id": active[0].id,
+        data = {"title": title, "pipeline_id": pipeline.id, "stage_id": starts[n].id,
                 "amount": amount, "currency": "RUB",
                 "tags": rng.sample(("Тендер", "Срочно", "Повторная", "Опт"), rng.choice((0, 0, 1)))}
         if on_lead:
@@ -408,13 +422,8 @@ async def _fill(s: Any, rng: random.Random, region: str, summary: Summary) -> No
         stage_name = stages[target].name
         summary.deals_by_stage[stage_name] += 1
 
-        # walk it through the pipeline the way a manager would
-        if stages[target].kind == "active":
-            path = active[1:target + 1]
-        elif stages[target] is won:
-            path = [*active[1:], won]
-        else:
-            path = [*active[1:rng.randint(1, 4)], lost]
+        # walk it through the pipeline the way a manager would (the path after its start stage)
+        path = paths[n]
         for step, stage in enumerate(path):
             move: dict[str, Any] = {"stage_id": stage.id, "result": rng.choice(RESULTS)}
             last = step == len(path) - 1
