@@ -1,0 +1,241 @@
+"""Leads: people who got in touch but are not clients yet. Inbound leads nobody has taken are
+"unsorted" (Не разобрано). Converting a lead makes it a client and moves its history along."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from hub.crm import access, contact_points, events
+from hub.crm.clients import (
+    build_client,
+    check_user_id,
+    client_dicts,
+    page_rows,
+    phone_condition,
+    read_points,
+    text_contains,
+    user_ref,
+)
+from hub.crm.contacts import contact_dicts
+from hub.crm.errors import Conflict, NotFound
+from hub.crm.models import Client, ContactPerson, ContactPoint, Deal, Lead, Task, TimelineEntry, User, utcnow
+from hub.crm.paging import Page
+from hub.crm.validate import Fields, clean_text, iso
+
+MAX_COMMENT = 20_000
+MAX_UTM_KEYS = 20
+
+
+def _query() -> Select[Any]:
+    return select(Lead).execution_options(populate_existing=True)
+
+
+async def _load(session: AsyncSession, lead_id: Any) -> Lead | None:
+    if isinstance(lead_id, bool) or not isinstance(lead_id, int) or not 0 < lead_id < 2**62:
+        return None
+    return (await session.scalars(_query().where(Lead.id == lead_id))).one_or_none()
+
+
+async def lead_dicts(session: AsyncSession, leads: list[Lead]) -> list[dict[str, Any]]:
+    points = await contact_points.of(session, "lead_id", [x.id for x in leads])
+    manager_ids = {x.manager_id for x in leads if x.manager_id is not None}
+    managers = {u.id: u for u in (await session.scalars(
+        select(User).where(User.id.in_(manager_ids)))).all()} if manager_ids else {}
+    return [{
+        "id": x.id, "name": x.name, "source": x.source, "manager_id": x.manager_id,
+        "manager": user_ref(managers.get(x.manager_id)) if x.manager_id else None,
+        "comment": x.comment, "utm": dict(x.utm or {}), "unsorted": x.unsorted,
+        "converted_client_id": x.converted_client_id, "converted_at": iso(x.converted_at),
+        **points[x.id], "created_at": iso(x.created_at),
+    } for x in leads]
+
+
+def _scope(lead: dict[str, Any]) -> dict[str, Any]:
+    return {"manager_id": lead["manager_id"], "unassigned": lead["manager_id"] is None}
+
+
+def _utm(v: Fields) -> dict[str, str] | None:
+    raw = v.mapping("utm")
+    if raw is None:
+        return None
+    if len(raw) > MAX_UTM_KEYS:
+        v.fail("utm", f"must have at most {MAX_UTM_KEYS} keys")
+        return None
+    result = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        if not isinstance(value, str) or clean_text(value) or clean_text(key) or len(value) > 300 \
+                or len(key) > 64:
+            v.fail("utm", "must map short names to strings of at most 300 characters")
+            return None
+        result[key] = value
+    return result
+
+
+def _read(v: Fields) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if not v.partial or v.has("name"):
+        values["name"] = v.text("name", required=True, max_len=300)
+    if not v.partial or v.has("source"):
+        values["source"] = v.text("source", max_len=100)
+    if not v.partial or v.has("comment"):
+        values["comment"] = v.text("comment", max_len=MAX_COMMENT)
+    utm = _utm(v)
+    if utm is not None:
+        values["utm"] = utm
+    unsorted = v.boolean("unsorted")
+    if unsorted is not None:
+        values["unsorted"] = unsorted
+    return values
+
+
+async def create_lead(session: AsyncSession, actor: User | None, data: Any,
+                      region: str = "RU") -> dict[str, Any]:
+    """``actor`` None: created by a channel (an inbound call or message) — unassigned and unsorted
+    unless the body says otherwise; a person's lead is theirs unless ``manager_id`` says otherwise."""
+    v = Fields(data)
+    values = _read(v)
+    given, manager_id = await check_user_id(session, v, "manager_id")
+    points = read_points(v, region)
+    v.check()
+    if not given:
+        manager_id = actor.id if actor is not None else None
+    values.setdefault("unsorted", actor is None and manager_id is None)
+    lead = Lead(**values, manager_id=manager_id)
+    session.add(lead)
+    await session.flush()
+    await contact_points.store(session, "lead_id", lead.id, points)
+    result = (await lead_dicts(session, [lead]))[0]
+    events.emit(session, "lead.created", {"lead": result}, scope=_scope(result))
+    return result
+
+
+async def get_lead(session: AsyncSession, actor: User, lead_id: Any) -> dict[str, Any]:
+    lead = await access.visible(session, actor, await _load(session, lead_id), "lead")
+    return (await lead_dicts(session, [lead]))[0]
+
+
+async def update_lead(session: AsyncSession, actor: User, lead_id: Any, data: Any,
+                      region: str = "RU") -> dict[str, Any]:
+    lead = await access.visible(session, actor, await _load(session, lead_id), "lead")
+    v = Fields(data, partial=True)
+    values = _read(v)
+    given, manager_id = await check_user_id(session, v, "manager_id")
+    points = read_points(v, region)
+    v.check()
+    for name, value in values.items():
+        setattr(lead, name, value)
+    if given:
+        lead.manager_id = manager_id
+        if manager_id is not None and "unsorted" not in values:
+            lead.unsorted = False  # somebody took it
+    await session.flush()
+    await contact_points.store(session, "lead_id", lead.id, points)
+    result = (await lead_dicts(session, [lead]))[0]
+    events.emit(session, "lead.updated", {"lead": result}, scope=_scope(result))
+    return result
+
+
+async def delete_lead(session: AsyncSession, actor: User, lead_id: Any) -> None:
+    lead = await access.visible(session, actor, await _load(session, lead_id), "lead")
+    access.require_staff(actor)
+    data = {"id": lead.id, "name": lead.name, "manager_id": lead.manager_id}
+    await session.execute(delete(Lead).where(Lead.id == lead.id),
+                          execution_options={"synchronize_session": False})
+    session.expunge(lead)
+    events.emit(session, "lead.deleted", {"lead": data}, scope=_scope(data))
+
+
+async def list_leads(session: AsyncSession, actor: User, *, q: str | None = None,
+                     unsorted: bool | None = None, manager_id: int | None = None,
+                     cursor: str | None = None, limit: int | None = None, region: str = "RU") -> Page:
+    stmt = _query().where(await access.leads_filter(session, actor))
+    if unsorted is not None:
+        stmt = stmt.where(Lead.unsorted.is_(unsorted))
+    if manager_id is not None:
+        stmt = stmt.where(Lead.manager_id == manager_id)
+    if q:
+        q = q.strip()
+        if clean_text(q) or len(q) > 300:
+            return Page([], None)
+        conditions = [await text_contains(session, Lead.name, q)]
+        point = phone_condition(q, region)
+        if "@" in q:
+            point = (ContactPoint.kind == "email") & (ContactPoint.value == q.lower())
+        if point is not None:
+            conditions.append(Lead.id.in_(select(ContactPoint.lead_id).where(point)))
+        stmt = stmt.where(or_(*conditions))
+    rows, next_cursor = await page_rows(session, stmt, Lead.id, cursor, limit)
+    return Page(await lead_dicts(session, rows), next_cursor)
+
+
+async def convert_lead(session: AsyncSession, actor: User, lead_id: Any, data: Any,
+                       region: str = "RU") -> dict[str, Any]:
+    """Lead → client (kind "person" unless the body says otherwise; name, manager and the body's client
+    fields as in ``create_client``), plus a contact person when the body has ``contact_name``.
+    The lead's phones, e-mails and Telegram accounts move to the client; its deals, timeline and tasks
+    get the client (deals keep their ``lead_id``). Converting twice → Conflict."""
+    lead = await access.visible(session, actor, await _load(session, lead_id), "lead")
+    if data is None:
+        data = {}
+    body = Fields(data)  # rejects a non-object body
+    body_data = dict(body.data)
+    body_data.setdefault("name", lead.name)
+    body_data.setdefault("kind", "person")
+    if "manager_id" not in body_data:
+        body_data["manager_id"] = lead.manager_id if lead.manager_id is not None else actor.id
+    for key in ("phones", "emails", "telegram"):
+        body_data.pop(key, None)
+    v = Fields(body_data)
+    contact_name = v.text("contact_name", max_len=300)
+    contact_position = v.text("contact_position", max_len=200)
+    if lead.converted_at is not None or lead.converted_client_id is not None:
+        raise Conflict("the lead is converted already")
+
+    client, _ = await build_client(session, actor, v, region, points=False)
+    # Of two concurrent conversions only one updates the row; the other fails and rolls back.
+    claimed = await session.execute(
+        update(Lead).where(Lead.id == lead.id, Lead.converted_at.is_(None))
+        .values(converted_at=utcnow(), converted_client_id=client.id, unsorted=False),
+        execution_options={"synchronize_session": False},
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("the lead is converted already")
+
+    contact = None
+    if contact_name:
+        contact = ContactPerson(client_id=client.id, name=contact_name, position=contact_position)
+        session.add(contact)
+        await session.flush()
+
+    plain = {"synchronize_session": False}
+    await session.execute(update(ContactPoint).where(ContactPoint.lead_id == lead.id)
+                          .values(lead_id=None, client_id=client.id), execution_options=plain)
+    await session.execute(update(Deal).where(Deal.lead_id == lead.id).values(client_id=client.id),
+                          execution_options=plain)
+    if contact is not None:
+        await session.execute(update(Deal).where(Deal.lead_id == lead.id, Deal.contact_id.is_(None))
+                              .values(contact_id=contact.id), execution_options=plain)
+    await session.execute(update(TimelineEntry).where(TimelineEntry.lead_id == lead.id)
+                          .values(client_id=client.id), execution_options=plain)
+    await session.execute(update(Task).where(Task.lead_id == lead.id, Task.client_id.is_(None))
+                          .values(client_id=client.id), execution_options=plain)
+
+    lead = await _load(session, lead.id)  # type: ignore[assignment]
+    if lead is None:  # pragma: no cover - deleted under our feet
+        raise NotFound("lead not found")
+    loaded = (await session.scalars(
+        select(Client).options(selectinload(Client.tags), selectinload(Client.manager))
+        .where(Client.id == client.id).execution_options(populate_existing=True))).one()
+    client_dict = (await client_dicts(session, [loaded]))[0]
+    contact_dict = (await contact_dicts(session, [contact]))[0] if contact is not None else None
+    lead_dict = (await lead_dicts(session, [lead]))[0]
+    events.emit(session, "client.created", {"client": client_dict},
+                scope={"manager_id": client_dict["manager_id"]})
+    events.emit(session, "lead.updated", {"lead": lead_dict}, scope=_scope(lead_dict))
+    return {"client": client_dict, "contact": contact_dict}

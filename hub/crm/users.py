@@ -1,0 +1,298 @@
+"""Users of the hub: logins with argon2 password hashes, roles, languages and phone extensions.
+
+Every logged-in user may list and read users (to pick a manager or an assignee); creating and changing
+them is for administrators, except that anybody may change their own name, language and password.
+Deleting a user deactivates them: their sessions end and their extensions are freed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from hub.crm import access, contact_points
+from hub.crm.clients import page_rows, read_points
+from hub.crm.errors import Conflict, Forbidden, NotFound
+from hub.crm.models import LANGUAGES, ROLES, AuthToken, User, UserExtension
+from hub.crm.paging import Page
+from hub.crm.validate import Fields, iso
+
+MAX_PASSWORD = 1024
+_LOGIN = re.compile(r"[\w.@+\-]{1,64}")
+_EXTENSION = re.compile(r"[0-9A-Za-z_*#+\-.]{1,32}")
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password anybody has")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Argon2's order: the stored hash first, then the password given."""
+    if not password_hash or not isinstance(password, str):
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+async def authenticate(session: AsyncSession, login: str, password: str) -> User | None:
+    """The active user with this login and password, or None (in about the same time either way)."""
+    if not isinstance(login, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD \
+            or not _LOGIN.fullmatch(login):
+        return None
+    user = await _by_login(session, login)
+    if user is None or not user.active or not user.password_hash:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not verify_password(user.password_hash, password):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        await session.flush()
+    return user
+
+
+async def _by_login(session: AsyncSession, login: str) -> User | None:
+    return (await session.scalars(
+        select(User).options(selectinload(User.extensions)).where(User.login == login)
+    )).one_or_none()
+
+
+async def _load(session: AsyncSession, user_id: Any) -> User | None:
+    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id < 2**62:
+        return None
+    return (await session.scalars(
+        select(User).options(selectinload(User.extensions)).where(User.id == user_id)
+        .execution_options(populate_existing=True)
+    )).one_or_none()
+
+
+async def user_dicts(session: AsyncSession, users: list[User]) -> list[dict[str, Any]]:
+    points = await contact_points.of(session, "user_id", [u.id for u in users])
+    return [{
+        "id": u.id, "login": u.login, "name": u.name, "role": u.role, "language": u.language,
+        "active": u.active, "extensions": [e.extension for e in u.extensions], **points[u.id],
+        "created_at": iso(u.created_at),
+    } for u in users]
+
+
+async def _dict(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    user = await _load(session, user_id)
+    assert user is not None
+    return (await user_dicts(session, [user]))[0]
+
+
+def _password(v: Fields, required: bool) -> str | None:
+    value = v.data.get("password")
+    if value is None:
+        if required and not v.partial:
+            v.fail("password", "is required")
+        return None
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > MAX_PASSWORD:
+        v.fail("password", f"must be a non-empty string of at most {MAX_PASSWORD} characters")
+        return None
+    return value
+
+
+def _extensions(v: Fields) -> list[str] | None:
+    values = v.strings("extensions", max_items=20, max_len=32)
+    if values is None:
+        return None
+    for ext in values:
+        if not _EXTENSION.fullmatch(ext):
+            v.fail("extensions", f"'{ext}' is not an extension (letters, digits, * # + - . _)")
+            return None
+    return list(dict.fromkeys(values))
+
+
+async def _set_extensions(session: AsyncSession, user: User, extensions: list[str]) -> None:
+    taken = (await session.execute(
+        select(UserExtension.extension, User.login).join(User, User.id == UserExtension.user_id)
+        .where(UserExtension.extension.in_(extensions), UserExtension.user_id != user.id)
+    )).all() if extensions else []
+    if taken:
+        ext, login = taken[0]
+        raise Conflict(f"extension {ext} belongs to {login}", {"extensions": f"{ext} belongs to {login}"})
+    await session.execute(delete(UserExtension).where(UserExtension.user_id == user.id),
+                          execution_options={"synchronize_session": False})
+    session.add_all(UserExtension(extension=e, user_id=user.id) for e in extensions)
+    await session.flush()
+
+
+def _login(v: Fields, required: bool) -> str | None:
+    if not required and not v.has("login"):
+        return None
+    login = v.text("login", required=required, max_len=64)
+    if login and not v.errors.get("login") and not _LOGIN.fullmatch(login):
+        v.fail("login", "may contain only letters, digits and . @ + - _")
+    return login or None
+
+
+async def _ensure_login_free(session: AsyncSession, login: str, user_id: int | None) -> None:
+    other = await session.scalar(select(User.id).where(User.login == login))
+    if other is not None and other != user_id:
+        raise Conflict("this login is taken", {"login": "is taken"})
+
+
+async def create_or_update_user(session: AsyncSession, login: str, password: str, role: str,
+                                name: str | None = None, extensions: list[str] | None = None,
+                                language: str | None = None) -> dict[str, Any]:
+    """For the command line: create the user or update the one with this login (and reactivate it)."""
+    data: dict[str, Any] = {"login": login, "password": password, "role": role}
+    if name is not None:
+        data["name"] = name
+    if extensions is not None:
+        data["extensions"] = extensions
+    if language is not None:
+        data["language"] = language
+    v = Fields(data)
+    login_ = _login(v, True)
+    password_ = _password(v, True)
+    role_ = v.choice("role", ROLES, required=True)
+    name_ = v.text("name", max_len=200, default=None)
+    language_ = v.choice("language", LANGUAGES, default=None)
+    extensions_ = _extensions(v)
+    v.check()
+    assert login_ is not None and password_ is not None
+    user = await _by_login(session, login_)
+    if user is None:
+        user = User(login=login_, name=name_ or login_, role=role_, language=language_ or "ru")
+        session.add(user)
+    else:
+        user.role, user.active = role_, True
+        if name_:
+            user.name = name_
+        if language_:
+            user.language = language_
+    user.password_hash = hash_password(password_)
+    await session.flush()
+    if extensions_ is not None:
+        await _set_extensions(session, user, extensions_)
+    return await _dict(session, user.id)
+
+
+async def create_user(session: AsyncSession, actor: User, data: Any, region: str = "RU") -> dict[str, Any]:
+    access.require_admin(actor)
+    v = Fields(data)
+    login = _login(v, True)
+    password = _password(v, True)
+    role = v.choice("role", ROLES, default="agent")
+    name = v.text("name", max_len=200)
+    language = v.choice("language", LANGUAGES, default="ru")
+    extensions = _extensions(v)
+    points = read_points(v, region)
+    v.check()
+    assert login is not None and password is not None
+    await _ensure_login_free(session, login, None)
+    user = User(login=login, name=name or login, role=role, language=language,
+                password_hash=hash_password(password))
+    session.add(user)
+    await session.flush()
+    if extensions:
+        await _set_extensions(session, user, extensions)
+    await contact_points.store(session, "user_id", user.id, points)
+    return await _dict(session, user.id)
+
+
+async def get_user(session: AsyncSession, actor: User, user_id: Any) -> dict[str, Any]:
+    user = await _load(session, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return (await user_dicts(session, [user]))[0]
+
+
+_SELF_SERVICE = {"name", "language", "password"}
+
+
+async def _active_admins(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User)
+                                    .where(User.role == "admin", User.active.is_(True))) or 0)
+
+
+async def update_user(session: AsyncSession, actor: User, user_id: Any, data: Any,
+                      region: str = "RU") -> dict[str, Any]:
+    user = await _load(session, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    if not access.is_admin(actor):
+        if user.id != actor.id or not isinstance(data, dict) or set(data) - _SELF_SERVICE:
+            raise Forbidden("only an administrator may do this")
+    v = Fields(data, partial=True)
+    login = _login(v, False)
+    password = _password(v, False)
+    role = v.choice("role", ROLES)
+    name = v.text("name", required=True, max_len=200, default=None) if v.has("name") else None
+    language = v.choice("language", LANGUAGES)
+    active = v.boolean("active")
+    extensions = _extensions(v)
+    points = read_points(v, region)
+    v.check()
+    if login is not None and login != user.login:
+        await _ensure_login_free(session, login, user.id)
+        user.login = login
+    losing_admin = user.role == "admin" and user.active and (
+        (role is not None and role != "admin") or active is False)
+    if losing_admin and await _active_admins(session) <= 1:
+        raise Conflict("the last active administrator cannot be demoted or deactivated")
+    if password is not None:
+        user.password_hash = hash_password(password)
+    for attr, value in (("role", role), ("name", name), ("language", language), ("active", active)):
+        if value is not None:
+            setattr(user, attr, value)
+    await session.flush()
+    if active is False:
+        await _end_sessions(session, user)
+    if extensions is not None:
+        await _set_extensions(session, user, extensions)
+    await contact_points.store(session, "user_id", user.id, points)
+    return await _dict(session, user.id)
+
+
+async def _end_sessions(session: AsyncSession, user: User) -> None:
+    await session.execute(delete(AuthToken).where(AuthToken.user_id == user.id),
+                          execution_options={"synchronize_session": False})
+    await session.execute(delete(UserExtension).where(UserExtension.user_id == user.id),
+                          execution_options={"synchronize_session": False})
+
+
+async def delete_user(session: AsyncSession, actor: User, user_id: Any) -> None:
+    """Deactivates: the user's history stays; their tokens are revoked and extensions freed."""
+    access.require_admin(actor)
+    user = await _load(session, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    if user.role == "admin" and user.active and await _active_admins(session) <= 1:
+        raise Conflict("the last active administrator cannot be deactivated")
+    user.active = False
+    await session.flush()
+    await _end_sessions(session, user)
+
+
+async def list_users(session: AsyncSession, actor: User, *, cursor: str | None = None,
+                     limit: int | None = None, active: bool | None = None) -> Page:
+    stmt = select(User).options(selectinload(User.extensions)).execution_options(populate_existing=True)
+    if active is not None:
+        stmt = stmt.where(User.active.is_(active))
+    rows, next_cursor = await page_rows(session, stmt, User.id, cursor, limit)
+    return Page(await user_dicts(session, rows), next_cursor)
+
+
+async def user_by_extension(session: AsyncSession, extension: str) -> User | None:
+    """The active user this extension rings, or None."""
+    if not isinstance(extension, str) or not _EXTENSION.fullmatch(extension):
+        return None
+    return (await session.scalars(
+        select(User).options(selectinload(User.extensions))
+        .join(UserExtension, UserExtension.user_id == User.id)
+        .where(UserExtension.extension == extension, User.active.is_(True))
+    )).one_or_none()
+
