@@ -6,8 +6,9 @@ The file:
   line uses most;
 - a header line naming the columns, in any order, case-insensitive: ``name`` (required), ``inn``,
   ``kpp``, ``phones``, ``emails``, ``manager`` (a user's login), and optionally ``kind``
-  (company | person), ``full_name``, ``okpo``, ``telegram``, ``tags``, ``region``, ``industry``,
-  ``comment``; the Russian headers of a 1C export (Наименование, ИНН, КПП, Телефоны, ...) work too;
+  (company | person; without it a legal form, KPP or 10-digit INN means a company and a name
+  like "Петров Сергей Николаевич" a person), ``full_name``, ``okpo``, ``telegram``, ``tags``,
+  ``region``, ``industry``, ``comment``; the Russian headers of a 1C export (Наименование, ИНН, КПП, Телефоны, ...) work too;
 - several phones, e-mails, Telegram accounts or tags in one cell are separated by ``|``, ``,`` or
   ``;`` (quote the cell when that character is also the file's delimiter).
 
@@ -55,6 +56,7 @@ KINDS = {"company": "company", "компания": "company", "юр. лицо": 
          "ип": "company", "person": "person", "физ. лицо": "person", "физлицо": "person",
          "частное лицо": "person"}
 LEGAL_FORMS = re.compile(r"^\s*(ООО|АО|ОАО|ЗАО|ПАО|НАО|ИП|НКО|АНО|ГУП|МУП|ФГУП|ТОО|ЧУП)\b", re.I)
+_FULL_NAME = re.compile(r"[А-ЯЁA-Z][а-яёa-z]+(?:-[А-ЯЁA-Z][а-яёa-z]+)?(?:\s+[А-ЯЁA-Z][а-яёa-z]+){1,2}")
 _SPLIT = re.compile(r"[|,;\n]")
 MAX_BYTES = 50 * 1024 * 1024
 
@@ -166,12 +168,19 @@ def _client_data(row: dict[str, str], managers: dict[str, int | None]) -> dict[s
     if kind is not None:
         data["kind"] = KINDS.get(kind.strip().lower(), kind)
     else:
-        inn = row.get("inn", "")
-        is_person = len(inn) == 12 and not row.get("kpp") and not LEGAL_FORMS.match(row.get("name", ""))
-        data["kind"] = "person" if is_person else "company"
+        data["kind"] = _guess_kind(row)
     if row.get("manager"):
         data["manager_id"] = managers[row["manager"].lower()]
     return data
+
+
+def _guess_kind(row: dict[str, str]) -> str:
+    """No ``kind`` column: a legal form, a KPP or a 10-digit INN make a company; a name that reads
+    like a person's full name ("Петров Сергей Николаевич") with no INN or a 12-digit one, a person."""
+    name, inn = row.get("name", ""), row.get("inn", "")
+    if LEGAL_FORMS.match(name) or row.get("kpp") or len(inn) == 10:
+        return "company"
+    return "person" if _FULL_NAME.fullmatch(name) else "company"
 
 
 def _reason(exc: DomainError) -> str:
