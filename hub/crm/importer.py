@@ -8,7 +8,8 @@ The file:
   ``kpp``, ``phones``, ``emails``, ``manager`` (a user's login), and optionally ``kind``
   (company | person; without it a legal form, KPP or 10-digit INN means a company and a name
   like "Петров Сергей Николаевич" a person), ``full_name``, ``okpo``, ``telegram``, ``tags``,
-  ``region``, ``industry``, ``comment``; the Russian headers of a 1C export (Наименование, ИНН, КПП, Телефоны, ...) work too;
+  ``region``, ``industry``, ``comment``; the Russian headers of a 1C export (Наименование, ИНН,
+  КПП, Телефоны, ...) work too;
 - several phones, e-mails, Telegram accounts or tags in one cell are separated by ``|``, ``,`` or
   ``;`` (quote the cell when that character is also the file's delimiter).
 
