@@ -44,7 +44,7 @@ class Subscription:
     def __init__(self, bus: InProcessBus, user: User, shared: bool) -> None:
         self.user = user
         self.shared = shared
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
         self.overflowed = False
         self.unsubscribe: Callable[[], None] = bus.subscribe(self._put)
 
@@ -86,7 +86,7 @@ async def _pump(stream: EventSourceResponse, bus: InProcessBus, sub: Subscriptio
             await stream.send("{}", event=RESYNC)
             continue
         event = await sub.queue.get()
-        if event is None or _seq(event.id) <= sent:
+        if _seq(event.id) <= sent:
             continue
         sent = _seq(event.id)
         await _send(stream, event)

@@ -7,7 +7,8 @@ from tests.integration.conftest import PASSWORD, Api, login_api
 
 async def test_lead_crud_and_filters(admin: Api, agent: Api) -> None:
     lead = await admin.post("/api/v1/leads", {"name": "Олег с сайта", "phones": ["8 916 765-43-21"],
-                                              "emails": ["oleg@example.ru"], "source": "сайт"}, expect=201)
+                                              "emails": ["oleg@example.ru"], "source": "сайт",
+                                              "manager_id": None}, expect=201)
     assert lead["phones"] == ["+79167654321"] and lead["source"] == "сайт"
     path = f"/api/v1/leads/{lead['id']}"
     assert (await agent.get(path))["id"] == lead["id"]  # nobody manages it yet: everybody sees it

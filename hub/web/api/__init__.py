@@ -1,1 +1,1 @@
-"""JSON routes under /api/v1, one module per resource; ``TABLES`` lists every route table."""
+"""JSON routes under /api/v1, one module per area, each with its documented route table."""

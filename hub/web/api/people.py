@@ -48,7 +48,9 @@ Resource(
 
 Resource(
     "users", "User", users.create_user, users.get_user, users.update_user, users.delete_user,
-    users.list_users, schemas.USER_IN,
+    users.list_users, schemas.USER_IN, regional=("create", "update"),
+    filters=(Filter(Param("active", "boolean", "only active (or only deactivated) users"), "active",
+                    query_bool),),
 ).register(routes)
 
 
@@ -58,7 +60,7 @@ async def convert_lead(request: web.Request) -> web.Response:
     lead_id = path_id(request)
     data = await optional_json_body(request)
     async with request.app[DB].transaction() as s:
-        return ok(await leads.convert_lead(s, request[USER], lead_id, data))
+        return ok(await leads.convert_lead(s, request[USER], lead_id, data, region=region(request)))
 
 
 @routes.get("/api/v1/me", "The calling user", response=ref("User"), errors=(401,))
