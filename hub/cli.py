@@ -143,14 +143,17 @@ def cmd_import_clients(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _login_hint(database: Database) -> str | None:
+    """The demo logins whose password is still the demo one (a changed password is not shown)."""
+    from hub.crm import users
     from hub.crm.demo import SETTING_KEY
 
+    pairs = []
     async with database.reading() as s:
         row = await s.get(Setting, SETTING_KEY)
-    if row is None or not row.value.get("logins"):
-        return None
-    pairs = ", ".join(f"{item['login']} / {item['password']}" for item in row.value["logins"])
-    return f"demo data is loaded; log in as {pairs}"
+        for item in (row.value.get("logins") or []) if row is not None else []:
+            if await users.authenticate(s, item["login"], item["password"]) is not None:
+                pairs.append(f"{item['login']} / {item['password']}")
+    return f"demo data is loaded; log in as {', '.join(pairs)}" if pairs else None
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:

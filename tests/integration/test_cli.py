@@ -223,9 +223,14 @@ async def test_run_serves_and_prints_its_address_and_the_demo_login(
 
     import aiohttp
 
+    from hub.crm import users
+
     async with database.transaction() as s:
-        s.add(Setting(key="demo_data", value={"logins": [{"login": "admin", "password": "admin",
-                                                          "role": "admin"}]}))
+        await users.create_or_update_user(s, "admin", "admin", "admin")
+        await users.create_or_update_user(s, "agent1", "changed-password", "agent")
+        s.add(Setting(key="demo_data", value={"logins": [
+            {"login": "admin", "password": "admin", "role": "admin"},
+            {"login": "agent1", "password": "agent1", "role": "agent"}]}))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -254,5 +259,6 @@ async def test_run_serves_and_prints_its_address_and_the_demo_login(
         proc.wait(timeout=20)
     output = log_path.read_text(errors="replace")
     assert f"http://127.0.0.1:{port}/" in output
-    assert "admin / admin" in output
+    assert "log in as admin / admin" in output
+    assert "agent1 / agent1" not in output, "a changed demo password is not advertised"
     assert proc.returncode in (0, -15)
