@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub.config import Config
 from hub.web.keys import CHANNELS, DB
 
 
@@ -34,3 +38,22 @@ async def test_json_answers_carry_security_headers(client: TestClient) -> None:
     assert response.status == 401
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Type"].startswith("application/json")
+
+
+async def test_a_bug_is_a_logged_json_500_without_details(config: Config, aiohttp_client: Any,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    from hub.app import create_app
+    from hub.web.routing import mark_public
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("secret internals")
+
+    app = create_app(config)
+    app.router.add_get("/api/v1/broken", mark_public(broken))
+    client = await aiohttp_client(app)
+    response = await client.get("/api/v1/broken")
+    assert response.status == 500
+    body = await response.json()
+    assert body == {"error": {"code": "internal", "message": "internal server error", "fields": {}}}
+    assert "secret internals" not in await response.text()
+    assert any("unexpected error on GET /api/v1/broken" in r.getMessage() for r in caplog.records)

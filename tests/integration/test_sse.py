@@ -165,3 +165,23 @@ async def test_shutdown_is_not_held_by_open_streams(app: web.Application, client
     assert time.monotonic() - started < 5
     assert not any(s.is_connected() for s in app[STREAMS])
     stream.response.close()
+
+
+async def test_the_browser_session_opens_the_stream_and_pings_arrive(
+        app: web.Application, client: TestClient, agent: Api, monkeypatch: Any) -> None:
+    from hub.web import sse
+    from tests.integration.test_auth import browser_login
+
+    monkeypatch.setattr(sse, "PING_SECONDS", 0.05)
+    await browser_login(client, "agent")
+    response = await client.get("/api/v1/events")  # the cookie, no bearer token
+    assert response.status == 200
+    stream = Stream(response)
+    app[BUS].publish("notification.created", {"notification": {"id": 7}}, users=[agent.id])
+    assert (await stream.until_event("notification.created"))["data"] == {"notification": {"id": 7}}
+    # A later event: by the time it comes, the quiet stream has been pinged.
+    asyncio.get_running_loop().call_later(
+        0.3, lambda: app[BUS].publish("notification.created", {"notification": {"id": 8}}, users=[agent.id]))
+    assert (await stream.until_event("notification.created"))["data"]["notification"]["id"] == 8
+    assert ": ping" in stream.comments
+    response.close()
