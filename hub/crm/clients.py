@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, contact_points, events
-from hub.crm import phones as phone_numbers
+from hub.crm import access, contact_points, events, search
 from hub.crm.errors import NotFound
 from hub.crm.inn import check_inn, check_kpp, check_okpo
 from hub.crm.models import (
@@ -31,7 +29,6 @@ from hub.crm.validate import Fields, clean_text, iso
 
 MAX_COMMENT = 20_000
 MAX_CUSTOM_TEXT = 2_000
-_PHONE_LIKE = re.compile(r"[0-9\s()+\-.]+")
 
 
 # --- helpers shared by the people services ----------------------------------------------------------
@@ -68,42 +65,10 @@ def read_points(v: Fields, region: str) -> contact_points.Normalised:
     return points
 
 
-async def casefold_sql(session: AsyncSession) -> bool:
-    """Make ``hub_casefold()`` available on this SQLite connection (SQLite's lower() is ASCII-only).
-    Returns False on other databases, whose ``lower()`` knows Unicode."""
-    conn = await session.connection()
-    if conn.dialect.name != "sqlite":
-        return False
-    if not conn.info.get("hub_casefold"):
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.create_function(  # type: ignore[union-attr]
-            "hub_casefold", 1, _casefold, deterministic=True
-        )
-        conn.info["hub_casefold"] = True
-    return True
-
-
-def _casefold(value: Any) -> Any:
-    return value.casefold() if isinstance(value, str) else value
-
-
-async def text_contains(session: AsyncSession, column: Any, q: str) -> ColumnElement[bool]:
-    """Case-insensitive substring match that also folds Cyrillic, on SQLite and PostgreSQL."""
-    if await casefold_sql(session):
-        return func.hub_casefold(column).contains(q.casefold(), autoescape=True)
-    return column.icontains(q, autoescape=True)
-
-
-def phone_condition(q: str, region: str, column: Any = None) -> ColumnElement[bool] | None:
+def phone_condition(q: str, region: str) -> ColumnElement[bool] | None:
     """Contact points matching a phone-looking search text (E.164, or the last ten digits)."""
-    if not _PHONE_LIKE.fullmatch(q):
-        return None
-    e164, tail = phone_numbers.lookup_keys(q, region)
-    if e164:
-        return (ContactPoint.kind == "phone") & (ContactPoint.value == e164)
-    if tail:
-        return ContactPoint.tail == tail
-    return None
+    condition = search.contact_point_match(q, region)
+    return condition if search.PHONE_LIKE.fullmatch(q) else None
 
 
 async def page_rows(session: AsyncSession, stmt: Select[Any], id_column: Any, cursor: str | None,
@@ -320,7 +285,7 @@ async def search_condition(session: AsyncSession, q: str, region: str) -> Column
     q = q.strip()
     if not q or clean_text(q) or len(q) > 300:
         return false()
-    conditions = [await text_contains(session, Client.name, q)]
+    conditions = [search.contains(Client.name, q)]
     point = phone_condition(q, region)
     if "@" in q:
         point = (ContactPoint.kind == "email") & (ContactPoint.value == q.lower())

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points, events
-from hub.crm.clients import page_rows, phone_condition, read_points, require_client, text_contains
+from hub.crm import access, contact_points, events, search
+from hub.crm.clients import page_rows, phone_condition, read_points, require_client
 from hub.crm.errors import NotFound
 from hub.crm.models import Client, ContactPerson, ContactPoint, User
 from hub.crm.paging import Page
@@ -123,7 +123,7 @@ async def list_contacts(session: AsyncSession, actor: User, *, client_id: int | 
         q = q.strip()
         if clean_text(q) or len(q) > 300:
             return Page([], None)
-        conditions = [await text_contains(session, ContactPerson.name, q)]
+        conditions = [search.contains(ContactPerson.name, q)]
         point = phone_condition(q, region)
         if "@" in q:
             point = (ContactPoint.kind == "email") & (ContactPoint.value == q.lower())

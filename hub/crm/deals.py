@@ -7,13 +7,12 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, events
+from hub.crm import access, events, search
 from hub.crm.errors import Forbidden, NotFound, ValidationError
 from hub.crm.models import (
     Client,
@@ -43,7 +42,6 @@ CLOSED = ("won", "lost")
 MAX_NOTE = 5_000
 MAX_RESULT = 5_000
 MAX_CUSTOM_TEXT = 2_000
-PHONE_LIKE = re.compile(r"^[\d\s()+\-.]{5,30}$")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -407,54 +405,14 @@ async def delete_deal(session: AsyncSession, actor: User, deal_id: int) -> None:
 
 # --- lists --------------------------------------------------------------------------------------------
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _phone_keys(q: str, region: str) -> tuple[str | None, str | None]:
-    if not PHONE_LIKE.match(q):
-        return None, None
-    digits = re.sub(r"\D", "", q)
-    if len(digits) < 5:
-        return None, None
-    e164 = None
-    try:
-        parsed = phonenumbers.parse(q, region)
-        if phonenumbers.is_possible_number(parsed):
-            e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    tail = digits[-10:] if len(digits) >= 10 else None
-    return e164, tail
-
-
-def _contains(column: Any, q: str, sqlite: bool) -> ColumnElement[bool]:
-    """Case-insensitive substring match. SQLite folds only ASCII case, so there the usual spellings
-    of a Cyrillic word (as typed, lower, upper, Capitalised) are tried."""
-    if not sqlite:
-        return column.ilike(_like(q), escape="\\")  # type: ignore[no-any-return]
-    variants = dict.fromkeys([q, q.lower(), q.upper(), q.capitalize(), q.title()])
-    return or_(*(column.like(_like(v), escape="\\") for v in variants))
-
-
-def _search(q: str, region: str, sqlite: bool) -> ColumnElement[bool]:
+def _search(q: str, region: str) -> ColumnElement[bool]:
     """Title, client/lead name, or a phone / e-mail of the client, its contact persons or the lead."""
     conditions: list[ColumnElement[bool]] = [
-        _contains(Deal.title, q, sqlite),
-        Deal.client_id.in_(select(Client.id).where(_contains(Client.name, q, sqlite))),
-        Deal.lead_id.in_(select(Lead.id).where(_contains(Lead.name, q, sqlite))),
+        search.contains(Deal.title, q),
+        Deal.client_id.in_(select(Client.id).where(search.contains(Client.name, q))),
+        Deal.lead_id.in_(select(Lead.id).where(search.contains(Lead.name, q))),
     ]
-    point: ColumnElement[bool] | None = None
-    e164, tail = _phone_keys(q, region)
-    if e164 or tail:
-        keys = []
-        if e164:
-            keys.append(ContactPoint.value == e164)
-        if tail:
-            keys.append(ContactPoint.tail == tail)
-        point = and_(ContactPoint.kind == "phone", or_(*keys))
-    elif "@" in q:
-        point = and_(ContactPoint.kind == "email", ContactPoint.value == q.strip().lower())
+    point = search.contact_point_match(q, region)
     if point is not None:
         conditions += [
             Deal.client_id.in_(select(ContactPoint.client_id)
@@ -495,8 +453,7 @@ async def _filters(session: AsyncSession, actor: User, *, pipeline_id: Any = Non
         where.append(Deal.id.in_(select(deal_tags.c.deal_id).join(Tag, Tag.id == deal_tags.c.tag_id)
                                  .where(Tag.name == tag.strip())))
     if q and q.strip():
-        sqlite = session.bind is not None and session.bind.dialect.name == "sqlite"
-        where.append(_search(q.strip(), region, sqlite))
+        where.append(_search(q.strip(), region))
     if without_tasks:
         where.append(~select(Task.id).where(Task.deal_id == Deal.id, Task.completed_at.is_(None)).exists())
     return where

@@ -9,7 +9,7 @@ from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, contact_points, events
+from hub.crm import access, contact_points, events, search
 from hub.crm.clients import (
     build_client,
     check_user_id,
@@ -17,7 +17,6 @@ from hub.crm.clients import (
     page_rows,
     phone_condition,
     read_points,
-    text_contains,
     user_ref,
 )
 from hub.crm.contacts import contact_dicts
@@ -163,7 +162,7 @@ async def list_leads(session: AsyncSession, actor: User, *, q: str | None = None
         q = q.strip()
         if clean_text(q) or len(q) > 300:
             return Page([], None)
-        conditions = [await text_contains(session, Lead.name, q)]
+        conditions = [search.contains(Lead.name, q)]
         point = phone_condition(q, region)
         if "@" in q:
             point = (ContactPoint.kind == "email") & (ContactPoint.value == q.lower())
