@@ -60,8 +60,9 @@ MOVE_IN = obj({
     "stage_id": ID, "result": TEXT, "next_interaction_at": TIME, "next_interaction_note": TEXT,
     "loss_reason": {"type": ["integer", "string", "null"], "description": "a loss reason id or free text"},
 }, ("stage_id",))
-CONVERT_IN = obj({"client": obj({}), "contact": obj({}),
-                  "kind": {"enum": ["company", "person"]}, "name": TEXT},)
+# The client's fields (as when creating a client; name and manager default to the lead's, kind to
+# "person"), plus a contact person when contact_name is given.
+CONVERT_IN = obj({**CLIENT_IN["properties"], "contact_name": TEXT, "contact_position": TEXT})
 NOTE_IN = obj({"text": TEXT, "pinned": {"type": "boolean"}}, ("text",))
 PIN_IN = obj({"pinned": {"type": "boolean"}}, ("pinned",))
 READ_IN = obj({"ids": {"type": "array", "items": ID, "description": "omitted: all"}})
@@ -87,7 +88,8 @@ COMPONENTS: dict[str, Schema] = {
     "Task": with_id({**TASK_IN["properties"], "author_id": ID_OR_NULL, "kind": TEXT,
                      "completed_at": TIME, "overdue": {"type": "boolean"}, "created_at": TIME}),
     "User": with_id({"login": TEXT, "name": TEXT, "role": {"enum": ["admin", "manager", "agent"]},
-                     "extensions": STRINGS, "language": TEXT, "active": {"type": "boolean"}}),
+                     "extensions": STRINGS, "language": TEXT, "active": {"type": "boolean"},
+                     **CONTACT_POINTS, "created_at": TIME}),
     "Pipeline": with_id({"name": TEXT, "is_default": {"type": "boolean"},
                          "stages": {"type": "array", "items": STAGE}}),
     "LossReason": with_id({"name": TEXT, "active": {"type": "boolean"}}),
