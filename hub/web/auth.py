@@ -57,11 +57,11 @@ async def _lookup(request: web.Request, raw: str, kind: str) -> tuple[User, Auth
 
 
 def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization")
-    if header is None:
+    """The bearer token, if any. Other schemes are not ours (a proxy's Basic auth): ignored."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
         return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    if not value.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     return value.strip()
 
