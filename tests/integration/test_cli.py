@@ -92,6 +92,11 @@ async def test_usage_and_config_errors_are_one_line(crmhub, tmp_path: Path) -> N
     assert code == 2
     assert err.strip() == f"crmhub: configuration error: config file not found: {tmp_path / 'missing.toml'}"
 
+    code, _out, err = await crmhub("create-user", "--login", "bad login!", "--password", "pass-word",
+                                   "--role", "agent")
+    assert code == 1
+    assert err.startswith("crmhub: invalid input: login:") and len(err.strip().splitlines()) == 1
+
     bad = tmp_path / "bad.toml"
     bad.write_text("[server]\nport = 'eighty'\n", encoding="utf-8")
     code, _out, err = await crmhub("migrate", "--config", str(bad))
