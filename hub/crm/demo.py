@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from hub.crm import phones as phone_numbers
-from hub.crm.models import Client, Deal, Setting, Stage, TimelineEntry, User
+from hub.crm.models import Client, Deal, Setting, Stage, Task, TimelineEntry, User
 from hub.crm.validate import iso
 
 SETTING_KEY = "demo_data"
@@ -492,12 +492,25 @@ async def _backdate(s: Any, rng: random.Random, now: datetime) -> None:
         moments = [created + span * (k + 1) for k in range(len(ids))]
         for entry_id, moment in zip(ids, moments, strict=True):
             entry_updates.append({"id": entry_id, "occurred_at": moment})
-        deal_updates.append({"id": deal_id, "created_at": created,
-                             "stage_changed_at": moments[-1] if moments else created})
+        last = moments[-1] if moments else created
+        deal_updates.append({"id": deal_id, "created_at": created, "stage_changed_at": last,
+                             "last_activity_at": last, "updated_at": last})
     if deal_updates:
         await s.execute(update(Deal), deal_updates)
     if entry_updates:
         await s.execute(update(TimelineEntry), entry_updates)
+    # tasks: written a little before they start; the done ones finished before they were due
+    task_updates = []
+    for task_id, start, due, completed in (await s.execute(
+            select(Task.id, Task.start_at, Task.due_at, Task.completed_at))).all():
+        values: dict[str, Any] = {"id": task_id}
+        if start is not None:
+            values["created_at"] = min(start, now) - timedelta(hours=rng.randint(1, 48))
+        if completed is not None and due is not None:
+            values["completed_at"] = min(due, now) - timedelta(hours=rng.randint(1, 20))
+        task_updates.append(values)
+    if task_updates:
+        await s.execute(update(Task), task_updates)
 
 
 def describe(summary: Summary) -> str:
