@@ -174,6 +174,8 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
     asyncio.run(_with_database(config, prepare))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.access_log:  # a line per request costs time on every request; opt in
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     host, port = config.server.host, config.server.port
     try:
         web.run_app(
@@ -203,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="migrate the database and start the HTTP server")
     p.add_argument("--host", help="address to listen on (overrides [server] host)")
     p.add_argument("--port", type=int, help="port to listen on (overrides [server] port)")
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("migrate", parents=[common], help="apply database migrations and exit")
