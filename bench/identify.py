@@ -345,7 +345,14 @@ async def bench_http(url: str, queries: list[tuple[str, bool]], workdir: Path) -
                     errors += 1
                     continue
                 wrong += bool(json.loads(data).get("matches")) != hit
-            result.update(ms=summary_ms(times), wrong=wrong, errors=errors,
+            # the floor: the same request refused before any database work (no token → 401)
+            floor = []
+            for raw, _hit in queries[:500]:
+                t0 = time.perf_counter()
+                async with http.get(endpoint, params={"phone": raw}) as resp:
+                    await resp.read()
+                floor.append(time.perf_counter() - t0)
+            result.update(ms=summary_ms(times), wrong=wrong, errors=errors, floor_ms=summary_ms(floor),
                           rss_after_run_mb=rss_mb(proc.pid))
     finally:
         proc.terminate()
@@ -395,12 +402,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 figures["http_ms"] = http["ms"]
                 figures["http_wrong"] = http["wrong"]
                 figures["http_errors"] = http["errors"]
+                figures["http_401_floor_ms"] = http["floor_ms"]
                 figures["hub_rss_mb"] = {"after_start": http["rss_after_start_mb"],
                                          "after_run": http["rss_after_run_mb"]}
                 log(f"HTTP GET /api/v1/identify: p50 {http['ms']['p50']} ms, p99 {http['ms']['p99']} ms; "
                     f"wrong {http['wrong']}, errors {http['errors']}; hub RSS "
                     f"{http['rss_after_start_mb']} MB after start, "
-                    f"{http['rss_after_run_mb']} MB after the run")
+                    f"{http['rss_after_run_mb']} MB after the run; the same request without a token "
+                    f"(401, no database): p50 {http['floor_ms']['p50']} ms, p99 {http['floor_ms']['p99']} ms")
             except Exception as exc:  # report and still print the in-process figures
                 figures["http_error"] = f"{type(exc).__name__}: {exc}"[:1000]
                 log(f"HTTP part failed: {figures['http_error']}")
