@@ -18,7 +18,7 @@ from aiohttp import web
 from hub.bus import InProcessBus
 from hub.config import Config
 from hub.db import Database, create_engine, migrate
-from hub.web import auth, health, openapi, sse
+from hub.web import auth, health, openapi, sse, vendor
 from hub.web.api import deals, notifications, people, timeline
 from hub.web.errors import error_middleware
 from hub.web.keys import BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STREAMS
@@ -60,6 +60,7 @@ def create_app(config: Config) -> web.Application:
         table.register(app.router)
     auth.register_views(app.router)
     pages.register_views(app.router)
+    vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 
     app.cleanup_ctx.append(_database)
