@@ -600,13 +600,9 @@ async def move_deal(session: AsyncSession, actor: User, deal_id: int, data: Any)
         "next_interaction_note": next_note,
         "loss_reason": {"id": reason.id, "name": reason.name} if reason else None,
     }
-    lines = [f"{old.name} → {stage.name}"]
-    if result_text:
-        lines.append(f"Result: {result_text}")
-    if reason:
-        lines.append(f"Loss reason: {reason.name}")
-    if next_at:
-        lines.append(f"Next interaction: {iso(next_at)}" + (f" — {next_note}" if next_note else ""))
+    # The text is language-neutral (stage names and the user's own words); the UI renders the
+    # loss reason and the next interaction from the payload in the reader's language.
+    lines = [f"{old.name} → {stage.name}"] + ([result_text] if result_text else [])
     await add_entry(session, kind="stage_change", text="\n".join(lines), author_id=actor.id,
                     deal_id=deal.id, payload=payload, occurred_at=now)
     loaded = await load_deal(session, deal.id)
