@@ -10,6 +10,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
@@ -18,13 +19,13 @@ from aiohttp import web
 from hub.bus import InProcessBus
 from hub.config import Config
 from hub.db import Database, create_engine, migrate
-from hub.web import auth, health, openapi, sse, vendor
+from hub.web import auth, health, i18n, openapi, sse, vendor
 from hub.web.api import deals, notifications, people, timeline
 from hub.web.errors import error_middleware
 from hub.web.keys import BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STREAMS
 from hub.web.ratelimit import LoginLimiter
 from hub.web.security import add_security_headers
-from hub.web.views import pages
+from hub.web.views import chrome, pages
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,17 @@ def create_app(config: Config) -> web.Application:
     app[LOGIN_LIMITER] = LoginLimiter()
     app[OPENAPI] = openapi.build_document(ROUTE_TABLES)
 
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(WEBUI / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    i18n.setup_jinja(env, i18n.load(WEBUI / "locale"), ZoneInfo(config.server.timezone))
     for table in ROUTE_TABLES:
         table.register(app.router)
     auth.register_views(app.router)
     pages.register_views(app.router)
+    chrome.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "CRMHUB_"
 
@@ -29,6 +30,7 @@ class ServerConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     session_days: int = 14
     attachments_dir: str = "var/attachments"
+    timezone: str = "Europe/Moscow"  # the day the pages count "today" in, and how they show times
 
 
 @dataclass
@@ -107,6 +109,10 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     if not isinstance(mailboxes, list):
         raise ConfigError("[[mailboxes]] must be an array of tables")
     config.mailboxes = mailboxes
+    try:
+        ZoneInfo(config.server.timezone)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise ConfigError(f"server.timezone: unknown time zone {config.server.timezone!r}") from exc
     if not config.server.secret_key:
         config.server.secret_key = secrets.token_hex(32)
     return config

@@ -21,7 +21,9 @@ from hub.crm import users
 from hub.crm.errors import Forbidden
 from hub.crm.models import AuthToken, User, utcnow
 from hub.crm.validate import Fields
+from hub.web import i18n
 from hub.web.errors import Handler, Unauthorized, json_body
+from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB, LOGIN_LIMITER, SESSION, USER, Session
 from hub.web.routing import Routes, is_public, mark_public, ref
 
@@ -170,7 +172,8 @@ def _render_login(request: web.Request, *, error: str = "", login: str = "",
     nonce = secrets.token_urlsafe(16)
     response = aiohttp_jinja2.render_template(
         "login.html", request,
-        {"csrf_token": nonce, "error": error, "login": login, "next": _safe_next(request.query.get("next"))},
+        {**i18n.context(request), "csrf_token": nonce, "error": error, "login": login,
+         "next": _safe_next(request.query.get("next"))},
         status=status)
     response.set_cookie(LOGIN_COOKIE, nonce, path="/login", httponly=True, samesite="Lax",
                         secure=_secure(request), max_age=3600)
@@ -197,18 +200,18 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     nonce = form.get(CSRF_FIELD)
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not isinstance(nonce, str) or not cookie or not hmac.compare_digest(nonce.encode(), cookie.encode()):
-        return _render_login(request, error="Форма устарела, попробуйте ещё раз.", status=403)
+        return _render_login(request, error=N_("The form has expired, please try again."), status=403)
     if not isinstance(login, str) or not isinstance(password, str) or not login.strip() or not password:
-        return _render_login(request, error="Введите логин и пароль.", status=422)
+        return _render_login(request, error=N_("Enter your login and password."), status=422)
     login = login.strip()
     try:
         if "\x00" in login + password or len(login) > 64 or len(password) > 1024:
             raise Unauthorized("wrong login or password")
         user = await _authenticate(request, login, password)
     except Unauthorized:
-        return _render_login(request, error="Неверный логин или пароль.", login=login, status=401)
+        return _render_login(request, error=N_("Wrong login or password."), login=login, status=401)
     except web.HTTPTooManyRequests:
-        return _render_login(request, error="Слишком много попыток, подождите несколько минут.",
+        return _render_login(request, error=N_("Too many attempts; wait a few minutes."),
                              login=login, status=429)
     days = request.app[CONFIG].server.session_days
     raw, _ = await _issue(request, user, "session", timedelta(days=days))

@@ -1,45 +1,52 @@
-// The live event stream of the logged-in user: opens /api/v1/events and lists what arrives.
+// CRM Hub pages: small enhancements on top of server-rendered HTML and htmx.
+// - the bell stays open while it refreshes (htmx re-renders it on each notification.created);
+// - stage colours from data-color (inline styles are not allowed by our Content-Security-Policy);
+// - without htmx (webui/node_modules not installed) the bell still goes live: a plain
+//   EventSource refetches it.
 "use strict";
 
 (function () {
-  const list = document.getElementById("events");
-  const state = document.getElementById("stream-state");
-  if (!list || !window.EventSource) {
-    return;
+  function paint(root) {
+    root.querySelectorAll("[data-color]").forEach(function (el) {
+      if (/^#[0-9a-fA-F]{3,8}$/.test(el.dataset.color)) {
+        el.style.backgroundColor = el.dataset.color;
+      }
+    });
   }
-  const MAX_ITEMS = 50;
-  const names = [
-    "call.ringing", "call.answered", "call.ended", "timeline.added", "timeline.updated",
-    "deal.created", "deal.updated", "deal.deleted", "client.updated", "lead.created", "lead.updated",
-    "task.updated", "message.received", "notification.created", "resync",
-  ];
 
-  function show(name, data) {
-    const item = document.createElement("li");
-    const time = document.createElement("time");
-    time.textContent = new Date().toLocaleTimeString("ru-RU");
-    const label = document.createElement("strong");
-    label.textContent = name;
-    const body = document.createElement("code");
-    body.textContent = data;
-    item.append(time, " ", label, " ", body);
-    list.prepend(item);
-    while (list.children.length > MAX_ITEMS) {
-      list.lastElementChild.remove();
+  function bellIsOpen() {
+    const details = document.querySelector("#bell details");
+    return Boolean(details && details.open);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    paint(document);
+    if (window.htmx) {
+      document.body.addEventListener("htmx:configRequest", function (event) {
+        const elt = event.detail.elt;
+        if (elt && elt.id === "bell" && event.detail.verb === "get" && bellIsOpen()) {
+          event.detail.parameters.open = "1";
+        }
+      });
+      document.body.addEventListener("htmx:afterSwap", function (event) { paint(event.detail.elt); });
+      return;
     }
-  }
-
-  const source = new EventSource("/api/v1/events");
-  source.addEventListener("open", function () {
-    state.textContent = "подключено";
-    state.className = "state ok";
+    if (!window.EventSource || !document.getElementById("bell")) {
+      return;
+    }
+    const source = new EventSource("/api/v1/events");
+    function refresh() {
+      fetch("/bell" + (bellIsOpen() ? "?open=1" : ""), { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          const bell = document.getElementById("bell");
+          if (html && bell) {
+            bell.outerHTML = html;
+          }
+        });
+    }
+    source.addEventListener("open", refresh);
+    source.addEventListener("notification.created", refresh);
+    source.addEventListener("resync", refresh);
   });
-  source.addEventListener("error", function () {
-    state.textContent = "переподключение…";
-    state.className = "state warn";
-  });
-  names.forEach(function (name) {
-    source.addEventListener(name, function (event) { show(name, event.data); });
-  });
-  source.addEventListener("message", function (event) { show("message", event.data); });
 })();

@@ -1,21 +1,66 @@
-"""The home page: proves the session and the event stream."""
+"""The desktop, the call journal's empty state, and the sections still to come.
+
+Routes stay thin: they read the request, call one core service, render one template.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, time
 
-import aiohttp_jinja2
 from aiohttp import web
 
-from hub.web.auth import require_login
-from hub.web.keys import SESSION
+from hub.crm import desktop as desktop_service
+from hub.crm.models import utcnow
+from hub.web.i18n import N_
+from hub.web.keys import CHANNELS, DB
+from hub.web.views.common import render, require_user, zone
 
 
-@aiohttp_jinja2.template("home.html")
-async def home(request: web.Request) -> dict[str, Any]:
-    user = require_login(request)
-    return {"user": user, "csrf_token": request[SESSION].csrf_token}
+async def desktop(request: web.Request) -> web.Response:
+    user = require_user(request)
+    tz = zone(request)
+    now = utcnow()
+    today_start = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
+    async with request.app[DB].reading() as s:
+        data = await desktop_service.desktop(s, user, today_start=today_start, now=now)
+    return await render(request, "desktop.html", {
+        **data,
+        "channels_connected": bool(request.app[CHANNELS]),
+        "today": today_start.date(),
+    })
+
+
+async def calls(request: web.Request) -> web.Response:
+    return await render(request, "calls.html", {"telephony": "asterisk" in request.app[CHANNELS]})
+
+
+# Sections of the web UI that later work fills in; until then an honest page says so.
+COMING = {
+    "/clients": N_("Clients"),
+    "/leads": N_("Leads"),
+    "/deals": N_("Deals"),
+    "/tasks": N_("Tasks"),
+    "/reports/funnel": N_("Reports"),
+    "/settings": N_("Settings"),
+}
+
+
+COMING_CARDS = ("/clients", "/leads", "/deals", "/tasks")  # and their /{id} cards
+
+
+async def coming_soon(request: web.Request) -> web.Response:
+    user = require_user(request)
+    section = "/" + request.path.strip("/").split("/")[0]
+    title = COMING.get(request.path) or COMING[section]
+    if section == "/settings" and user.role != "admin":
+        return await render(request, "coming.html", {"title": title, "forbidden": True}, status=403)
+    return await render(request, "coming.html", {"title": title, "forbidden": False})
 
 
 def register_views(router: web.UrlDispatcher) -> None:
-    router.add_get("/", home)
+    router.add_get("/", desktop)
+    router.add_get("/calls", calls)
+    for path in COMING:
+        router.add_get(path, coming_soon)
+    for path in COMING_CARDS:
+        router.add_get(path + r"/{id:\d+}", coming_soon)

@@ -1,0 +1,233 @@
+"""Languages of the pages: gettext catalogs compiled in memory at startup, and Russian formats.
+
+The catalogs are ``webui/locale/{ru,en}/LC_MESSAGES/messages.po`` (English msgids); Babel compiles
+them when the app is created, so nothing generated is kept in git. Templates say ``{{ _("Deals") }}``
+(Jinja2's ``i18n`` extension); Python code marks a message with ``N_("...")`` and the template
+translates it. Russian is the default; a logged-in user's ``language`` wins, else the
+``crmhub_lang`` cookie that the header switch sets.
+
+After changing texts, refresh both catalogs (new msgids get an empty translation to fill in):
+
+    .venv/bin/python -m hub.web.i18n update
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+import logging
+import sys
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from babel import Locale
+from babel.dates import format_date as babel_date
+from babel.dates import format_datetime as babel_datetime
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+from babel.numbers import format_currency, format_decimal
+
+from hub.web.keys import USER
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("ru", "en")
+DEFAULT = "ru"
+LANGUAGE_NAMES = {"ru": "Русский", "en": "English"}
+COOKIE = "crmhub_lang"
+DOMAIN = "messages"
+# Where msgids come from: the templates, and N_() in the web layer's Python code.
+SOURCES = (
+    ("templates", [("**.html", "jinja2.ext:babel_extract")], {"extensions": "jinja2.ext.i18n"}),
+)
+PYTHON_SOURCES = ("hub/web",)
+PYTHON_KEYWORDS = {"N_": None}
+
+Translations = dict[str, gettext.NullTranslations]
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; the template translates it when it shows it."""
+    return message
+
+
+def catalog_path(locale_dir: Path, language: str) -> Path:
+    return locale_dir / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def read_catalog(locale_dir: Path, language: str) -> Catalog:
+    with catalog_path(locale_dir, language).open("rb") as f:
+        return read_po(f, locale=language, domain=DOMAIN)
+
+
+def compile_catalog(catalog: Catalog) -> gettext.GNUTranslations:
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+def load(locale_dir: Path) -> Translations:
+    """Every language's translations; a missing or broken catalog logs why and shows msgids."""
+    result: Translations = {}
+    for language in LANGUAGES:
+        try:
+            result[language] = compile_catalog(read_catalog(locale_dir, language))
+        except (OSError, ValueError) as exc:
+            log.error("translations for %r not loaded from %s: %s", language,
+                      catalog_path(locale_dir, language), exc)
+            result[language] = gettext.NullTranslations()
+    return result
+
+
+def language_of(user_language: str | None, cookie: str | None) -> str:
+    for candidate in (user_language, cookie):
+        if candidate in LANGUAGES:
+            return candidate  # type: ignore[return-value]
+    return DEFAULT
+
+
+def context(request: web.Request) -> dict[str, Any]:
+    """What every template needs to speak the request's language (and to switch it)."""
+    user = request.get(USER)
+    chosen = user.language if user is not None else None
+    return {
+        "lang": language_of(chosen, request.cookies.get(COOKIE)),
+        "languages": LANGUAGE_NAMES,
+        "here": request.path_qs,
+    }
+
+
+# --- Jinja2 ----------------------------------------------------------------------------------------
+
+def _lang(ctx: Any) -> str:
+    lang = ctx.get("lang")
+    return lang if lang in LANGUAGES else DEFAULT
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if isinstance(value, datetime) else None
+
+
+def setup_jinja(env: jinja2.Environment, translations: Translations, zone: tzinfo) -> None:
+    """Install ``_``/``gettext``/``ngettext`` (per the context's ``lang``) and the format filters:
+    ``datetime`` (23.11.2026 14:05), ``date``, ``time``, ``money`` (1 234 567,00 ₽), ``number``."""
+
+    @jinja2.pass_context
+    def _gettext(ctx: Any, message: str) -> str:
+        return translations[_lang(ctx)].gettext(message)
+
+    @jinja2.pass_context
+    def _ngettext(ctx: Any, singular: str, plural: str, n: int) -> str:
+        return translations[_lang(ctx)].ngettext(singular, plural, n)
+
+    @jinja2.pass_context
+    def format_datetime(ctx: Any, value: Any, fmt: str = "") -> str:
+        moment = _as_datetime(value)
+        if moment is None:
+            return ""
+        lang = _lang(ctx)
+        pattern = fmt or ("dd.MM.yyyy HH:mm" if lang == "ru" else "d MMM yyyy, HH:mm")
+        return babel_datetime(moment, pattern, tzinfo=zone, locale=lang)
+
+    @jinja2.pass_context
+    def format_time(ctx: Any, value: Any) -> str:
+        moment = _as_datetime(value)
+        return "" if moment is None else babel_datetime(moment, "HH:mm", tzinfo=zone, locale=_lang(ctx))
+
+    @jinja2.pass_context
+    def format_day(ctx: Any, value: Any) -> str:
+        if isinstance(value, str | datetime):
+            moment = _as_datetime(value)
+            value = moment.astimezone(zone).date() if moment else None
+        if value is None:
+            return ""
+        lang = _lang(ctx)
+        return babel_date(value, "dd.MM.yyyy" if lang == "ru" else "d MMM yyyy", locale=lang)
+
+    @jinja2.pass_context
+    def money(ctx: Any, amount: Any, currency: str = "RUB") -> str:
+        value = Decimal(str(amount or 0))
+        return format_currency(value, currency or "RUB", locale=_lang(ctx))
+
+    @jinja2.pass_context
+    def number(ctx: Any, value: Any) -> str:
+        return format_decimal(value or 0, locale=_lang(ctx))
+
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update({"datetime": format_datetime, "time": format_time, "date": format_day,
+                        "money": money, "number": number})
+
+
+def set_cookie(response: web.StreamResponse, language: str, secure: bool) -> None:
+    response.set_cookie(COOKIE, language, path="/", httponly=True, samesite="Lax", secure=secure,
+                        max_age=365 * 86400)
+
+
+# --- catalog maintenance ---------------------------------------------------------------------------
+
+def extract(webui: Path, root: Path) -> Catalog:
+    """Every msgid the templates and the web layer's N_() use."""
+    catalog = Catalog(domain=DOMAIN)
+    for folder, method_map, options in SOURCES:
+        options_map = {pattern: options for pattern, _ in method_map}
+        for filename, lineno, message, comments, context in extract_from_dir(
+                webui / folder, method_map, options_map, keywords={"_": None, "gettext": None,
+                                                                   "ngettext": (1, 2)}):
+            catalog.add(message, None, [(f"{folder}/{filename}", lineno)], auto_comments=comments,
+                        context=context)
+    for folder in PYTHON_SOURCES:
+        for filename, lineno, message, comments, context in extract_from_dir(
+                root / folder, [("**.py", "python")], keywords=PYTHON_KEYWORDS):
+            catalog.add(message, None, [(f"{folder}/{filename}", lineno)], auto_comments=comments,
+                        context=context)
+    return catalog
+
+
+def _translated(string: str | tuple[str, ...]) -> bool:
+    return all(string) if isinstance(string, tuple) else bool(string)
+
+
+def update(webui: Path, root: Path) -> None:
+    """Merge the extracted msgids into both catalogs (English gets msgid = msgstr for new ones)."""
+    template = extract(webui, root)
+    for language in LANGUAGES:
+        path = catalog_path(webui / "locale", language)
+        if path.exists():
+            catalog = read_catalog(webui / "locale", language)
+        else:
+            catalog = Catalog(locale=Locale.parse(language), domain=DOMAIN)
+        catalog.update(template, no_fuzzy_matching=True)
+        catalog.project, catalog.version, catalog.fuzzy = "CRM Hub", "", False
+        for message in catalog:
+            if message.id and language == "en" and not _translated(message.string):
+                message.string = message.id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as f:
+            write_po(f, catalog, width=100, omit_header=False, ignore_obsolete=True, sort_output=True)
+        print(f"{path}: {len(catalog)} messages, "
+              f"{sum(1 for m in catalog if m.id and not _translated(m.string))} untranslated")
+
+
+def main(argv: list[str]) -> int:
+    root = Path(__file__).resolve().parents[2]
+    if argv[1:] != ["update"]:
+        print("usage: python -m hub.web.i18n update", file=sys.stderr)
+        return 2
+    update(root / "webui", root)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
