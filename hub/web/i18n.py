@@ -215,7 +215,7 @@ def update(webui: Path, root: Path) -> None:
                 message.string = message.id
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
-            write_po(f, catalog, width=100, omit_header=False, ignore_obsolete=True, sort_output=True)
+            write_po(f, catalog, width=100, ignore_obsolete=True, sort_output=True, no_location=True)
         print(f"{path}: {len(catalog)} messages, "
               f"{sum(1 for m in catalog if m.id and not _translated(m.string))} untranslated")
 

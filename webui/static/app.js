@@ -1,6 +1,7 @@
 // CRM Hub pages: small enhancements on top of server-rendered HTML and htmx.
 // - the bell stays open while it refreshes (htmx re-renders it on each notification.created);
 // - stage colours from data-color (inline styles are not allowed by our Content-Security-Policy);
+// - <body data-live="true|false"> tells whether the event stream is connected (tests wait for it);
 // - without htmx (webui/node_modules not installed) the bell still goes live: a plain
 //   EventSource refetches it.
 "use strict";
@@ -29,6 +30,8 @@
         }
       });
       document.body.addEventListener("htmx:afterSwap", function (event) { paint(event.detail.elt); });
+      document.body.addEventListener("htmx:sseOpen", function () { document.body.dataset.live = "true"; });
+      document.body.addEventListener("htmx:sseError", function () { document.body.dataset.live = "false"; });
       return;
     }
     if (!window.EventSource || !document.getElementById("bell")) {
@@ -41,11 +44,12 @@
         .then(function (html) {
           const bell = document.getElementById("bell");
           if (html && bell) {
-            bell.outerHTML = html;
+            bell.innerHTML = html;
           }
         });
     }
-    source.addEventListener("open", refresh);
+    source.addEventListener("open", function () { document.body.dataset.live = "true"; refresh(); });
+    source.addEventListener("error", function () { document.body.dataset.live = "false"; });
     source.addEventListener("notification.created", refresh);
     source.addEventListener("resync", refresh);
   });

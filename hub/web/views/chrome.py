@@ -19,7 +19,7 @@ async def _bell(request: web.Request, *, open_: bool) -> web.Response:
     user = require_user(request)
     context = {**i18n.context(request), "bell": await bell_context(request, user, open_=open_), "user": user,
                "csrf_token": request[SESSION].csrf_token, "here": _current(request)}
-    return aiohttp_jinja2.render_template("_bell.html", request, context)
+    return aiohttp_jinja2.render_template("_bell_inner.html", request, context)
 
 
 def _current(request: web.Request) -> str:

@@ -1,0 +1,84 @@
+"""A real hub on 127.0.0.1 driven by Debian's chromium through Playwright (Python, async API).
+
+Chromium is /usr/bin/chromium (``scripts/setup`` installs it as root); Playwright never downloads a
+browser here. Without chromium these tests are skipped — except with CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from hub.config import Config
+
+CHROMIUM = Path("/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--no-proxy-server"]
+TIMEOUT_MS = 10_000
+
+
+def _browser_unavailable() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is not installed (scripts/setup installs it when run as root)"
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    reason = _browser_unavailable()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture
+def app(config: Config) -> web.Application:
+    from hub.app import create_app
+
+    return create_app(config)
+
+
+@pytest.fixture
+async def hub_url(app: web.Application, aiohttp_server: Any) -> str:
+    server = await aiohttp_server(app, host="127.0.0.1")
+    return f"http://127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+async def browser(chromium_path: Path) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(chromium_path), headless=True,
+                                                   args=ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def page(browser: Any, hub_url: str) -> AsyncIterator[Any]:
+    context = await browser.new_context(base_url=hub_url, locale="ru-RU",
+                                        viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        await context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
