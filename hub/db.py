@@ -7,16 +7,24 @@ only after the commit, so a subscriber never sees a change that was rolled back.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import Select, event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session
 
 from hub.bus import Bus
 from hub.crm.events import take_pending
@@ -30,9 +38,14 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        # check_same_thread=False: only so that ``_sqlite_rollback`` may read ``in_transaction`` (a
+        # flag) from the event loop; every statement still runs on aiosqlite's own thread.
+        engine = create_async_engine(url, echo=echo,
+                                     connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        dialect = engine.sync_engine.dialect
+        dialect.do_rollback = partial(_sqlite_rollback, dialect.do_rollback)  # type: ignore[method-assign]
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
@@ -53,9 +66,23 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(connection: Any) -> None:
     # Writers begin IMMEDIATE: two deferred transactions that both read and then write deadlock
-    # in SQLite ("database is locked") instead of waiting their turn.
-    mode = connection.get_execution_options().get("sqlite_begin", "")
-    connection.exec_driver_sql(f"BEGIN {mode}".strip())
+    # in SQLite ("database is locked") instead of waiting their turn. Readers (``sqlite_begin=""``,
+    # see ``Database``) begin nothing: each statement is its own read transaction, as each
+    # statement sees its own snapshot under PostgreSQL's READ COMMITTED, and no BEGIN round trip.
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    if mode:
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _sqlite_rollback(rollback: Callable[[Any], None], dbapi_connection: Any) -> None:
+    # Closing a session and returning a connection to the pool both roll back: on aiosqlite a
+    # thread hop each, even when no transaction is open (a reader, or a writer already committed).
+    try:
+        idle = not dbapi_connection.driver_connection.in_transaction
+    except Exception:  # closed or broken: let the driver's own rollback deal with it
+        idle = False
+    if not idle:
+        rollback(dbapi_connection)
 
 
 def _lower(value: Any) -> Any:
@@ -81,13 +108,67 @@ async def migrate(engine: AsyncEngine) -> None:
         await connection.run_sync(upgrade)
 
 
+class ReadOnlySession(Session):
+    """The session class of ``Database.reading()``: flushing a change in it is a bug."""
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    # On SQLite a reader has no transaction: a flushed change would be committed at once.
+    raise RuntimeError("a reading() session must not change anything; use transaction()")
+
+
+class Prepared:
+    """A Core SELECT compiled once per dialect and run on the driver connection.
+
+    For the hottest reads (the request's bearer token, caller identification): SQLAlchemy's async
+    adapter costs several thread hops per statement on aiosqlite (cursor, execute, fetch, close),
+    the driver's own ``execute_fetchall`` one; asyncpg's ``fetch`` one round trip with its own
+    statement cache. Bind and result values go through the columns' types as usual.
+    """
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._plans: dict[str, tuple[str, list[tuple[str, Any, Any]], list[Any]]] = {}
+
+    def _plan(self, dialect: Dialect) -> tuple[str, list[tuple[str, Any, Any]], list[Any]]:
+        compiled = self.statement.compile(dialect=dialect)
+        binds = [(name, compiled.params[name],
+                  compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                 for name in compiled.positiontup or []]
+        results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                   for column in self.statement.selected_columns]
+        plan = self._plans[dialect.driver] = (str(compiled), binds, results)
+        return plan
+
+    async def all(self, conn: AsyncConnection, **params: Any) -> list[tuple[Any, ...]]:
+        dialect = conn.dialect
+        if dialect.driver not in ("aiosqlite", "asyncpg"):
+            return [tuple(row) for row in (await conn.execute(self.statement, params)).all()]
+        sql, binds, results = self._plans.get(dialect.driver) or self._plan(dialect)
+        args = []
+        for name, default, process in binds:
+            value = params.get(name, default)
+            args.append(process(value) if process is not None else value)
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        if dialect.driver == "aiosqlite":
+            rows = await driver.execute_fetchall(sql, args)
+        else:
+            rows = await driver.fetch(sql, *args)
+        return [tuple(value if process is None else process(value)
+                      for value, process in zip(row, results, strict=True)) for row in rows]
+
+
 class Database:
     def __init__(self, engine: AsyncEngine, bus: Bus) -> None:
         self.engine = engine
         self.bus = bus
         writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.sessions = async_sessionmaker(writer, expire_on_commit=False)
-        self.read_sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Readers begin no transaction on SQLite (see _sqlite_begin); all share the one pool.
+        self.reader = engine.execution_options(sqlite_begin="")
+        self.read_sessions = async_sessionmaker(self.reader, expire_on_commit=False,
+                                                sync_session_class=ReadOnlySession)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -105,9 +186,19 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads only (on SQLite it does not queue behind writers)."""
+        """A session for reads only (on SQLite it does not queue behind writers).
+
+        Each statement sees the data committed when it started (on SQLite it runs in autocommit
+        mode, on PostgreSQL under READ COMMITTED); flushing a change raises.
+        """
         async with self.read_sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for a ``Prepared`` read, with no session around it."""
+        async with self.reader.connect() as connection:
+            yield connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -15,12 +15,14 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.orm import make_transient_to_detached
 
 from hub.crm import users
 from hub.crm.errors import Forbidden
 from hub.crm.models import AuthToken, User, utcnow
 from hub.crm.validate import Fields
+from hub.db import Prepared
 from hub.web import i18n
 from hub.web.errors import Handler, Unauthorized, json_body
 from hub.web.i18n import N_
@@ -42,20 +44,33 @@ def hash_token(raw: str) -> str:
 
 # --- identifying the caller ------------------------------------------------------------------------
 
-async def _lookup(request: web.Request, raw: str, kind: str) -> tuple[User, AuthToken] | None:
-    query = (
-        select(User, AuthToken)
-        .join(AuthToken, AuthToken.user_id == User.id)
-        .where(AuthToken.token_hash == hash_token(raw), AuthToken.kind == kind, User.active.is_(True))
-    )
-    async with request.app[DB].reading() as s:
-        row = (await s.execute(query)).first()
-    if row is None:
+# Every authenticated request runs this: one indexed query (token hash → its active user), no ORM
+# query, no session, no transaction (see decisions.md, "The request's token is looked up ...").
+# The password hash stays out of the request's user.
+_USER_COLUMNS = [c for c in User.__table__.c if c.key != "password_hash"]
+_TOKEN = AuthToken.__table__
+_LOOKUP = Prepared(
+    select(*_USER_COLUMNS, _TOKEN.c.csrf_token, _TOKEN.c.expires_at)
+    .join(_TOKEN, _TOKEN.c.user_id == User.__table__.c.id)
+    .where(_TOKEN.c.token_hash == bindparam("token_hash"), _TOKEN.c.kind == bindparam("kind"),
+           User.__table__.c.active.is_(True))
+)
+_N_USER = len(_USER_COLUMNS)
+
+
+async def _lookup(request: web.Request, token_hash: str, kind: str) -> tuple[User, str] | None:
+    """The token's active user (detached, without its password hash) and its CSRF token."""
+    async with request.app[DB].read_connection() as conn:
+        rows = await _LOOKUP.all(conn, token_hash=token_hash, kind=kind)
+    if not rows:
         return None
-    user, token = row
-    if token.expires_at is not None and token.expires_at <= utcnow():
+    row = rows[0]
+    csrf_token, expires_at = row[_N_USER:]
+    if expires_at is not None and expires_at <= utcnow():
         return None
-    return user, token
+    user = User(**{c.key: value for c, value in zip(_USER_COLUMNS, row, strict=False)})
+    make_transient_to_detached(user)  # like a user loaded by a closed session: no lazy loads
+    return user, csrf_token
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -84,20 +99,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     public = is_public(request.match_info.handler)
     bearer = _bearer(request)
     if bearer is not None:
-        found = await _lookup(request, bearer, "api")
+        token_hash = hash_token(bearer)
+        found = await _lookup(request, token_hash, "api")
         if found is not None:
-            request[USER], token = found
-            request[SESSION] = Session("bearer", token.token_hash)
+            request[USER], _ = found
+            request[SESSION] = Session("bearer", token_hash)
         elif not public:
             raise Unauthorized("the token is unknown, expired or its user is inactive")
     elif cookie := request.cookies.get(SESSION_COOKIE):
-        found = await _lookup(request, cookie, "session")
+        token_hash = hash_token(cookie)
+        found = await _lookup(request, token_hash, "session")
         if found is not None:
-            request[USER], token = found
-            request[SESSION] = Session("session", token.token_hash, token.csrf_token)
+            request[USER], csrf_token = found
+            request[SESSION] = Session("session", token_hash, csrf_token)
             if request.method not in SAFE_METHODS and not public:
                 sent = await _csrf_from(request)
-                if not sent or not hmac.compare_digest(sent.encode(), token.csrf_token.encode()):
+                if not sent or not hmac.compare_digest(sent.encode(), csrf_token.encode()):
                     raise Forbidden("the CSRF token is missing or wrong; reload the page")
     if USER not in request and request.path.startswith("/api/") and not public:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")

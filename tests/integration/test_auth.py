@@ -6,13 +6,15 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient
-from sqlalchemy import select, update
+from aiohttp.test_utils import TestClient, make_mocked_request
+from sqlalchemy import delete, inspect, select, update
+from sqlalchemy.orm.exc import DetachedInstanceError
 
 from hub.config import Config
-from hub.crm.models import AuthToken, utcnow
-from hub.web.auth import LOGIN_COOKIE, SESSION_COOKIE, hash_token
+from hub.crm.models import AuthToken, User, utcnow
+from hub.web.auth import LOGIN_COOKIE, SESSION_COOKIE, _lookup, hash_token
 from hub.web.keys import DB
 from tests.integration.conftest import PASSWORD, Api, make_user
 
@@ -232,3 +234,60 @@ async def test_static_files_are_served(client: TestClient) -> None:
     assert response.status == 200
     assert "EventSource" in await response.text()
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# --- the token lookup on every request (no cache: each request sees the database as it is now) ----
+
+async def test_a_deactivated_user_is_refused_on_the_very_next_request(client: TestClient, admin: Api,
+                                                                     agent: Api) -> None:
+    await agent.get("/api/v1/me")
+    await admin.patch(f"/api/v1/users/{agent.id}", {"active": False})
+    await agent.get("/api/v1/me", expect=401)
+    await agent.get("/api/v1/identify", params={"phone": "+79161234567"}, expect=401)
+
+
+async def test_a_deleted_token_or_session_stops_working_at_once(client: TestClient, app: web.Application,
+                                                                 agent: Api) -> None:
+    await browser_login(client, "agent")
+    assert (await client.get("/", allow_redirects=False)).status == 200
+    await agent.get("/api/v1/me")
+    async with app[DB].transaction() as s:
+        await s.execute(delete(AuthToken).where(AuthToken.user_id == agent.id))
+    assert (await client.get("/", allow_redirects=False)).status == 303
+    await agent.get("/api/v1/me", expect=401)
+
+
+async def test_a_user_deactivated_behind_the_hubs_back_is_refused(client: TestClient, app: web.Application,
+                                                                  agent: Api) -> None:
+    # E.g. by the command line in another process: the token row stays, the user is inactive.
+    await agent.get("/api/v1/me")
+    async with app[DB].transaction() as s:
+        await s.execute(update(User).where(User.id == agent.id).values(active=False))
+    await agent.get("/api/v1/me", expect=401)
+
+
+async def test_a_renamed_or_demoted_user_is_seen_on_the_next_request(client: TestClient, admin: Api,
+                                                                     agent: Api) -> None:
+    await admin.patch(f"/api/v1/users/{agent.id}", {"role": "manager", "name": "Иван Менеджеров"})
+    me = await agent.get("/api/v1/me")
+    assert me["role"] == "manager" and me["name"] == "Иван Менеджеров"
+
+
+async def test_the_requests_user_is_detached_and_carries_no_password_hash(client: TestClient,
+                                                                          app: web.Application) -> None:
+    await make_user(app, "someone", "agent")
+    raw = "a-token-for-someone"
+    async with app[DB].transaction() as s:
+        user = (await s.scalars(select(User).where(User.login == "someone"))).one()
+        s.add(AuthToken(token_hash=hash_token(raw), user_id=user.id, kind="api", csrf_token="c"))
+    request = make_mocked_request("GET", "/api/v1/me", app=app)
+    found = await _lookup(request, hash_token(raw), "api")
+    assert found is not None
+    who, csrf = found
+    assert (who.id, who.login, who.role, who.active, csrf) == (user.id, "someone", "agent", True, "c")
+    assert who.created_at.tzinfo is not None
+    assert inspect(who).detached
+    with pytest.raises(DetachedInstanceError):
+        _ = who.password_hash
+    assert await _lookup(request, hash_token(raw), "session") is None
+    assert await _lookup(request, hash_token(raw + "x"), "api") is None
