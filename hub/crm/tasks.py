@@ -124,7 +124,10 @@ async def _notify_assignee(session: AsyncSession, actor: User, task: Task) -> No
         await notifications.notify(
             session, task.assignee_id, kind="task_assigned", title=f"New task: {task.subject}",
             text=f"{actor.name} assigned you a task" + (f", due {iso(task.due_at)}" if task.due_at else ""),
-            link=f"/tasks/{task.id}", payload={"task_id": task.id},
+            link=f"/tasks/{task.id}",
+            # What the web UI needs to say it in the reader's language.
+            payload={"task_id": task.id, "subject": task.subject, "due_at": iso(task.due_at),
+                     "assigned_by": {"id": actor.id, "name": actor.name}},
         )
 
 

@@ -178,7 +178,9 @@ async def test_assigning_to_someone_else_notifies_them(database: Database, world
         await tasks.create_task(s, anna, {"subject": "себе"})  # no notice to oneself
     notices = [e for e in published if e.name == "notification.created"]
     assert len(notices) == 1 and notices[0].users == frozenset({anna.id})
-    assert notices[0].data["notification"]["payload"] == {"task_id": task["id"]}
+    assert notices[0].data["notification"]["payload"] == {
+        "task_id": task["id"], "subject": "Позвонить <b>клиенту</b>", "due_at": "2030-01-01T00:00:00Z",
+        "assigned_by": {"id": manager.id, "name": manager.name}}
     async with database.transaction() as s:
         assert await notifications.unread_count(s, anna) == 1
         assert await notifications.unread_count(s, manager) == 0

@@ -181,6 +181,12 @@ async def test_bell_lists_marks_read_and_deletes(client: TestClient, app: web.Ap
         assert response.status == 303 and response.headers["Location"] == "/deals/5"
     assert 'data-testid="bell-dot"' not in await page(client, "/bell")
 
+    await agent2.post("/api/v1/tasks", {"subject": "Созвон с «Ромашкой»", "assignee_id": agent.id,
+                                        "due_at": "2026-12-01T09:00:00Z"}, expect=201)
+    html = await page(client, "/bell")
+    assert "Новая задача: Созвон с «Ромашкой»" in html
+    assert "Пётр Второв назначает вам задачу, срок — 01.12.2026 12:00" in html
+
     async with client.post("/bell/clear", data={"csrf_token": csrf, "next": "/calls"},
                            allow_redirects=False) as response:
         assert response.status == 303 and response.headers["Location"] == "/calls"

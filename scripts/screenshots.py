@@ -1,0 +1,110 @@
+"""Render PNG screenshots of the web UI with Russian demo data into docs/screenshots/.
+
+    .venv/bin/python scripts/screenshots.py
+
+Starts a hub on a temporary SQLite database at 127.0.0.1, fills it with ``crmhub demo-data``'s data
+plus a few inbound messages and notifications (as the channels would add them), logs in as agent1
+and drives Debian's /usr/bin/chromium through Playwright (never a downloaded browser).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiohttp import web
+from playwright.async_api import async_playwright
+from sqlalchemy import select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hub.app import create_app  # noqa: E402
+from hub.config import Config  # noqa: E402
+from hub.crm import demo, notifications, timeline  # noqa: E402
+from hub.crm.models import Client, Deal, User  # noqa: E402
+from hub.web.keys import DB  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--no-proxy-server"]
+LOGIN = "agent1"
+
+
+async def _channel_like_data(app: web.Application) -> None:
+    """Inbound entries and bell items such as telephony and messaging will add."""
+    now = datetime.now(UTC)
+    async with app[DB].transaction() as s:
+        agent = await s.scalar(select(User).where(User.login == LOGIN))
+        assert agent is not None
+        deals = (await s.scalars(select(Deal).where(Deal.responsible_id == agent.id).order_by(Deal.id))).all()
+        clients = {c.id: c for c in (await s.scalars(select(Client))).all()}
+        messages = [
+            ("telegram", "Добрый день! Подскажите, когда ждать счёт на вторую партию?", 12),
+            ("sms", "Перезвоните, пожалуйста, по поводу доставки", 47),
+            ("call", "", 95),
+            ("email", "Направляем подписанный договор и реквизиты для оплаты.", 180),
+        ]
+        for (kind, text, minutes), deal in zip(messages, deals, strict=False):
+            await timeline.add_entry(s, kind=kind, direction="in", text=text, deal_id=deal.id,
+                                     payload={"status": "missed"} if kind == "call" else {},
+                                     occurred_at=now - timedelta(minutes=minutes))
+        client = clients.get(deals[0].client_id) if deals else None
+        caller = client.name if client else "Клиент"
+        await notifications.notify(s, agent.id, kind="missed_call", title="Пропущенный звонок",
+                                   text=f"{caller}: +7 916 123-45-67", link="/calls")
+        await notifications.notify(s, agent.id, kind="task", title="Новая задача: подготовить КП",
+                                   text="Назначила Ольга Смирнова", link="/tasks")
+
+
+async def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Config()
+        config.database.url = f"sqlite+aiosqlite:///{tmp}/demo.db"
+        config.server.secret_key = "screenshots"
+        config.server.attachments_dir = f"{tmp}/attachments"
+        app = create_app(config)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await demo.fill(app[DB])
+            await _channel_like_data(app)
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+                for name, width, height in (("", 1280, 860), ("-phone", 390, 844)):
+                    context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                                        viewport={"width": width, "height": height})
+                    page = await context.new_page()
+                    await page.goto("/login")
+                    await page.screenshot(path=OUT / f"login{name}.png")
+                    await page.get_by_label("Логин").fill(LOGIN)
+                    await page.get_by_label("Пароль").fill(LOGIN)
+                    await page.get_by_role("button", name="Войти").click()
+                    await page.wait_for_selector("body[data-live='true']")
+                    await page.screenshot(path=OUT / f"desktop{name}.png", full_page=True)
+                    if not name:
+                        await page.locator("#bell summary").click()
+                        await page.wait_for_selector("#bell .dropdown")
+                        await page.screenshot(path=OUT / "bell.png")
+                        await page.goto("/calls")
+                        await page.screenshot(path=OUT / "calls.png")
+                    await context.close()
+                await browser.close()
+        finally:
+            await runner.cleanup()
+    for path in sorted(OUT.glob("*.png")):
+        print(path.relative_to(ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
