@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from playwright.async_api import expect
+from sqlalchemy import select
 
-from hub.crm import notifications
+from hub.crm import notifications, tasks
 from hub.crm.models import User
 from hub.web.keys import DB
 from tests.integration.conftest import PASSWORD, make_user
@@ -83,3 +85,25 @@ async def test_the_bell_lights_up_live_and_goes_dark_after_mark_read(page: Any, 
     await page.reload()
     await expect(page.get_by_role("heading", name="Мои задачи на сегодня")).to_be_visible()
     await expect(dot).to_have_count(0)
+
+
+async def test_the_desktop_updates_live_when_someone_assigns_a_task(page: Any, app: web.Application) -> None:
+    await make_user(app, "agent", "agent", "Иван Агентов")
+    await make_user(app, "boss", "manager", "Ольга Начальникова")
+    await log_in(page, "agent")
+    await expect(page.get_by_text("На сегодня задач нет.")).to_be_visible()
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")
+    await page.evaluate("window.__sameDocument = true")
+
+    async with app[DB].transaction() as s:
+        boss = await s.scalar(select(User).where(User.login == "boss"))
+        agent = await s.scalar(select(User).where(User.login == "agent"))
+        assert boss is not None and agent is not None
+        await tasks.create_task(s, boss, {"subject": "Перезвонить в «Ромашку»", "assignee_id": agent.id,
+                                          "due_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()})
+
+    today = page.locator("section", has=page.get_by_role("heading", name=re.compile("Мои задачи на сегодня")))
+    await expect(today.get_by_role("link", name="Перезвонить в «Ромашку»")).to_be_visible()
+    await expect(today.get_by_text("Просрочено")).to_be_visible()
+    await expect(page.get_by_test_id("bell-dot")).to_be_visible()
+    assert await page.evaluate("window.__sameDocument === true"), "the page must not reload"
