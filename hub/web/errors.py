@@ -12,11 +12,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from hub.crm.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
 from hub.crm.validate import clean_text, parse_datetime
+from hub.web import i18n
+from hub.web.keys import SESSION
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,20 @@ def error_response(status: int, code: str, message: str, fields: dict[str, str] 
                              dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
 
+def html_error(request: web.Request, status: int, detail: str,
+               headers: dict[str, str] | None = None) -> web.Response:
+    """An error page for the browser, in the reader's language (``error.html``)."""
+    try:
+        response = aiohttp_jinja2.render_template(
+            "error.html", request, {**i18n.context(request), "status": status, "detail": detail,
+                                    "csrf_token": request[SESSION].csrf_token if SESSION in request else ""},
+            status=status)
+    except Exception:  # no template engine (a bare test app): still an answer, not a 500
+        response = web.Response(status=status, text=f"{status}: {detail}")
+    response.headers.update(headers or {})
+    return response
+
+
 def is_api(request: web.Request) -> bool:
     return request.path.startswith("/api/") or request.path == "/healthz"
 
@@ -69,11 +86,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except DomainError as exc:
         status = STATUS.get(type(exc), 400)
+        if not is_api(request):
+            return html_error(request, status, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return error_response(status, exc.code, exc.message, exc.fields, headers)
     except web.HTTPException as exc:
-        if exc.status < 400 or not is_api(request):
+        if exc.status < 400:
             raise
+        if not is_api(request):
+            return html_error(request, exc.status, exc.reason,
+                              headers={k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
         message = exc.reason if exc.status != 413 else "the request body is too large"
         return error_response(exc.status, HTTP_CODES.get(exc.status, "error"), message,
                               headers={k: v for k, v in exc.headers.items() if k == "Allow"})

@@ -191,3 +191,20 @@ async def test_bell_lists_marks_read_and_deletes(client: TestClient, app: web.Ap
                            allow_redirects=False) as response:
         assert response.status == 303 and response.headers["Location"] == "/calls"
     assert "Уведомлений нет" in await page(client, "/bell")
+
+
+async def test_browser_errors_are_pages_in_the_readers_language(client: TestClient, agent: Api) -> None:
+    async with client.get("/no-such-page") as response:
+        assert response.status == 404 and response.content_type == "text/html"
+        assert "Страница не найдена" in await response.text()
+    csrf = await logged_in(client, agent)
+    async with client.post("/language", data={"language": "en"}) as response:  # no CSRF token
+        text = await response.text()
+    assert response.status == 403 and response.content_type == "text/html"
+    assert "Доступ запрещён" in text and "обновите страницу" in text
+    async with client.post("/language", data={"language": "en", "csrf_token": csrf}) as response:
+        assert response.status == 200
+    async with client.get("/api/v1/no-such-thing") as response:
+        assert response.status == 404 and response.content_type == "application/json"
+    async with client.get("/deals/1/nothing") as response:
+        assert response.status == 404 and "Page not found" in await response.text()
