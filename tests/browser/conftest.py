@@ -77,8 +77,14 @@ async def page(browser: Any, hub_url: str) -> AsyncIterator[Any]:
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Console errors too (a Content-Security-Policy refusal shows up only there), and every failed
+    # file or fragment; a page answered with an error status (a refused login) is the test's business.
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and r.request.resource_type != "document" else None)
     try:
         yield page
     finally:
         await context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not errors, f"errors in the browser: {errors}"
