@@ -82,6 +82,10 @@ async def test_the_bell_lights_up_live_and_goes_dark_after_mark_read(page: Any, 
     await expect(page.get_by_text("Новая задача: позвонить в «Ромашку»")).to_be_visible()  # still listed
     assert await page.evaluate("window.__sameDocument === true")
 
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("button", name="Отметить прочитанными")).to_be_hidden()
+    await expect(summary).to_be_focused()
+
     await page.reload()
     await expect(page.get_by_role("heading", name="Мои задачи на сегодня")).to_be_visible()
     await expect(dot).to_have_count(0)

@@ -20,6 +20,21 @@
     return Boolean(details && details.open);
   }
 
+  // The bell's menu closes on a click elsewhere and on Escape (focus goes back to the bell).
+  document.addEventListener("click", function (event) {
+    const open = document.querySelector("#bell details[open]");
+    if (open && !open.contains(event.target)) {
+      open.open = false;
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    const open = document.querySelector("#bell details[open]");
+    if (event.key === "Escape" && open) {
+      open.open = false;
+      open.querySelector("summary").focus();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     paint(document);
     if (window.htmx) {
