@@ -25,7 +25,7 @@ from hub.web.errors import error_middleware
 from hub.web.keys import BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STREAMS
 from hub.web.ratelimit import LoginLimiter
 from hub.web.security import add_security_headers
-from hub.web.views import chrome, pages
+from hub.web.views import chrome, deals_board, pages
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def create_app(config: Config) -> web.Application:
     auth.register_views(app.router)
     pages.register_views(app.router)
     chrome.register_views(app.router)
+    deals_board.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 

@@ -38,7 +38,6 @@ async def calls(request: web.Request) -> web.Response:
 COMING = {
     "/clients": N_("Clients"),
     "/leads": N_("Leads"),
-    "/deals": N_("Deals"),
     "/tasks": N_("Tasks"),
     "/reports/funnel": N_("Reports"),
     "/settings": N_("Settings"),
