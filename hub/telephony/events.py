@@ -4,13 +4,13 @@ Every fact names its call by ``call_id`` (the AMI ``Linkedid``) and repeats what
 call at that moment: direction, external number, DID. Times are epoch seconds taken from the AMI
 ``Timestamp`` header (``None`` when the event had none).
 
-| fact              | when                                                                  |
-|-------------------|-----------------------------------------------------------------------|
-| CallStarted       | the call's direction is known (inbound: the trunk leg appears; outbound and internal: the agent dials) |
-| AgentRinging      | an agent's phone starts ringing (each queue member rung gets one)     |
-| CallAnswered      | the call is answered: by an agent (inbound, internal, after a transfer) or by the external party (outbound) |
-| CallTransferred   | a blind or attended transfer moved the call from one agent to another |
-| CallEnded         | the last channel of the call hung up (or a resync found it gone)      |
+| fact            | when                                                                          |
+|-----------------|-------------------------------------------------------------------------------|
+| CallStarted     | the direction is known (inbound: trunk leg appears; outbound/internal: dial)  |
+| AgentRinging    | an agent's phone starts ringing (each queue member rung gets one)             |
+| CallAnswered    | an agent answers (inbound, internal, after a transfer) or the callee (outbound)|
+| CallTransferred | a blind or attended transfer moved the call from one agent to another         |
+| CallEnded       | the last channel of the call hung up (or a resync found it gone)              |
 """
 
 from __future__ import annotations

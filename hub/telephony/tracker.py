@@ -12,21 +12,25 @@ dialplan variables a customer's Asterisk will not have.
 
 Handled events (everything else is ignored on the first dictionary lookup):
 
-| event                         | effect                                                            |
-|-------------------------------|-------------------------------------------------------------------|
-| Newchannel                    | a leg appears; the first leg of a Linkedid starts the call; a trunk leg in an agent's call makes it outbound |
-| NewCallerid                   | an outbound trunk leg learns the called number                    |
-| Newstate                      | a leg goes Up                                                     |
-| Newexten (Application=Dial)   | the dial targets of a leg (an unreachable agent leaves no other trace) |
-| DialBegin / AgentCalled       | an agent rings (AgentRinging) or the external party rings (outbound); a DialBegin with no caller is an Originate |
-| DialEnd / AgentConnect        | ANSWER opens an agent leg (CallAnswered); other statuses are kept, deduplicated by DestUniqueid |
-| VarSet DIALSTATUS             | CHANUNAVAIL / CONGESTION, which may exist only as a VarSet        |
-| VarSet MIXMONITOR_FILENAME, UserEvent with File | a recording (attached to the next agent leg that opens) |
-| HangupRequest                 | who hung up; the caller hanging up before an answer abandons the call |
-| QueueCallerJoin / QueueCallerAbandon | the queue's name; the caller gave up                       |
-| BlindTransfer / AttendedTransfer | CallTransferred; the transferer's leg closes               |
-| OriginateResponse             | links a click-to-call to the hub's ActionID; a failed Originate that never made a channel ends as failed |
-| Hangup                        | a leg ends; the last leg of a call ends it (CallEnded)            |
+| event                  | effect                                                                      |
+|------------------------|-----------------------------------------------------------------------------|
+| Newchannel             | a leg appears; the first leg of a Linkedid starts the call; a trunk leg     |
+|                        | joining an agent's call makes it outbound                                   |
+| NewCallerid            | an outbound trunk leg learns the called number                              |
+| Newstate               | a leg goes Up                                                               |
+| Newexten (Dial)        | the dial targets of a leg (an unreachable agent leaves no other trace)      |
+| DialBegin, AgentCalled | an agent rings (AgentRinging) or, outbound, the callee rings; a DialBegin   |
+|                        | with no calling channel is an Originate ringing its first leg               |
+| DialEnd, AgentConnect  | ANSWER opens an agent leg (CallAnswered); other statuses are kept, one per  |
+|                        | DestUniqueid (queues repeat DialEnd)                                        |
+| VarSet DIALSTATUS      | CHANUNAVAIL / CONGESTION, which may exist only as a VarSet                  |
+| VarSet MIXMONITOR_FILENAME, UserEvent with File | a recording (for the agent leg that records) |
+| HangupRequest          | who hung up; the caller hanging up before an answer abandons the call      |
+| QueueCallerJoin/Abandon| the queue's name; the caller gave up                                        |
+| BlindTransfer, AttendedTransfer | CallTransferred; the transferer's leg closes                       |
+| OriginateResponse      | links a click-to-call to the hub's ActionID; a failed Originate that made   |
+|                        | no channel ends as failed                                                   |
+| Hangup                 | a leg ends; the last leg of a call ends it (CallEnded)                      |
 
 ``resync(channels)`` takes the CoreShowChannel events listed after a reconnect: calls known but gone
 are ended, calls present but unknown are started.
@@ -83,8 +87,9 @@ class Role(enum.StrEnum):
     OTHER = "other"  # Bridge/, Announcer/, Snoop/...
 
 
-INTERNAL_TECHS = frozenset({"bridge", "announcer", "recorder", "snoop", "multicast", "message", "cbann", "cbrec"})
-# how decisive an unanswered DialStatus is, lowest first
+INTERNAL_TECHS = frozenset(
+    {"bridge", "announcer", "recorder", "snoop", "multicast", "message", "cbann", "cbrec"}
+)
 FAILED_STATUSES = frozenset({"CHANUNAVAIL", "CONGESTION"})
 UNKNOWN_NUMBERS = frozenset({"", "<unknown>", "unknown", "anonymous", "s"})
 
@@ -396,7 +401,10 @@ class Tracker:
         if call.state in (CallState.NEW, CallState.TRANSFERRING):
             self._move(call, CallState.RINGING)
         if call.announced and call.state is not CallState.ENDED:
-            out.append(AgentRinging(**self._base(call, ts), extension=ext, channel=channel, queue=queue or call.queue))
+            out.append(
+                AgentRinging(**self._base(call, ts), extension=ext, channel=channel,
+                             queue=queue or call.queue)
+            )
 
     def _open_leg(self, call: Call, ext: str | None, chan_uid: str | None, ts: float | None,
                   out: list[Fact]) -> None:
@@ -405,7 +413,8 @@ class Tracker:
         if not self._move(call, CallState.ANSWERED):
             return
         since = call.transferred_at if call.transferred_at is not None else call.started_at
-        leg = _Leg(extension=ext or "", channel_uid=chan_uid, answered_at=ts, recording=call.pending_recording)
+        leg = _Leg(extension=ext or "", channel_uid=chan_uid, answered_at=ts,
+                   recording=call.pending_recording)
         call.pending_recording = None
         call.legs.append(leg)
         if call.answered_at is None:
@@ -613,7 +622,7 @@ class Tracker:
                     return
                 call, chan = found
                 call.last_status = value
-                for role, ext, _number_ in chan.dial_targets:
+                for role, ext, _ in chan.dial_targets:
                     if role in (Role.AGENT, Role.LOCAL) and ext and ext not in call.rung:
                         call.rung.append(ext)
         elif variable == "MIXMONITOR_FILENAME":
