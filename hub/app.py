@@ -20,12 +20,16 @@ from hub.bus import InProcessBus
 from hub.config import Config
 from hub.db import Database, create_engine, migrate
 from hub.web import auth, health, i18n, openapi, sse, vendor
+from hub.web.api import attachments as attachment_api
 from hub.web.api import deals, notifications, people, timeline
 from hub.web.errors import error_middleware
 from hub.web.keys import BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STREAMS
 from hub.web.ratelimit import LoginLimiter
 from hub.web.security import add_security_headers
 from hub.web.views import chrome, deals_board, pages
+from hub.web.views import deal_card as deal_card_views
+from hub.web.views import reports as report_views
+from hub.web.views import tasks as task_views
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ WEBUI = Path(__file__).resolve().parent.parent / "webui"
 # Every documented route table; the OpenAPI document is written from exactly these.
 ROUTE_TABLES = (
     auth.routes, openapi.routes, health.routes, sse.routes,
-    people.routes, deals.routes, timeline.routes, notifications.routes,
+    people.routes, deals.routes, timeline.routes, notifications.routes, attachment_api.routes,
 )
 
 
@@ -63,7 +67,10 @@ def create_app(config: Config) -> web.Application:
     auth.register_views(app.router)
     pages.register_views(app.router)
     chrome.register_views(app.router)
+    task_views.register_views(app.router)
+    report_views.register_views(app.router)
     deals_board.register_views(app.router)
+    deal_card_views.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 

@@ -38,13 +38,11 @@ async def calls(request: web.Request) -> web.Response:
 COMING = {
     "/clients": N_("Clients"),
     "/leads": N_("Leads"),
-    "/tasks": N_("Tasks"),
-    "/reports/funnel": N_("Reports"),
     "/settings": N_("Settings"),
 }
 
 
-COMING_CARDS = ("/clients", "/leads", "/deals", "/tasks")  # and their /{id} cards
+COMING_CARDS = ("/clients", "/leads", "/deals")  # and their /{id} cards
 
 
 async def coming_soon(request: web.Request) -> web.Response:

@@ -1,0 +1,146 @@
+"""The tasks page over HTTP: the list and its filters, the form (page and dialog), errors next to the
+fields, "Выполнить", deleting, access, escaping."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from aiohttp.test_utils import TestClient
+
+from tests.integration.conftest import Api
+from tests.integration.test_web_pages import logged_in, page
+
+HTMX = {"HX-Request": "true"}
+
+
+def ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+
+async def post(client: TestClient, path: str, data: dict[str, str], status: int = 303,
+               headers: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    async with client.post(path, data=data, allow_redirects=False, headers=headers or {}) as response:
+        text = await response.text()
+        assert response.status == status, f"{path}: {response.status} {text[:1500]}"
+        return text, dict(response.headers)
+
+
+async def test_list_shows_open_tasks_with_overdue_in_red_and_the_filters(client: TestClient, agent: Api,
+                                                                        agent2: Api) -> None:
+    hostile = "<script>alert(1)</script>"
+    late = await agent.post("/api/v1/tasks", {"subject": "Просроченная", "due_at": ago(2)}, expect=201)
+    await agent.post("/api/v1/tasks", {"subject": hostile, "due_at": ago(-3), "percent": 40}, expect=201)
+    done = await agent.post("/api/v1/tasks", {"subject": "Сделанная", "due_at": ago(1)}, expect=201)
+    await agent.post(f"/api/v1/tasks/{done['id']}/complete", expect=200)
+    await agent.post("/api/v1/tasks", {"subject": "Для Петра", "assignee_id": agent2.id}, expect=201)
+    await agent2.post("/api/v1/tasks", {"subject": "Чужая задача"}, expect=201)
+    await logged_in(client, agent)
+
+    html = await page(client, "/tasks")
+    assert 'aria-current="page">Задачи' in html and "Новая задача" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and hostile not in html
+    assert "Просроченная" in html and "Сделанная" not in html and "Чужая задача" not in html
+    row = re.search(r'<li class="task overdue"[^>]*data-task-id="{}".*?</li>'.format(late["id"]), html, re.S)
+    assert row and "Просрочено" in row.group(0) and 'class="due"' in row.group(0)
+    assert 'stroke-dasharray="40 60"' in html and 'aria-label="Выполнено на 40%"' in html
+    assert html.count(">Выполнить</button>") == 3  # the author may complete the task given to Пётр too
+
+    assert "Сделанная" in await page(client, "/tasks?filter=done")
+    overdue = await page(client, "/tasks?filter=overdue")
+    assert "Просроченная" in overdue and "Для Петра" not in overdue
+    mine = await page(client, "/tasks?filter=mine")
+    assert "Для Петра" not in mine and "Просроченная" in mine and "Сделанная" in mine
+    every = await page(client, "/tasks?filter=all")
+    assert "Сделанная" in every and "Для Петра" in every and 'aria-current="true">Все' in every
+    assert "Открытые" in await page(client, "/tasks?filter=nonsense&cursor=garbage")
+
+
+async def test_create_through_the_form_then_edit_and_complete(client: TestClient, agent: Api,
+                                                              agent2: Api) -> None:
+    customer = await agent.post("/api/v1/clients", {"name": "ООО «Ромашка»", "manager_id": agent.id},
+                                expect=201)
+    csrf = await logged_in(client, agent)
+    form = await page(client, "/tasks/new")
+    assert "ООО «Ромашка»" in form and "Пётр Второв" in form and 'name="due_at"' in form
+
+    _, headers = await post(client, "/tasks", {
+        "csrf_token": csrf, "subject": "Отправить КП", "start_at": "2030-05-01T09:00",
+        "due_at": "2030-05-02T18:30",
+        "description": "Приложить прайс", "client_id": str(customer["id"]), "assignee_id": str(agent2.id),
+        "percent": "20"})
+    assert headers["Location"] == "/tasks"
+    created = next(t for t in (await agent.get("/api/v1/tasks"))["items"] if t["subject"] == "Отправить КП")
+    assert created["due_at"] == "2030-05-02T15:30:00Z"  # Europe/Moscow, the server's zone
+    assert created["client_id"] == customer["id"] and created["assignee_id"] == agent2.id
+    assert created["percent"] == 20
+
+    edit = await page(client, f"/tasks/{created['id']}")
+    assert 'value="2030-05-02T18:30"' in edit and "Приложить прайс" in edit and ">Выполнить</button>" in edit
+    await post(client, f"/tasks/{created['id']}", {
+        "csrf_token": csrf, "subject": "Отправить КП v2", "due_at": "2030-05-03T10:00", "percent": "60",
+        "client_id": str(customer["id"]), "assignee_id": str(agent2.id)})
+    task = await agent.get(f"/api/v1/tasks/{created['id']}")
+    assert task["subject"] == "Отправить КП v2" and task["percent"] == 60 and task["start_at"] is None
+
+    await post(client, f"/tasks/{created['id']}/complete", {"csrf_token": csrf, "next": "/tasks?filter=mine"})
+    task = await agent.get(f"/api/v1/tasks/{created['id']}")
+    assert task["done"] and task["percent"] == 100
+    assert "Отправить КП v2" not in await page(client, "/tasks")
+
+
+async def test_errors_come_back_next_to_the_fields(client: TestClient, agent: Api) -> None:
+    csrf = await logged_in(client, agent)
+    html, _ = await post(client, "/tasks", {
+        "csrf_token": csrf, "subject": "  ", "start_at": "2030-05-02T10:00", "due_at": "2030-05-01T10:00",
+        "percent": "150", "description": "<b>оставить</b>"}, 422)
+    assert 'id="err-subject">Обязательное поле.' in html
+    assert 'id="err-percent">Введите целое число от 0 до 100.' in html
+    assert "&lt;b&gt;оставить&lt;/b&gt;" in html  # what was typed stays, escaped
+    html, _ = await post(client, "/tasks", {
+        "csrf_token": csrf, "subject": "x", "start_at": "2030-05-02T10:00",
+        "due_at": "2030-05-01T10:00"}, 422)
+    assert 'id="err-due_at">Срок не может быть раньше начала.' in html and 'aria-invalid="true"' in html
+    html, _ = await post(client, "/tasks", {"csrf_token": csrf, "subject": "x", "due_at": "вчера",
+                                            "client_id": "999999"}, 422)
+    assert 'id="err-due_at">Введите дату и время.' in html
+    # From the dialog (htmx) the form comes back with 200 (htmx swaps only those) and the errors.
+    html, headers = await post(client, "/tasks", {"csrf_token": csrf, "subject": ""}, 200, HTMX)
+    assert html.startswith("<form") or "<form" in html[:400]
+    assert "<html" not in html and 'hx-post="/tasks"' in html and "err-subject" in html
+    _, headers = await post(client, "/tasks", {"csrf_token": csrf, "subject": "Из диалога"}, 200, HTMX)
+    assert headers["HX-Trigger"] == "task-saved"
+    assert (await agent.get("/api/v1/tasks"))["items"][0]["subject"] == "Из диалога"
+    await post(client, "/tasks", {"subject": "без CSRF"}, 403)
+
+
+async def test_dialog_fragment_access_and_delete(client: TestClient, agent: Api, agent2: Api,
+                                                  manager: Api) -> None:
+    own = await agent.post("/api/v1/tasks", {"subject": "Моя"}, expect=201)
+    given = await manager.post("/api/v1/tasks", {"subject": "От менеджера", "assignee_id": agent.id},
+                               expect=201)
+    hidden = await agent2.post("/api/v1/tasks", {"subject": "Не видна"}, expect=201)
+    csrf = await logged_in(client, agent)
+    async with client.get(f"/tasks/{own['id']}", headers=HTMX) as response:
+        fragment = await response.text()
+    assert response.status == 200 and "<html" not in fragment and f'/tasks/{own["id"]}/delete"' in fragment
+    assert "/delete" not in await page(client, f"/tasks/{given['id']}")  # the assignee only completes it
+    await page(client, f"/tasks/{hidden['id']}", 404)
+    await post(client, f"/tasks/{hidden['id']}/complete", {"csrf_token": csrf}, 404)
+    await post(client, f"/tasks/{given['id']}/delete", {"csrf_token": csrf}, 403)
+    _, headers = await post(client, f"/tasks/{own['id']}/delete", {"csrf_token": csrf}, 200, HTMX)
+    assert headers["HX-Trigger"] == "task-saved"
+    await agent.get(f"/api/v1/tasks/{own['id']}", expect=404)
+    async with client.get("/tasks", allow_redirects=False) as anonymous:
+        assert anonymous.status == 200  # still logged in
+    client.session.cookie_jar.clear()
+    async with client.get("/tasks/new", allow_redirects=False) as response:
+        assert response.status == 303 and response.headers["Location"] == "/login?next=/tasks/new"
+
+
+async def test_english(client: TestClient, agent: Api) -> None:
+    await agent.patch(f"/api/v1/users/{agent.id}", {"language": "en"}, expect=None)
+    await agent.post("/api/v1/tasks", {"subject": "Call back", "due_at": ago(1)}, expect=201)
+    await logged_in(client, agent)
+    html = await page(client, "/tasks")
+    assert "New task" in html and "Overdue" in html and ">Complete</button>" in html
