@@ -42,7 +42,7 @@ COMING = {
 }
 
 
-COMING_CARDS = ("/clients", "/leads", "/deals")  # and their /{id} cards
+COMING_CARDS = ("/clients", "/leads")  # and their /{id} cards
 
 
 async def coming_soon(request: web.Request) -> web.Response:

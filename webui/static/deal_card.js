@@ -1,0 +1,186 @@
+// The deal card and the timeline piece (also used by the client and lead cards):
+// - live: the timeline box and the deal's main part refresh on the stream's events about *this*
+//   deal / client / lead only (htmx:confirm cancels the others; no eval in hx-trigger);
+// - the stage bar opens the move dialog (without JavaScript the links render it open);
+// - Ctrl+Enter saves a note, Escape cancels a field's form, errors of refused requests are shown.
+// User data is never put into innerHTML here: only textContent and attributes.
+"use strict";
+
+(function () {
+  function parse(event) {
+    try {
+      return JSON.parse(event.detail.triggeringEvent.detail.data || "{}");
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function isFor(elt, event) {
+    const trigger = event.detail.triggeringEvent;
+    if (!trigger || typeof trigger.type !== "string" || trigger.type.indexOf("sse:") !== 0 || trigger.type === "sse:resync") {
+      return true;
+    }
+    const data = parse(event);
+    if (!data) {
+      return false;
+    }
+    if (elt.classList.contains("tl-box")) {
+      const entry = data.entry || {};
+      return String(entry[elt.dataset.tlTarget + "_id"]) === elt.dataset.tlId;
+    }
+    if (elt.id === "deal-main") {
+      return Boolean(data.deal) && String(data.deal.id) === elt.dataset.dealId;
+    }
+    return true;
+  }
+
+  function busy(main) {
+    const dialog = main.querySelector("dialog.move-dialog");
+    return Boolean(main.querySelector(".df-form") || (dialog && dialog.open));
+  }
+
+  function openDialog(dialog) {
+    if (!dialog) { return; }
+    if (dialog.open) { dialog.close(); }
+    if (typeof dialog.showModal === "function") { dialog.showModal(); } else { dialog.setAttribute("open", ""); }
+    const first = dialog.querySelector("textarea, input:not([type=hidden]), select");
+    if (first) { first.focus(); }
+  }
+
+  function openMarkedDialogs(root) {
+    (root || document).querySelectorAll("dialog[data-open]").forEach(function (dialog) {
+      dialog.removeAttribute("data-open");
+      openDialog(dialog);
+    });
+  }
+
+  function status(box, text) {
+    const place = box && box.querySelector("[data-tl-status]");
+    if (place) {
+      place.textContent = text;
+      place.classList.toggle("shown", Boolean(text));
+    }
+  }
+
+  document.addEventListener("htmx:confirm", function (event) {
+    const elt = event.detail.elt;
+    if (!elt || !(elt.classList.contains("tl-box") || elt.id === "deal-main")) { return; }
+    if (!isFor(elt, event)) {
+      event.preventDefault();
+      return;
+    }
+    if (elt.id === "deal-main" && busy(elt)) {  // someone is editing: refresh after they are done
+      event.preventDefault();
+      elt.dataset.stale = "true";
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest && event.target.closest("a[data-move-stage]");
+    if (link) {
+      const main = link.closest("#deal-main");
+      const dialog = main && main.querySelector("dialog.move-dialog");
+      if (!dialog) { return; }
+      event.preventDefault();
+      const kind = link.dataset.moveKind;
+      dialog.querySelector("[data-move-stage-input]").value = link.dataset.moveStage;
+      dialog.querySelector("[data-move-stage-name]").textContent = link.dataset.moveName;
+      dialog.querySelector("[data-move-loss]").hidden = kind !== "lost";
+      dialog.querySelectorAll(".field-error").forEach(function (el) { el.remove(); });
+      openDialog(dialog);
+      return;
+    }
+    const cancel = event.target.closest && event.target.closest("[data-move-cancel]");
+    if (cancel) {
+      const dialog = cancel.closest("dialog");
+      if (dialog && window.htmx) {
+        event.preventDefault();
+        dialog.close();
+      }
+    }
+  });
+
+  document.addEventListener("close", function (event) {
+    const dialog = event.target;
+    if (dialog && dialog.classList && dialog.classList.contains("move-dialog")) {
+      const main = dialog.closest("#deal-main");
+      if (main && main.dataset.stale === "true" && window.htmx) {
+        delete main.dataset.stale;
+        window.htmx.trigger(main, "deal-refresh");
+      }
+    }
+  }, true);
+
+  document.addEventListener("keydown", function (event) {
+    const target = event.target;
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.matches && target.matches("form[data-note-form] textarea")) {
+      event.preventDefault();
+      target.form.requestSubmit();
+    } else if (event.key === "Escape" && target.closest && target.closest(".df-form")) {
+      const cancel = target.closest(".df-form").querySelector("[data-cancel]");
+      if (cancel) {
+        event.preventDefault();
+        cancel.click();
+      }
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    const input = event.target;
+    if (input.matches && input.matches(".tl-file input[type=file]")) {
+      const label = input.closest(".tl-file").querySelector("span");
+      if (!label.dataset.text) { label.dataset.text = label.textContent; }
+      label.textContent = input.files.length ? input.files[0].name : label.dataset.text;
+    }
+  });
+
+  document.addEventListener("note-added", function (event) {
+    const form = event.target.closest ? event.target.closest("form") : null;
+    if (form) {
+      form.reset();
+      const label = form.querySelector(".tl-file span");
+      if (label && label.dataset.text) { label.textContent = label.dataset.text; }
+      const text = form.querySelector("textarea");
+      if (text) { text.focus(); }
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const elt = event.detail.elt;
+    openMarkedDialogs(elt.parentNode || document);
+    // A field's form closed: focus its edit button; apply a refresh that waited for the editing.
+    const field = event.detail.target && event.detail.target.closest ? document.getElementById(event.detail.target.id) : null;
+    if (field && field.classList.contains("df") && !field.querySelector("form")) {
+      const edit = field.querySelector(".df-edit");
+      if (edit) { edit.focus(); }
+      const main = field.closest("#deal-main");
+      if (main && main.dataset.stale === "true" && !busy(main) && window.htmx) {
+        delete main.dataset.stale;
+        window.htmx.trigger(main, "deal-refresh");
+      }
+    }
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    const elt = event.detail.elt;
+    const page = document.querySelector(".deal-page, [data-tl-messages]");
+    const box = elt.closest(".tl") ? elt.closest(".tl").querySelector(".tl-box") : null;
+    const messages = document.querySelector("[data-tl-messages]") || page;
+    if (!messages) { return; }
+    const xhr = event.detail.xhr;
+    const text = xhr && xhr.status === 403 ? messages.dataset.msgForbidden
+      : xhr && xhr.status === 413 ? messages.dataset.msgTooLarge : messages.dataset.msgError;
+    if (box) {
+      status(box, text || "");
+    } else if (elt.closest(".df")) {
+      const place = elt.closest(".df").querySelector(".df-value");
+      const note = document.createElement("p");
+      note.className = "field-error";
+      note.setAttribute("role", "alert");
+      note.textContent = text || "";
+      place.appendChild(note);
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { openMarkedDialogs(document); });
+})();
