@@ -27,8 +27,6 @@ from hub.web.keys import BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STRE
 from hub.web.ratelimit import LoginLimiter
 from hub.web.security import add_security_headers
 from hub.web.views import chrome, deals_board, pages
-from hub.web.views import reports as report_views
-from hub.web.views import tasks as task_views
 from hub.web.views import deal_card as deal_card_views
 from hub.web.views import reports as report_views
 from hub.web.views import tasks as task_views
@@ -69,8 +67,6 @@ def create_app(config: Config) -> web.Application:
     auth.register_views(app.router)
     pages.register_views(app.router)
     chrome.register_views(app.router)
-    task_views.register_views(app.router)
-    report_views.register_views(app.router)
     task_views.register_views(app.router)
     report_views.register_views(app.router)
     deals_board.register_views(app.router)
