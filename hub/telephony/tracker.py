@@ -649,7 +649,10 @@ class Tracker:
         if call.hangup_by is None:
             if chan.role is Role.TRUNK:
                 call.hangup_by = "external"
-            elif chan.role is Role.AGENT and chan.up:
+            elif chan.role in (Role.AGENT, Role.LOCAL) and (
+                chan.up or (chan is call.first and call.answered_at is not None)
+                or any(leg.ended_at is None and leg.channel_uid == chan.uid for leg in call.legs)
+            ):
                 call.hangup_by = "agent"
 
     def _on_queuejoin(self, m: Message, out: list[Fact]) -> None:
@@ -666,15 +669,14 @@ class Tracker:
         if m.get("Result", "Success") != "Success":
             return
         found = self._lookup(m, "TransfereeUniqueid") or self._lookup(m, "TransfererUniqueid")
-        if found is None:
-            return
+        if found is None or found[0].state is not CallState.ANSWERED:
+            return  # only a call in conversation can be transferred
         call, _ = found
         ts = _ts(m)
         transferer = call.channels.get(m.get("TransfererUniqueid", ""))
         from_ext = transferer.extension if transferer is not None else None
         self._close_legs(call, ts, transferer.uid if transferer is not None else None)
-        if call.state is CallState.ANSWERED:
-            self._move(call, CallState.TRANSFERRING)
+        self._move(call, CallState.TRANSFERRING)
         call.transferred_at = ts
         target = m.get("Extension")
         out.append(CallTransferred(**self._base(call, ts), kind="blind", from_extension=from_ext,
@@ -684,8 +686,8 @@ class Tracker:
         if m.get("Result", "Success") != "Success":
             return
         found = self._lookup(m, "TransfereeUniqueid") or self._lookup(m, "OrigTransfererUniqueid")
-        if found is None:
-            return
+        if found is None or found[0].state is not CallState.ANSWERED:
+            return  # only a call in conversation can be transferred
         call, _ = found
         ts = _ts(m)
         orig = call.channels.get(m.get("OrigTransfererUniqueid", ""))
@@ -706,8 +708,7 @@ class Tracker:
                 self._chans[target_uid] = call
                 if other.live <= 0:
                     self._finish(other, ts, out)
-        if call.state is CallState.ANSWERED:
-            self._move(call, CallState.TRANSFERRING)
+        self._move(call, CallState.TRANSFERRING)
         call.transferred_at = ts
         out.append(CallTransferred(**self._base(call, ts), kind="attended", from_extension=from_ext,
                                    to_extension=to_ext))
@@ -836,7 +837,7 @@ class Tracker:
             out.extend(self.feed({
                 "Event": "Newchannel", "Channel": c["Channel"], "Uniqueid": c["Uniqueid"],
                 "Linkedid": linkedid, "CallerIDNum": c.get("CallerIDNum", ""),
-                "Exten": c.get("Exten", ""), "Context": c.get("Context", ""),
+                "Exten": "",  # the channel's current extension, not the DID it came in on
                 "ChannelStateDesc": c.get("ChannelStateDesc", ""), "Timestamp": str(created(c) or ""),
             }))
         call = self._calls.get(linkedid)
