@@ -27,7 +27,9 @@ from hub.web.keys import BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STRE
 from hub.web.ratelimit import LoginLimiter
 from hub.web.security import add_security_headers
 from hub.web.views import chrome, deals_board, pages
+from hub.web.views import clients as client_views
 from hub.web.views import deal_card as deal_card_views
+from hub.web.views import leads as lead_views
 from hub.web.views import reports as report_views
 from hub.web.views import tasks as task_views
 
@@ -71,6 +73,8 @@ def create_app(config: Config) -> web.Application:
     report_views.register_views(app.router)
     deals_board.register_views(app.router)
     deal_card_views.register_views(app.router)
+    client_views.register_views(app.router)
+    lead_views.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 

@@ -36,13 +36,11 @@ async def calls(request: web.Request) -> web.Response:
 
 # Sections of the web UI that later work fills in; until then an honest page says so.
 COMING = {
-    "/clients": N_("Clients"),
-    "/leads": N_("Leads"),
     "/settings": N_("Settings"),
 }
 
 
-COMING_CARDS = ("/clients", "/leads")  # and their /{id} cards
+COMING_CARDS: tuple[str, ...] = ()  # and their /{id} cards
 
 
 async def coming_soon(request: web.Request) -> web.Response:

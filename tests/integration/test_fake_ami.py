@@ -1,0 +1,191 @@
+"""The fake Asterisk against panoramisk's real Manager: login, replayed events, Ping, CoreShowChannels,
+Originate, reconnect after a drop, a frozen server, wrong credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from panoramisk import Manager
+
+from hub.telephony.events import CallEnded, CallStarted
+from hub.telephony.tracker import Tracker
+from tests.fakes.ami_server import FakeAmiServer
+
+ORIGINAL_LINKEDID = "1795452014.0"
+
+
+async def until(condition: Callable[[], Any], within: float = 5.0) -> Any:
+    async with asyncio.timeout(within):
+        while True:
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value
+            await asyncio.sleep(0.01)
+
+
+class Client:
+    """panoramisk's Manager whose callbacks only queue what arrives (as the hub will do)."""
+
+    def __init__(self, server: FakeAmiServer, secret: str = "hubsecret") -> None:
+        self.events: list[dict[str, Any]] = []
+        self.logins = 0
+        self.disconnects = 0
+        self.manager = Manager(
+            loop=asyncio.get_running_loop(), host=server.host, port=server.port, username="hub",
+            secret=secret, ping_delay=3600, reconnect_timeout=1,
+            on_login=self._on_login, on_disconnect=self._on_disconnect,
+        )
+        self.manager.register_event("*", self._on_event)
+
+    def _on_login(self, manager: Manager) -> None:
+        self.logins += 1
+
+    def _on_disconnect(self, manager: Manager, exc: Exception | None) -> None:
+        self.disconnects += 1
+
+    def _on_event(self, manager: Manager, message: Any) -> None:
+        self.events.append({k: v for k, v in message.items() if k != "content"})
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("Event") == event]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeAmiServer]:
+    async with FakeAmiServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def client(server: FakeAmiServer) -> AsyncIterator[Client]:
+    c = Client(server)
+    c.manager.connect()
+    await until(lambda: c.logins == 1)
+    yield c
+    c.manager.close()
+
+
+async def test_login_and_replayed_events_with_fresh_ids(server: FakeAmiServer, client: Client) -> None:
+    login = server.actions[0]
+    assert login["Action"] == "Login" and login["Username"] == "hub" and "ActionID" in login
+    replay = await server.push("inbound_answered")
+    await until(lambda: len(client.named("Hangup")) == 2)
+    assert len(client.events) >= len(replay.messages)
+    linkedids = {e["Linkedid"] for e in client.events if "Linkedid" in e}
+    assert linkedids == set(replay.linkedids) and ORIGINAL_LINKEDID not in linkedids
+    tracker = Tracker(trunks=["trunk"], extensions=["101", "102", "103"])
+    facts = tracker.feed_all(client.events)
+    end = next(f for f in facts if isinstance(f, CallEnded))
+    assert end.call_id == replay.linkedids[0]
+    assert (end.status, end.agent, end.external_number) == ("answered", "101", "+79161234567")
+    assert end.recording is not None and "1795452014" not in end.recording  # ids rewritten in file names too
+
+
+async def test_two_replays_of_one_trace_are_two_calls(server: FakeAmiServer, client: Client) -> None:
+    first = await server.push("queue_answered")
+    second = await server.push("queue_answered", numbers={"+79161234567": "+79990001122"})
+    await until(lambda: len(client.named("Hangup")) == 6)
+    tracker = Tracker(trunks=["trunk"], extensions=["101", "102"])
+    ends = [f for f in tracker.feed_all(client.events) if isinstance(f, CallEnded)]
+    assert [e.call_id for e in ends] == [first.linkedids[0], second.linkedids[0]]
+    assert [e.external_number for e in ends] == ["+79161234567", "+79990001122"]
+    assert all(e.status == "answered" and e.agent == "102" for e in ends)
+
+
+async def test_ping(server: FakeAmiServer, client: Client) -> None:
+    response = await asyncio.wait_for(client.manager.send_action({"Action": "Ping"}), 2)
+    assert response.success and response["Ping"] == "Pong"
+
+
+async def test_core_show_channels_feeds_a_resync(server: FakeAmiServer, client: Client) -> None:
+    replay = await server.push("inbound_answered", stop_before="HangupRequest")  # in conversation
+    assert len(server.channels) == 2
+    listed = await asyncio.wait_for(client.manager.send_action({"Action": "CoreShowChannels"}), 2)
+    channels = [m for m in listed if m.get("Event") == "CoreShowChannel"]
+    assert {c["Uniqueid"] for c in channels} == set(server.channels)
+    assert listed[-1]["Event"] == "CoreShowChannelsComplete" and listed[-1]["ListItems"] == "2"
+    tracker = Tracker(trunks=["trunk"], extensions=["101"])
+    facts = tracker.resync(channels)
+    assert [type(f).__name__ for f in facts] == ["CallStarted", "AgentRinging", "CallAnswered"]
+    started = facts[0]
+    assert isinstance(started, CallStarted)
+    assert started.call_id == replay.linkedids[0] and started.direction == "inbound"
+    assert facts[2].extension == "101"
+    # the rest of the call arrives after the reconnect: it ends normally
+    await server.push("inbound_answered", start_at=len(replay.messages), rewriter=replay.rewriter)
+    await until(lambda: len(client.named("Hangup")) == 2)
+    rest = [e for e in client.events if e.get("Timestamp", "") > replay.messages[-1]["Timestamp"]]
+    end = next(f for f in tracker.feed_all(rest) if isinstance(f, CallEnded))
+    assert end.status == "answered" and end.agent == "101" and end.call_id == started.call_id
+
+
+async def test_originate_then_the_click_to_call_trace(server: FakeAmiServer, client: Client) -> None:
+    result = await asyncio.wait_for(client.manager.send_action({
+        "Action": "Originate", "ActionID": "c2c-77", "Channel": "PJSIP/101", "Context": "from-internal",
+        "Exten": "+79161234567", "Priority": "1", "Timeout": "30000", "Async": "true",
+    }), 5)
+    assert [m.get("Response") for m in result] == ["Success", "Success"]
+    assert result[-1]["Event"] == "OriginateResponse" and result[-1]["ActionID"] == "c2c-77"
+    await until(lambda: len(client.named("Hangup")) == 2)
+    tracker = Tracker(trunks=["trunk"], extensions=["101"])
+    tracker.originate_requested("c2c-77", "101", "+79161234567")
+    facts = tracker.feed_all(client.events)
+    end = next(f for f in facts if isinstance(f, CallEnded))
+    assert (end.direction, end.status, end.agent, end.originate_action_id) == (
+        "outbound", "answered", "101", "c2c-77")
+
+
+async def test_reconnects_after_a_drop(server: FakeAmiServer, client: Client) -> None:
+    await server.drop()
+    await until(lambda: client.disconnects == 1)
+    await until(lambda: client.logins == 2, within=5)
+    assert server.logins == 2 and server.connections == 2
+    await server.push("agent_busy")
+    await until(lambda: len(client.named("Hangup")) == 2)
+    response = await asyncio.wait_for(client.manager.send_action({"Action": "Ping"}), 2)
+    assert response.success
+
+
+async def test_a_frozen_server_answers_nothing(server: FakeAmiServer, client: Client) -> None:
+    server.freeze()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(client.manager.send_action({"Action": "Ping"})), 0.3)
+    await server.push("agent_busy")  # events are lost while frozen (an outage), channels still move
+    await asyncio.sleep(0.1)
+    assert client.named("Newchannel") == []
+    server.unfreeze()
+    response = await asyncio.wait_for(client.manager.send_action({"Action": "Ping"}), 2)
+    assert response.success
+    assert server.actions[-1]["Action"] == "Ping"
+
+
+async def test_wrong_credentials_fail_cleanly(server: FakeAmiServer) -> None:
+    bad = Client(server, secret="wrong")
+    bad.manager.connect()
+    try:
+        await until(lambda: server.login_failures == 1)
+        await until(lambda: bad.manager.authenticated_future is None)
+        assert bad.manager.authenticated is False and bad.logins == 0
+    finally:
+        bad.manager.close()
+
+
+async def test_fail_auth_switch(server: FakeAmiServer) -> None:
+    server.fail_auth = True
+    c = Client(server)
+    c.manager.connect()
+    try:
+        await until(lambda: server.login_failures == 1)
+        await until(lambda: c.manager.authenticated_future is None)
+        assert c.logins == 0
+        await server.push("inbound_missed")
+        await asyncio.sleep(0.05)
+        assert c.events == []  # nothing for a client that is not logged in
+    finally:
+        c.manager.close()
