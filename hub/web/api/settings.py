@@ -1,0 +1,144 @@
+"""Settings: custom fields, tags, loss reasons offered or not, and the access setting."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.crm import settings
+from hub.web.api.common import no_content, ok
+from hub.web.api.schemas import STRINGS, TEXT, obj, with_id
+from hub.web.errors import json_body, path_id, query_choice
+from hub.web.keys import DB, USER
+from hub.web.routing import Param, Routes, ref
+
+routes = Routes("settings")
+
+WRITE_ERRORS = (400, 401, 403, 404, 409, 422)
+FIELD_TYPES = {"enum": ["text", "number", "date", "choice"]}
+ENTITY = {"enum": list(settings.ENTITIES)}
+CUSTOM_FIELD_IN = obj({"entity": ENTITY,
+                       "key": {**TEXT, "description": "a-z, 0-9 and _; starts with a letter"},
+                       "label": TEXT, "type": FIELD_TYPES,
+                       "choices": {**STRINGS, "description": "only (and required) for the choice type"},
+                       "position": {"type": "integer", "minimum": 0}})
+CUSTOM_FIELD = with_id(CUSTOM_FIELD_IN["properties"])
+TAG_IN = obj({"name": TEXT, "color": {**TEXT, "description": "#rrggbb, or empty for none"}})
+TAG = with_id({**TAG_IN["properties"], "clients": {"type": "integer", "description": "clients with it"},
+               "deals": {"type": "integer", "description": "deals with it"}})
+ACCESS = obj({"agents_see_all": {"type": "boolean",
+                                 "description": "agents see every client, lead, deal and task"}},
+             ("agents_see_all",))
+LOSS_REASON_PATCH = obj({"name": TEXT,
+                         "active": {"type": "boolean", "description": "offered when losing a deal"}})
+
+
+def _list_of(schema: dict[str, object]) -> dict[str, object]:
+    return obj({"items": {"type": "array", "items": schema}, "next_cursor": {"type": ["string", "null"]}},
+               ("items", "next_cursor"))
+
+
+# --- custom fields ---------------------------------------------------------------------------------
+
+@routes.get("/api/v1/custom-fields", "List the custom fields of clients and deals",
+            response=_list_of(CUSTOM_FIELD), params=(Param("entity", ENTITY, "client or deal"),),
+            errors=(401, 422))
+async def list_custom_fields(request: web.Request) -> web.Response:
+    entity = query_choice(request, "entity", settings.ENTITIES)
+    async with request.app[DB].reading() as s:
+        return ok(await settings.list_custom_fields(s, request[USER], entity=entity))
+
+
+@routes.post("/api/v1/custom-fields", "Create a custom field (administrators)", request=CUSTOM_FIELD_IN,
+             response=CUSTOM_FIELD, status=201, errors=WRITE_ERRORS)
+async def create_custom_field(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    async with request.app[DB].transaction() as s:
+        return ok(await settings.create_custom_field(s, request[USER], data), 201)
+
+
+@routes.get("/api/v1/custom-fields/{id}", "Read a custom field", response=CUSTOM_FIELD, errors=(401, 404))
+async def get_custom_field(request: web.Request) -> web.Response:
+    field_id = path_id(request)
+    async with request.app[DB].reading() as s:
+        return ok(await settings.get_custom_field(s, request[USER], field_id))
+
+
+@routes.patch("/api/v1/custom-fields/{id}", "Change a custom field's label, choices or position "
+              "(administrators)", request=CUSTOM_FIELD_IN, response=CUSTOM_FIELD, errors=WRITE_ERRORS)
+async def update_custom_field(request: web.Request) -> web.Response:
+    field_id = path_id(request)
+    data = await json_body(request)
+    async with request.app[DB].transaction() as s:
+        return ok(await settings.update_custom_field(s, request[USER], field_id, data))
+
+
+@routes.delete("/api/v1/custom-fields/{id}", "Delete a custom field (stored values stay; administrators)",
+               status=204, errors=(401, 403, 404))
+async def delete_custom_field(request: web.Request) -> web.Response:
+    field_id = path_id(request)
+    async with request.app[DB].transaction() as s:
+        await settings.delete_custom_field(s, request[USER], field_id)
+    return no_content()
+
+
+# --- tags ------------------------------------------------------------------------------------------
+
+@routes.get("/api/v1/tags", "List tags with how many clients and deals carry each",
+            response=_list_of(TAG), errors=(401,))
+async def list_tags(request: web.Request) -> web.Response:
+    async with request.app[DB].reading() as s:
+        return ok(await settings.list_tags(s, request[USER]))
+
+
+@routes.get("/api/v1/tags/{id}", "Read a tag", response=TAG, errors=(401, 404))
+async def get_tag(request: web.Request) -> web.Response:
+    tag_id = path_id(request)
+    async with request.app[DB].reading() as s:
+        return ok(await settings.get_tag(s, request[USER], tag_id))
+
+
+@routes.patch("/api/v1/tags/{id}", "Rename or recolour a tag (administrators)", request=TAG_IN,
+              response=TAG, errors=WRITE_ERRORS)
+async def update_tag(request: web.Request) -> web.Response:
+    tag_id = path_id(request)
+    data = await json_body(request)
+    async with request.app[DB].transaction() as s:
+        return ok(await settings.update_tag(s, request[USER], tag_id, data))
+
+
+@routes.delete("/api/v1/tags/{id}", "Delete a tag from every client and deal (administrators)",
+               status=204, errors=(401, 403, 404))
+async def delete_tag(request: web.Request) -> web.Response:
+    tag_id = path_id(request)
+    async with request.app[DB].transaction() as s:
+        await settings.delete_tag(s, request[USER], tag_id)
+    return no_content()
+
+
+# --- loss reasons ----------------------------------------------------------------------------------
+
+@routes.patch("/api/v1/loss-reasons/{id}", "Rename a loss reason, or offer it or not (administrators)",
+              request=LOSS_REASON_PATCH, response=ref("LossReason"), errors=WRITE_ERRORS)
+async def update_loss_reason(request: web.Request) -> web.Response:
+    reason_id = path_id(request)
+    data = await json_body(request)
+    async with request.app[DB].transaction() as s:
+        return ok(await settings.update_loss_reason(s, request[USER], reason_id, data))
+
+
+# --- access ----------------------------------------------------------------------------------------
+
+@routes.get("/api/v1/settings/access", "Whether agents see all clients and deals", response=ACCESS,
+            errors=(401,))
+async def get_access(request: web.Request) -> web.Response:
+    async with request.app[DB].reading() as s:
+        return ok(await settings.get_access(s, request[USER]))
+
+
+@routes.patch("/api/v1/settings/access", "Let agents see all clients and deals, or only theirs "
+              "(administrators)", request=ACCESS, response=ACCESS, errors=(400, 401, 403, 422))
+async def update_access(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    async with request.app[DB].transaction() as s:
+        return ok(await settings.update_access(s, request[USER], data))
+
