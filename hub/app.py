@@ -22,6 +22,7 @@ from hub.db import Database, create_engine, migrate
 from hub.web import auth, health, i18n, openapi, sse, vendor
 from hub.web.api import attachments as attachment_api
 from hub.web.api import deals, notifications, people, timeline
+from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
 from hub.web.keys import BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STREAMS
 from hub.web.ratelimit import LoginLimiter
@@ -31,6 +32,7 @@ from hub.web.views import clients as client_views
 from hub.web.views import deal_card as deal_card_views
 from hub.web.views import leads as lead_views
 from hub.web.views import reports as report_views
+from hub.web.views import settings as settings_views
 from hub.web.views import tasks as task_views
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ WEBUI = Path(__file__).resolve().parent.parent / "webui"
 ROUTE_TABLES = (
     auth.routes, openapi.routes, health.routes, sse.routes,
     people.routes, deals.routes, timeline.routes, notifications.routes, attachment_api.routes,
+    settings_api.routes,
 )
 
 
@@ -75,6 +78,7 @@ def create_app(config: Config) -> web.Application:
     deal_card_views.register_views(app.router)
     client_views.register_views(app.router)
     lead_views.register_views(app.router)
+    settings_views.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 

@@ -11,7 +11,6 @@ from aiohttp import web
 
 from hub.crm import desktop as desktop_service
 from hub.crm.models import utcnow
-from hub.web.i18n import N_
 from hub.web.keys import CHANNELS, DB
 from hub.web.views.common import render, require_user, zone
 
@@ -35,9 +34,7 @@ async def calls(request: web.Request) -> web.Response:
 
 
 # Sections of the web UI that later work fills in; until then an honest page says so.
-COMING = {
-    "/settings": N_("Settings"),
-}
+COMING: dict[str, str] = {}
 
 
 COMING_CARDS: tuple[str, ...] = ()  # and their /{id} cards
