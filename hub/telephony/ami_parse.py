@@ -43,15 +43,16 @@ class AmiParser:
                 start = end + 2
             else:
                 self.banner = ""  # no banner: a stream joined mid-way, parse it anyway
-        while True:
-            end = buffer.find(b"\r\n\r\n", start)
-            if end == -1:
-                break
-            frame = buffer[start:end]
+        end = buffer.rfind(b"\r\n\r\n", start)
+        if end != -1:
+            # a frame ends at an ASCII CRLF, so no UTF-8 sequence is cut: decode once per read
+            text = buffer[start:end].decode("utf-8", "replace")
+            parse = self._parse_frame
+            for frame in text.split("\r\n\r\n"):
+                message = parse(frame)
+                if message is not None:
+                    messages.append(message)
             start = end + 4
-            message = self._parse_frame(frame)
-            if message is not None:
-                messages.append(message)
         rest = buffer[start:]
         if len(rest) > MAX_FRAME:
             self._bad(rest[:80], "oversized frame without terminator")
@@ -63,18 +64,21 @@ class AmiParser:
         self.bad_frames += 1
         log.warning("AMI: skipped a bad frame (%s): %r", why, frame[:80])
 
-    def _parse_frame(self, frame: bytes) -> Message | None:
-        text = frame.decode("utf-8", "replace").strip("\r\n")
-        if not text:
+    def _parse_frame(self, frame: str) -> Message | None:
+        frame = frame.strip("\r\n")
+        if not frame:
             return None
         message: Message = {}
-        for line in text.split("\r\n"):
-            key, sep, value = line.partition(":")
-            if not sep or not key or key != key.strip():
-                self._bad(frame, "not a header line")
+        for line in frame.split("\r\n"):
+            key, sep, value = line.partition(": ")
+            if not sep:
+                key, sep, value = line.partition(":")
+                if not sep:
+                    self._bad(frame.encode("utf-8", "replace"), "not a header line")
+                    return None
+            if not key or key[0] == " " or key[-1] == " ":
+                self._bad(frame.encode("utf-8", "replace"), "not a header line")
                 return None
-            if value.startswith(" "):
-                value = value[1:]
             previous = message.get(key)
             if previous is None:
                 message[key] = value
