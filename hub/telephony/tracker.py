@@ -209,8 +209,13 @@ class Tracker:
     def __init__(
         self,
         trunks: Iterable[str] = ("trunk",),
-        extensions: Iterable[str] | None = None,
+        extensions: Iterable[str] | None = (),
     ) -> None:
+        """``trunks``: endpoint names of carrier trunks; ``extensions``: the agents' extensions.
+
+        An endpoint that is neither counts as external (a carrier not listed in ``trunks``).
+        ``extensions=None`` instead treats every endpoint that is no trunk as an agent's phone.
+        """
         self.trunks = frozenset(trunks)
         self.extensions: frozenset[str] | None = None if extensions is None else frozenset(extensions)
         self._calls: dict[str, Call] = {}
@@ -256,7 +261,8 @@ class Tracker:
         return None if call is None else call.state
 
     def feed(self, message: Message) -> list[Fact]:
-        handler = self._handlers.get(message.get("Event"))  # type: ignore[arg-type]
+        event = message.get("Event")
+        handler = self._handlers.get(event) if type(event) is str else None
         if handler is None:
             return []
         out: list[Fact] = []

@@ -571,11 +571,24 @@ def test_unknown_endpoint_counts_as_external_by_default() -> None:
 
 
 def test_without_extensions_every_non_trunk_endpoint_is_an_agent() -> None:
-    t, p = Tracker(trunks=["trunk"]), Pbx()
+    t, p = Tracker(trunks=["trunk"], extensions=None), Pbx()
     a, b = ("PJSIP/alice-0000000a", "601.1"), ("PJSIP/bob-0000000b", "601.2")
     facts = t.feed_all([p.newchannel(*a, "601.1", "alice"), p.newchannel(*b, "601.1"), p.dialbegin(a, b)])
     assert only(facts, CallStarted).direction == "internal"
     assert only(facts, AgentRinging).extension == "bob"
+
+
+def test_by_default_an_unknown_endpoint_is_external() -> None:
+    t, p = Tracker(), Pbx()  # no extensions known yet
+    a = ("PJSIP/101-0000000a", "603.1")
+    facts = t.feed_all([p.newchannel(*a, "603.1", CALLER, "74951234567")])
+    assert only(facts, CallStarted).direction == "inbound"
+
+
+def test_a_message_with_a_malformed_event_header_is_ignored() -> None:
+    t = tracker()
+    assert t.feed({"Event": ["Hangup", "Hangup"], "Uniqueid": "1"}) == []
+    assert t.feed({"Event": None}) == []
 
 
 def test_a_phone_picked_up_and_put_down_is_no_call() -> None:
