@@ -780,7 +780,6 @@ class Tracker:
                 del self._chans[uid]
         self._close_legs(call, ts)
         self._move(call, CallState.ENDED)
-        call.state = CallState.ENDED
         if not call.announced:
             if call.originated and call.caller_extension is not None:
                 call.direction = OUTBOUND

@@ -532,6 +532,30 @@ def test_queue_with_local_channel_members() -> None:
     assert round(end.talk_seconds) == 6
 
 
+def test_click_to_call_through_a_local_channel_pair() -> None:
+    t, p = tracker(), Pbx()
+    l1 = ("Local/101@from-internal-00000005;1", "900.1")
+    l2 = ("Local/101@from-internal-00000005;2", "900.2")
+    phone, trunk = ("PJSIP/101-00000050", "900.3"), ("PJSIP/trunk-00000051", "900.4")
+    facts = t.feed_all([
+        p.newchannel(*l1, "900.1"), p.newchannel(*l2, "900.1"),
+        p.dialbegin(None, l1),
+        p.newchannel(*phone, "900.1", "101"),
+        p.dialbegin(l2, phone), p.up(phone), p.dialend(l2, phone, "ANSWER", dt=2),
+        p.dialend(None, l1, "ANSWER"),
+        p.ev("Newexten", Channel=l1[0], Uniqueid=l1[1], Application="Dial",
+             AppData="PJSIP/+79161234567@trunk,30"),
+        p.newchannel(*trunk, "900.1"),
+        p.dialbegin(l1, trunk, CALLER), p.up(trunk), p.dialend(l1, trunk, "ANSWER", dt=3),
+        p.request(trunk, dt=8), p.hangup(trunk), p.hangup(l1), p.hangup(l2), p.hangup(phone),
+    ])
+    assert [type(f).__name__ for f in facts] == ["CallStarted", "CallAnswered", "CallEnded"]
+    end = facts[-1]
+    assert (end.direction, end.status) == ("outbound", "answered")
+    assert (end.agent, end.external_number) == ("101", CALLER)
+    assert round(end.talk_seconds) == 8 and end.hangup_by == "external"
+
+
 def test_attended_transfer_moves_the_target_leg_into_the_call() -> None:
     t, p = tracker(), Pbx()
     trunk, a101 = ("PJSIP/trunk-00000040", "500.1"), ("PJSIP/101-00000041", "500.2")
