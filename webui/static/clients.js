@@ -102,7 +102,7 @@
 
   document.addEventListener("input", function (event) {
     const form = event.target.closest("form");
-    if (form && form.method.toLowerCase() === "post") {
+    if (form && form.method.toLowerCase() === "post" && !form.closest(".tl")) {  // the timeline minds its own
       form.classList.add("dirty");
     }
   });

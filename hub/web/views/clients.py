@@ -12,12 +12,13 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from hub.crm import clients, contacts, deals, people_views, pipelines, tasks, timeline
+from hub.crm import clients, contacts, deals, people_views, pipelines, tasks
 from hub.crm.errors import ValidationError
 from hub.crm.models import CLIENT_KINDS, RELATIONSHIPS
 from hub.web.errors import query_int, query_text
 from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB
+from hub.web.views import timeline_part
 from hub.web.views.common import is_htmx, render, require_user
 
 PAGE_SIZE = 25
@@ -60,10 +61,6 @@ PATTERNS = (
     (re.compile(r"must be a list of at most (?P<n>\d+)"), N_("At most %(n)s values.")),
 )
 FALLBACK = N_("Check this value.")
-ENTRY_KINDS = {"call": N_("Call"), "sms": N_("SMS"), "telegram": N_("Telegram"), "email": N_("E-mail"),
-               "note": N_("Note"), "stage_change": N_("Stage change"), "task": N_("Task"),
-               "system": N_("System")}
-
 
 def field_errors(fields: dict[str, str]) -> dict[str, dict[str, str]]:
     """``{"field": {"msg": msgid, **params}}`` for the template's ``_(e.msg, **e)``."""
@@ -180,7 +177,8 @@ async def client_card(request: web.Request, *, tab: str | None = None, form: dic
                       status: int = 200) -> web.Response:
     user = require_user(request)
     client_id = path_id(request)
-    tab = tab or request.query.get("tab", "main")
+    # The timeline's filter chips link to ``?tl=…`` (without JavaScript): that is the timeline tab.
+    tab = tab or request.query.get("tab") or ("timeline" if "tl" in request.query else "main")
     if tab not in dict(TABS):
         tab = "main"
     context: dict[str, Any] = {}
@@ -194,14 +192,13 @@ async def client_card(request: web.Request, *, tab: str | None = None, form: dic
             context["pipelines"] = (await pipelines.list_pipelines(s, user)).items
         elif tab == "tasks":
             context["tasks"] = await tasks.list_tasks(s, user, client_id=client_id, limit=100)
-        elif tab == "timeline":
-            context["entries"] = await timeline.list_timeline(s, user, "client", client_id, limit=100)
+    if tab == "timeline":
+        context.update(await timeline_part.timeline_fragment(request, "client", client_id))
     return await render(request, "client.html", {
         **context, "client": client, "tab": tab, "tabs": TABS, "kinds": CLIENT_KINDS,
         "kind_labels": KIND_LABELS, "relationships": RELATIONSHIPS,
         "relationship_labels": RELATIONSHIP_LABELS,
         "phone": people_views.phone_display, "form": form or {}, "form_name": form_name,
-        "entry_kinds": ENTRY_KINDS,
         "errors": field_errors(errors or {}),
     }, status=status)
 

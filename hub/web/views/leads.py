@@ -7,14 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.crm import deals, leads, people_views, tasks, timeline
+from hub.crm import deals, leads, people_views, tasks
 from hub.crm.errors import Conflict, ValidationError
 from hub.crm.models import CLIENT_KINDS
 from hub.web.errors import query_text
 from hub.web.i18n import N_
 from hub.web.keys import DB
+from hub.web.views import timeline_part
 from hub.web.views.clients import (
-    ENTRY_KINDS,
     KIND_LABELS,
     PAGE_SIZE,
     field_errors,
@@ -71,10 +71,10 @@ async def lead_card(request: web.Request, *, form: dict[str, Any] | None = None,
         lead = await leads.get_lead(s, user, lead_id)
         lead_deals = await deals.list_deals(s, user, lead_id=lead_id, limit=100)
         lead_tasks = await tasks.list_tasks(s, user, lead_id=lead_id, limit=100)
-        entries = await timeline.list_timeline(s, user, "lead", lead_id, limit=100)
     return await render(request, "lead.html", {
-        "lead": lead, "deals": lead_deals, "tasks": lead_tasks, "entries": entries,
-        "kinds": CLIENT_KINDS, "kind_labels": KIND_LABELS, "entry_kinds": ENTRY_KINDS,
+        **await timeline_part.timeline_fragment(request, "lead", lead_id),
+        "lead": lead, "deals": lead_deals, "tasks": lead_tasks,
+        "kinds": CLIENT_KINDS, "kind_labels": KIND_LABELS,
         "phone": people_views.phone_display,
         "form": form or {}, "errors": field_errors(errors or {}), "conflict": conflict,
         "convert_open": bool(errors) or conflict,
