@@ -29,7 +29,8 @@ from hub.crm.validate import iso
 
 MAX_FILENAME = 200
 CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile(r'[<>:"/\\|?*]')
 
 
 def sanitize_filename(raw: Any) -> str:
@@ -37,7 +38,7 @@ def sanitize_filename(raw: Any) -> str:
     control or path characters, at most 200 characters (the extension kept), never empty."""
     name = unicodedata.normalize("NFC", raw if isinstance(raw, str) else "")
     name = re.split(r"[/\\]", name)[-1]
-    name = _UNSAFE.sub("_", name).strip().strip(".").strip()
+    name = _UNSAFE.sub("_", _CONTROL.sub("", name)).strip().strip(".").strip()
     if not name:
         return "file"
     if len(name) > MAX_FILENAME:

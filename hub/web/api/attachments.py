@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -38,7 +38,17 @@ async def read_upload(request: web.Request, field: str = "file") -> tuple[str, s
     part: Any = form.get(field)
     if part is None or isinstance(part, str) or not getattr(part, "filename", None):
         return None
-    return part.filename, part.content_type, part.file.read()
+    return upload_name(part.filename), part.content_type, part.file.read()
+
+
+def upload_name(raw: str) -> str:
+    """Browsers send the name as UTF-8; some clients (aiohttp's, Python's) percent-encode it."""
+    if re.search(r"%[0-9A-Fa-f]{2}", raw):
+        try:
+            return unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            return raw
+    return raw
 
 
 def disposition(filename: str) -> str:

@@ -20,6 +20,7 @@ from aiohttp import web
 from hub.crm import attachments, deal_card, timeline
 from hub.crm.errors import ValidationError
 from hub.web import i18n
+from hub.web.api.attachments import upload_name
 from hub.web.errors import path_id
 from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB, SESSION
@@ -146,7 +147,7 @@ async def add_note(request: web.Request) -> web.StreamResponse:
                                            {"text": text if isinstance(text, str) else None})
             if has_file:
                 await attachments.attach_to_entry(
-                    s, user, note["id"], filename=part.filename, content_type=part.content_type,
+                    s, user, note["id"], filename=upload_name(part.filename), content_type=part.content_type,
                     data=part.file.read(), directory=server.attachments_dir, max_bytes=server.max_body_bytes)
     except ValidationError as exc:
         if not is_htmx(request):
