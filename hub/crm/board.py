@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import deals
@@ -122,3 +122,44 @@ async def list_deals_ordered(session: AsyncSession, actor: User, *, order: str =
         last = rows[-1]
         next_cursor = _encode(order, getattr(last, column.key), last.id)
     return Page(await deals.deal_dicts(session, rows), next_cursor)
+
+
+async def first_cards(session: AsyncSession, actor: User, stage_ids: list[int], *, limit: int,
+                      responsible_id: int | None = None, tag: str | None = None) -> dict[int, Page]:
+    """The first ``limit`` cards of every column at once — what ``deals.list_stage_deals`` answers
+    for each stage (same order, same cursors) — in one query for the ids and one for the deals."""
+    limit = clamp_limit(limit)
+    if not stage_ids:
+        return {}
+    where = await deals._filters(session, actor, responsible_id=responsible_id, tag=tag)
+    # Per stage: the planned ones in index order (stage_id, next_interaction_at), then the unplanned
+    # ones; each part limited, so no column sorts more than it shows.
+    parts = []
+    for sid in stage_ids:
+        parts.append(select(Deal.id, Deal.stage_id, Deal.next_interaction_at)
+                     .where(Deal.stage_id == sid, Deal.next_interaction_at.is_not(None), *where)
+                     .order_by(Deal.next_interaction_at.asc(), Deal.id.asc()).limit(limit + 1).subquery())
+        parts.append(select(Deal.id, Deal.stage_id, Deal.next_interaction_at)
+                     .where(Deal.stage_id == sid, Deal.next_interaction_at.is_(None), *where)
+                     .order_by(Deal.id.asc()).limit(limit + 1).subquery())
+    keys = (await session.execute(union_all(*(select(p.c.id, p.c.stage_id, p.c.next_interaction_at)
+                                              for p in parts)))).all()
+    far = datetime.max.replace(tzinfo=UTC)
+    wanted: dict[int, list[int]] = {sid: [] for sid in stage_ids}
+    for deal_id, stage_id, _ in sorted(keys, key=lambda k: (k[2] is None, k[2] or far, k[0])):
+        if len(wanted[stage_id]) <= limit:
+            wanted[stage_id].append(deal_id)
+    ids = [i for column in wanted.values() for i in column]
+    found = (await session.scalars(deals._query().where(Deal.id.in_(ids)))).all() if ids else []
+    loaded = {d.id: d for d in found}
+    by_stage = {sid: [loaded[i] for i in wanted[sid] if i in loaded] for sid in stage_ids}
+    shown = [d for sid in stage_ids for d in by_stage[sid][:limit]]
+    dicts = {d["id"]: d for d in await deals.deal_dicts(session, shown)}
+    result = {}
+    for sid in stage_ids:
+        column = by_stage[sid]
+        more = len(column) > limit
+        column = column[:limit]
+        result[sid] = Page([dicts[d.id] for d in column],
+                           deals._encode_stage_cursor(column[-1]) if more and column else None)
+    return result

@@ -167,7 +167,7 @@ async def test_keyboard_move_and_another_users_move_shows_up_live(page: Any, app
     await page.evaluate("window.__sameDocument = true")
 
     # The keyboard way: the card's ⇄ button opens the same dialog with the stage to choose.
-    move = page.get_by_role("button", name="Переместить сделку «Поставка бумаги» на другой этап")
+    move = page.get_by_role("button", name="Переместить сделку на другой этап: Поставка бумаги")
     await move.focus()
     await page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Перемещение сделки")

@@ -32,8 +32,13 @@
     });
   }
 
+  function nextAt(card) {
+    const time = card.querySelector(".deal-next time");
+    return time ? time.getAttribute("datetime") : "";
+  }
+
   function keyOf(card) {
-    const at = card.dataset.at ? Date.parse(card.dataset.at) : Infinity;
+    const at = nextAt(card) ? Date.parse(nextAt(card)) : Infinity;
     return [isNaN(at) ? Infinity : at, Number(card.dataset.id)];
   }
 
@@ -171,10 +176,11 @@
     clearErrors();
     form.reset();
     form.dataset.deal = card.dataset.id;
-    document.getElementById("move-deal").textContent = card.dataset.title;
+    const note = card.querySelector(".deal-note");
+    document.getElementById("move-deal").textContent = card.querySelector(".deal-title").textContent;
     form.elements.stage_id.value = stageId;
-    form.elements.next_interaction_at.value = localInput(card.dataset.at);
-    form.elements.next_interaction_note.value = card.dataset.note || "";
+    form.elements.next_interaction_at.value = localInput(nextAt(card));
+    form.elements.next_interaction_note.value = card.dataset.note || (note ? note.textContent : "");
     syncLoss();
     dialog.showModal();
     const first = pending ? form.elements.result : form.elements.stage_id;

@@ -97,12 +97,10 @@ async def board_page(request: web.Request) -> web.Response:
         pipes = (await pipelines.list_pipelines(s, user)).items
         pipeline = _pick_pipeline(pipes, f.pipeline_id)
         totals = await deals.stage_totals(s, user, pipeline["id"], responsible_id=f.responsible_id, tag=f.tag)
-        columns = []
-        for stage in pipeline["stages"]:
-            page = await deals.list_stage_deals(s, user, stage["id"], limit=COLUMN_CARDS,
-                                                responsible_id=f.responsible_id, tag=f.tag)
-            columns.append({"stage": stage, "cards": page.items, "next_cursor": page.next_cursor,
-                            **totals.get(stage["id"], {"count": 0, "amount": 0})})
+        pages = await board.first_cards(s, user, [st["id"] for st in pipeline["stages"]], limit=COLUMN_CARDS,
+                                        responsible_id=f.responsible_id, tag=f.tag)
+        columns = [{"stage": st, "cards": pages[st["id"]].items, "next_cursor": pages[st["id"]].next_cursor,
+                    **totals.get(st["id"], {"count": 0, "amount": 0})} for st in pipeline["stages"]]
         unsorted = await leads.list_leads(s, user, unsorted=True, limit=COLUMN_CARDS)
         reasons = (await pipelines.list_loss_reasons(s)).items
         people = await board.people(s)
