@@ -427,3 +427,54 @@ class Notification(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     read_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+CALL_DIRECTIONS = ("inbound", "outbound", "internal")
+CALL_STATUSES = ("ringing", "talking", "answered", "missed", "abandoned", "busy", "failed")
+
+
+class Call(Base):
+    """One phone call, keyed by the PBX's own id (AMI ``Linkedid``): a replayed fact changes nothing.
+
+    The row appears when the first agent's phone rings (or when the call ends, if it never rang one)
+    with status ``ringing``/``talking`` and gets its outcome when it ends (``ended_at`` set)."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_started", "started_at", "id"),
+        Index("ix_calls_status_started", "status", "started_at"),
+        Index("ix_calls_agent_started", "agent_id", "started_at"),
+        Index("ix_calls_number", "external_number", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    linkedid: Mapped[str] = mapped_column(String(200), unique=True)
+    direction: Mapped[str] = mapped_column(String(10), default="inbound")
+    status: Mapped[str] = mapped_column(String(10), default="ringing")
+    external_number: Mapped[str | None] = mapped_column(String(64), default=None)
+    did: Mapped[str | None] = mapped_column(String(64), default=None)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    agent_extension: Mapped[str | None] = mapped_column(String(32), default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    wait_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    talk_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    hangup_cause: Mapped[int | None] = mapped_column(Integer, default=None)
+    recording: Mapped[str | None] = mapped_column(String(300), default=None)
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True, default=None)
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), default=None)
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), index=True, default=None)
+    deal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deals.id", ondelete="SET NULL"), index=True, default=None)
+    timeline_entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("timeline_entries.id", ondelete="SET NULL"), default=None)
+    # The callback task a missed call created or joined (to find the open one of a number).
+    callback_task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tasks.id", ondelete="SET NULL"), index=True, default=None)
+    # Every user whose phone rang for this call (a queue rings several): who gets call.answered/ended.
+    rung_user_ids: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
