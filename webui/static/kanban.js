@@ -317,6 +317,8 @@
         preventOnFilter: false,
         forceFallback: true, // mouse and touch alike, no native drag image of the title link
         fallbackTolerance: 4, // a click on the title stays a click
+        delay: 250, // on a touch screen a short swipe scrolls, a long press drags
+        delayOnTouchOnly: true,
         animation: 120,
         ghostClass: "drag-ghost",
         chosenClass: "drag-chosen",
