@@ -14,6 +14,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from playwright.async_api import async_playwright
@@ -61,6 +62,28 @@ async def _channel_like_data(app: web.Application) -> None:
                                    text="Назначила Ольга Смирнова", link="/tasks")
 
 
+async def _settings_shots(browser: Any, base: str) -> None:
+    """The administrators' settings: users, and the stage editor at both widths."""
+    for name, width, height in (("", 1280, 860), ("-phone", 390, 844)):
+        context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                            viewport={"width": width, "height": height})
+        page = await context.new_page()
+        await page.goto("/login")
+        await page.get_by_label("Логин").fill("admin")
+        await page.get_by_label("Пароль").fill("admin")
+        await page.get_by_role("button", name="Войти").click()
+        await page.wait_for_selector("body[data-live='true']")
+        await page.goto("/settings/pipelines")
+        if name:
+            await page.evaluate("window.scrollTo(0, document.querySelector('.pipeline-editor')"
+                                ".getBoundingClientRect().top + window.scrollY - 110)")
+        await page.screenshot(path=OUT / f"settings-stages{name}.png", full_page=not name)
+        if not name:
+            await page.goto("/settings/users")
+            await page.screenshot(path=OUT / "settings-users.png")
+        await context.close()
+
+
 async def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,6 +121,7 @@ async def main() -> int:
                         await page.goto("/calls")
                         await page.screenshot(path=OUT / "calls.png")
                     await context.close()
+                await _settings_shots(browser, base)
                 await browser.close()
         finally:
             await runner.cleanup()
