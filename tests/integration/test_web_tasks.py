@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
 from tests.integration.conftest import Api
@@ -144,3 +145,35 @@ async def test_english(client: TestClient, agent: Api) -> None:
     await logged_in(client, agent)
     html = await page(client, "/tasks")
     assert "New task" in html and "Overdue" in html and ">Complete</button>" in html
+
+
+async def test_files_attached_through_the_form(client: TestClient, agent: Api, agent2: Api) -> None:
+    csrf = await logged_in(client, agent)
+    form = FormData()
+    for name, value in (("csrf_token", csrf), ("subject", "Подписать договор"), ("percent", "0")):
+        form.add_field(name, value)
+    form.add_field("files", b"%PDF-1.4 test", filename="Договор <1>.pdf", content_type="application/pdf")
+    form.add_field("files", b"", filename="", content_type="application/octet-stream")  # an empty input
+    async with client.post("/tasks", data=form, allow_redirects=False) as response:
+        assert response.status == 303, await response.text()
+    task = (await agent.get("/api/v1/tasks"))["items"][0]
+    html = await page(client, f"/tasks/{task['id']}")
+    link = re.search(r'<a href="(/api/v1/attachments/\d+)" download>Договор _1_.pdf</a>', html)
+    assert link and "13 Б" in html and "1 файл" in await page(client, "/tasks")
+    async with client.get(link.group(1)) as download:
+        assert download.status == 200 and await download.read() == b"%PDF-1.4 test"
+    await agent2.get(link.group(1), expect=404)  # another agent may not see the task
+    attachment_id = link.group(1).rsplit("/", 1)[1]
+    await post(client, f"/tasks/{task['id']}/attachments/{attachment_id}/delete", {"csrf_token": csrf})
+    assert "Договор" not in await page(client, f"/tasks/{task['id']}")
+    async with client.get(link.group(1)) as gone:
+        assert gone.status == 404
+    # An empty file is refused next to the field and the task is not saved either.
+    form = FormData()
+    form.add_field("csrf_token", csrf)
+    form.add_field("subject", "С пустым файлом")
+    form.add_field("files", b"", filename="empty.txt", content_type="text/plain")
+    async with client.post("/tasks", data=form, allow_redirects=False) as response:
+        text = await response.text()
+        assert response.status == 422 and 'id="err-files">Файл пустой.' in text
+    assert all(t["subject"] != "С пустым файлом" for t in (await agent.get("/api/v1/tasks"))["items"])

@@ -20,8 +20,9 @@ from hub.crm import access, clients, deals, task_lists, tasks, users
 from hub.crm.errors import ValidationError
 from hub.crm.models import User
 from hub.web import i18n
+from hub.web.api.attachments import upload_name
 from hub.web.i18n import N_
-from hub.web.keys import DB, SESSION
+from hub.web.keys import CONFIG, DB, SESSION
 from hub.web.views.common import is_htmx, render, require_user, safe_next, zone
 
 PAGE_SIZE = 50
@@ -48,7 +49,9 @@ REASONS = {
     "must be an integer": N_("Enter a whole number from 0 to 100."),
     "must be between 0 and 100": N_("Enter a whole number from 0 to 100."),
     "must be an id": N_("Choose from the list."),
+    "is empty": N_("The file is empty."),
 }
+TOO_BIG = re.compile(r"^is larger than (\d+) bytes$")
 TOO_LONG = re.compile(r"^must be at most (\d+) characters$")
 
 
@@ -58,6 +61,8 @@ def reason(text: str) -> tuple[str, dict[str, Any]]:
         return REASONS[text], {}
     if m := TOO_LONG.match(text):
         return N_("At most %(n)s characters."), {"n": m.group(1)}
+    if m := TOO_BIG.match(text):
+        return N_("The file is larger than %(n)s MB."), {"n": max(1, int(m.group(1)) // 1_000_000)}
     return N_("Invalid value."), {}
 
 
@@ -90,9 +95,10 @@ async def task_list(request: web.Request) -> web.Response:
         except ValidationError:  # a cursor from elsewhere: the first page
             cursor = None
             page = await _page(s, user, chosen, None)
+        files = await task_lists.task_attachments(s, [t["id"] for t in page.items])
     return await render(request, "tasks.html", {
         "tasks": page.items, "next_cursor": page.next_cursor, "filters": FILTERS, "filter": chosen,
-        "paged": cursor is not None,
+        "paged": cursor is not None, "files": {task_id: len(items) for task_id, items in files.items()},
         "changeable": {t["id"] for t in page.items if can_change(user, t)},
         "deletable": {t["id"] for t in page.items if can_delete(user, t)},
     })
@@ -158,8 +164,10 @@ async def _show_form(request: web.Request, task: dict[str, Any] | None, values: 
     user = require_user(request)
     async with request.app[DB].reading() as s:
         choices = await _choices(s, user, task)
+        files = (await task_lists.task_attachments(s, [task["id"]])).get(task["id"], []) if task else []
     dialog = is_htmx(request)
     context = _form_context(request, task, values, errors, choices, dialog)
+    context["files"] = files
     if task is not None:
         context.update(changeable=can_change(user, task), deletable=can_delete(user, task))
     if dialog:  # the form alone, into the dialog (htmx swaps 200 answers only)
@@ -216,18 +224,27 @@ async def _save(request: web.Request, task_id: int | None) -> web.StreamResponse
     user = require_user(request)
     form = await request.post()
     values, body, errors = _parse(request, form)
+    uploads = [f for f in form.getall("files", []) if getattr(f, "filename", "")]
+    server = request.app[CONFIG].server
     task = None
-    async with request.app[DB].transaction() as s:
-        if task_id is not None:
+    if task_id is not None:
+        async with request.app[DB].reading() as s:
             task = await tasks.get_task(s, user, task_id)
-        if not errors:
-            try:
+    if not errors:
+        try:  # one transaction: a file that cannot be attached keeps the task from being saved too
+            async with request.app[DB].transaction() as s:
                 if task_id is None:
-                    await tasks.create_task(s, user, body)
+                    saved = await tasks.create_task(s, user, body)
                 else:
-                    await tasks.update_task(s, user, task_id, body)
-            except ValidationError as exc:
-                errors = {name: reason(text) for name, text in exc.fields.items()}
+                    saved = await tasks.update_task(s, user, task_id, body)
+                for upload in uploads:
+                    await task_lists.attach_to_task(
+                        s, user, saved["id"], filename=upload_name(upload.filename),
+                        content_type=upload.content_type, data=upload.file.read(),
+                        directory=server.attachments_dir, max_bytes=server.max_body_bytes)
+        except ValidationError as exc:
+            errors = {("files" if name == "file" else name): reason(text)
+                      for name, text in exc.fields.items()}
     if errors:
         return await _show_form(request, task, values, errors, status=422)
     return _done(request, form)
@@ -265,6 +282,20 @@ async def delete(request: web.Request) -> web.StreamResponse:
     return _done(request, form)
 
 
+async def detach(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    task_id = _task_id(request)
+    raw = request.match_info["attachment"]
+    form = await request.post()
+    async with request.app[DB].transaction() as s:
+        await task_lists.detach_from_task(s, user, task_id, int(raw) if raw.isdigit() else 0)
+    if is_htmx(request):  # the dialog shows the form again, without the file
+        async with request.app[DB].reading() as s:
+            task = await tasks.get_task(s, user, task_id)
+        return await _show_form(request, task, _values(request, task), {})
+    raise web.HTTPSeeOther(safe_next(form.get("next"), f"/tasks/{task_id}"))
+
+
 def register_views(router: web.UrlDispatcher) -> None:
     router.add_get("/tasks", task_list)
     router.add_post("/tasks", create)
@@ -273,3 +304,4 @@ def register_views(router: web.UrlDispatcher) -> None:
     router.add_post(r"/tasks/{id:\d+}", update)
     router.add_post(r"/tasks/{id:\d+}/complete", complete)
     router.add_post(r"/tasks/{id:\d+}/delete", delete)
+    router.add_post(r"/tasks/{id:\d+}/attachments/{attachment:\d+}/delete", detach)
