@@ -84,6 +84,62 @@ async def _settings_shots(browser: Any, base: str) -> None:
         await context.close()
 
 
+async def _client_shots(browser: Any, base: str) -> None:
+    """Clients and leads: the list, a client's card (main and contact persons), a lead with the
+    convert dialog; the list and the card at phone width too."""
+    for name, width, height in (("", 1280, 860), ("-phone", 390, 844)):
+        context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                            viewport={"width": width, "height": height})
+        page = await context.new_page()
+        await page.goto("/login")
+        await page.get_by_label("Логин").fill(LOGIN)
+        await page.get_by_label("Пароль").fill(LOGIN)
+        await page.get_by_role("button", name="Войти").click()
+        await page.wait_for_selector("body[data-live='true']")
+        await page.goto("/clients")
+        await page.screenshot(path=OUT / f"clients{name}.png")
+        await page.locator("#client-rows a.row-title").first.click()
+        await page.wait_for_selector("body[data-live='true']")
+        await page.screenshot(path=OUT / f"client-card{name}.png", full_page=not name)
+        if not name:
+            await page.get_by_role("link", name="Контактные лица").click()
+            await page.screenshot(path=OUT / "client-contacts.png", full_page=True)
+            await page.goto("/leads")
+            await page.screenshot(path=OUT / "leads.png")
+            await page.locator("#lead-rows a.row-title").first.click()
+            await page.get_by_role("link", name="Сделать клиентом").click()
+            await page.wait_for_selector("dialog#convert[open]")
+            await page.screenshot(path=OUT / "lead-convert.png")
+        await context.close()
+
+
+async def _deals_shots(browser: Any, base: str) -> None:
+    """The deals kanban (with the move dialog) and the deals table, as a manager; the kanban at phone
+    width too."""
+    for name, width, height in (("", 1280, 860), ("-phone", 390, 844)):
+        context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                            viewport={"width": width, "height": height})
+        page = await context.new_page()
+        await page.goto("/login")
+        await page.get_by_label("Логин").fill("manager")
+        await page.get_by_label("Пароль").fill("manager")
+        await page.get_by_role("button", name="Войти").click()
+        await page.wait_for_selector("body[data-live='true']")
+        await page.goto("/deals")
+        await page.wait_for_selector("body[data-live='true']")
+        await page.screenshot(path=OUT / f"deals{name}.png")
+        if not name:
+            await page.locator("#board .deal-card [data-move]").nth(1).click()
+            dialog = page.locator("#move-dialog")
+            await dialog.locator("select[name=stage_id]").select_option(index=2)
+            await dialog.locator("textarea[name=result]").fill("Клиент ждёт КП до пятницы")
+            await page.screenshot(path=OUT / "deals-move.png")
+            await page.keyboard.press("Escape")
+            await page.goto("/deals/list?order=next")
+            await page.screenshot(path=OUT / "deals-list.png")
+        await context.close()
+
+
 async def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,6 +178,7 @@ async def main() -> int:
                         await page.screenshot(path=OUT / "calls.png")
                     await context.close()
                 await _settings_shots(browser, base)
+                await _client_shots(browser, base)
                 await browser.close()
         finally:
             await runner.cleanup()
