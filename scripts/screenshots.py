@@ -179,6 +179,7 @@ async def main() -> int:
                     await context.close()
                 await _settings_shots(browser, base)
                 await _client_shots(browser, base)
+                await _deals_shots(browser, base)
                 await browser.close()
         finally:
             await runner.cleanup()
