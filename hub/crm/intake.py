@@ -1,0 +1,494 @@
+"""Call intake: what the core does with the call facts of ``hub.crm.ports``.
+
+One unit of work per fact (``db.transaction()``), events published after the commit:
+
+- ``call_ringing``: identify the external number, create a lead for an unknown inbound caller
+  (``unknown_caller = "auto"``, unless the number is ignored), remember who was rung, and send the
+  screen-pop (``call.ringing``) to the rung agent only, with the identification inside.
+- ``call_answered``: ``call.answered`` to every user rung for the call (the popups close).
+- ``call_ended``: store the outcome (idempotent on the call key), write a ``call`` timeline entry
+  on the person's open deal (single open deal, else the most recently active one, else the
+  person's own timeline), a callback task + bell item for a missed inbound call (one open task per
+  number), complete that task when an outbound call to the number is answered, ``call.ended``.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.crm import events, identify, leads, notifications, phones
+from hub.crm.calls import call_dict, users_by_extension
+from hub.crm.errors import ValidationError
+from hub.crm.models import Call, Client, ContactPerson, Deal, Lead, Stage, Task, TimelineEntry, User, utcnow
+from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRinging, CallSettings
+from hub.crm.tasks import task_dict
+from hub.crm.timeline import add_entry
+from hub.crm.validate import iso
+
+LEAD_SOURCE = "звонок"
+INTERACTION_KINDS = ("call", "sms", "telegram", "email", "note")
+POP_MATCHES = 5  # matches enriched with history and tasks in a screen-pop
+POP_TASKS = 5
+DEFAULT_SETTINGS = CallSettings()
+
+
+class UnitOfWork(Protocol):
+    """``hub.db.Database``: a transaction that commits, then publishes the recorded events."""
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
+class CallIntake:
+    """``hub.crm.ports.CallIntakePort`` over a database: what the composition root hands a channel."""
+
+    def __init__(self, db: UnitOfWork, settings: CallSettings = DEFAULT_SETTINGS) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def ringing(self, fact: CallRinging) -> dict[str, Any]:
+        return await call_ringing(self.db, fact, self.settings)
+
+    async def answered(self, fact: CallAnsweredFact) -> dict[str, Any] | None:
+        return await call_answered(self.db, fact, self.settings)
+
+    async def ended(self, fact: CallEndedFact) -> dict[str, Any] | None:
+        return await call_ended(self.db, fact, self.settings)
+
+
+async def call_ringing(db: UnitOfWork, fact: CallRinging,
+                       settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
+    async with db.transaction() as s:
+        return await ring(s, fact, settings)
+
+
+async def call_answered(db: UnitOfWork, fact: CallAnsweredFact,
+                        settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
+    async with db.transaction() as s:
+        return await answer(s, fact, settings)
+
+
+async def call_ended(db: UnitOfWork, fact: CallEndedFact,
+                     settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
+    async with db.transaction() as s:
+        return await end(s, fact, settings)
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+def external_number(raw: str | None, region: str) -> str | None:
+    """E.164 when the number is valid, else its digits (with a leading + kept), else None."""
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > phones.MAX_INPUT:
+        return None
+    try:
+        return phones.normalize(raw, region)
+    except ValueError:
+        text = raw.strip()
+        found = phones.digits(text)
+        if not found:
+            return None
+        return ("+" + found) if text.startswith("+") else found
+
+
+def is_ignored(number: str | None, settings: CallSettings) -> bool:
+    if not number:
+        return False
+    tail = phones.tail(number)
+    return bool(tail) and any(isinstance(other, str) and phones.tail(other) == tail
+                              for other in settings.ignored_numbers)
+
+
+def _seconds(value: float | None) -> int:
+    return max(0, round(value or 0))
+
+
+def _person(matches: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The match a call belongs to: the first client, contact or (not converted) lead."""
+    return next((m for m in matches if m["type"] in ("client", "contact", "lead")), None)
+
+
+def _set_person(call: Call, match: dict[str, Any]) -> None:
+    if match["type"] == "client":
+        call.client_id = match["id"]
+    elif match["type"] == "contact":
+        call.contact_id, call.client_id = match["id"], match["client_id"]
+    else:
+        call.lead_id = match["id"]
+
+
+async def _call_row(session: AsyncSession, key: str, **values: Any) -> Call:
+    """The call's row, made on first sight and locked for this unit of work (PostgreSQL: FOR UPDATE;
+    SQLite writers are serialised anyway). A concurrent intake of the same call loses the insert
+    race harmlessly and reads the winner's row."""
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise ValidationError({"call_key": "must be a text of 1 to 200 characters"})
+    query = (select(Call).where(Call.linkedid == key).with_for_update()
+             .execution_options(populate_existing=True))
+    call = await session.scalar(query)
+    if call is not None:
+        return call
+    call = Call(linkedid=key, rung_user_ids=[], created_at=utcnow(), **values)
+    try:
+        async with session.begin_nested():
+            session.add(call)
+            await session.flush()
+    except IntegrityError:
+        call = await session.scalar(query)
+        if call is None:  # pragma: no cover - the unique violation was about something else
+            raise
+    return call
+
+
+def _add_rung(call: Call, user_ids: list[int]) -> None:
+    current = [int(u) for u in (call.rung_user_ids or [])]
+    new = [u for u in user_ids if u not in current]
+    if new:
+        call.rung_user_ids = current + new  # a new list: JSON columns track assignment only
+
+
+def _recipients(call: Call) -> set[int]:
+    users = {int(u) for u in (call.rung_user_ids or [])}
+    if call.agent_id is not None:
+        users.add(call.agent_id)
+    return users
+
+
+def _agent_ref(call: Call, agent: User | None) -> dict[str, Any] | None:
+    if agent is None and not call.agent_extension:
+        return None
+    return {"id": agent.id if agent else call.agent_id, "name": agent.name if agent else None,
+            "extension": call.agent_extension}
+
+
+async def _create_lead(session: AsyncSession, number: str, settings: CallSettings) -> dict[str, Any] | None:
+    try:
+        lead = await leads.create_lead(session, None, {"name": number, "phones": [number],
+                                                       "source": LEAD_SOURCE, "unsorted": True},
+                                       region=settings.region)
+    except ValidationError:
+        return None  # a number the lead cannot keep (not a valid phone): the agent decides
+    return {"type": "lead", "id": lead["id"], "name": lead["name"], "client_id": None, "open_deals": []}
+
+
+async def _unknown_caller_lead(session: AsyncSession, call: Call, number: str | None,
+                               settings: CallSettings) -> dict[str, Any] | None:
+    if (call.direction != "inbound" or settings.unknown_caller != "auto" or not number
+            or not number.startswith("+") or is_ignored(number, settings)):
+        return None
+    return await _create_lead(session, number, settings)
+
+
+# --- the screen-pop ------------------------------------------------------------------------------------
+
+async def _enrich(session: AsyncSession, match: dict[str, Any]) -> dict[str, Any]:
+    """A match of /identify plus the main manager, the company (for a contact person), the last three
+    interactions and the open tasks."""
+    enriched = dict(match)
+    if match["type"] == "user":
+        return enriched
+    if match["type"] == "lead":
+        owner = (Lead.manager_id, Lead.id == match["id"])
+        entries_on, tasks_on = TimelineEntry.lead_id == match["id"], Task.lead_id == match["id"]
+    else:
+        owner = (Client.manager_id, Client.id == match["client_id"])
+        client_id = match["client_id"]
+        entries_on, tasks_on = TimelineEntry.client_id == client_id, Task.client_id == client_id
+        if match["type"] == "contact":
+            company = await session.scalar(select(Client.name).where(Client.id == match["client_id"]))
+            enriched["company"] = {"id": match["client_id"], "name": company}
+    manager_id = select(owner[0]).where(owner[1]).scalar_subquery()
+    row = (await session.execute(select(User.id, User.name).where(User.id == manager_id))).first()
+    enriched["manager"] = {"id": row[0], "name": row[1]} if row else None
+    entries = (await session.execute(
+        select(TimelineEntry.id, TimelineEntry.kind, TimelineEntry.direction, TimelineEntry.occurred_at,
+               TimelineEntry.text, TimelineEntry.payload, TimelineEntry.deal_id)
+        .where(entries_on, TimelineEntry.kind.in_(INTERACTION_KINDS))
+        .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(3))).all()
+    enriched["last_interactions"] = [
+        {"id": i, "kind": kind, "direction": direction, "occurred_at": iso(at), "text": text[:200],
+         "status": (payload or {}).get("status") if kind == "call" else None, "deal_id": deal_id}
+        for i, kind, direction, at, text, payload, deal_id in entries]
+    now = utcnow()
+    tasks = (await session.execute(
+        select(Task.id, Task.subject, Task.kind, Task.due_at, Task.assignee_id)
+        .where(tasks_on, Task.completed_at.is_(None))
+        .order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(POP_TASKS))).all()
+    enriched["open_tasks"] = [
+        {"id": i, "subject": subject, "kind": kind, "due_at": iso(due),
+         "overdue": due is not None and due < now, "assignee_id": assignee}
+        for i, subject, kind, due, assignee in tasks]
+    return enriched
+
+
+async def ring(session: AsyncSession, fact: CallRinging,
+               settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
+    """The screen-pop payload for the rung agent (also sent as ``call.ringing`` to that user)."""
+    number = external_number(fact.number, settings.region)
+    at = fact.at or utcnow()
+    call = await _call_row(session, fact.call_key, direction=fact.direction, status="ringing",
+                           external_number=number, did=fact.did, started_at=fact.started_at or at)
+    agent = (await users_by_extension(session, {fact.extension})).get(fact.extension)
+    live = call.ended_at is None  # a ringing fact replayed after the end pops nothing
+    if agent is not None and live:
+        _add_rung(call, [agent.id])
+    if number and not call.external_number:
+        call.external_number = number
+    matches: list[dict[str, Any]] = []
+    lead_created = None
+    ignored = is_ignored(number, settings)
+    if number and call.direction != "internal":
+        matches = await identify.identify(session, phone=number, region=settings.region)
+        person = _person(matches)
+        if person is None and live and call.lead_id is None:
+            person = await _unknown_caller_lead(session, call, number, settings)
+            if person is not None:
+                lead_created = person["id"]
+                matches.append(person)
+        if person is not None and call.client_id is None and call.lead_id is None:
+            _set_person(call, person)
+    await session.flush()
+    enriched = [await _enrich(session, m) if i < POP_MATCHES else m for i, m in enumerate(matches)]
+    payload = {
+        "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "number": number,
+        "did": fact.did, "extension": fact.extension, "started_at": iso(call.started_at),
+        "matches": enriched, "unknown": _person(matches) is None, "ignored": ignored,
+        "lead_created": lead_created, "unknown_caller": settings.unknown_caller,
+    }
+    if agent is not None and live:
+        events.emit(session, "call.ringing", payload, users=[agent.id])
+    return payload
+
+
+# --- answered --------------------------------------------------------------------------------------------
+
+async def answer(session: AsyncSession, fact: CallAnsweredFact,
+                 settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
+    """Who took the call; ``call.answered`` to everyone it rang (their popups close)."""
+    at = fact.at or utcnow()
+    number = external_number(fact.number, settings.region)
+    call = await _call_row(session, fact.call_key, direction=fact.direction, status="talking",
+                           external_number=number, did=fact.did, started_at=at)
+    if call.ended_at is not None:
+        return None
+    agent = None
+    if fact.extension:
+        agent = (await users_by_extension(session, {fact.extension})).get(fact.extension)
+    changed = call.status != "talking" or call.agent_extension != fact.extension
+    call.status = "talking"
+    if call.answered_at is None:
+        call.answered_at = at
+        call.wait_seconds = _seconds(fact.wait_seconds)
+    if fact.extension:
+        call.agent_extension = fact.extension
+        call.agent_id = agent.id if agent else None
+    if number and not call.external_number:
+        call.external_number = number
+    await session.flush()
+    data = {"call_id": call.id, "call_key": call.linkedid, "direction": call.direction,
+            "number": call.external_number, "agent": _agent_ref(call, agent)}
+    if changed:
+        recipients = _recipients(call)
+        if recipients:
+            events.emit(session, "call.answered", data, users=recipients)
+    return data
+
+
+# --- ended -----------------------------------------------------------------------------------------------
+
+async def _deal_for(session: AsyncSession, client_id: int | None, lead_id: int | None) -> int | None:
+    """The placement rule: the single open deal, else the most recently active open one, else None."""
+    if client_id is None and lead_id is None:
+        return None
+    owner = Deal.client_id == client_id if client_id is not None else Deal.lead_id == lead_id
+    return await session.scalar(
+        select(Deal.id).join(Stage, Stage.id == Deal.stage_id).where(owner, Stage.kind == "active")
+        .order_by(Deal.last_activity_at.desc(), Deal.id.desc()).limit(1))
+
+
+def _call_text(call: Call, name: str | None) -> str:
+    who = name or call.external_number or "?"
+    if call.direction == "outbound":
+        what = "Outgoing call to"
+    elif call.direction == "internal":
+        what = "Internal call"
+    else:
+        what = "Incoming call from"
+    status = {"answered": f"{call.talk_seconds} s", "missed": "missed", "abandoned": "abandoned",
+              "busy": "busy", "failed": "failed"}.get(call.status, call.status)
+    return f"{what} {who} ({status})"
+
+
+def _entry_payload(call: Call, agent: User | None) -> dict[str, Any]:
+    return {
+        "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "status": call.status,
+        "number": call.external_number, "did": call.did, "agent": _agent_ref(call, agent),
+        "started_at": iso(call.started_at), "answered_at": iso(call.answered_at),
+        "ended_at": iso(call.ended_at), "wait_seconds": call.wait_seconds,
+        "talk_seconds": call.talk_seconds, "hangup_cause": call.hangup_cause,
+        "recording_url": f"/api/v1/calls/{call.id}/recording" if call.recording else None,
+    }
+
+
+async def _person_name(session: AsyncSession, call: Call) -> str | None:
+    if call.contact_id is not None:
+        return await session.scalar(select(ContactPerson.name).where(ContactPerson.id == call.contact_id))
+    if call.client_id is not None:
+        return await session.scalar(select(Client.name).where(Client.id == call.client_id))
+    if call.lead_id is not None:
+        return await session.scalar(select(Lead.name).where(Lead.id == call.lead_id))
+    return None
+
+
+async def _manager_of(session: AsyncSession, call: Call) -> int | None:
+    if call.client_id is not None:
+        manager = await session.scalar(select(Client.manager_id).where(Client.id == call.client_id))
+    elif call.lead_id is not None:
+        manager = await session.scalar(select(Lead.manager_id).where(Lead.id == call.lead_id))
+    else:
+        return None
+    if manager is None:
+        return None
+    active = await session.scalar(select(User.active).where(User.id == manager))
+    return manager if active else None
+
+
+async def _open_callback(session: AsyncSession, number: str) -> Task | None:
+    return await session.scalar(
+        select(Task).where(Task.kind == "callback", Task.completed_at.is_(None),
+                           Task.id.in_(select(Call.callback_task_id).where(Call.external_number == number)))
+        .order_by(Task.id.desc()).limit(1))
+
+
+async def _callback(session: AsyncSession, call: Call, name: str | None, settings: CallSettings) -> None:
+    """A missed inbound call: a callback task for the person's manager (else the agents rung) and a
+    bell item; a repeated miss from the same number joins the open task."""
+    number = call.external_number
+    assert number is not None
+    manager = await _manager_of(session, call)
+    rung = [int(u) for u in (call.rung_user_ids or [])] or ([call.agent_id] if call.agent_id else [])
+    when = call.ended_at or utcnow()
+    line = f"Пропущенный звонок {number} ({call.status}), {iso(call.started_at)}"
+    task = await _open_callback(session, number)
+    if task is not None:
+        count = 1 + int(await session.scalar(
+            select(func.count(Call.id)).where(Call.callback_task_id == task.id)) or 0)
+        task.description = f"{task.description}\n{line}".strip()
+        task.updated_at = utcnow()
+        if task.client_id is None and task.lead_id is None:
+            task.client_id, task.lead_id = call.client_id, call.lead_id
+    else:
+        count = 1
+        assignee = manager if manager is not None else (rung[0] if rung else None)
+        task = Task(subject=f"Перезвонить: {name or number}"[:300], description=line, kind="callback",
+                    start_at=when, due_at=when + timedelta(minutes=settings.callback_due_minutes),
+                    percent=0, client_id=call.client_id, lead_id=call.lead_id, deal_id=call.deal_id,
+                    assignee_id=assignee, author_id=None, created_at=utcnow(), updated_at=utcnow())
+        session.add(task)
+    await session.flush()
+    call.callback_task_id = task.id
+    recipients = [task.assignee_id] if manager is not None and task.assignee_id is not None else rung
+    if not recipients and task.assignee_id is not None:
+        recipients = [task.assignee_id]
+    for user_id in dict.fromkeys(recipients):
+        await notifications.notify(
+            session, user_id, kind="missed_call", title=f"Missed call from {name or number}",
+            text=f"{number}" + (f" — {count} missed calls" if count > 1 else ""), link=f"/tasks/{task.id}",
+            payload={"call_id": call.id, "task_id": task.id, "number": number, "name": name, "count": count,
+                     "client_id": call.client_id, "lead_id": call.lead_id, "status": call.status})
+    events.emit(session, "task.updated", {"task": await task_dict(session, task)},
+                scope={"assignee_id": task.assignee_id, "author_id": task.author_id})
+
+
+async def _complete_callbacks(session: AsyncSession, call: Call) -> None:
+    """An answered outbound call to a number completes its open callback task."""
+    number = call.external_number
+    assert number is not None
+    while (task := await _open_callback(session, number)) is not None:
+        task.percent = 100
+        task.completed_at = task.updated_at = utcnow()
+        task.description = f"{task.description}\nПерезвонили {iso(call.started_at)}".strip()
+        await session.flush()
+        if task.deal_id is not None or task.client_id is not None or task.lead_id is not None:
+            await add_entry(session, kind="task", text=f"Task done: {task.subject}", author_id=call.agent_id,
+                            deal_id=task.deal_id, client_id=task.client_id, lead_id=task.lead_id,
+                            payload={"task_id": task.id, "event": "completed", "due_at": iso(task.due_at),
+                                     "assignee_id": task.assignee_id, "call_id": call.id})
+        events.emit(session, "task.updated", {"task": await task_dict(session, task)},
+                    scope={"assignee_id": task.assignee_id, "author_id": task.author_id})
+
+
+async def end(session: AsyncSession, fact: CallEndedFact,
+              settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
+    """Store the finished call and what follows from it; a replayed end changes nothing (→ None)."""
+    ended_at = fact.ended_at or utcnow()
+    started_at = fact.started_at or ended_at
+    number = external_number(fact.number, settings.region)
+    call = await _call_row(session, fact.call_key, direction=fact.direction, status=fact.status,
+                           external_number=number, did=fact.did, started_at=started_at)
+    if call.ended_at is not None:
+        return None
+    extensions = {e for e in (fact.agent_extension, *fact.rung_extensions) if e}
+    by_ext = await users_by_extension(session, extensions)
+    agent = by_ext.get(fact.agent_extension) if fact.agent_extension else None
+    call.direction = fact.direction
+    call.status = fact.status
+    call.external_number = number or call.external_number
+    call.did = fact.did or call.did
+    if fact.started_at is not None:
+        call.started_at = fact.started_at
+    call.answered_at = fact.answered_at or (call.answered_at if fact.status == "answered" else None)
+    call.ended_at = ended_at
+    call.wait_seconds = _seconds(fact.wait_seconds) or call.wait_seconds
+    call.talk_seconds = _seconds(fact.talk_seconds)
+    call.hangup_cause = fact.hangup_cause
+    call.recording = fact.recording
+    if fact.agent_extension:
+        call.agent_extension = fact.agent_extension
+        call.agent_id = agent.id if agent else None
+    elif call.agent_id is not None:
+        agent = await session.get(User, call.agent_id)
+    _add_rung(call, [by_ext[e].id for e in fact.rung_extensions if e in by_ext])
+
+    number = call.external_number
+    ignored = is_ignored(number, settings)
+    if (number and call.direction != "internal" and call.client_id is None and call.lead_id is None):
+        person = _person(await identify.identify(session, phone=number, region=settings.region))
+        if person is None:
+            person = await _unknown_caller_lead(session, call, number, settings)
+        if person is not None:
+            _set_person(call, person)
+    await session.flush()
+
+    name = await _person_name(session, call)
+    if call.direction != "internal" and (call.client_id is not None or call.lead_id is not None):
+        call.deal_id = await _deal_for(session, call.client_id, call.lead_id)
+        entry = await add_entry(
+            session, kind="call", direction="out" if call.direction == "outbound" else "in",
+            text=_call_text(call, name), author_id=call.agent_id, deal_id=call.deal_id,
+            client_id=call.client_id, lead_id=call.lead_id, payload=_entry_payload(call, agent),
+            occurred_at=call.started_at, external_key=f"call:{call.linkedid}")
+        call.timeline_entry_id = entry.id if entry is not None else await session.scalar(
+            select(TimelineEntry.id).where(TimelineEntry.external_key == f"call:{call.linkedid}"))
+    if number and call.direction == "inbound" and call.status != "answered" and not ignored:
+        await _callback(session, call, name, settings)
+    if number and call.direction == "outbound" and call.status == "answered":
+        await _complete_callbacks(session, call)
+    await session.flush()
+
+    result = await call_dict(session, call)
+    data = {"call_id": call.id, "call_key": call.linkedid, "status": call.status,
+            "direction": call.direction, "number": call.external_number,
+            "talk_seconds": call.talk_seconds, "wait_seconds": call.wait_seconds,
+            "agent": result["agent"], "client_id": call.client_id, "lead_id": call.lead_id,
+            "deal_id": call.deal_id}
+    recipients = _recipients(call)
+    if recipients:
+        events.emit(session, "call.ended", data, users=recipients)
+    else:
+        events.emit(session, "call.ended", data)
+    return result
