@@ -1,0 +1,444 @@
+"""The AMI connection: panoramisk underneath; the queue, reconnect, resync and watchdog are ours.
+
+``AmiConnection`` logs in to Asterisk, feeds every AMI event, in wire order, through one queue into
+the pure :class:`~hub.telephony.tracker.Tracker` and hands each fact it emits to ``on_fact``:
+
+| piece            | what it does                                                                  |
+|------------------|-------------------------------------------------------------------------------|
+| panoramisk       | the wire: framing, ActionIDs, Login, futures for responses                    |
+| ``_Protocol``    | puts every event on the hub's queue (nothing else runs in a panoramisk callback)|
+| consumer task    | the only reader of the queue and the only user of the tracker; awaits on_fact |
+| supervisor task  | connect → Login → CoreShowChannels resync → Ping watchdog; on any end: backoff |
+|                  | (exponential, jitter, capped) and again; a refused Login waits ``auth_retry``  |
+
+The state (``connecting``, ``connected``, ``auth_failed: <reason>``, ``disconnected``) is read by
+``health()``. ``originate()`` refuses while not connected: panoramisk would queue the action and
+dial it late after a reconnect. Why we drive the reconnect ourselves: docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+
+from hub.config import AsteriskConfig
+from hub.telephony.events import Fact
+from hub.telephony.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+CONNECTING = "connecting"
+CONNECTED = "connected"
+AUTH_FAILED = "auth_failed"
+DISCONNECTED = "disconnected"
+
+OnFact = Callable[[Fact], Awaitable[None]]
+
+
+class AmiUnavailable(Exception):
+    """The AMI connection is not up: the action was refused, nothing is queued for later."""
+
+
+class OriginateFailed(Exception):
+    """Asterisk answered the Originate with an error (the message says why)."""
+
+
+class _AuthFailed(Exception):
+    pass
+
+
+# ------------------------------------------------------------------ queue items besides AMI events
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """A CoreShowChannels with this ActionID was sent: collect its CoreShowChannel events."""
+
+    action_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _OriginateRequest:
+    action_id: str
+    extension: str
+    number: str
+
+
+_LOST = object()  # the connection ended: a listing in progress is incomplete
+_STOP = object()  # stop() was called: the consumer ends after what is already queued
+
+
+def fact_payload(fact: Fact) -> dict[str, Any]:
+    """A fact as a JSON-ready dict, its kind under ``fact``."""
+    return {"fact": type(fact).__name__, **dataclasses.asdict(fact)}
+
+
+# ------------------------------------------------------------------ panoramisk, wrapped
+class _Protocol(AMIProtocol):
+    """panoramisk's protocol; every event also goes, as it arrives, to the hub's queue."""
+
+    def __init__(self, manager: _Manager) -> None:
+        super().__init__()
+        self._manager = manager
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.factory = self._manager  # so no event can arrive before there is somewhere to put it
+
+    def handle_message(self, message: Any) -> None:
+        if "event" in message:
+            self._manager.sink(message)
+        super().handle_message(message)
+
+
+class _Manager(Manager):
+    """One connection's panoramisk Manager, with its own reconnect, pinger and replay switched off."""
+
+    def __init__(self, *, sink: Callable[[Any], None], on_lost: Callable[[Any], None],
+                 **config: Any) -> None:
+        super().__init__(**config)
+        # panoramisk replays actions pending at a drop on FullyBooted (a late Originate dials late)
+        self.callbacks.clear()
+        self.patterns.clear()
+        self.sink = sink
+        self._on_lost = on_lost
+
+    def ping(self) -> None:  # our watchdog pings, and notices an answer that never comes
+        pass
+
+    def connection_lost(self, exc: Any) -> None:  # no call_later(reconnect): the supervisor decides
+        self._connected = False
+        self.authenticated = False
+        if self.pinger is not None:
+            self.pinger.cancel()
+            self.pinger = None
+        self.forget_pending()
+        self._on_lost(exc)
+
+    def forget_pending(self) -> None:
+        """Cancel what panoramisk kept to replay after a re-login."""
+        protocol = getattr(self, "protocol", None)
+        pending = list(self.awaiting_actions)
+        if protocol is not None:
+            pending.extend(protocol.responses.values())
+            protocol.responses.clear()
+        self.awaiting_actions.clear()
+        for action in pending:
+            if action["action"].lower() not in self.forgetable_actions and not action.future.done():
+                action.future.cancel()
+
+
+# ------------------------------------------------------------------ the connection
+class AmiConnection:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        *,
+        on_fact: OnFact,
+        tracker: Tracker | None = None,
+        trunks: Iterable[str] = ("trunk",),
+        extensions: Iterable[str] | None = None,
+        ping_interval: float = 10.0,
+        ping_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        auth_retry: float = 30.0,
+        drain_timeout: float = 0.5,
+        originate_channel: str = "PJSIP/{extension}",
+        originate_context: str = "from-internal",
+        originate_timeout: float = 30.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self.secret = secret
+        self.on_fact = on_fact
+        self.tracker = tracker if tracker is not None else Tracker(trunks=trunks, extensions=extensions)
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.connect_timeout = connect_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.auth_retry = auth_retry
+        self.drain_timeout = drain_timeout
+        self.originate_channel = originate_channel
+        self.originate_context = originate_context
+        self.originate_timeout = originate_timeout
+        self.state = DISCONNECTED
+        self.reason = ""
+        # what happened so far (for logs, tests and benchmarks)
+        self.logins = 0
+        self.attempts = 0
+        self.resyncs = 0
+        self.watchdog_aborts = 0
+        self.last_resync_seconds: float | None = None  # login → resync facts handed on
+        self._login_at = 0.0
+        self._queue: asyncio.Queue[Any] | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._manager: _Manager | None = None
+        self._lost: asyncio.Future[Any] | None = None
+        self._ids = itertools.count(1)
+        self._listing_id: str | None = None
+        self._listing: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_config(cls, config: AsteriskConfig, *, on_fact: OnFact, **options: Any) -> AmiConnection:
+        options.setdefault("trunks", config.trunks or ("trunk",))
+        return cls(config.host, config.port, config.username, config.secret, on_fact=on_fact, **options)
+
+    # -------------------------------------------------------------- public
+    def health(self) -> str:
+        """The state as /healthz shows it."""
+        if self.state == AUTH_FAILED:
+            return f"{AUTH_FAILED}: {self.reason}"
+        return self.state
+
+    @property
+    def connected(self) -> bool:
+        return self.state == CONNECTED and self._manager is not None
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        self._queue = asyncio.Queue()
+        self._consumer = asyncio.create_task(self._consume(), name="ami-consumer")
+        self._runner = asyncio.create_task(self._supervise(), name="ami-connection")
+
+    async def stop(self) -> None:
+        """Close the connection, let the consumer hand on what is queued (up to ``drain_timeout``)."""
+        runner, consumer = self._runner, self._consumer
+        self._runner = self._consumer = None
+        if runner is not None:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        self._set_state(DISCONNECTED)
+        if consumer is not None and self._queue is not None:
+            self._queue.put_nowait(_STOP)
+            try:
+                await asyncio.wait_for(asyncio.shield(consumer), self.drain_timeout)
+            except TimeoutError:
+                log.warning("AMI: %d queued messages dropped at stop", self._queue.qsize())
+                consumer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await consumer
+
+    async def __aenter__(self) -> AmiConnection:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def originate(self, extension: str, number: str, action_id: str) -> dict[str, Any]:
+        """Ring ``extension``, then dial ``number`` (click-to-call). Always ``Async: true``.
+
+        Raises ``AmiUnavailable`` while not connected (nothing is queued to dial late) and
+        ``OriginateFailed`` when Asterisk refuses. The call itself arrives as facts, the
+        ``CallStarted`` carrying ``action_id``.
+        """
+        manager, lost, queue = self._manager, self._lost, self._queue
+        if not self.connected or manager is None or lost is None or queue is None:
+            raise AmiUnavailable(f"Asterisk is not connected ({self.health()}): click-to-call refused")
+        queue.put_nowait(_OriginateRequest(action_id, extension, number))  # before any of its events
+        action = {
+            "Action": "Originate", "ActionID": action_id,
+            "Channel": self.originate_channel.format(extension=extension),
+            "Context": self.originate_context, "Exten": number, "Priority": "1",
+            "Timeout": str(int(self.originate_timeout * 1000)), "Async": "true",
+        }
+        try:
+            response = await self._ask(manager, lost, action, self.ping_timeout, as_list=False)
+        except (TimeoutError, ConnectionError) as exc:
+            raise AmiUnavailable(f"Asterisk did not take the Originate: {exc or type(exc).__name__}") from exc
+        if not response.success:
+            raise OriginateFailed(str(response.get("Message") or "Originate refused"))
+        return _plain(response)
+
+    # -------------------------------------------------------------- supervisor
+    def _set_state(self, state: str, reason: str = "") -> None:
+        if (state, reason) != (self.state, self.reason):
+            self.state, self.reason = state, reason
+            level = logging.INFO if state in (CONNECTING, CONNECTED) else logging.WARNING
+            log.log(level, "AMI %s:%s %s%s", self.host, self.port, state, f" ({reason})" if reason else "")
+
+    def _delay(self, failures: int, auth_failed: bool) -> float:
+        if auth_failed:
+            return self.auth_retry
+        base = min(self.backoff_max, self.backoff_initial * 2 ** min(failures, 30))
+        return base * random.uniform(0.5, 1.0)  # jitter: many hubs do not hammer a restarted Asterisk
+
+    async def _supervise(self) -> None:
+        failures = 0
+        while True:
+            auth_failed = False
+            logins = self.logins
+            try:
+                await self._session()
+            except _AuthFailed as exc:
+                auth_failed = True
+                self._set_state(AUTH_FAILED, str(exc))
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                log.warning("AMI %s:%s: %s", self.host, self.port, exc or type(exc).__name__)
+            except Exception:
+                log.exception("AMI %s:%s: the connection failed unexpectedly", self.host, self.port)
+            if self.state != AUTH_FAILED:
+                self._set_state(DISCONNECTED)
+            if self.logins > logins:
+                failures = 0  # it was up: the first retry is quick
+            delay = self._delay(failures, auth_failed)
+            failures += 1
+            log.info("AMI: next attempt in %.2f s", delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._queue is not None
+        queue = self._queue
+        lost: asyncio.Future[Any] = loop.create_future()
+
+        def on_lost(exc: Any) -> None:
+            if not lost.done():
+                lost.set_result(exc)
+
+        manager = _Manager(
+            loop=loop, host=self.host, port=self.port, username=self.username, secret=self.secret,
+            events="on", ping_delay=86400, reconnect_timeout=86400,
+            sink=queue.put_nowait, on_lost=on_lost,
+        )
+        self.attempts += 1
+        if self.state != AUTH_FAILED:
+            self._set_state(CONNECTING)
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(lambda: _Protocol(manager), self.host, self.port),
+                self.connect_timeout,
+            )
+            made: asyncio.Future[Any] = loop.create_future()
+            made.set_result((transport, protocol))
+            manager.connection_made(made)  # panoramisk sends Login
+            login = manager.authenticated_future
+            response = await self._wait(login, lost, self.connect_timeout)
+            if not response.success:
+                raise _AuthFailed(str(response.get("Message") or "login refused"))
+            self._manager, self._lost = manager, lost
+            self.logins += 1
+            self._login_at = time.monotonic()
+            self._set_state(CONNECTED)
+            await self._resync(manager, lost)
+            await self._watchdog(manager, lost)
+            exc = lost.result() if lost.done() else None
+            raise ConnectionError(f"connection lost{f': {exc}' if exc else ''}")
+        finally:
+            self._manager = self._lost = None
+            manager.close()
+            manager.forget_pending()
+            queue.put_nowait(_LOST)
+
+    async def _resync(self, manager: _Manager, lost: asyncio.Future[Any]) -> None:
+        action_id = f"hub-resync-{next(self._ids)}"
+        assert self._queue is not None
+        self._queue.put_nowait(_Listing(action_id))
+        try:
+            await self._ask(manager, lost, {"Action": "CoreShowChannels", "ActionID": action_id},
+                            self.ping_timeout)
+        except TimeoutError:
+            self._abort(manager, "no answer to CoreShowChannels")
+            raise ConnectionError("no answer to CoreShowChannels") from None
+
+    async def _watchdog(self, manager: _Manager, lost: asyncio.Future[Any]) -> None:
+        while True:
+            done, _ = await asyncio.wait({lost}, timeout=self.ping_interval)
+            if done:
+                return
+            try:
+                await self._ask(manager, lost, {"Action": "Ping"}, self.ping_timeout)
+            except TimeoutError:
+                self.watchdog_aborts += 1
+                self._abort(manager, f"no answer to Ping within {self.ping_timeout:g} s")
+                return
+
+    def _abort(self, manager: _Manager, why: str) -> None:
+        log.warning("AMI %s:%s: %s: aborting the connection", self.host, self.port, why)
+        protocol = manager.protocol
+        if protocol is not None and getattr(protocol, "transport", None) is not None:
+            protocol.transport.abort()
+
+    async def _ask(self, manager: _Manager, lost: asyncio.Future[Any], action: dict[str, Any],
+                   within: float, as_list: bool | None = None) -> Any:
+        return await self._wait(manager.send_action(action, as_list=as_list), lost, within)
+
+    @staticmethod
+    async def _wait(future: asyncio.Future[Any] | None, lost: asyncio.Future[Any], within: float) -> Any:
+        if future is None:
+            raise ConnectionError("no action was sent")
+        done, _ = await asyncio.wait({future, lost}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+        if future in done and not future.cancelled():
+            return future.result()
+        if lost.done() or future.cancelled():
+            raise ConnectionError("connection lost while waiting for an answer")
+        raise TimeoutError(f"no answer within {within:g} s")
+
+    # -------------------------------------------------------------- consumer
+    async def _consume(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            item = await queue.get()
+            if item is _STOP:
+                return
+            try:
+                facts = self._handle(item)
+            except Exception:
+                log.exception("AMI: a message could not be handled; skipped")
+                continue
+            for fact in facts:
+                try:
+                    await self.on_fact(fact)
+                except Exception:
+                    log.exception("AMI: on_fact failed for %s of call %s", type(fact).__name__, fact.call_id)
+
+    def _handle(self, item: Any) -> list[Fact]:
+        if isinstance(item, _Listing):
+            self._listing_id, self._listing = item.action_id, []
+            return []
+        if item is _LOST:
+            self._listing_id, self._listing = None, []
+            return []
+        if isinstance(item, _OriginateRequest):
+            self.tracker.originate_requested(item.action_id, item.extension, item.number)
+            return []
+        message = _plain(item)
+        if self._listing_id is not None and message.get("ActionID") == self._listing_id:
+            event = message.get("Event")
+            if event == "CoreShowChannel":
+                self._listing.append(message)
+                return []
+            if event == "CoreShowChannelsComplete":
+                channels, self._listing_id, self._listing = self._listing, None, []
+                facts = self.tracker.resync(channels, now=time.time())
+                self.resyncs += 1
+                self.last_resync_seconds = time.monotonic() - self._login_at
+                log.info("AMI: resync after login: %d channels listed, %d facts, %d calls in progress",
+                         len(channels), len(facts), self.tracker.active_calls)
+                return facts
+        return self.tracker.feed(message)
+
+
+def _plain(message: Any) -> dict[str, Any]:
+    """A panoramisk Message as a plain dict (wire header names; its ``content`` body dropped)."""
+    return {k: v for k, v in message.items() if k != "content"}
