@@ -19,6 +19,8 @@ from aiohttp import web
 from hub.bus import InProcessBus
 from hub.config import Config
 from hub.db import Database, create_engine, migrate
+from hub.telephony.ami import AmiConnection, fact_payload
+from hub.telephony.events import Fact
 from hub.web import auth, health, i18n, openapi, sse, vendor
 from hub.web.api import attachments as attachment_api
 from hub.web.api import deals, notifications, people, timeline
@@ -36,6 +38,9 @@ from hub.web.views import settings as settings_views
 from hub.web.views import tasks as task_views
 
 log = logging.getLogger(__name__)
+
+# The Asterisk connection, when [asterisk] host is set (click-to-call will send through it).
+AMI = web.AppKey("ami_connection", AmiConnection)
 
 WEBUI = Path(__file__).resolve().parent.parent / "webui"
 
@@ -83,6 +88,10 @@ def create_app(config: Config) -> web.Application:
     app.router.add_static("/static", WEBUI / "static")
 
     app.cleanup_ctx.append(_database)
+    if config.asterisk.host:
+        app[AMI] = _ami_connection(config, app[BUS])
+        app[CHANNELS]["asterisk"] = app[AMI].health
+        app.cleanup_ctx.append(_asterisk)
     app.on_shutdown.append(sse.stop_streams)
     app.on_response_prepare.append(add_security_headers)
     return app
@@ -95,3 +104,18 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await database.dispose()
+
+
+def _ami_connection(config: Config, bus: InProcessBus) -> AmiConnection:
+    async def on_fact(fact: Fact) -> None:  # until the CRM intake (hub.crm.ports) takes the facts
+        bus.publish("call.fact", fact_payload(fact))
+
+    return AmiConnection.from_config(config.asterisk, on_fact=on_fact)
+
+
+async def _asterisk(app: web.Application) -> AsyncIterator[None]:
+    await app[AMI].start()
+    try:
+        yield
+    finally:
+        await app[AMI].stop()
