@@ -140,6 +140,36 @@ async def _deals_shots(browser: Any, base: str) -> None:
         await context.close()
 
 
+async def _task_report_shots(browser: Any, base: str) -> None:
+    """The tasks (list, the edit dialog) and the reports (funnel, widgets) as a manager; the task list
+    and the funnel at phone width too."""
+    for name, width, height in (("", 1280, 860), ("-phone", 390, 844)):
+        context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                            viewport={"width": width, "height": height})
+        page = await context.new_page()
+        await page.goto("/login")
+        await page.get_by_label("Логин").fill("manager")
+        await page.get_by_label("Пароль").fill("manager")
+        await page.get_by_role("button", name="Войти").click()
+        await page.wait_for_selector("body[data-live='true']")
+        await page.goto("/tasks")
+        await page.wait_for_selector("body[data-live='true']")
+        await page.screenshot(path=OUT / f"tasks{name}.png")
+        if not name:
+            await page.locator("li.task.overdue a.task-subject").first.click()
+            await page.wait_for_selector("#task-form")
+            await page.screenshot(path=OUT / "task-dialog.png")
+            await page.keyboard.press("Escape")
+        await page.goto("/reports/funnel?preset=year")
+        await page.wait_for_selector("#funnel-chart[data-rendered]")
+        await page.screenshot(path=OUT / f"reports-funnel{name}.png", full_page=not name)
+        if not name:
+            await page.goto("/reports/widgets?preset=year")
+            await page.wait_for_selector("#widgets-chart[data-rendered]")
+            await page.screenshot(path=OUT / "reports-widgets.png", full_page=True)
+        await context.close()
+
+
 async def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,6 +209,7 @@ async def main() -> int:
                     await context.close()
                 await _settings_shots(browser, base)
                 await _client_shots(browser, base)
+                await _task_report_shots(browser, base)
                 await _deals_shots(browser, base)
                 await browser.close()
         finally:
