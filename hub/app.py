@@ -23,6 +23,7 @@ from hub.telephony.ami import AmiConnection, fact_payload
 from hub.telephony.events import Fact
 from hub.web import auth, health, i18n, openapi, sse, vendor
 from hub.web.api import attachments as attachment_api
+from hub.web.api import calls as call_api
 from hub.web.api import deals, notifications, people, timeline
 from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
@@ -48,7 +49,7 @@ WEBUI = Path(__file__).resolve().parent.parent / "webui"
 ROUTE_TABLES = (
     auth.routes, openapi.routes, health.routes, sse.routes,
     people.routes, deals.routes, timeline.routes, notifications.routes, attachment_api.routes,
-    settings_api.routes,
+    settings_api.routes, call_api.routes,
 )
 
 
