@@ -230,3 +230,25 @@ async def test_deal_list_filters_and_goes_live(page: Any, app: web.Application) 
     async with app[DB].transaction() as s:
         await deals.update_deal(s, data["boss"], data["other"]["id"], {"title": "Сервисный договор на год"})
     await expect(table.get_by_role("link", name="Сервисный договор на год")).to_be_visible()
+
+
+async def test_a_long_column_loads_more_cards_when_scrolled_to_its_end(page: Any,
+                                                                       app: web.Application) -> None:
+    data = await _setup(app)
+    first = data["stages"][0][0]
+    async with app[DB].transaction() as s:
+        for i in range(30):
+            await deals.create_deal(s, data["agent"], {
+                "title": f"Сделка {i:02d}", "client_id": data["deal"]["client_id"], "amount": 100,
+                "next_interaction_at": (datetime.now(UTC) + timedelta(days=2, hours=i)).isoformat()})
+    await log_in(page, "agent")
+    await page.goto("/deals")
+    cards = page.locator(f"#cards-{first} .deal-card")
+    await expect(cards).to_have_count(20)
+    await expect(count(page, first)).to_have_text("32")
+    await page.wait_for_timeout(300)
+    await expect(cards).to_have_count(20)  # nothing loads before the column is scrolled
+    await page.locator(f"#col-{first}").evaluate("column => { column.scrollTop = column.scrollHeight; }")
+    await expect(cards).to_have_count(32)
+    await expect(page.locator(f"#more-{first} button")).to_have_count(0)
+    await expect(page.locator(f"#cards-{first}").get_by_role("link", name="Сделка 29")).to_be_visible()
