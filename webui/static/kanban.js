@@ -17,6 +17,7 @@
   const csrf = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
   const status = document.getElementById("board-status");
   let pending = null; // {card, from, oldIndex} while the dialog is open
+  const movedHere = new Set(); // deals this page moved: they stay in sight in their new column
 
   function msg(name) { return dialog.dataset["msg" + name.charAt(0).toUpperCase() + name.slice(1)] || ""; }
 
@@ -47,8 +48,9 @@
   }
 
   // Put a card where the column's order (nearest interaction first) wants it. A column that has
-  // more cards to load keeps a card that sorts after its last loaded one for "load more" to bring.
-  function place(card) {
+  // more cards to load keeps a card that sorts after its last loaded one for "load more" to bring —
+  // unless the user just moved it there (`keep`): then it stays in sight at the end.
+  function place(card, keep) {
     const list = document.getElementById("cards-" + card.dataset.stage);
     if (!list) {
       return false;
@@ -57,7 +59,7 @@
     const cards = Array.prototype.filter.call(list.children, function (el) { return el !== card; });
     const next = cards.find(function (el) { return before(key, keyOf(el)); });
     const more = document.querySelector("#more-" + card.dataset.stage + " button");
-    if (!next && more && cards.length) {
+    if (!next && more && cards.length && !keep) {
       card.remove();
       return false;
     }
@@ -84,7 +86,7 @@
     });
   }
 
-  async function refreshCard(id) {
+  async function refreshCard(id, keep) {
     const response = await fetch(url("/deals/board/card/" + encodeURIComponent(id)), { credentials: "same-origin" });
     const old = document.getElementById("deal-" + id);
     if (response.status === 204 || response.status === 404) {
@@ -102,7 +104,7 @@
     paint(card);
     const hadFocus = old && old.contains(document.activeElement);
     if (old) { old.remove(); }
-    if (place(card) && hadFocus) {
+    if (place(card, keep) && hadFocus) {
       card.querySelector("[data-move]").focus();
     }
   }
@@ -262,7 +264,8 @@
       pending = null;
       dialog.close("saved");
       status.textContent = msg("moved");
-      await refreshCard(id);
+      movedHere.add(String(id));
+      await refreshCard(id, true);
       await refreshTotals();
       return;
     }
@@ -362,7 +365,7 @@
       if (event.type === "sse:deal.deleted") {
         if (here) { here.remove(); }
       } else {
-        await refreshCard(data.id);
+        await refreshCard(data.id, movedHere.has(String(data.id)));
       }
       await refreshTotals();
     });
@@ -373,7 +376,7 @@
       const cards = Array.prototype.map.call(board.querySelectorAll(".deal-card"), function (el) { return el.dataset.id; });
       for (const id of cards) {
         if (!pending || pending.card.dataset.id !== id) {
-          await refreshCard(id);
+          await refreshCard(id, movedHere.has(id));
         }
       }
       await refreshTotals();
