@@ -74,6 +74,21 @@ MATCH = obj({
     "client_id": ID_OR_NULL, "open_deals": {"type": "array", "items": OPEN_DEAL},
 }, ("type", "id", "name", "client_id", "open_deals"))
 
+REF: Schema = obj({"id": ID, "name": TEXT_OR_NULL})
+CALL = with_id({
+    "call_key": TEXT, "direction": {"enum": ["inbound", "outbound", "internal"]},
+    "status": {"enum": ["answered", "missed", "abandoned", "busy", "failed", "ringing", "talking"]},
+    "external_number": TEXT_OR_NULL, "did": TEXT_OR_NULL,
+    "agent": {"oneOf": [obj({"id": ID_OR_NULL, "name": TEXT_OR_NULL, "extension": TEXT_OR_NULL}),
+                        {"type": "null"}]},
+    "started_at": TIME, "answered_at": TIME, "ended_at": TIME,
+    "wait_seconds": {"type": "integer"}, "talk_seconds": {"type": "integer"},
+    "hangup_cause": {"type": ["integer", "null"]}, "recording_url": TEXT_OR_NULL,
+    "client_id": ID_OR_NULL, "client": {"oneOf": [REF, {"type": "null"}]}, "contact_id": ID_OR_NULL,
+    "lead_id": ID_OR_NULL, "lead": {"oneOf": [REF, {"type": "null"}]}, "deal_id": ID_OR_NULL,
+    "timeline_entry_id": ID_OR_NULL, "callback_task_id": ID_OR_NULL, "created_at": TIME,
+})
+
 COMPONENTS: dict[str, Schema] = {
     "Error": obj({"error": obj({"code": TEXT, "message": TEXT,
                                 "fields": {"type": "object", "additionalProperties": TEXT}},
@@ -102,6 +117,7 @@ COMPONENTS: dict[str, Schema] = {
     "Notification": with_id({"kind": TEXT, "title": TEXT, "text": TEXT, "link": TEXT,
                              "payload": {"type": "object"}, "read_at": TIME, "created_at": TIME}),
     "Match": MATCH,
+    "Call": CALL,
 }
 
 IDENTIFY_OUT = obj({"matches": {"type": "array", "items": ref("Match")}}, ("matches",))

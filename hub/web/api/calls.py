@@ -1,0 +1,59 @@
+"""The call journal: list and read calls, and play their recordings (HTTP Range for seeking)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.crm import calls
+from hub.crm.models import CALL_DIRECTIONS
+from hub.web.api.common import ok, paging
+from hub.web.errors import error_response, path_id, query_choice, query_datetime, query_int, query_text
+from hub.web.keys import CONFIG, DB, USER
+from hub.web.routing import PAGING, Param, Routes, page_of, ref
+
+routes = Routes("calls")
+
+RECORDING_MISSING = "recording_missing"
+
+
+@routes.get("/api/v1/calls", "The call journal, newest first (finished calls the caller may see)",
+            response=page_of("Call"), errors=(401, 422), params=(
+                Param("status", description="answered, missed, abandoned, busy or failed; "
+                                            "several comma-separated (missed,abandoned)"),
+                Param("direction", {"enum": list(CALL_DIRECTIONS)}, "inbound, outbound or internal"),
+                Param("agent", "integer", "the agent's user id"),
+                Param("since", "date-time", "calls started at or after"),
+                Param("until", "date-time", "calls started before"),
+                *PAGING))
+async def list_calls(request: web.Request) -> web.Response:
+    filters = {
+        "status": query_text(request, "status", max_len=100),
+        "direction": query_choice(request, "direction", CALL_DIRECTIONS),
+        "agent_id": query_int(request, "agent"),
+        "since": query_datetime(request, "since"),
+        "until": query_datetime(request, "until"),
+    }
+    async with request.app[DB].reading() as s:
+        page = await calls.list_calls(s, request[USER], **filters, **paging(request))
+    return ok(page)
+
+
+@routes.get("/api/v1/calls/{id}", "Read a call", response=ref("Call"), errors=(401, 404))
+async def get_call(request: web.Request) -> web.Response:
+    call_id = path_id(request)
+    async with request.app[DB].reading() as s:
+        return ok(await calls.get_call(s, request[USER], call_id))
+
+
+@routes.get("/api/v1/calls/{id}/recording",
+            "The call's recording, with HTTP Range support (who may see the call); a call without a "
+            "recording or whose file is gone answers 404 with the code recording_missing",
+            response={"type": "string", "format": "binary"}, content_type="audio/*", errors=(401, 404, 416))
+async def call_recording(request: web.Request) -> web.StreamResponse:
+    call_id = path_id(request)
+    async with request.app[DB].reading() as s:
+        path = await calls.recording_path(s, request[USER], call_id,
+                                          request.app[CONFIG].asterisk.recordings_dir)
+    if path is None:
+        return error_response(404, RECORDING_MISSING, "the call has no recording, or its file is missing")
+    return web.FileResponse(path, headers={"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"})

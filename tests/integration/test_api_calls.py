@@ -1,0 +1,146 @@
+"""/api/v1/calls: the journal's filters and access, one call, and recordings served with HTTP Range."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from hub.config import Config
+from hub.crm import intake
+from hub.crm.ports import CallEndedFact, CallSettings
+from hub.web.keys import DB
+from tests.integration.conftest import Api
+
+T0 = datetime(2030, 6, 15, 9, 0, tzinfo=UTC)
+SETTINGS = CallSettings(unknown_caller="ask")
+WAV = b"RIFF" + (36 + 1000).to_bytes(4, "little") + b"WAVEfmt " + bytes(24) + b"data" + bytes(range(256)) * 4
+
+
+@pytest.fixture
+def recordings(tmp_path: Path) -> Path:
+    path = tmp_path / "recordings"
+    path.mkdir()
+    (path / "in-101.wav").write_bytes(WAV)
+    return path
+
+
+@pytest.fixture
+def config(config: Config, recordings: Path) -> Config:
+    config.asterisk.recordings_dir = str(recordings)
+    return config
+
+
+async def end(app: web.Application, key: str, number: str, status: str = "answered", ext: str = "101",
+              direction: str = "inbound", minutes: int = 0, recording: str | None = None) -> dict[str, Any]:
+    at = T0 + timedelta(minutes=minutes)
+    answered = at + timedelta(seconds=3) if status == "answered" else None
+    result = await intake.call_ended(app[DB], CallEndedFact(
+        call_key=key, direction=direction, status=status, number=number, did="+74951234567",  # type: ignore[arg-type]
+        agent_extension=ext, started_at=at, answered_at=answered,
+        ended_at=at + timedelta(seconds=40), wait_seconds=3, talk_seconds=37 if status == "answered" else 0,
+        hangup_cause=16, recording=recording, rung_extensions=(ext,)), SETTINGS)
+    assert result is not None
+    return result
+
+
+@pytest.fixture
+async def world(app: web.Application, admin: Api, manager: Api, agent: Api, agent2: Api) -> dict[str, Any]:
+    own = await manager.post("/api/v1/clients", {"name": "ООО Агентов", "phones": ["+79161110001"],
+                                                 "manager_id": agent.id}, expect=201)
+    other = await manager.post("/api/v1/clients", {"name": "ООО Чужой", "phones": ["+79161110002"],
+                                                   "manager_id": manager.id}, expect=201)
+    calls = {
+        "a1": await end(app, "a1", "+79161110001", recording="in-101.wav"),             # agent, own client
+        "a2": await end(app, "a2", "+79161110002", "missed", ext="102", minutes=10),    # agent2, other client
+        "a3": await end(app, "a3", "+79161110002", ext="102", direction="outbound", minutes=20),
+        "a4": await end(app, "a4", "+79161110002", "abandoned", ext="101", minutes=30),  # agent tried
+        "a5": await end(app, "a5", "+79161110001", ext="101", minutes=40, recording="gone.wav"),
+    }
+    return {"own": own, "other": other, "calls": calls}
+
+
+def ids(page: dict[str, Any]) -> list[str]:
+    return [c["call_key"] for c in page["items"]]
+
+
+async def test_list_filters_and_shape(manager: Api, agent: Api, agent2: Api, world: dict) -> None:
+    page = await manager.get("/api/v1/calls")
+    assert ids(page) == ["a5", "a4", "a3", "a2", "a1"] and page["next_cursor"] is None
+    call = page["items"][-1]
+    for key in ("id", "direction", "status", "external_number", "did", "agent", "started_at", "answered_at",
+                "ended_at", "wait_seconds", "talk_seconds", "hangup_cause", "recording_url", "client_id",
+                "lead_id", "deal_id"):
+        assert key in call
+    assert call["agent"] == {"id": agent.id, "name": "Иван Агентов", "extension": "101"}
+    assert call["external_number"] == "+79161110001" and call["client_id"] == world["own"]["id"]
+    assert call["recording_url"] == f"/api/v1/calls/{call['id']}/recording"
+    assert call["started_at"] == "2030-06-15T09:00:00Z" and call["talk_seconds"] == 37
+    assert ids(await manager.get("/api/v1/calls", params={"status": "missed"})) == ["a2"]
+    assert ids(await manager.get("/api/v1/calls", params={"status": "missed,abandoned"})) == ["a4", "a2"]
+    assert ids(await manager.get("/api/v1/calls", params={"direction": "outbound"})) == ["a3"]
+    assert ids(await manager.get("/api/v1/calls", params={"agent": str(agent2.id)})) == ["a3", "a2"]
+    assert ids(await manager.get("/api/v1/calls", params={
+        "since": "2030-06-15T09:10:00Z", "until": "2030-06-15T12:30:00+03:00"})) == ["a3", "a2"]
+    first = await manager.get("/api/v1/calls", params={"limit": "2"})
+    assert ids(first) == ["a5", "a4"] and first["next_cursor"]
+    rest = await manager.get("/api/v1/calls", params={"limit": "2", "cursor": first["next_cursor"]})
+    assert ids(rest) == ["a3", "a2"]
+    for params in ({"status": "ringing"}, {"direction": "sideways"}, {"agent": "x"}, {"since": "yesterday"},
+                   {"since": "2030-06-15T10:00:00Z", "until": "2030-06-15T09:00:00Z"}, {"cursor": "???"},
+                   {"limit": "0"}):
+        body = await manager.get("/api/v1/calls", params=params, expect=422)
+        assert body["error"]["code"] == "validation_failed"
+
+
+async def test_agents_see_their_calls_and_calls_of_people_they_see(
+        manager: Api, agent: Api, agent2: Api, world: dict) -> None:
+    # agent: a1, a5 (own client, took them), a4 (was the agent tried); agent2: a2, a3 (took them)
+    assert ids(await agent.get("/api/v1/calls")) == ["a5", "a4", "a1"]
+    assert ids(await agent2.get("/api/v1/calls")) == ["a3", "a2"]
+    a2 = world["calls"]["a2"]["id"]
+    await agent.get(f"/api/v1/calls/{a2}", expect=404)
+    await agent.get(f"/api/v1/calls/{a2}/recording", expect=404)
+    assert (await agent2.get(f"/api/v1/calls/{a2}"))["status"] == "missed"
+    assert (await manager.get(f"/api/v1/calls/{a2}"))["call_key"] == "a2"
+    await manager.get("/api/v1/calls/999999", expect=404)
+    await manager.get("/api/v1/calls/abc", expect=404)
+
+
+async def test_recording_with_range(client: TestClient, manager: Api, agent: Api, agent2: Api,
+                                    world: dict) -> None:
+    call_id = world["calls"]["a1"]["id"]
+    url = f"/api/v1/calls/{call_id}/recording"
+    async with client.get(url, headers=agent.auth()) as response:
+        assert response.status == 200
+        assert await response.read() == WAV
+        assert response.headers["Accept-Ranges"] == "bytes"
+        assert response.content_type.startswith("audio/")
+    async with client.get(url, headers={**agent.auth(), "Range": "bytes=100-199"}) as response:
+        assert response.status == 206
+        assert response.headers["Content-Range"] == f"bytes 100-199/{len(WAV)}"
+        assert await response.read() == WAV[100:200]
+    async with client.get(url, headers={**agent.auth(), "Range": "bytes=-10"}) as response:
+        assert response.status == 206 and await response.read() == WAV[-10:]
+    async with client.get(url, headers={**agent.auth(), "Range": f"bytes={len(WAV) + 10}-"}) as response:
+        assert response.status == 416
+    # the same rule as the call: an agent who may not see it gets 404
+    async with client.get(url, headers=agent2.auth()) as response:
+        assert response.status == 404
+    async with client.get(url) as response:
+        assert response.status == 401
+
+
+async def test_missing_recordings_say_so(manager: Api, world: dict) -> None:
+    gone = world["calls"]["a5"]
+    assert gone["recording_url"] is not None  # the PBX named a file ...
+    body = await manager.get(gone["recording_url"], expect=404)  # ... that is not there
+    assert body["error"]["code"] == "recording_missing"
+    none = world["calls"]["a2"]
+    assert none["recording_url"] is None
+    body = await manager.get(f"/api/v1/calls/{none['id']}/recording", expect=404)
+    assert body["error"]["code"] == "recording_missing"
