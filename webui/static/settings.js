@@ -112,7 +112,26 @@
     const message = (submitter && submitter.dataset.confirm) || event.target.dataset.confirm;
     if (message && !window.confirm(message)) {
       event.preventDefault();
+      return;
     }
+    // Busy until the next page comes: no second submit, and the button says it is working.
+    const form = event.target;
+    form.setAttribute("aria-busy", "true");
+    window.setTimeout(function () {
+      form.querySelectorAll("button[type=submit]:not(:disabled)").forEach(function (button) {
+        button.disabled = true;
+        button.dataset.busy = "1";
+      });
+    }, 0);
+  });
+  window.addEventListener("pageshow", function () {  // back to a page kept in the history cache
+    document.querySelectorAll("form[aria-busy=true]").forEach(function (form) {
+      form.removeAttribute("aria-busy");
+      form.querySelectorAll("button[data-busy]").forEach(function (button) {
+        button.disabled = false;
+        delete button.dataset.busy;
+      });
+    });
   });
 
   function setupFieldType() {
