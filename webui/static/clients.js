@@ -61,7 +61,8 @@
   function openDialog(dialog) {
     if (dialog && !dialog.open && dialog.showModal) {
       dialog.showModal();
-      const first = dialog.querySelector("input:not([type=hidden]), select, textarea");
+      const first = dialog.querySelector("[aria-invalid=true]") ||
+        dialog.querySelector("input:not([type=hidden]), select, textarea");
       if (first) {
         first.focus();
       }
@@ -115,6 +116,11 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("dialog[data-open-now]").forEach(openDialog);
+    // A refused form comes back with its reasons: start at the first field to fix.
+    const invalid = document.querySelector("main form [aria-invalid=true]");
+    if (invalid && !invalid.closest("dialog")) {
+      invalid.focus();
+    }
     document.body.addEventListener("htmx:confirm", function (event) {
       const region = event.detail.elt;
       const trigger = event.detail.triggeringEvent;
