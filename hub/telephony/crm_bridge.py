@@ -1,0 +1,71 @@
+"""From the tracker's call facts to the CRM's door (``hub.crm.ports``).
+
+The AMI connection hands every fact to ``on_fact``; the composition root makes that a
+``CrmBridge(CallIntake(db, settings))``: agent ringing → screen-pop, answered → popups close,
+ended → the call log, callbacks. Started and transferred facts need nothing from the core yet (the
+end carries the final agent). Pure translation: no database, no web.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hub.config import AsteriskConfig
+from hub.crm.ports import (
+    CallAnsweredFact,
+    CallEndedFact,
+    CallIntakePort,
+    CallRinging,
+    CallSettings,
+)
+from hub.telephony.events import AgentRinging, CallAnswered, CallEnded, Fact
+
+PortFact = CallRinging | CallAnsweredFact | CallEndedFact
+
+
+def settings_from(asterisk: AsteriskConfig, region: str = "RU") -> CallSettings:
+    """The intake's settings from ``[asterisk]`` and ``[phones] default_region``."""
+    mode = asterisk.unknown_caller if asterisk.unknown_caller in ("auto", "ask") else "auto"
+    return CallSettings(region=region or "RU", unknown_caller=mode,  # type: ignore[arg-type]
+                        ignored_numbers=tuple(str(n) for n in asterisk.ignored_numbers))
+
+
+def _time(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def to_port(fact: Fact) -> PortFact | None:
+    """The core's fact for a tracker fact, or None when the core needs nothing from it."""
+    if isinstance(fact, AgentRinging):
+        return CallRinging(call_key=fact.call_id, direction=fact.direction, number=fact.external_number,
+                           did=fact.did, extension=fact.extension, at=_time(fact.at))
+    if isinstance(fact, CallAnswered):
+        return CallAnsweredFact(call_key=fact.call_id, direction=fact.direction, number=fact.external_number,
+                                did=fact.did, extension=fact.extension, at=_time(fact.at),
+                                wait_seconds=fact.wait_seconds)
+    if isinstance(fact, CallEnded):
+        return CallEndedFact(
+            call_key=fact.call_id, direction=fact.direction, status=fact.status,
+            number=fact.external_number, did=fact.did,
+            agent_extension=fact.agent or fact.caller_extension,
+            started_at=_time(fact.started_at), answered_at=_time(fact.answered_at),
+            ended_at=_time(fact.ended_at if fact.ended_at is not None else fact.at),
+            wait_seconds=fact.wait_seconds, talk_seconds=fact.talk_seconds, hangup_cause=fact.hangup_cause,
+            recording=fact.recording, rung_extensions=tuple(fact.rung))
+    return None
+
+
+class CrmBridge:
+    """``on_fact`` for the AMI connection: each fact into the core, in order, one unit of work each."""
+
+    def __init__(self, intake: CallIntakePort) -> None:
+        self.intake = intake
+
+    async def __call__(self, fact: Fact) -> None:
+        port_fact = to_port(fact)
+        if isinstance(port_fact, CallRinging):
+            await self.intake.ringing(port_fact)
+        elif isinstance(port_fact, CallAnsweredFact):
+            await self.intake.answered(port_fact)
+        elif isinstance(port_fact, CallEndedFact):
+            await self.intake.ended(port_fact)
