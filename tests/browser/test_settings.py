@@ -31,6 +31,7 @@ async def test_admin_creates_a_user_reorders_and_renames_stages_adds_a_loss_reas
     await page.get_by_label("Логин").fill("olga")
     await page.get_by_role("button", name="Создать пользователя").click()
     await expect(page.locator("#err-password")).to_have_text("Введите пароль.")
+    await expect(page.get_by_role("textbox", name="Пароль")).to_be_focused()  # the field to fix
     await page.get_by_role("textbox", name="Пароль").fill("s3cret-pass")
     await page.locator("select[name=role]").select_option("manager")
     await page.get_by_label("Внутренние номера").fill("103")

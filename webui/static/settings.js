@@ -148,5 +148,10 @@
   document.addEventListener("DOMContentLoaded", function () {
     setupStages();
     setupFieldType();
+    // A form that came back with errors: the first field to fix has the focus.
+    const invalid = document.querySelector("main [aria-invalid=true]");
+    if (invalid) {
+      invalid.focus();
+    }
   });
 })();
