@@ -14,18 +14,47 @@
 
   function number(value) { return new Intl.NumberFormat(locale).format(value); }
 
+  // A funnel: each stage's bar centred on the same axis (a floating bar from -n/2 to n/2), its
+  // count written on it.
+  const countLabels = {
+    id: "countLabels",
+    afterDatasetsDraw: function (chart) {
+      const ctx = chart.ctx;
+      const meta = chart.getDatasetMeta(0);
+      ctx.save();
+      ctx.font = "600 12px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      meta.data.forEach(function (bar, i) {
+        const value = chart.data.datasets[0].counts[i];
+        const wide = Math.abs(bar.width || 0) > 36;
+        ctx.fillStyle = wide ? "#1b2230" : "#475467";
+        ctx.fillText(number(value), wide ? bar.getCenterPoint().x : bar.x + 18, bar.y);
+      });
+      ctx.restore();
+    },
+  };
+
   function funnel(canvas, data) {
     const colors = data.colors.map(function (c) { return SAFE_COLOR.test(c) ? c : "#2457d6"; });
+    const widest = Math.max.apply(null, data.values.concat([1]));
     return new window.Chart(canvas, {
       type: "bar",
-      data: { labels: data.labels, datasets: [{ label: data.series, data: data.values, backgroundColor: colors,
-                                                borderRadius: 4, barPercentage: 0.9, categoryPercentage: 0.9 }] },
+      data: { labels: data.labels, datasets: [{
+        label: data.series, counts: data.values, backgroundColor: colors, borderRadius: 4,
+        barPercentage: 0.92, categoryPercentage: 0.92,
+        data: data.values.map(function (v) { return [-v / 2, v / 2]; }),
+      }] },
       options: {
         indexAxis: "y", responsive: true, maintainAspectRatio: false, animation: false, locale: locale,
         plugins: { legend: { display: false },
-                   tooltip: { callbacks: { label: function (ctx) { return data.series + ": " + number(ctx.raw); } } } },
-        scales: { x: { beginAtZero: true, ticks: { precision: 0 } }, y: { ticks: { autoSkip: false } } },
+                   tooltip: { callbacks: { label: function (ctx) {
+                     return data.series + ": " + number(data.values[ctx.dataIndex]);
+                   } } } },
+        scales: { x: { display: false, min: -widest / 2, max: widest / 2 },
+                  y: { grid: { display: false }, border: { display: false }, ticks: { autoSkip: false } } },
       },
+      plugins: [countLabels],
     });
   }
 
