@@ -12,10 +12,11 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access
+from hub.crm import access, identify
 from hub.crm.models import Client, Tag, User, client_tags
 
 MAX_CHOICES = 200
+MAX_LOOKUPS = 10
 
 
 async def client_filter_choices(session: AsyncSession, actor: User) -> dict[str, Any]:
@@ -34,6 +35,26 @@ async def client_filter_choices(session: AsyncSession, actor: User) -> dict[str,
         .limit(MAX_CHOICES))).all()
     return {"managers": [{"id": i, "name": n} for i, n in managers], "tags": list(tags),
             "regions": list(regions)}
+
+
+async def clients_sharing_points(session: AsyncSession, actor: User, lead: dict[str, Any],
+                                 region: str = "RU") -> list[dict[str, Any]]:
+    """Clients (directly or through a contact person) that already have one of this lead's phones
+    or e-mails, among those the actor may see: ``[{"id", "name", "value", "kind"}]`` — before a
+    conversion makes a duplicate. Looks up at most ``MAX_LOOKUPS`` contact points."""
+    found: dict[int, dict[str, Any]] = {}
+    points = [("phone", p) for p in lead.get("phones", [])] + [("email", e) for e in lead.get("emails", [])]
+    for kind, value in points[:MAX_LOOKUPS]:
+        for match in await identify.identify(session, region=region, **{kind: value}):
+            client_id = match["client_id"] if match["type"] in ("client", "contact") else None
+            if client_id is not None and client_id not in found:
+                found[client_id] = {"id": client_id, "value": value, "kind": kind}
+    if not found:
+        return []
+    visible = await access.clients_filter(session, actor)
+    names = dict((await session.execute(
+        select(Client.id, Client.name).where(Client.id.in_(found), visible))).all())
+    return [{**found[i], "name": names[i]} for i in found if i in names]
 
 
 def phone_display(e164: str) -> str:

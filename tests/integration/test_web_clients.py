@@ -277,3 +277,18 @@ async def test_pages_speak_english(client: TestClient, agent: Api) -> None:
     assert "Make a client" in await page(client, f"/leads/{lead['id']}")
     _, text = await post_form(client, "/clients", {"name": "", "phones": "12"}, csrf, status=422)
     assert field_error(text, "new-", "phones") == "“12” is not a phone number."
+
+
+async def test_a_lead_with_a_known_phone_says_which_client_has_it(client: TestClient, agent: Api,
+                                                                 agent2: Api) -> None:
+    mine = await agent.post("/api/v1/clients", {"name": "ООО Знакомое", "phones": ["+79161234567"]},
+                            expect=201)
+    await agent2.post("/api/v1/clients", {"name": "Чужое ООО", "emails": ["x@y.ru"]}, expect=201)
+    lead = await agent.post("/api/v1/leads", {"name": "Опять они", "phones": ["8 916 123 45 67"],
+                                              "emails": ["x@y.ru"]}, expect=201)
+    fresh = await agent.post("/api/v1/leads", {"name": "Новые", "phones": ["+79035554433"]}, expect=201)
+    await logged_in(client, agent)
+    card = await page(client, f"/leads/{lead['id']}")
+    assert "Уже знакомы" in card and f'<a href="/clients/{mine["id"]}">ООО Знакомое</a>' in card
+    assert "Чужое ООО" not in card  # a client the agent may not see stays unnamed
+    assert "Уже знакомы" not in await page(client, f"/leads/{fresh['id']}")

@@ -43,7 +43,7 @@
     if (active && region.contains(active) && active.closest("form") && active.matches("input, select, textarea")) {
       return true;
     }
-    return Boolean(region.querySelector("form.dirty, details[open].edit-form, details[open].inner-edit"));
+    return Boolean(region.querySelector("form.dirty, [aria-invalid=true], details[open].edit-form, details[open].inner-edit"));
   }
 
   function openDetails(id) {

@@ -71,9 +71,11 @@ async def lead_card(request: web.Request, *, form: dict[str, Any] | None = None,
         lead = await leads.get_lead(s, user, lead_id)
         lead_deals = await deals.list_deals(s, user, lead_id=lead_id, limit=100)
         lead_tasks = await tasks.list_tasks(s, user, lead_id=lead_id, limit=100)
+        known = [] if lead["converted_client_id"] else await people_views.clients_sharing_points(
+            s, user, lead, region=region(request))
     return await render(request, "lead.html", {
         **await timeline_part.timeline_fragment(request, "lead", lead_id),
-        "lead": lead, "deals": lead_deals, "tasks": lead_tasks,
+        "lead": lead, "deals": lead_deals, "tasks": lead_tasks, "known": known,
         "kinds": CLIENT_KINDS, "kind_labels": KIND_LABELS,
         "phone": people_views.phone_display,
         "form": form or {}, "errors": field_errors(errors or {}), "conflict": conflict,
