@@ -146,17 +146,27 @@ async def list_calls(session: AsyncSession, actor: User, *, status: Any = None, 
     return Page(await call_dicts(session, rows), encode_cursor(rows[-1].id) if more and rows else None)
 
 
-async def _visible_call(session: AsyncSession, actor: User, call_id: Any) -> Call:
+async def visible_call(session: AsyncSession, actor: User, call_id: Any, *, lock: bool = False) -> Call:
+    """The call if the actor may see it — by the journal's rule, or because their phone rang for it
+    (the screen-pop's "create a lead" during the call) — else NotFound."""
     if isinstance(call_id, bool) or not isinstance(call_id, int) or not 0 < call_id <= 2**62:
         raise NotFound("call not found")
-    call = await session.scalar(select(Call).where(Call.id == call_id, await calls_filter(session, actor)))
+    query = select(Call).where(Call.id == call_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    call = await session.scalar(query)
     if call is None:
+        raise NotFound("call not found")
+    if actor.id in {int(u) for u in (call.rung_user_ids or [])}:
+        return call
+    seen = await session.scalar(select(Call.id).where(Call.id == call.id, await calls_filter(session, actor)))
+    if seen is None:
         raise NotFound("call not found")
     return call
 
 
 async def get_call(session: AsyncSession, actor: User, call_id: Any) -> dict[str, Any]:
-    return await call_dict(session, await _visible_call(session, actor, call_id))
+    return await call_dict(session, await visible_call(session, actor, call_id))
 
 
 def resolve_recording(name: str | None, recordings_dir: str | Path | None) -> Path | None:
@@ -174,7 +184,7 @@ async def recording_path(session: AsyncSession, actor: User, call_id: Any,
                          recordings_dir: str | Path | None) -> Path | None:
     """The file of the call's recording; NotFound when the actor may not see the call, None when the
     call has no recording or its file is missing."""
-    call = await _visible_call(session, actor, call_id)
+    call = await visible_call(session, actor, call_id)
     return resolve_recording(call.recording, recordings_dir)
 
 

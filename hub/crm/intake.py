@@ -23,13 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import events, identify, leads, notifications, phones
-from hub.crm.calls import call_dict, users_by_extension
-from hub.crm.errors import ValidationError
+from hub.crm.calls import call_dict, users_by_extension, visible_call
+from hub.crm.errors import Conflict, ValidationError
 from hub.crm.models import Call, Client, ContactPerson, Deal, Lead, Stage, Task, TimelineEntry, User, utcnow
 from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRinging, CallSettings
 from hub.crm.tasks import task_dict
 from hub.crm.timeline import add_entry
-from hub.crm.validate import iso
+from hub.crm.validate import Fields, iso
 
 LEAD_SOURCE = "звонок"
 INTERACTION_KINDS = ("call", "sms", "telegram", "email", "note")
@@ -422,6 +422,19 @@ async def _complete_callbacks(session: AsyncSession, call: Call) -> None:
                     scope={"assignee_id": task.assignee_id, "author_id": task.author_id})
 
 
+async def _log_call(session: AsyncSession, call: Call, agent: User | None, name: str | None) -> None:
+    """The call's timeline entry on its person's open deal (placement rule) or on the person."""
+    call.deal_id = await _deal_for(session, call.client_id, call.lead_id)
+    key = f"call:{call.linkedid}"
+    entry = await add_entry(
+        session, kind="call", direction="out" if call.direction == "outbound" else "in",
+        text=_call_text(call, name), author_id=call.agent_id, deal_id=call.deal_id,
+        client_id=call.client_id, lead_id=call.lead_id, payload=_entry_payload(call, agent),
+        occurred_at=call.started_at, external_key=key)
+    call.timeline_entry_id = entry.id if entry is not None else await session.scalar(
+        select(TimelineEntry.id).where(TimelineEntry.external_key == key))
+
+
 async def end(session: AsyncSession, fact: CallEndedFact,
               settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
     """Store the finished call and what follows from it; a replayed end changes nothing (→ None)."""
@@ -466,14 +479,7 @@ async def end(session: AsyncSession, fact: CallEndedFact,
 
     name = await _person_name(session, call)
     if call.direction != "internal" and (call.client_id is not None or call.lead_id is not None):
-        call.deal_id = await _deal_for(session, call.client_id, call.lead_id)
-        entry = await add_entry(
-            session, kind="call", direction="out" if call.direction == "outbound" else "in",
-            text=_call_text(call, name), author_id=call.agent_id, deal_id=call.deal_id,
-            client_id=call.client_id, lead_id=call.lead_id, payload=_entry_payload(call, agent),
-            occurred_at=call.started_at, external_key=f"call:{call.linkedid}")
-        call.timeline_entry_id = entry.id if entry is not None else await session.scalar(
-            select(TimelineEntry.id).where(TimelineEntry.external_key == f"call:{call.linkedid}"))
+        await _log_call(session, call, agent, name)
     if number and call.direction == "inbound" and call.status != "answered" and not ignored:
         await _callback(session, call, name, settings)
     if number and call.direction == "outbound" and call.status == "answered":
@@ -492,3 +498,38 @@ async def end(session: AsyncSession, fact: CallEndedFact,
     else:
         events.emit(session, "call.ended", data)
     return result
+
+
+# --- "create a lead" from the screen-pop or the journal (unknown_caller = "ask") ------------------------
+
+async def lead_from_call(session: AsyncSession, actor: User, call_id: Any, data: Any = None,
+                         settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
+    """An unknown caller made a lead by an agent's click: the lead lands in Unsorted with the call's
+    number (``name`` defaults to the number); a finished call goes into its timeline at once, a call
+    in progress when it ends. → ``{"lead", "call"}``. Conflict when the call already has a person."""
+    v = Fields({} if data is None else data)
+    name = v.text("name", max_len=300)
+    v.check()
+    call = await visible_call(session, actor, call_id, lock=True)
+    if call.client_id is not None or call.lead_id is not None:
+        raise Conflict("the call already belongs to a client or lead")
+    number = call.external_number
+    if call.direction == "internal" or not number or not number.startswith("+"):
+        raise ValidationError({"number": "the call has no external phone number a lead can keep"})
+    person = _person(await identify.identify(session, phone=number, region=settings.region))
+    if person is not None:
+        raise Conflict(f"the number belongs to {person['type']} {person['id']} already")
+    lead = await leads.create_lead(session, None, {"name": name or number, "phones": [number],
+                                                   "source": LEAD_SOURCE, "unsorted": True},
+                                   region=settings.region)
+    call.lead_id = lead["id"]
+    await session.flush()
+    if call.ended_at is not None:
+        agent = await session.get(User, call.agent_id) if call.agent_id is not None else None
+        await _log_call(session, call, agent, lead["name"])
+        if call.callback_task_id is not None:
+            task = await session.get(Task, call.callback_task_id)
+            if task is not None and task.client_id is None and task.lead_id is None:
+                task.lead_id = lead["id"]
+        await session.flush()
+    return {"lead": lead, "call": await call_dict(session, call)}

@@ -144,3 +144,40 @@ async def test_missing_recordings_say_so(manager: Api, world: dict) -> None:
     assert none["recording_url"] is None
     body = await manager.get(f"/api/v1/calls/{none['id']}/recording", expect=404)
     assert body["error"]["code"] == "recording_missing"
+
+
+async def test_ask_mode_lead_from_a_call(app: web.Application, manager: Api, agent: Api, agent2: Api,
+                                         world: dict) -> None:
+    # a finished missed call from an unknown number, rung at 101 (agent)
+    missed = await end(app, "u1", "+79035550123", "missed", ext="101")
+    assert missed["lead_id"] is None and missed["timeline_entry_id"] is None
+    await agent2.post(f"/api/v1/calls/{missed['id']}/lead", {}, expect=404)  # not rung, not theirs
+    result = await agent.post(f"/api/v1/calls/{missed['id']}/lead", {"name": "Новый клиент"}, expect=201)
+    lead, call = result["lead"], result["call"]
+    assert lead["name"] == "Новый клиент" and lead["unsorted"] is True and lead["phones"] == ["+79035550123"]
+    assert lead["source"] == "звонок" and lead["manager_id"] is None
+    assert call["lead_id"] == lead["id"] and call["timeline_entry_id"]
+    timeline = await agent.get(f"/api/v1/leads/{lead['id']}/timeline")
+    assert [e["kind"] for e in timeline["items"]] == ["call"]
+    assert timeline["items"][0]["payload"]["status"] == "missed"
+    task = await manager.get(f"/api/v1/tasks/{call['callback_task_id']}")
+    assert task["lead_id"] == lead["id"] and task["kind"] == "callback"
+    body = await agent.post(f"/api/v1/calls/{missed['id']}/lead", expect=409)
+    assert body["error"]["code"] == "conflict"
+    # a call of a known client, an internal call: nothing to make
+    await manager.post(f"/api/v1/calls/{world['calls']['a1']['id']}/lead", expect=409)
+    internal = await end(app, "u2", "", ext="101", direction="internal")
+    await manager.post(f"/api/v1/calls/{internal['id']}/lead", expect=422)
+    await agent.post(f"/api/v1/calls/{missed['id']}/lead", {"name": 5}, expect=422)
+
+
+async def test_ask_mode_lead_while_the_phone_rings(app: web.Application, agent: Api, world: dict) -> None:
+    from hub.crm.ports import CallRinging
+
+    pop = await intake.call_ringing(app[DB], CallRinging(
+        call_key="r1", direction="inbound", number="89035550124", did=None, extension="101", at=T0), SETTINGS)
+    assert pop["unknown"] is True and pop["lead_created"] is None
+    result = await agent.post(f"/api/v1/calls/{pop['call_id']}/lead", expect=201)
+    assert result["lead"]["name"] == "+79035550124" and result["call"]["timeline_entry_id"] is None
+    done = await end(app, "r1", "+79035550124")
+    assert done["lead_id"] == result["lead"]["id"] and done["timeline_entry_id"]

@@ -4,16 +4,35 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.crm import calls
+from hub.crm import calls, intake
 from hub.crm.models import CALL_DIRECTIONS
+from hub.crm.ports import CallSettings
+from hub.web.api import schemas
 from hub.web.api.common import ok, paging
-from hub.web.errors import error_response, path_id, query_choice, query_datetime, query_int, query_text
+from hub.web.errors import (
+    error_response,
+    optional_json_body,
+    path_id,
+    query_choice,
+    query_datetime,
+    query_int,
+    query_text,
+)
 from hub.web.keys import CONFIG, DB, USER
 from hub.web.routing import PAGING, Param, Routes, page_of, ref
 
 routes = Routes("calls")
 
 RECORDING_MISSING = "recording_missing"
+LEAD_IN = schemas.obj({"name": {**schemas.TEXT, "description": "defaults to the number"}})
+LEAD_OUT = schemas.obj({"lead": ref("Lead"), "call": ref("Call")}, ("lead", "call"))
+
+
+def call_settings(request: web.Request) -> CallSettings:
+    config = request.app[CONFIG]
+    mode = config.asterisk.unknown_caller if config.asterisk.unknown_caller in ("auto", "ask") else "auto"
+    return CallSettings(region=config.phones.default_region, unknown_caller=mode,  # type: ignore[arg-type]
+                        ignored_numbers=tuple(str(n) for n in config.asterisk.ignored_numbers))
 
 
 @routes.get("/api/v1/calls", "The call journal, newest first (finished calls the caller may see)",
@@ -57,3 +76,15 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
     if path is None:
         return error_response(404, RECORDING_MISSING, "the call has no recording, or its file is missing")
     return web.FileResponse(path, headers={"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"})
+
+
+@routes.post("/api/v1/calls/{id}/lead",
+             "Make the unknown caller of this call a lead (Unsorted, with the number; the call goes into "
+             "its timeline) — the screen-pop's button when unknown_caller is \"ask\"",
+             request=LEAD_IN, response=LEAD_OUT, status=201, errors=(400, 401, 404, 409, 422))
+async def lead_from_call(request: web.Request) -> web.Response:
+    call_id = path_id(request)
+    data = await optional_json_body(request)
+    async with request.app[DB].transaction() as s:
+        result = await intake.lead_from_call(s, request[USER], call_id, data, call_settings(request))
+    return ok(result, 201)
