@@ -38,6 +38,9 @@ async def test_create_a_task_in_the_dialog_complete_it_and_see_overdue_in_red(pa
     async with app[DB].transaction() as s:
         await tasks.create_task(s, agent, {"subject": "Просроченный звонок",
                                            "due_at": (datetime.now(UTC) - timedelta(days=2)).isoformat()})
+        for n in range(3):
+            await clients.create_client(s, agent, {"name": f"Клиент {n}", "manager_id": agent.id})
+        await clients.create_client(s, agent, {"name": "ООО «Ромашка»", "manager_id": agent.id})
     await log_in(page, "agent")
     await page.get_by_role("navigation", name="Разделы").get_by_role("link", name="Задачи").click()
     await expect(page.get_by_role("heading", name="Задачи", exact=True)).to_be_visible()
@@ -58,6 +61,12 @@ async def test_create_a_task_in_the_dialog_complete_it_and_see_overdue_in_red(pa
     await dialog.get_by_label("Тема").fill("Подготовить <b>КП</b>")
     await dialog.get_by_label("Срок").fill("2030-05-02T18:30")
     await dialog.get_by_label("Процент выполнения").fill("30")
+    await dialog.get_by_placeholder("Найти клиента").fill("Ромаш")
+    client_list = dialog.get_by_label("Клиент", exact=True)
+    await expect(client_list.locator("option")).to_have_count(2)  # "— нет —" and the one found
+    await client_list.select_option(label="ООО «Ромашка»")
+    await dialog.get_by_placeholder("Найти клиента").press("Enter")  # narrows, does not submit
+    await expect(dialog).to_be_visible()
     await dialog.get_by_label("Прикрепить файлы").set_input_files(
         files=[{"name": "прайс.txt", "mimeType": "text/plain", "buffer": "Цены на 2030 год".encode()}])
     await dialog.get_by_role("button", name="Создать задачу").click()
@@ -66,6 +75,7 @@ async def test_create_a_task_in_the_dialog_complete_it_and_see_overdue_in_red(pa
     await expect(created).to_be_visible()
     await expect(created.get_by_text("02.05.2030 18:30")).to_be_visible()
     await expect(created.get_by_text("1 файл")).to_be_visible()
+    await expect(created.get_by_role("link", name="ООО «Ромашка»")).to_be_visible()
     await expect(created.get_by_role("img", name="Выполнено на 30%")).to_be_visible()
 
     # Open it again: the file is there, the values too.

@@ -177,3 +177,21 @@ async def test_files_attached_through_the_form(client: TestClient, agent: Api, a
         text = await response.text()
         assert response.status == 422 and 'id="err-files">Файл пустой.' in text
     assert all(t["subject"] != "С пустым файлом" for t in (await agent.get("/api/v1/tasks"))["items"])
+
+
+async def test_the_forms_client_and_deal_lists_narrow_by_a_search(client: TestClient, agent: Api) -> None:
+    romashka = await agent.post("/api/v1/clients", {"name": "ООО «Ромашка»", "manager_id": agent.id,
+                                                    "phones": ["+7 916 123-45-67"]}, expect=201)
+    vasilek = await agent.post("/api/v1/clients", {"name": "<i>Василёк</i>", "manager_id": agent.id},
+                               expect=201)
+    await agent.post("/api/v1/deals", {"title": "Поставка бумаги", "client_id": romashka["id"]}, expect=201)
+    await logged_in(client, agent)
+    found = await page(client, "/tasks/options?what=client&q=Ромаш")
+    assert "ООО «Ромашка»" in found and "Василёк" not in found and "<html" not in found
+    by_phone = await page(client, "/tasks/options?what=client&q=8 (916) 123-45-67")
+    assert "ООО «Ромашка»" in by_phone
+    kept = await page(client, f"/tasks/options?what=client&q=Ромаш&client_id={vasilek['id']}")
+    assert f'<option value="{vasilek["id"]}" selected>&lt;i&gt;Василёк&lt;/i&gt;</option>' in kept
+    assert "Ничего не найдено" in await page(client, "/tasks/options?what=deal&q=нет такой")
+    assert "Поставка бумаги" in await page(client, "/tasks/options?what=deal&q=бумаг")
+    await page(client, "/tasks/options?what=users", 404)

@@ -32,6 +32,13 @@
     }
   });
 
+  // Enter in a search box of the form narrows its list; it must not submit the task.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && event.target.matches("#task-form input[type=search]")) {
+      event.preventDefault();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     const d = dialog();
     if (!d) { return; }

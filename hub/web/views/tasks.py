@@ -17,7 +17,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from hub.crm import access, clients, deals, task_lists, tasks, users
-from hub.crm.errors import ValidationError
+from hub.crm.errors import NotFound, ValidationError
 from hub.crm.models import User
 from hub.web import i18n
 from hub.web.api.attachments import upload_name
@@ -26,7 +26,8 @@ from hub.web.keys import CONFIG, DB, SESSION
 from hub.web.views.common import is_htmx, render, require_user, safe_next, zone
 
 PAGE_SIZE = 50
-OPTIONS = 200  # clients and deals offered in the form's lists
+OPTIONS = 200  # clients and deals offered in the form's lists (a search narrows them: SEARCHED)
+SEARCHED = 50
 
 FILTERS = (
     ("", N_("Open")),
@@ -296,10 +297,39 @@ async def detach(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(safe_next(form.get("next"), f"/tasks/{task_id}"))
 
 
+async def options(request: web.Request) -> web.Response:
+    """The form's client or deal choices narrowed by a search (name, title, phone or e-mail); the one
+    chosen now stays in the list and selected."""
+    user = require_user(request)
+    what = request.query.get("what")
+    if what not in ("client", "deal"):
+        raise web.HTTPNotFound()
+    q = request.query.get("q", "").strip()[:100] or None
+    raw = request.query.get(f"{what}_id", "")
+    chosen = int(raw) if raw.isdigit() and 0 < int(raw) <= 2**62 else None
+    async with request.app[DB].reading() as s:
+        if what == "client":
+            found = [{"id": c["id"], "name": c["name"]}
+                     for c in (await clients.list_clients(s, user, q=q, limit=SEARCHED)).items]
+        else:
+            found = [{"id": d["id"], "name": d["title"]}
+                     for d in (await deals.list_deals(s, user, q=q, limit=SEARCHED)).items]
+        if chosen is not None and all(item["id"] != chosen for item in found):
+            try:
+                name = ((await clients.get_client(s, user, chosen))["name"] if what == "client"
+                        else (await deals.get_deal(s, user, chosen))["title"])
+                found.insert(0, {"id": chosen, "name": name})
+            except NotFound:
+                chosen = None
+    return aiohttp_jinja2.render_template("task_options.html", request, {
+        **i18n.context(request), "items": found, "chosen": chosen})
+
+
 def register_views(router: web.UrlDispatcher) -> None:
     router.add_get("/tasks", task_list)
     router.add_post("/tasks", create)
     router.add_get("/tasks/new", new_task)
+    router.add_get("/tasks/options", options)
     router.add_get(r"/tasks/{id:\d+}", task_page)
     router.add_post(r"/tasks/{id:\d+}", update)
     router.add_post(r"/tasks/{id:\d+}/complete", complete)
