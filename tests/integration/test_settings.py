@@ -440,11 +440,12 @@ async def test_loss_reasons_fields_tags_and_access_pages(client: TestClient, adm
     html = await form(
         client,
         "/settings/fields",
-        {"entity": "deal", "label": "Вид", "key": "Вид", "type": "choice", "choices": ""},
+        {"entity": "deal", "label": "Вид", "key": "Вид", "type": "choice", "choices": "", "position": "x"},
         csrf,
         status=422,
     )
     assert "Латинские буквы a-z, цифры и _, начиная с буквы." in html
+    assert "Введите целое число." in html
     assert "Укажите хотя бы один вариант, по одному в строке." in html
     assert (
         await form(

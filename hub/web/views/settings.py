@@ -74,6 +74,7 @@ _AT_MOST = re.compile(r"must be at most (\d+) characters")
 _PASSWORD = re.compile(r"must be a non-empty string of at most \d+ characters")
 _NOT_EXTENSION = re.compile(r"'(.+)' is not an extension .*")
 _BELONGS = re.compile(r"(\S+) belongs to (\S+)")
+_BETWEEN = re.compile(r"must be between (\d+) and (\d+)")
 
 
 def reason(text: str) -> tuple[str, dict[str, str]]:
@@ -90,6 +91,11 @@ def reason(text: str) -> tuple[str, dict[str, str]]:
     if match := _BELONGS.fullmatch(text):
         return N_("Extension %(extension)s belongs to %(login)s."), \
             {"extension": match.group(1), "login": match.group(2)}
+    if match := _BETWEEN.fullmatch(text):
+        return N_("Enter a whole number from %(low)s to %(high)s."), \
+            {"low": match.group(1), "high": match.group(2)}
+    if text == "must be an integer":
+        return N_("Enter a whole number."), {}
     if text.startswith("must be one of"):
         return N_("Choose one of the options."), {}
     if text.startswith("deals are still in the stages"):
