@@ -45,7 +45,9 @@ async def test_create_a_client_find_it_by_phone_open_the_card_and_add_a_contact(
     await form.get_by_label("Телефоны").fill("12345")
     await form.get_by_role("button", name="Создать клиента").click()
     await expect(page.locator("#new-err-phones")).to_have_text("«12345» — не номер телефона.")
-    await expect(page.locator("#new-client").get_by_label("Телефоны")).to_have_attribute("aria-invalid", "true")
+    phones = page.locator("#new-client").get_by_label("Телефоны")
+    await expect(phones).to_have_attribute("aria-invalid", "true")
+    await expect(phones).to_be_focused()  # the first field to fix
 
     form = page.locator("#new-client form")
     await form.get_by_label("Телефоны").fill("+7 916 123-45-67")
@@ -160,3 +162,20 @@ async def test_the_card_and_the_lead_list_go_live(page: Any, app: web.Applicatio
     async with app[DB].transaction() as s:
         await leads.create_lead(s, None, {"name": "Входящий звонок", "phones": ["+79160000001"]})
     await expect(page.get_by_role("link", name="Входящий звонок")).to_be_visible()
+
+
+async def test_show_more_appends_the_next_page_in_place(page: Any, app: web.Application) -> None:
+    await make_user(app, "agent", "agent", "Иван Агентов")
+    agent = await user_named(app, "agent")
+    async with app[DB].transaction() as s:
+        for n in range(30):
+            await clients.create_client(s, agent, {"name": f"Клиент {n:02d}"})
+    await log_in(page, "agent")
+    await page.goto("/clients")
+    rows = page.locator("#client-rows > li.person-row")
+    await expect(rows).to_have_count(25)
+    await page.get_by_role("link", name="Показать ещё").click()
+    await expect(rows).to_have_count(30)
+    await expect(page.get_by_role("link", name="Показать ещё")).to_have_count(0)
+    await expect(page).to_have_url(re.compile(r"/clients$"))  # appended in place, no navigation
+    await expect(rows.last).to_contain_text("Клиент 00")
