@@ -9,6 +9,7 @@ which checks that the reader may see the task.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,22 @@ async def list_open_tasks(session: AsyncSession, actor: User, *, cursor: str | N
     after = decode_cursor(cursor)
     limit = clamp_limit(limit)
     query = select(Task).where(await access.tasks_filter(session, actor), Task.completed_at.is_(None))
+    if after is not None:
+        query = query.where(Task.id < after)
+    rows = list((await session.scalars(query.order_by(Task.id.desc()).limit(limit + 1))).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(await task_dicts(session, rows), encode_cursor(rows[-1].id) if more and rows else None)
+
+
+async def list_due_between(session: AsyncSession, actor: User, since: datetime, until: datetime, *,
+                           cursor: str | None = None, limit: int | None = None) -> Page:
+    """The tasks the actor may see that are due in ``[since, until)`` (e.g. the reader's local day:
+    ``tasks.list_tasks(filter="today")`` takes the UTC day), done or not, newest first."""
+    after = decode_cursor(cursor)
+    limit = clamp_limit(limit)
+    query = select(Task).where(await access.tasks_filter(session, actor),
+                               Task.due_at >= since.astimezone(UTC), Task.due_at < until.astimezone(UTC))
     if after is not None:
         query = query.where(Task.id < after)
     rows = list((await session.scalars(query.order_by(Task.id.desc()).limit(limit + 1))).all())

@@ -4,7 +4,8 @@ fields, "Выполнить", deleting, access, escaping."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
@@ -195,3 +196,19 @@ async def test_the_forms_client_and_deal_lists_narrow_by_a_search(client: TestCl
     assert "Ничего не найдено" in await page(client, "/tasks/options?what=deal&q=нет такой")
     assert "Поставка бумаги" in await page(client, "/tasks/options?what=deal&q=бумаг")
     await page(client, "/tasks/options?what=users", 404)
+
+
+async def test_today_is_the_readers_day_in_the_servers_time_zone(client: TestClient, agent: Api) -> None:
+    moscow = ZoneInfo("Europe/Moscow")
+    today = datetime.now(moscow).date()
+
+    def at(days: int, hour: int, minute: int) -> str:
+        return datetime.combine(today + timedelta(days=days), time(hour, minute), tzinfo=moscow).isoformat()
+
+    for subject, due in (("Рано утром", at(0, 0, 30)), ("Поздно вечером", at(0, 23, 30)),
+                         ("Вчера ночью", at(-1, 23, 30)), ("Завтра ночью", at(1, 0, 30))):
+        await agent.post("/api/v1/tasks", {"subject": subject, "due_at": due}, expect=201)
+    await logged_in(client, agent)
+    html = await page(client, "/tasks?filter=today")
+    assert "Рано утром" in html and "Поздно вечером" in html
+    assert "Вчера ночью" not in html and "Завтра ночью" not in html

@@ -10,7 +10,7 @@ htmx the answer is the page again (422) or a redirect back to the list.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import aiohttp_jinja2
@@ -18,7 +18,7 @@ from aiohttp import web
 
 from hub.crm import access, clients, deals, task_lists, tasks, users
 from hub.crm.errors import NotFound, ValidationError
-from hub.crm.models import User
+from hub.crm.models import User, utcnow
 from hub.web import i18n
 from hub.web.api.attachments import upload_name
 from hub.web.i18n import N_
@@ -92,10 +92,10 @@ async def task_list(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor") or None
     async with request.app[DB].reading() as s:
         try:
-            page = await _page(s, user, chosen, cursor)
+            page = await _page(request, s, user, chosen, cursor)
         except ValidationError:  # a cursor from elsewhere: the first page
             cursor = None
-            page = await _page(s, user, chosen, None)
+            page = await _page(request, s, user, chosen, None)
         files = await task_lists.task_attachments(s, [t["id"] for t in page.items])
     return await render(request, "tasks.html", {
         "tasks": page.items, "next_cursor": page.next_cursor, "filters": FILTERS, "filter": chosen,
@@ -105,9 +105,13 @@ async def task_list(request: web.Request) -> web.Response:
     })
 
 
-async def _page(s: Any, user: User, chosen: str, cursor: str | None) -> Any:
+async def _page(request: web.Request, s: Any, user: User, chosen: str, cursor: str | None) -> Any:
     if chosen == "":
         return await task_lists.list_open_tasks(s, user, cursor=cursor, limit=PAGE_SIZE)
+    if chosen == "today":  # the reader's day, in the server's time zone
+        start = datetime.combine(utcnow().astimezone(zone(request)).date(), time(0), tzinfo=zone(request))
+        return await task_lists.list_due_between(s, user, start, start + timedelta(days=1), cursor=cursor,
+                                                 limit=PAGE_SIZE)
     return await tasks.list_tasks(s, user, filter=None if chosen == "all" else chosen, cursor=cursor,
                                   limit=PAGE_SIZE)
 
