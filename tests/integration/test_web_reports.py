@@ -137,5 +137,7 @@ async def test_widgets_cards_against_the_previous_period(client: TestClient, adm
     data = json.loads(re.search(r'id="widgets-data">(.*?)</script>', html, re.S).group(1))
     assert data["series"] == ["Этот период", "Предыдущий период"] and data["current"][0] == 1
     assert "Новые клиенты" in data["labels"]
+    dated = await page(client, f"/reports/widgets?since=2026-02-01&until=2026-02-28&manager_id={agent.id}")
+    assert f'href="/reports/funnel?manager_id={agent.id}&amp;since=2026-02-01&amp;until=2026-02-28"' in dated
     wrong = await page(client, "/reports/widgets?since=2026-05-01&until=")
     assert 'id="err-until">Введите дату.' in wrong

@@ -115,9 +115,17 @@ def _links(path: str, keep: dict[str, Any]) -> list[dict[str, str]]:
 
 def _context(request: web.Request, period: Period, manager_id: int | None, people: list[dict[str, Any]],
              keep: dict[str, Any]) -> dict[str, Any]:
+    # The tabs keep the period (preset or dates) and the manager.
+    same = {"manager_id": manager_id or ""}
+    if period.preset:
+        same["preset"] = period.preset
+    elif not period.errors:
+        same.update(since=period.first.isoformat(), until=period.last.isoformat())
+    query = urlencode({k: v for k, v in same.items() if v})
     return {
         "period": period, "manager_id": manager_id, "people": people,
-        "presets": _links(request.path, keep), "tabs": TABS,
+        "presets": _links(request.path, keep),
+        "tabs": [(href, label, f"{href}?{query}" if query else href) for href, label in TABS],
     }
 
 
