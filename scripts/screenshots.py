@@ -103,6 +103,14 @@ async def _client_shots(browser: Any, base: str) -> None:
         await page.screenshot(path=OUT / f"client-card{name}.png", full_page=not name)
         if not name:
             await page.get_by_role("link", name="Контактные лица").click()
+            if await page.locator("li.contact").count() == 0:
+                add = page.locator("form[action$='/contacts']")
+                await add.get_by_label("Имя").fill("Сергей Павлович Орлов")
+                await add.get_by_label("Должность").fill("Коммерческий директор")
+                await add.get_by_label("Телефоны").fill("8 (916) 555-12-34")
+                await add.get_by_label("E-mail").fill("s.orlov@example.ru")
+                await add.get_by_role("button", name="Добавить контактное лицо").click()
+                await page.wait_for_selector("li.contact")
             await page.screenshot(path=OUT / "client-contacts.png", full_page=True)
             await page.goto("/leads")
             await page.screenshot(path=OUT / "leads.png")
