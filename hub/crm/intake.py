@@ -244,7 +244,7 @@ async def ring(session: AsyncSession, fact: CallRinging,
     if number and call.direction != "internal":
         matches = await identify.identify(session, phone=number, region=settings.region)
         person = _person(matches)
-        if person is None and live and call.lead_id is None:
+        if not matches and live and call.lead_id is None:  # a colleague's mobile is no lead
             person = await _unknown_caller_lead(session, call, number, settings)
             if person is not None:
                 lead_created = person["id"]
@@ -256,7 +256,7 @@ async def ring(session: AsyncSession, fact: CallRinging,
     payload = {
         "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "number": number,
         "did": fact.did, "extension": fact.extension, "started_at": iso(call.started_at),
-        "matches": enriched, "unknown": _person(matches) is None, "ignored": ignored,
+        "matches": enriched, "unknown": not matches, "ignored": ignored,
         "lead_created": lead_created, "unknown_caller": settings.unknown_caller,
     }
     if agent is not None and live:
@@ -470,8 +470,9 @@ async def end(session: AsyncSession, fact: CallEndedFact,
     number = call.external_number
     ignored = is_ignored(number, settings)
     if (number and call.direction != "internal" and call.client_id is None and call.lead_id is None):
-        person = _person(await identify.identify(session, phone=number, region=settings.region))
-        if person is None:
+        matches = await identify.identify(session, phone=number, region=settings.region)
+        person = _person(matches)
+        if not matches:
             person = await _unknown_caller_lead(session, call, number, settings)
         if person is not None:
             _set_person(call, person)

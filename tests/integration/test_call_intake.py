@@ -276,3 +276,16 @@ async def test_concurrent_facts_of_one_call_make_one_row(database: Database, wor
     await asyncio.gather(*(intake.call_ended(database, ended("C1", CLIENT_PHONE), AUTO) for _ in range(3)))
     assert await count(database, Call) == 1
     assert await count(database, TimelineEntry, TimelineEntry.kind == "call") == 1
+
+
+async def test_a_colleagues_mobile_is_no_unknown_caller(database: Database, world: dict) -> None:
+    from hub.crm.models import ContactPoint
+
+    async with database.transaction() as s:
+        s.add(ContactPoint(kind="phone", value="+79267778899", raw="+79267778899", tail="9267778899",
+                           user_id=world["boris"].id))
+    pop = await intake.call_ringing(database, ringing("U1", "+79267778899"), AUTO)
+    assert pop["unknown"] is False and pop["lead_created"] is None
+    assert [m["type"] for m in pop["matches"]] == ["user"]
+    await intake.call_ended(database, ended("U1", "+79267778899"), AUTO)
+    assert await count(database, Lead) == 0
