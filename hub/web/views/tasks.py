@@ -26,7 +26,7 @@ from hub.web.keys import CONFIG, DB, SESSION
 from hub.web.views.common import is_htmx, render, require_user, safe_next, zone
 
 PAGE_SIZE = 50
-OPTIONS = 200  # clients and deals offered in the form's lists (a search narrows them: SEARCHED)
+OPTIONS = 50  # the newest clients and deals offered in the form (a search finds the others)
 SEARCHED = 50
 
 FILTERS = (
