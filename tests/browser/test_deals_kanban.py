@@ -14,6 +14,7 @@ from sqlalchemy import select
 from hub.crm import clients, deals, pipelines
 from hub.crm.models import User
 from hub.web.keys import DB
+from hub.web.views.deals_board import COLUMN_CARDS
 from tests.browser.test_foundation import log_in
 from tests.integration.conftest import make_user
 
@@ -244,11 +245,14 @@ async def test_a_long_column_loads_more_cards_when_scrolled_to_its_end(page: Any
     await log_in(page, "agent")
     await page.goto("/deals")
     cards = page.locator(f"#cards-{first} .deal-card")
-    await expect(cards).to_have_count(20)
+    await expect(cards).to_have_count(COLUMN_CARDS)
     await expect(count(page, first)).to_have_text("32")
     await page.wait_for_timeout(300)
-    await expect(cards).to_have_count(20)  # nothing loads before the column is scrolled
-    await page.locator(f"#col-{first}").evaluate("column => { column.scrollTop = column.scrollHeight; }")
+    await expect(cards).to_have_count(COLUMN_CARDS)  # nothing loads before the column is scrolled
+    column = page.locator(f"#col-{first}")
+    await column.evaluate("column => { column.scrollTop = column.scrollHeight; }")
+    await expect(cards).to_have_count(2 * COLUMN_CARDS)
+    await column.evaluate("column => { column.scrollTop = column.scrollHeight; }")
     await expect(cards).to_have_count(32)
     await expect(page.locator(f"#more-{first} button")).to_have_count(0)
     await expect(page.locator(f"#cards-{first}").get_by_role("link", name="Сделка 29")).to_be_visible()

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from hub.crm import deals
 from hub.crm.models import User
 from hub.web.keys import DB
+from hub.web.views.deals_board import COLUMN_CARDS
 from tests.integration.conftest import Api
 from tests.integration.test_web_pages import logged_in, page
 
@@ -104,7 +105,7 @@ async def test_columns_load_lazily_with_a_cursor(client: TestClient, app: web.Ap
     await logged_in(client, agent)
     html = await page(client, "/deals")
     col = column(html, st[0]["id"])
-    assert len(card_ids(col)) == 20
+    assert len(card_ids(col)) == COLUMN_CARDS
     assert re.search(r'kcol-count"[^>]*>45</span>', col) and "4\xa0500,00\xa0₽" in col
     more = re.search(r'hx-get="([^"]+)"', col)
     assert more is not None

@@ -22,7 +22,7 @@ from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB, SESSION
 from hub.web.views.common import render, require_user
 
-COLUMN_CARDS = 20   # cards per column on the first render and per "load more"
+COLUMN_CARDS = 15   # cards per column on the first render and per "load more"
 LIST_ROWS = 50
 ORDER_LABELS = {
     "created": N_("Newest first"),
