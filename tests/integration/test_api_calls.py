@@ -181,3 +181,33 @@ async def test_ask_mode_lead_while_the_phone_rings(app: web.Application, agent: 
     assert result["lead"]["name"] == "+79035550124" and result["call"]["timeline_entry_id"] is None
     done = await end(app, "r1", "+79035550124")
     assert done["lead_id"] == result["lead"]["id"] and done["timeline_entry_id"]
+
+
+async def test_screen_pop_reaches_only_the_rung_agents_stream(app: web.Application, agent: Api, agent2: Api,
+                                                              world: dict) -> None:
+    from hub.crm.ports import CallAnsweredFact, CallRinging
+    from tests.integration.test_sse import open_stream
+
+    mine, theirs = await open_stream(agent), await open_stream(agent2)
+    await intake.call_ringing(app[DB], CallRinging(
+        call_key="s1", direction="inbound", number="8 916 111-00-01", did=None, extension="101", at=T0),
+        SETTINGS)
+    pop = await mine.until_event("call.ringing")
+    assert pop["data"]["number"] == "+79161110001" and pop["data"]["unknown"] is False
+    assert pop["data"]["matches"][0]["id"] == world["own"]["id"]
+    await intake.call_answered(app[DB], CallAnsweredFact(
+        call_key="s1", direction="inbound", number="+79161110001", did=None, extension="101"), SETTINGS)
+    answered = await mine.until_event("call.answered")
+    assert answered["data"]["call_id"] == pop["data"]["call_id"]
+    await end(app, "s1", "+79161110001")
+    ended = await mine.until_event("call.ended")
+    assert ended["data"]["status"] == "answered" and ended["data"]["talk_seconds"] == 37
+    # the other agent's stream got none of it (a bell or task item may come, never the call events)
+    try:
+        while True:
+            event = await theirs.next(within=0.3)
+            assert not event.get("event", "").startswith("call."), event
+    except TimeoutError:
+        pass
+    mine.response.close()
+    theirs.response.close()
