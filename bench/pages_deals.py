@@ -6,7 +6,7 @@
 Builds the database with Core ``insert()``: 500 clients, 10,000 deals in the default pipeline spread
 over its stages (most with a planned interaction, a tenth overdue, a third tagged), ten agents and a
 manager. Starts the application (``hub.app.create_app``) on 127.0.0.1 and asks for ``/deals`` as the
-manager (every deal: seven columns of 20 cards, the totals in SQL, the Unsorted column) and as an
+manager (every deal: seven columns of 15 cards, the totals in SQL, the Unsorted column) and as an
 agent (own deals), sequentially; the time is from sending the request to the last byte of the answer
 (loopback, so it is the server's time plus well under a millisecond). Then the page weight: the HTML
 and every script and stylesheet it links, as transferred to a browser that accepts gzip (aiohttp
