@@ -145,6 +145,27 @@
     }
   });
 
+  // A live refresh of the deal's main part keeps the keyboard focus where it was.
+  let refocus = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const target = event.detail.target;
+    const active = document.activeElement;
+    refocus = null;
+    if (target && target.id === "deal-main" && active && target.contains(active)) {
+      const holder = active.closest("[id]");
+      const edit = active.classList.contains("df-edit");
+      refocus = holder ? "#" + holder.id + (edit ? " .df-edit" : "") : null;
+      if (active.id) { refocus = "#" + active.id; }
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (refocus) {
+      const again = document.querySelector(refocus);
+      refocus = null;
+      if (again && typeof again.focus === "function") { again.focus(); }
+    }
+  });
+
   document.addEventListener("htmx:afterSwap", function (event) {
     const elt = event.detail.elt;
     openMarkedDialogs(elt.parentNode || document);

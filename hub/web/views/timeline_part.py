@@ -83,12 +83,14 @@ def reasons(exc: ValidationError) -> dict[str, dict[str, str]]:
     return {name: reason(value) for name, value in exc.fields.items()}
 
 
-async def timeline_fragment(request: web.Request, target: str, target_id: int) -> dict[str, Any]:
+async def timeline_fragment(request: web.Request, target: str, target_id: int, *,
+                            tl: str | None = None) -> dict[str, Any]:
     """The context of ``_timeline.html`` for a card (``{"timeline": {...}}``): the first page (or the
     page after ``?cursor=``) filtered by ``?tl=`` (all, calls, messages, emails, notes, stages,
-    tasks), and the pinned entries. Raises NotFound when the user may not see the target."""
+    tasks; a form's own ``tl`` may be given), and the pinned entries. Raises NotFound when the user
+    may not see the target."""
     user = require_user(request)
-    key, kinds = filter_kinds(request.query.get("tl"))
+    key, kinds = filter_kinds(tl or request.query.get("tl"))
     cursor = request.query.get("cursor") or None
     async with request.app[DB].reading() as s:
         page = await timeline.list_timeline(s, user, target, target_id, kinds=kinds, cursor=cursor,
@@ -115,9 +117,10 @@ def _card_path(target: str, target_id: int) -> str:
 
 
 async def _render_box(request: web.Request, target: str, target_id: int, *,
-                      template: str = "_timeline_box.html",
+                      template: str = "_timeline_box_inner.html", tl: Any = None,
                       headers: dict[str, str] | None = None) -> web.Response:
-    context = {**i18n.context(request), **await timeline_fragment(request, target, target_id),
+    tl = tl if isinstance(tl, str) else None
+    context = {**i18n.context(request), **await timeline_fragment(request, target, target_id, tl=tl),
                "csrf_token": request[SESSION].csrf_token}
     response = aiohttp_jinja2.render_template(template, request, context)
     response.headers.update(headers or {})
@@ -125,9 +128,9 @@ async def _render_box(request: web.Request, target: str, target_id: int, *,
 
 
 async def box(request: web.Request) -> web.Response:
-    """The timeline box (chips, pinned, entries); with ``cursor``, only the next entries."""
+    """The timeline box's content (chips, pinned, entries); with ``cursor``, only the next entries."""
     target, target_id = _target(request)
-    template = "_timeline_items.html" if request.query.get("cursor") else "_timeline_box.html"
+    template = "_timeline_items.html" if request.query.get("cursor") else "_timeline_box_inner.html"
     return await _render_box(request, target, target_id, template=template)
 
 
@@ -162,7 +165,8 @@ async def add_note(request: web.Request) -> web.StreamResponse:
         return response
     if not is_htmx(request):
         raise web.HTTPSeeOther(_card_path(target, target_id))
-    return await _render_box(request, target, target_id, headers={"HX-Trigger": "note-added"})
+    return await _render_box(request, target, target_id, tl=form.get("tl"),
+                             headers={"HX-Trigger": "note-added"})
 
 
 async def pin(request: web.Request) -> web.StreamResponse:
@@ -175,7 +179,7 @@ async def pin(request: web.Request) -> web.StreamResponse:
         await timeline.set_pinned(s, user, entry_id, pinned)
     if not is_htmx(request):
         raise web.HTTPSeeOther(_card_path(target, target_id))
-    return await _render_box(request, target, target_id)
+    return await _render_box(request, target, target_id, tl=form.get("tl"))
 
 
 def register_views(router: web.UrlDispatcher) -> None:
