@@ -203,5 +203,20 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { openMarkedDialogs(document); });
+  // At phone width the stage bar scrolls: show the current stage.
+  function showCurrentStage(root) {
+    const current = (root || document).querySelector(".stage-bar .stage.current");
+    const bar = current && current.closest(".stage-bar");
+    if (bar && bar.scrollWidth > bar.clientWidth) {
+      bar.scrollLeft = Math.max(0, current.offsetLeft - bar.offsetLeft - 16);
+    }
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.elt && event.detail.elt.id === "deal-main") { showCurrentStage(document); }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    openMarkedDialogs(document);
+    showCurrentStage(document);
+  });
 })();
