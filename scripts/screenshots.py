@@ -10,24 +10,26 @@ and drives Debian's /usr/bin/chromium through Playwright (never a downloaded bro
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 import tempfile
+import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from playwright.async_api import async_playwright
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hub.app import create_app  # noqa: E402
 from hub.config import Config  # noqa: E402
-from hub.crm import demo, notifications, timeline  # noqa: E402
-from hub.crm.models import Client, Deal, User  # noqa: E402
-from hub.web.keys import DB  # noqa: E402
+from hub.crm import attachments, demo, notifications, timeline  # noqa: E402
+from hub.crm.models import Client, Deal, TimelineEntry, User  # noqa: E402
+from hub.web.keys import CONFIG, DB  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -178,6 +180,57 @@ async def _task_report_shots(browser: Any, base: str) -> None:
         await context.close()
 
 
+async def _deal_card_shots(app: web.Application, browser: Any, base: str) -> None:
+    """The deal card of agent1's busiest deal (a pinned note with a file, a call with a recording,
+    the move dialog), and at phone width."""
+    async with app[DB].transaction() as s:
+        agent = await s.scalar(select(User).where(User.login == LOGIN))
+        assert agent is not None
+        busiest = (await s.execute(
+            select(TimelineEntry.deal_id, func.count()).join(Deal, Deal.id == TimelineEntry.deal_id)
+            .where(Deal.responsible_id == agent.id).group_by(TimelineEntry.deal_id)
+            .order_by(func.count().desc(), TimelineEntry.deal_id).limit(1))).first()
+        assert busiest is not None
+        deal_id = busiest[0]
+        note = await timeline.add_note(s, agent, "deal", deal_id, {"text": "Реквизиты и договор во вложении; "
+                                                                  "оплата до 30-го числа", "pinned": True})
+        await attachments.attach_to_entry(s, agent, note["id"], filename="Договор поставки.pdf",
+                                          content_type="application/pdf", data=b"%PDF-1.4 demo" * 900,
+                                          directory=app[CONFIG].server.attachments_dir, max_bytes=10_000_000)
+        call = await timeline.add_entry(s, kind="call", direction="out", author_id=agent.id, deal_id=deal_id,
+                                        payload={"status": "answered", "duration": 184})
+        assert call is not None
+        sound = io.BytesIO()
+        with wave.open(sound, "wb") as w:  # three seconds of silence stand in for the recording
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(bytes(48000))
+        recording = await attachments.attach_to_entry(
+            s, agent, call.id, filename="call.wav", content_type="audio/wav", data=sound.getvalue(),
+            directory=app[CONFIG].server.attachments_dir, max_bytes=10_000_000)
+        call.payload = {**call.payload, "recording_url": recording["url"]}
+        await s.flush()
+    for name, width, height in (("", 1280, 860), ("-phone", 390, 844)):
+        context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                            viewport={"width": width, "height": height})
+        page = await context.new_page()
+        await page.goto("/login")
+        await page.get_by_label("Логин").fill(LOGIN)
+        await page.get_by_label("Пароль").fill(LOGIN)
+        await page.get_by_role("button", name="Войти").click()
+        await page.wait_for_selector("body[data-live='true']")
+        await page.goto(f"/deals/{deal_id}")
+        await page.wait_for_selector("body[data-live='true']")
+        await page.screenshot(path=OUT / f"deal-card{name}.png", full_page=not name)
+        if not name:
+            await page.locator(".stage:not(.current) a.stage-step").last.click()
+            await page.locator("#move-dialog textarea[name=result]").fill("Клиент выбрал другого поставщика")
+            await page.screenshot(path=OUT / "deal-card-move.png")
+            await page.keyboard.press("Escape")
+        await context.close()
+
+
 async def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,6 +272,7 @@ async def main() -> int:
                 await _client_shots(browser, base)
                 await _task_report_shots(browser, base)
                 await _deals_shots(browser, base)
+                await _deal_card_shots(app, browser, base)
                 await browser.close()
         finally:
             await runner.cleanup()

@@ -40,7 +40,7 @@ FILTERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("tasks", N_("Tasks"), ("task",)),
 )
 KIND_LABELS = {
-    "call": N_("Call"), "sms": N_("SMS"), "telegram": N_("Telegram"), "email": N_("E-mail"),
+    "call": N_("Phone call"), "sms": N_("SMS"), "telegram": N_("Telegram"), "email": N_("E-mail"),
     "note": N_("Note"), "stage_change": N_("Stage change"), "task": N_("Task"), "system": N_("System"),
 }
 # The core's reasons, as the reader should read them next to a field.
