@@ -6,6 +6,16 @@
 "use strict";
 
 (function () {
+  // After the event stream reconnects (the network dropped), what happened meanwhile may not be
+  // replayed: the deal pages re-read what they show ("deals:resync"; the table's box listens too).
+  let opened = 0;
+  document.addEventListener("htmx:sseOpen", function () {
+    opened += 1;
+    if (opened > 1) {
+      document.body.dispatchEvent(new CustomEvent("deals:resync"));
+    }
+  });
+
   const board = document.getElementById("board");
   const dialog = document.getElementById("move-dialog");
   if (!board || !dialog) {
@@ -17,6 +27,11 @@
   const csrf = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
   const status = document.getElementById("board-status");
   let pending = null; // {card, from, oldIndex} while the dialog is open
+  let queue = Promise.resolve(); // refreshes run one after another, in the order they were asked
+  function later(job) {
+    queue = queue.then(job).catch(function () {});
+    return queue;
+  }
   const movedHere = new Set(); // deals this page moved: they stay in sight in their new column
 
   function msg(name) { return dialog.dataset["msg" + name.charAt(0).toUpperCase() + name.slice(1)] || ""; }
@@ -86,18 +101,21 @@
     });
   }
 
+  // Re-read one card from the server and put it where it belongs (or take it away). Callers go
+  // through `later` so that two refreshes of one card never interleave.
   async function refreshCard(id, keep) {
     const response = await fetch(url("/deals/board/card/" + encodeURIComponent(id)), { credentials: "same-origin" });
+    const html = response.ok && response.status !== 204 ? await response.text() : null;
+    if (html === null && response.status !== 204 && response.status !== 404) {
+      return; // a passing failure: keep what is shown
+    }
+    document.querySelectorAll("#deal-" + CSS.escape(String(id))).forEach(function (old, i) {
+      if (i > 0) { old.remove(); }
+    });
     const old = document.getElementById("deal-" + id);
-    if (response.status === 204 || response.status === 404) {
-      if (old) { old.remove(); }
-      return;
-    }
-    if (!response.ok) {
-      return;
-    }
-    const fresh = parse(await response.text()).querySelector("li.deal-card");
+    const fresh = html === null ? null : parse(html).querySelector("li.deal-card");
     if (!fresh) {
+      if (old) { old.remove(); }
       return;
     }
     const card = document.importNode(fresh, true);
@@ -265,8 +283,10 @@
       dialog.close("saved");
       status.textContent = msg("moved");
       movedHere.add(String(id));
-      await refreshCard(id, true);
-      await refreshTotals();
+      await later(async function () {
+        await refreshCard(id, true);
+        await refreshTotals();
+      });
       return;
     }
     let fields = {};
@@ -339,10 +359,6 @@
   // --- live ---------------------------------------------------------------------------------------
 
   const live = document.getElementById("board-live");
-  let queue = Promise.resolve();
-  function later(job) {
-    queue = queue.then(job).catch(function () {});
-  }
 
   function onDeal(event) {
     let data = {};
@@ -392,6 +408,7 @@
       live.addEventListener(name, function () { later(refreshUnsorted); });
     });
     live.addEventListener("sse:resync", resync);
+    document.body.addEventListener("deals:resync", resync);
   }
 
   // Cards that "load more" brings in may already be on the board (moved here live): keep one.
