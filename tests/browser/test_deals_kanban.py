@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hub.crm import clients, deals, pipelines
-from hub.crm.models import User
+from hub.crm.models import Deal, User
 from hub.web.keys import DB
 from hub.web.views.deals_board import COLUMN_CARDS
 from tests.browser.test_foundation import log_in
@@ -256,3 +256,23 @@ async def test_a_long_column_loads_more_cards_when_scrolled_to_its_end(page: Any
     await expect(cards).to_have_count(32)
     await expect(page.locator(f"#more-{first} button")).to_have_count(0)
     await expect(page.locator(f"#cards-{first}").get_by_role("link", name="Сделка 29")).to_be_visible()
+
+
+async def test_after_the_stream_reconnects_the_board_rereads_the_database(page: Any,
+                                                                          app: web.Application) -> None:
+    data = await _setup(app)
+    first, second = data["stages"][0][0], data["stages"][1][0]
+    deal_id = data["deal"]["id"]
+    await log_in(page, "agent")
+    await page.goto("/deals")
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")
+    # A change the stream never announced (as if made while the network was down) ...
+    async with app[DB].transaction() as s:
+        await s.execute(update(Deal).where(Deal.id == deal_id).values(stage_id=second))
+    await page.wait_for_timeout(300)
+    await expect(page.locator(f"#cards-{first}").locator(f"#deal-{deal_id}")).to_be_visible()
+    # ... shows up once the stream (re)opens.
+    await page.evaluate("document.body.dispatchEvent(new CustomEvent('htmx:sseOpen', {bubbles: true}))")
+    await expect(page.locator(f"#cards-{second}").locator(f"#deal-{deal_id}")).to_be_visible()
+    await expect(count(page, second)).to_have_text("1")
+    await expect(count(page, first)).to_have_text("1")
