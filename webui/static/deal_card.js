@@ -184,6 +184,11 @@
 
   document.addEventListener("htmx:responseError", function (event) {
     const elt = event.detail.elt;
+    if (elt.id === "deal-main" && event.detail.xhr && event.detail.xhr.status === 404) {
+      const gone = document.querySelector("[data-deal-gone]");
+      if (gone) { gone.hidden = false; }
+      return;
+    }
     const page = document.querySelector(".deal-page, [data-tl-messages]");
     const box = elt.closest(".tl") ? elt.closest(".tl").querySelector(".tl-box") : null;
     const messages = document.querySelector("[data-tl-messages]") || page;
