@@ -220,3 +220,31 @@ async def test_timeline_filters_pinned_on_top_paging_notes_with_a_file_and_pin(
     assert headers["Location"] == f"/deals/{deal['id']}"
     await page(client, f"/timeline/deals/{deal['id']}?tl=whatever", headers=HTMX)  # unknown filter: all
     await page(client, "/timeline/things/1", 404)
+
+
+async def test_custom_fields_show_and_edit_in_place(client: TestClient, app: web.Application,
+                                                    agent: Api) -> None:
+    from hub.crm.models import CustomField
+
+    async with app[DB].transaction() as s:
+        s.add_all([CustomField(entity="deal", key="volume", label="Объём, т", type="number", position=1),
+                   CustomField(entity="deal", key="delivery", label="Доставка", type="choice",
+                               choices=["самовывоз", "курьер"], position=2),
+                   CustomField(entity="deal", key="deadline", label="Срок", type="date", position=3)])
+    deal = await make_deal(agent, custom={"volume": 12.5, "deadline": "2030-03-01"})
+    csrf = await logged_in(client, agent)
+    html = await page(client, f"/deals/{deal['id']}")
+    assert "Объём, т" in html and "12,5" in html and "01.03.2030" in html and "Доставка" in html
+
+    form = await page(client, f"/deals/{deal['id']}/fields/custom.delivery?edit=1", headers=HTMX)
+    assert "<select" in form and "самовывоз" in form and "курьер" in form
+    html, _ = await post(client, f"/deals/{deal['id']}/fields/custom.delivery", {"value": "курьер"}, csrf)
+    assert "курьер" in html and "<form" not in html
+    html, _ = await post(client, f"/deals/{deal['id']}/fields/custom.volume", {"value": "много"}, csrf)
+    assert "Введите число." in html
+    html, _ = await post(client, f"/deals/{deal['id']}/fields/custom.volume", {"value": "7,25"}, csrf)
+    assert "7,25" in html
+    html, _ = await post(client, f"/deals/{deal['id']}/fields/custom.deadline", {"value": ""}, csrf)
+    assert "—" in html
+    custom = (await agent.get(f"/api/v1/deals/{deal['id']}"))["custom"]
+    assert custom == {"volume": 7.25, "delivery": "курьер"}
