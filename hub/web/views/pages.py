@@ -1,4 +1,4 @@
-"""The desktop, the call journal's empty state, and the sections still to come.
+"""The desktop and the sections still to come (the call journal is ``calls_journal``).
 
 Routes stay thin: they read the request, call one core service, render one template.
 """
@@ -12,6 +12,7 @@ from aiohttp import web
 from hub.crm import desktop as desktop_service
 from hub.crm.models import utcnow
 from hub.web.keys import CHANNELS, DB
+from hub.web.views import calls_journal
 from hub.web.views.common import render, require_user, zone
 
 
@@ -27,10 +28,6 @@ async def desktop(request: web.Request) -> web.Response:
         "channels_connected": bool(request.app[CHANNELS]),
         "today": today_start.date(),
     })
-
-
-async def calls(request: web.Request) -> web.Response:
-    return await render(request, "calls.html", {"telephony": "asterisk" in request.app[CHANNELS]})
 
 
 # Sections of the web UI that later work fills in; until then an honest page says so.
@@ -51,7 +48,7 @@ async def coming_soon(request: web.Request) -> web.Response:
 
 def register_views(router: web.UrlDispatcher) -> None:
     router.add_get("/", desktop)
-    router.add_get("/calls", calls)
+    calls_journal.register_views(router)
     for path in COMING:
         router.add_get(path, coming_soon)
     for path in COMING_CARDS:

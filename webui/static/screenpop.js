@@ -1,0 +1,311 @@
+// Screen-pop: on every page, a `call.ringing` event from the event stream (/api/v1/events) shows a
+// popup with who is calling (the identification is inside the event: client / contact / lead,
+// company, main manager, open deals, the last three interactions, open tasks — or an unknown
+// number) and buttons to open the card, create a lead or a deal. Several ringing calls stack.
+// A popup closes on `call.answered` by someone else, on `call.ended`, on its × or on Escape.
+// When the tab is hidden a browser notification is shown too (permission is asked only after
+// the user clicks "notify me" in a popup, never on load).
+// All user data goes through textContent: no innerHTML anywhere in this file.
+"use strict";
+
+(function () {
+  const RU = document.documentElement.lang !== "en";
+  const T = RU ? {
+    incoming: "Входящий звонок", outgoing: "Исходящий звонок", internal: "Внутренний звонок",
+    unknown: "Неизвестный номер", company: "Компания", manager: "Ответственный",
+    deals: "Открытые сделки", last: "Последние взаимодействия", tasks: "Открытые задачи",
+    open: "Открыть карточку", lead: "Создать лид", deal: "Создать сделку", close: "Закрыть",
+    notify: "Уведомлять, когда вкладка в фоне", leadMade: "Лид создан", failed: "Не удалось: ",
+    overdue: "просрочена", client: "Клиент", contact: "Контакт", leadKind: "Лид", user: "Сотрудник",
+    more: "ещё совпадений: ", kinds: { call: "Звонок", note: "Заметка", message: "Сообщение", email: "Письмо" },
+  } : {
+    incoming: "Incoming call", outgoing: "Outgoing call", internal: "Internal call",
+    unknown: "Unknown number", company: "Company", manager: "Manager",
+    deals: "Open deals", last: "Last interactions", tasks: "Open tasks",
+    open: "Open the card", lead: "Create a lead", deal: "Create a deal", close: "Close",
+    notify: "Notify me when the tab is in the background", leadMade: "Lead created", failed: "Failed: ",
+    overdue: "overdue", client: "Client", contact: "Contact", leadKind: "Lead", user: "Colleague",
+    more: "more matches: ", kinds: { call: "Call", note: "Note", message: "Message", email: "E-mail" },
+  };
+  const ME = Number((document.currentScript && document.currentScript.dataset.user) || 0);
+  const csrf = function () { return (document.querySelector("meta[name=csrf-token]") || {}).content || ""; };
+  const popups = new Map(); // call_id → {box, note}
+  let stack = null;
+  let lastFocus = null;
+
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) { node.className = cls; }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  function money(value) {
+    if (value === null || value === undefined || value === "") { return ""; }
+    const n = Number(value);
+    return isNaN(n) ? String(value) : n.toLocaleString(RU ? "ru-RU" : "en-GB", { maximumFractionDigits: 2 }) + " ₽";
+  }
+
+  function when(iso) {
+    if (!iso) { return ""; }
+    const d = new Date(iso);
+    return isNaN(d) ? "" : d.toLocaleString(RU ? "ru-RU" : "en-GB",
+      { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" });
+  }
+
+  function cardUrl(match) {
+    if (!match) { return null; }
+    if (match.type === "client") { return "/clients/" + match.id; }
+    if (match.type === "contact" && match.client_id) { return "/clients/" + match.client_id; }
+    if (match.type === "lead") { return "/leads/" + match.id; }
+    return null;
+  }
+
+  function ensureStack() {
+    if (stack && document.body.contains(stack)) { return stack; }
+    stack = el("div", "screenpop-stack");
+    stack.id = "screenpop";
+    stack.setAttribute("aria-live", "assertive");
+    document.body.appendChild(stack);
+    return stack;
+  }
+
+  function section(title, items) {
+    const wrap = el("div", "sp-section");
+    wrap.appendChild(el("h3", "sp-h", title));
+    const list = el("ul", "sp-list");
+    items.forEach(function (item) { list.appendChild(item); });
+    wrap.appendChild(list);
+    return wrap;
+  }
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify(body || {}),
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (json) {
+        if (!response.ok) {
+          throw new Error((json.error && (json.error.message || json.error.code)) || String(response.status));
+        }
+        return json;
+      });
+    });
+  }
+
+  function close(callId) {
+    const entry = popups.get(String(callId));
+    if (!entry) { return; }
+    popups.delete(String(callId));
+    const hadFocus = entry.box.contains(document.activeElement);
+    entry.box.remove();
+    if (entry.note) { try { entry.note.close(); } catch (e) { /* already gone */ } }
+    if (hadFocus) {
+      const next = stack && stack.querySelector(".screenpop button");
+      if (next) { next.focus(); } else if (lastFocus && document.body.contains(lastFocus)) { lastFocus.focus(); }
+    }
+  }
+
+  function notify(data, title, name) {
+    if (!("Notification" in window) || Notification.permission !== "granted" || !document.hidden) {
+      return null;
+    }
+    try {
+      const note = new Notification(title, { body: name + (data.number ? " · " + data.number : ""), tag: "call-" + data.call_id });
+      note.onclick = function () { window.focus(); note.close(); };
+      return note;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function show(data) {
+    if (!data || data.call_id === undefined || data.call_id === null) { return; }
+    const id = String(data.call_id);
+    if (popups.has(id)) { close(id); }
+    const matches = Array.isArray(data.matches) ? data.matches : [];
+    const match = matches[0] || null;
+    const title = data.direction === "outbound" ? T.outgoing : data.direction === "internal" ? T.internal : T.incoming;
+    const name = match ? (match.name || data.number || "") : T.unknown;
+
+    const box = el("section", "screenpop");
+    box.setAttribute("role", "dialog");
+    box.setAttribute("aria-label", title + ": " + name);
+    box.dataset.callId = id;
+    box.tabIndex = -1;
+
+    const head = el("header", "sp-head");
+    head.appendChild(el("span", "sp-title", "☎ " + title));
+    const x = el("button", "sp-close ghost small", "×");
+    x.type = "button";
+    x.setAttribute("aria-label", T.close);
+    x.addEventListener("click", function () { close(id); });
+    head.appendChild(x);
+    box.appendChild(head);
+
+    const who = el("p", "sp-name");
+    const url = cardUrl(match);
+    if (url) {
+      const a = el("a", null, name);
+      a.href = url;
+      who.appendChild(a);
+    } else {
+      who.textContent = name;
+    }
+    if (match) {
+      const kind = { client: T.client, contact: T.contact, lead: T.leadKind, user: T.user }[match.type];
+      if (kind) { who.appendChild(el("span", "sp-kind", kind)); }
+    }
+    box.appendChild(who);
+    if (data.number) { box.appendChild(el("p", "sp-number", data.number)); }
+
+    if (match) {
+      const facts = el("dl", "sp-facts");
+      if (match.company && match.company.name) {
+        facts.appendChild(el("dt", null, T.company));
+        facts.appendChild(el("dd", null, match.company.name));
+      }
+      if (match.manager && match.manager.name) {
+        facts.appendChild(el("dt", null, T.manager));
+        facts.appendChild(el("dd", null, match.manager.name));
+      }
+      if (facts.childNodes.length) { box.appendChild(facts); }
+      const deals = (match.open_deals || []).map(function (d) {
+        const li = el("li");
+        const a = el("a", null, d.title || ("#" + d.id));
+        a.href = "/deals/" + d.id;
+        li.appendChild(a);
+        const stage = d.stage && typeof d.stage === "object" ? d.stage.name : d.stage;
+        li.appendChild(el("span", "sp-meta", [stage, money(d.amount)].filter(Boolean).join(" · ")));
+        return li;
+      });
+      if (deals.length) { box.appendChild(section(T.deals, deals)); }
+      const last = (match.last_interactions || []).slice(0, 3).map(function (i) {
+        const li = el("li");
+        li.appendChild(el("span", "sp-meta", [when(i.occurred_at), T.kinds[i.kind] || i.kind].filter(Boolean).join(" · ")));
+        if (i.text) { li.appendChild(el("span", "sp-text", i.text)); }
+        return li;
+      });
+      if (last.length) { box.appendChild(section(T.last, last)); }
+      const tasks = (match.open_tasks || []).map(function (t) {
+        const li = el("li", t.overdue ? "sp-overdue" : null, t.subject);
+        if (t.due_at) { li.appendChild(el("span", "sp-meta", when(t.due_at) + (t.overdue ? " · " + T.overdue : ""))); }
+        return li;
+      });
+      if (tasks.length) { box.appendChild(section(T.tasks, tasks)); }
+      if (matches.length > 1) { box.appendChild(el("p", "sp-more muted", T.more + (matches.length - 1))); }
+    }
+
+    const actions = el("div", "sp-actions");
+    const status = el("p", "sp-status");
+    status.setAttribute("role", "status");
+    if (url) {
+      const open = el("a", "button primary small", T.open);
+      open.href = url;
+      actions.appendChild(open);
+    }
+    if (!match || match.type === "user") {
+      if (data.lead_created) {
+        const lead = el("a", "button small", T.open);
+        lead.href = "/leads/" + data.lead_created;
+        actions.appendChild(lead);
+      } else if (data.direction !== "internal") {
+        const make = el("button", "small", T.lead);
+        make.type = "button";
+        make.addEventListener("click", function () {
+          make.disabled = true;
+          post("/api/v1/calls/" + encodeURIComponent(id) + "/lead", {}).then(function (json) {
+            const lead = json.lead || {};
+            status.textContent = T.leadMade;
+            const go = el("a", "button primary small", T.open);
+            go.href = "/leads/" + lead.id;
+            make.replaceWith(go);
+            go.focus();
+          }).catch(function (err) {
+            make.disabled = false;
+            status.textContent = T.failed + err.message;
+          });
+        });
+        actions.appendChild(make);
+      }
+    }
+    if (match && (match.type === "client" || match.type === "contact") && match.client_id) {
+      const deal = el("a", "button small", T.deal);
+      deal.href = "/clients/" + match.client_id + "?tab=deals#deal-form";
+      actions.appendChild(deal);
+    } else if (match && match.type === "lead") {
+      const deal = el("a", "button small", T.deal);
+      deal.href = "/leads/" + match.id;
+      actions.appendChild(deal);
+    }
+    if ("Notification" in window && Notification.permission === "default") {
+      const ask = el("button", "ghost small sp-notify", T.notify);
+      ask.type = "button";
+      ask.addEventListener("click", function () {
+        Notification.requestPermission().then(function () { ask.remove(); });
+      });
+      actions.appendChild(ask);
+    }
+    box.appendChild(actions);
+    box.appendChild(status);
+
+    if (!stack || !stack.querySelector(".screenpop")) { lastFocus = document.activeElement; }
+    ensureStack().appendChild(box);
+    popups.set(id, { box: box, note: notify(data, title, name) });
+  }
+
+  function parse(event) {
+    try { return JSON.parse(event.data); } catch (e) { return null; }
+  }
+
+  function onRinging(event) { show(parse(event)); }
+  function onAnswered(event) {
+    const data = parse(event);
+    if (!data) { return; }
+    const me = ME;
+    const agent = data.agent && data.agent.id;
+    if (!me || !agent || Number(agent) !== me) {
+      close(data.call_id);
+    } else {
+      const entry = popups.get(String(data.call_id));
+      if (entry) { entry.box.classList.add("sp-answered"); }
+    }
+  }
+  function onEnded(event) {
+    const data = parse(event);
+    if (data) { close(data.call_id); }
+  }
+
+  const attached = typeof WeakSet === "function" ? new WeakSet() : null;
+  function attach(source) {
+    if (!source || (attached && attached.has(source))) { return; }
+    if (attached) { attached.add(source); }
+    source.addEventListener("call.ringing", onRinging);
+    source.addEventListener("call.answered", onAnswered);
+    source.addEventListener("call.ended", onEnded);
+  }
+
+  // htmx's SSE extension owns the page's one connection; it hands us its EventSource on open.
+  document.addEventListener("htmx:sseOpen", function (event) {
+    attach(event.detail && event.detail.source);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!window.htmx && window.EventSource && document.body.hasAttribute("sse-connect")) {
+      attach(new EventSource("/api/v1/events")); // no htmx: a connection of our own
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !stack) { return; }
+    const inside = event.target && event.target.closest ? event.target.closest(".screenpop") : null;
+    const box = inside || stack.querySelector(".screenpop:last-child");
+    if (box && (inside || !document.querySelector("dialog[open], details[open]"))) {
+      event.preventDefault();
+      close(box.dataset.callId);
+    }
+  });
+
+  // For tests and the journal: the popups shown now.
+  window.crmScreenPop = { show: show, close: close, open: function () { return Array.from(popups.keys()); } };
+})();
