@@ -1,0 +1,246 @@
+"""Screen-pop latency: from the fake Asterisk writing the agent's ringing event (``DialBegin`` of the
+``inbound_answered`` trace) to the ``call.ringing`` event arriving on the event stream of a client
+logged in as that agent, through a real ``crmhub run`` on 127.0.0.1.
+
+    python bench/screen_pop.py [--db sqlite|postgres] [--points 100000] [--calls 200]
+                               [--db-url URL] [--keep] [--seed 1]
+
+The database is built as in ``bench/identify.py`` (clients, contact persons and leads owning phones,
+e-mails and Telegram accounts; deals on some). The agent ``bench`` has extension 101 (the trace's
+agent). Each call replays ``inbound_answered`` with fresh ids and the caller's number replaced by a
+known client's number (written as a Russian trunk would: ``8916…``, ``+7916…``, ``916…``): first
+the events up to the ring, then — timed — from ``DialBegin`` up to the answer, then the rest (the
+call ends; the next call starts). One call at a time. The hub's resident memory is read from /proc.
+
+Target: p99 < 50 ms. Human lines first; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import identify as base  # noqa: E402  (bench/identify.py: the database builder and helpers)
+
+from hub.bus import InProcessBus  # noqa: E402
+from hub.db import Database, create_engine, migrate  # noqa: E402
+from tests.fakes.ami_server import LOGIN_ARTIFACTS, FakeAmiServer, Rewriter, load_trace  # noqa: E402
+
+TARGET_P99_MS = 50.0
+TRACE = "inbound_answered"
+TRACE_CALLER = "+79161234567"
+AGENT_LOGIN, AGENT_PASSWORD, EXTENSION = "bench", "bench-password", "101"
+log = base.log
+
+
+async def create_agent(database: Database) -> None:
+    from hub.crm import users
+
+    async with database.transaction() as s:
+        await users.create_or_update_user(s, AGENT_LOGIN, AGENT_PASSWORD, "agent", name="Bench Agent",
+                                          extensions=[EXTENSION])
+
+
+def split_points() -> tuple[int, int]:
+    """Indexes (among the events the fake server replays) of the first DialBegin and BridgeEnter."""
+    events = [m for m in load_trace(TRACE) if "Event" in m and m["Event"] not in LOGIN_ARTIFACTS]
+    names = [m["Event"] for m in events]
+    return names.index("DialBegin"), names.index("BridgeEnter")
+
+
+class Stream:
+    """The agent's event stream: ``call.ringing`` arrival times by call number."""
+
+    def __init__(self) -> None:
+        self.ringing: dict[str, float] = {}
+        self.waiters: dict[str, asyncio.Future[float]] = {}
+        self.opened = asyncio.Event()
+
+    def expect(self, number: str) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiters[number] = future
+        return future
+
+    async def read(self, http: Any, url: str, headers: dict[str, str]) -> None:
+        async with http.get(url, headers=headers) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"event stream: {resp.status}")
+            self.opened.set()
+            name = ""
+            async for raw in resp.content:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:") and name == "call.ringing":
+                    at = time.perf_counter()
+                    number = json.loads(line[5:]).get("number")
+                    future = self.waiters.pop(number, None)
+                    if future is not None and not future.done():
+                        future.set_result(at)
+                elif not line:
+                    name = ""
+
+
+def trunk_style(rng: random.Random, ten: str) -> str:
+    return rng.choice(("8" + ten, "+7" + ten, "7" + ten, ten))
+
+
+async def bench_calls(url: str, known: list[str], calls: int, rng: random.Random,
+                      workdir: Path) -> dict[str, Any]:
+    import aiohttp
+
+    ring_at, answer_at = split_points()
+    result: dict[str, Any] = {}
+    async with FakeAmiServer() as ami:
+        port = base.free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRMHUB_")}
+        env.update(CRMHUB_DATABASE_URL=url, CRMHUB_ASTERISK_HOST=ami.host, CRMHUB_ASTERISK_PORT=str(ami.port),
+                   CRMHUB_ASTERISK_USERNAME="hub", CRMHUB_ASTERISK_SECRET="hubsecret",
+                   CRMHUB_ASTERISK_TRUNKS="trunk", CRMHUB_ASTERISK_UNKNOWN_CALLER="ask",
+                   NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+        log_path = workdir / "hub.log"
+        proc = base.start_hub(port, env, workdir, log_path)
+        hub = f"http://127.0.0.1:{port}"
+        reader: asyncio.Task[None] | None = None
+        try:
+            no_timeout = aiohttp.ClientTimeout(total=None)
+            async with aiohttp.ClientSession(trust_env=False, timeout=no_timeout) as http:
+                deadline = time.monotonic() + 60
+                while True:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"the hub exited with {proc.returncode}: "
+                                           + log_path.read_text(errors="replace")[-800:])
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with http.get(f"{hub}/healthz") as resp:
+                            if resp.status == 200 and ami.clients >= 1:
+                                break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the hub did not answer /healthz (or log in to AMI) within 60 s")
+                    await asyncio.sleep(0.1)
+                result["rss_after_start_mb"] = base.rss_mb(proc.pid)
+                async with http.post(f"{hub}/api/v1/auth/token",
+                                     json={"login": AGENT_LOGIN, "password": AGENT_PASSWORD}) as resp:
+                    body = await resp.json()
+                    if resp.status != 200:
+                        raise RuntimeError(f"login failed: {resp.status} {body}")
+                headers = {"Authorization": f"Bearer {body['token']}", "Accept": "text/event-stream"}
+                stream = Stream()
+                reader = asyncio.create_task(stream.read(http, f"{hub}/api/v1/events", headers))
+                await asyncio.wait_for(stream.opened.wait(), 10)
+                await asyncio.sleep(0.2)
+
+                times: list[float] = []
+                lost = 0
+                warmup = 10
+                for i in range(calls + warmup):
+                    ten = rng.choice(known)
+                    rewriter = Rewriter({TRACE_CALLER: trunk_style(rng, ten)})
+                    await ami.push(TRACE, stop_before="DialBegin", rewriter=rewriter)
+                    arrived = stream.expect("+7" + ten)
+                    t0 = time.perf_counter()
+                    await ami.push(TRACE, start_at=ring_at, stop_before="BridgeEnter", rewriter=rewriter)
+                    try:
+                        t1 = await asyncio.wait_for(arrived, 5)
+                        if i >= warmup:
+                            times.append(t1 - t0)
+                    except TimeoutError:
+                        stream.waiters.pop("+7" + ten, None)
+                        lost += i >= warmup
+                    await ami.push(TRACE, start_at=answer_at, rewriter=rewriter)
+                    await asyncio.sleep(0.02)  # the call's end is stored before the next one rings
+                if not times:
+                    raise RuntimeError("no call.ringing arrived: "
+                                       + log_path.read_text(errors="replace")[-800:])
+                result.update(ms=base.summary_ms(times), received=len(times), lost=lost,
+                              rss_after_run_mb=base.rss_mb(proc.pid))
+        finally:
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return result
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="crmhub-bench-pop-"))
+    url = await base.prepare_database(args.db, args.db_url, workdir)
+    log(f"screen-pop bench on {args.db}: {make_url(url).render_as_string(hide_password=True)}")
+    database = Database(create_engine(url), InProcessBus())
+    figures: dict[str, Any] = {"bench": "screen_pop", "db": args.db, "points": args.points,
+                               "calls": args.calls}
+    try:
+        await migrate(database.engine)
+        known, counts = await base.build(database, args.points, rng)
+        await create_agent(database)
+        figures.update(counts)
+        log(f"built {counts['contact_points']:,} contact points in {counts['build_seconds']} s")
+        await database.dispose()
+        known = rng.sample(known, min(len(known), args.calls * 3))
+        gc.collect()
+        pop = await bench_calls(url, known, args.calls, rng, workdir)
+        figures["ms"] = pop["ms"]
+        figures["received"], figures["lost"] = pop["received"], pop["lost"]
+        figures["hub_rss_mb"] = {"after_start": pop["rss_after_start_mb"],
+                                 "after_run": pop["rss_after_run_mb"]}
+        log(f"AMI DialBegin written → SSE call.ringing received: p50 {pop['ms']['p50']} ms, "
+            f"p99 {pop['ms']['p99']} ms, max {pop['ms']['max']} ms over {pop['received']} calls "
+            f"({pop['lost']} lost); hub RSS {pop['rss_after_start_mb']} MB after start, "
+            f"{pop['rss_after_run_mb']} MB after the run")
+    finally:
+        await database.dispose()
+        if not args.keep:
+            if args.db == "postgres":
+                await base.drop_postgres(url)
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"kept: {url} (work dir {workdir})")
+    figures["target_p99_ms"] = TARGET_P99_MS
+    figures["meets_target"] = bool("ms" in figures and figures["ms"]["p99"] < TARGET_P99_MS
+                                   and not figures["lost"])
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--db-url", help="database URL (postgres: created and dropped; default "
+                                         f"{base.PG_DEFAULT.replace('crmhub_bench', 'crmhub_bench_pop')})")
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    if args.db == "postgres" and not args.db_url:
+        args.db_url = base.PG_DEFAULT.replace("crmhub_bench", "crmhub_bench_pop")
+    figures = asyncio.run(run(args))
+    print(json.dumps(figures, ensure_ascii=False))
+    return 0 if figures.get("meets_target") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
