@@ -6,6 +6,8 @@ the open event streams live and die with it (``cleanup_ctx`` / ``on_shutdown``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator
@@ -18,16 +20,18 @@ from aiohttp import web
 
 from hub.bus import InProcessBus
 from hub.config import Config
+from hub.crm.extensions import all_extensions
+from hub.crm.intake import CallIntake
 from hub.db import Database, create_engine, migrate
-from hub.telephony.ami import AmiConnection, fact_payload
-from hub.telephony.events import Fact
+from hub.telephony.ami import AmiConnection
+from hub.telephony.crm_bridge import CrmBridge, settings_from
 from hub.web import auth, health, i18n, openapi, sse, vendor
 from hub.web.api import attachments as attachment_api
 from hub.web.api import calls as call_api
 from hub.web.api import deals, notifications, people, timeline
 from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
-from hub.web.keys import BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STREAMS
+from hub.web.keys import AMI, BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STREAMS
 from hub.web.ratelimit import LoginLimiter
 from hub.web.security import add_security_headers
 from hub.web.views import chrome, deals_board, pages
@@ -40,8 +44,8 @@ from hub.web.views import tasks as task_views
 
 log = logging.getLogger(__name__)
 
-# The Asterisk connection, when [asterisk] host is set (click-to-call will send through it).
-AMI = web.AppKey("ami_connection", AmiConnection)
+# How often the tracker re-reads the users' extensions (users.py publishes no change event).
+EXTENSIONS_REFRESH_SECONDS = 30.0
 
 WEBUI = Path(__file__).resolve().parent.parent / "webui"
 
@@ -90,7 +94,7 @@ def create_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(_database)
     if config.asterisk.host:
-        app[AMI] = _ami_connection(config, app[BUS])
+        app[AMI] = _ami_connection(config, app[DB])
         app[CHANNELS]["asterisk"] = app[AMI].health
         app.cleanup_ctx.append(_asterisk)
     app.on_shutdown.append(sse.stop_streams)
@@ -107,16 +111,35 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await database.dispose()
 
 
-def _ami_connection(config: Config, bus: InProcessBus) -> AmiConnection:
-    async def on_fact(fact: Fact) -> None:  # until the CRM intake (hub.crm.ports) takes the facts
-        bus.publish("call.fact", fact_payload(fact))
+def _ami_connection(config: Config, db: Database) -> AmiConnection:
+    intake = CallIntake(db, settings_from(config.asterisk, config.phones.default_region))
+    # no extension is known before startup reads them: nothing is taken for an agent's phone
+    return AmiConnection.from_config(config.asterisk, on_fact=CrmBridge(intake), extensions=())
 
-    return AmiConnection.from_config(config.asterisk, on_fact=on_fact)
+
+async def _load_extensions(app: web.Application) -> None:
+    async with app[DB].reading() as s:
+        extensions = await all_extensions(s)
+    app[AMI].tracker.set_extensions(extensions)
+
+
+async def _refresh_extensions(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(EXTENSIONS_REFRESH_SECONDS)
+        try:
+            await _load_extensions(app)
+        except Exception:
+            log.exception("telephony: the users' extensions could not be re-read")
 
 
 async def _asterisk(app: web.Application) -> AsyncIterator[None]:
+    await _load_extensions(app)
     await app[AMI].start()
+    refresher = asyncio.create_task(_refresh_extensions(app), name="telephony-extensions")
     try:
         yield
     finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
         await app[AMI].stop()

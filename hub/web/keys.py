@@ -14,6 +14,7 @@ from hub.bus import InProcessBus
 from hub.config import Config
 from hub.crm.models import User
 from hub.db import Database
+from hub.telephony.ami import AmiConnection
 from hub.web.ratelimit import LoginLimiter
 
 
@@ -33,6 +34,9 @@ BUS = web.AppKey("bus", InProcessBus)
 STREAMS = web.AppKey("event_streams", weakref.WeakSet[EventSourceResponse])
 # Channel name → a function answering its state ("connected", "disconnected", ...) for /healthz.
 CHANNELS = web.AppKey("channels", dict[str, Callable[[], str]])
+
+# The Asterisk connection, when [asterisk] host is set (click-to-call sends through it).
+AMI = web.AppKey("ami_connection", AmiConnection)
 
 OPENAPI = web.AppKey("openapi_document", dict[str, Any])
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
