@@ -16,3 +16,10 @@ async def all_extensions(session: AsyncSession) -> set[str]:
         .where(User.active.is_(True)))
     return set(rows)
 
+
+async def extensions_of(session: AsyncSession, user_id: int) -> list[str]:
+    """The user's extensions, in a stable order (the first one places click-to-call)."""
+    rows = await session.scalars(
+        select(UserExtension.extension).where(UserExtension.user_id == user_id)
+        .order_by(UserExtension.extension))
+    return list(rows)

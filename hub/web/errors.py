@@ -35,6 +35,7 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     422: "validation_failed",
     429: "too_many_requests",
+    502: "bad_gateway",
     503: "unavailable",
 }
 

@@ -15,6 +15,7 @@ Control API for tests::
     await server.drop()                        # close every client connection
     server.freeze() / server.unfreeze()        # stop answering (socket stays open, nothing is written)
     server.fail_auth = True                    # every Login fails
+    server.originate_error = "Extension does not exist."  # every Originate is refused
     server.actions                             # every action received, in order
     await server.stop()
 """
@@ -161,6 +162,7 @@ class FakeAmiServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.fail_auth = False
+        self.originate_error: str | None = None  # set: every Originate is refused with this message
         self.frozen = False
         self.actions: list[dict[str, Any]] = []
         self.logins = 0
@@ -334,6 +336,8 @@ class FakeAmiServer:
                                 "Timestamp": f"{time.time():.6f}"})
         elif name == "coreshowchannels":
             self._core_show_channels(client, reply)
+        elif name == "originate" and self.originate_error:
+            self._send(client, {"Response": "Error", **reply, "Message": self.originate_error})
         elif name == "originate":
             self._send(client, {"Response": "Success", **reply, "Message": "Originate successfully queued"})
             task = asyncio.create_task(self.push(self.originate_scenario, action_id=action_id))

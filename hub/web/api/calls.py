@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
-from hub.crm import calls, intake
+from hub.crm import calls, extensions, intake, phones
+from hub.crm.errors import ValidationError
 from hub.crm.models import CALL_DIRECTIONS
 from hub.crm.ports import CallSettings
+from hub.telephony.ami import AmiUnavailable, OriginateFailed
 from hub.web.api import schemas
 from hub.web.api.common import ok, paging
 from hub.web.errors import (
     error_response,
+    json_body,
     optional_json_body,
     path_id,
     query_choice,
@@ -18,7 +23,7 @@ from hub.web.errors import (
     query_int,
     query_text,
 )
-from hub.web.keys import CONFIG, DB, USER
+from hub.web.keys import AMI, CONFIG, DB, USER
 from hub.web.routing import PAGING, Param, Routes, page_of, ref
 
 routes = Routes("calls")
@@ -26,6 +31,15 @@ routes = Routes("calls")
 RECORDING_MISSING = "recording_missing"
 LEAD_IN = schemas.obj({"name": {**schemas.TEXT, "description": "defaults to the number"}})
 LEAD_OUT = schemas.obj({"lead": ref("Lead"), "call": ref("Call")}, ("lead", "call"))
+TELEPHONY_UNAVAILABLE = "telephony_unavailable"
+ORIGINATE_FAILED = "originate_failed"
+ORIGINATE_IN = schemas.obj(
+    {"number": {**schemas.TEXT, "description": "the number to call, any usual format"}}, ("number",))
+ORIGINATE_OUT = schemas.obj({
+    "action_id": {**schemas.TEXT, "description": "the Originate's ActionID (the call's events carry it)"},
+    "extension": {**schemas.TEXT, "description": "the caller's phone, rung first"},
+    "number": {**schemas.TEXT, "description": "the number dialled once it answers (E.164)"},
+}, ("action_id", "extension", "number"))
 
 
 def call_settings(request: web.Request) -> CallSettings:
@@ -88,3 +102,34 @@ async def lead_from_call(request: web.Request) -> web.Response:
     async with request.app[DB].transaction() as s:
         result = await intake.lead_from_call(s, request[USER], call_id, data, call_settings(request))
     return ok(result, 201)
+
+
+@routes.post("/api/v1/calls/originate",
+             "Click-to-call: ring the current user's (first) extension, then dial the number; the call is "
+             "tracked as outbound. 422 when the user has no extension or the number is not one; 503 "
+             "(telephony_unavailable) while Asterisk is not connected; 502 (originate_failed) when Asterisk "
+             "refuses the Originate",
+             request=ORIGINATE_IN, response=ORIGINATE_OUT, status=202, errors=(400, 401, 422, 502, 503))
+async def originate(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    raw = data.get("number")
+    try:
+        number = phones.normalize(raw, request.app[CONFIG].phones.default_region)
+    except ValueError as exc:
+        raise ValidationError({"number": str(exc)}) from None
+    async with request.app[DB].reading() as s:
+        mine = await extensions.extensions_of(s, request[USER].id)
+    if not mine:
+        raise ValidationError({"extension": "no extension: ask an administrator to give you one"},
+                              "no extension")
+    ami = request.app.get(AMI)
+    if ami is None:
+        return error_response(503, TELEPHONY_UNAVAILABLE, "telephony is not configured ([asterisk] host)")
+    action_id = f"hub-originate-{uuid.uuid4().hex}"
+    try:
+        await ami.originate(mine[0], number, action_id)
+    except AmiUnavailable as exc:
+        return error_response(503, TELEPHONY_UNAVAILABLE, str(exc))
+    except OriginateFailed as exc:
+        return error_response(502, ORIGINATE_FAILED, f"Asterisk refused the call: {exc}")
+    return ok({"action_id": action_id, "extension": mine[0], "number": number}, 202)
