@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
@@ -31,7 +32,7 @@ from hub.web.api import calls as call_api
 from hub.web.api import deals, notifications, people, timeline
 from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
-from hub.web.keys import AMI, BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, STREAMS
+from hub.web.keys import AMI, BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, RECORDINGS_HTTP, STREAMS
 from hub.web.ratelimit import LoginLimiter
 from hub.web.security import add_security_headers
 from hub.web.views import chrome, deals_board, pages
@@ -97,6 +98,8 @@ def create_app(config: Config) -> web.Application:
         app[AMI] = _ami_connection(config, app[DB])
         app[CHANNELS]["asterisk"] = app[AMI].health
         app.cleanup_ctx.append(_asterisk)
+    if config.asterisk.recordings_url and not config.asterisk.recordings_dir:
+        app.cleanup_ctx.append(_recordings_http)
     app.on_shutdown.append(sse.stop_streams)
     app.on_response_prepare.append(add_security_headers)
     return app
@@ -109,6 +112,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await database.dispose()
+
+
+async def _recordings_http(app: web.Application) -> AsyncIterator[None]:
+    timeout = aiohttp.ClientTimeout(total=None, connect=5, sock_read=30)
+    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        app[RECORDINGS_HTTP] = session
+        yield
 
 
 def _ami_connection(config: Config, db: Database) -> AmiConnection:

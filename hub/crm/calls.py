@@ -169,12 +169,20 @@ async def get_call(session: AsyncSession, actor: User, call_id: Any) -> dict[str
     return await call_dict(session, await visible_call(session, actor, call_id))
 
 
-def resolve_recording(name: str | None, recordings_dir: str | Path | None) -> Path | None:
-    """The recording's file under ``recordings_dir`` by its base name, or None (none, or not there)."""
-    if not name or not recordings_dir:
+def recording_basename(name: str | None) -> str | None:
+    """The recording's base name (the file under ``recordings_dir`` or ``recordings_url``), or None."""
+    if not name:
         return None
     base = Path(name.replace("\\", "/")).name
     if base in ("", ".", "..") or "\x00" in base:
+        return None
+    return base
+
+
+def resolve_recording(name: str | None, recordings_dir: str | Path | None) -> Path | None:
+    """The recording's file under ``recordings_dir`` by its base name, or None (none, or not there)."""
+    base = recording_basename(name)
+    if base is None or not recordings_dir:
         return None
     path = Path(recordings_dir) / base
     return path if path.is_file() else None
@@ -186,6 +194,11 @@ async def recording_path(session: AsyncSession, actor: User, call_id: Any,
     call has no recording or its file is missing."""
     call = await visible_call(session, actor, call_id)
     return resolve_recording(call.recording, recordings_dir)
+
+
+async def recording_name(session: AsyncSession, actor: User, call_id: Any) -> str | None:
+    """The base name of the call's recording (NotFound when the actor may not see the call)."""
+    return recording_basename((await visible_call(session, actor, call_id)).recording)
 
 
 async def users_by_extension(session: AsyncSession, extensions: set[str]) -> dict[str, User]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
@@ -37,6 +38,9 @@ CHANNELS = web.AppKey("channels", dict[str, Callable[[], str]])
 
 # The Asterisk connection, when [asterisk] host is set (click-to-call sends through it).
 AMI = web.AppKey("ami_connection", AmiConnection)
+
+# The HTTP client that fetches recordings from [asterisk] recordings_url (when set).
+RECORDINGS_HTTP = web.AppKey("recordings_http", aiohttp.ClientSession)
 
 OPENAPI = web.AppKey("openapi_document", dict[str, Any])
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)

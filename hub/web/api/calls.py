@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 
+import aiohttp
 from aiohttp import web
 
 from hub.crm import calls, extensions, intake, phones
@@ -23,7 +25,7 @@ from hub.web.errors import (
     query_int,
     query_text,
 )
-from hub.web.keys import AMI, CONFIG, DB, USER
+from hub.web.keys import AMI, CONFIG, DB, RECORDINGS_HTTP, USER
 from hub.web.routing import PAGING, Param, Routes, page_of, ref
 
 routes = Routes("calls")
@@ -84,12 +86,48 @@ async def get_call(request: web.Request) -> web.Response:
             response={"type": "string", "format": "binary"}, content_type="audio/*", errors=(401, 404, 416))
 async def call_recording(request: web.Request) -> web.StreamResponse:
     call_id = path_id(request)
+    asterisk = request.app[CONFIG].asterisk
+    if not asterisk.recordings_dir and asterisk.recordings_url:
+        return await _proxied_recording(request, call_id)
     async with request.app[DB].reading() as s:
-        path = await calls.recording_path(s, request[USER], call_id,
-                                          request.app[CONFIG].asterisk.recordings_dir)
+        path = await calls.recording_path(s, request[USER], call_id, asterisk.recordings_dir)
     if path is None:
         return error_response(404, RECORDING_MISSING, "the call has no recording, or its file is missing")
     return web.FileResponse(path, headers={"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"})
+
+
+# what the recording server's answer may pass on to the browser
+PROXIED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Content-Encoding", "Accept-Ranges",
+                   "Last-Modified", "ETag")
+
+
+async def _proxied_recording(request: web.Request, call_id: int) -> web.StreamResponse:
+    """The recording streamed from ``recordings_url`` + "/" + its base name, the Range passed through."""
+    async with request.app[DB].reading() as s:
+        name = await calls.recording_name(s, request[USER], call_id)
+    if name is None:
+        return error_response(404, RECORDING_MISSING, "the call has no recording")
+    url = request.app[CONFIG].asterisk.recordings_url.rstrip("/") + "/" + urllib.parse.quote(name)
+    headers = {key: request.headers[key] for key in ("Range", "If-Range") if key in request.headers}
+    try:
+        async with request.app[RECORDINGS_HTTP].get(url, headers=headers) as upstream:
+            if upstream.status == 416:
+                return web.Response(status=416, headers={
+                    k: upstream.headers[k] for k in ("Content-Range",) if k in upstream.headers})
+            if upstream.status not in (200, 206):
+                return error_response(404, RECORDING_MISSING,
+                                      f"the recording server answered {upstream.status} for the file")
+            response = web.StreamResponse(status=upstream.status, headers={
+                **{k: upstream.headers[k] for k in PROXIED_HEADERS if k in upstream.headers},
+                "Cache-Control": "private, no-store"})
+            response.headers.setdefault("Accept-Ranges", "bytes")
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_chunked(64 * 1024):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return error_response(404, RECORDING_MISSING, f"the recording server is out of reach: {exc}")
 
 
 @routes.post("/api/v1/calls/{id}/lead",
