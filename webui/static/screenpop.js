@@ -306,6 +306,85 @@
     }
   });
 
+  // Click-to-call: the "Позвонить" buttons next to phones (_call_button.html) are rendered off; they
+  // are turned on when the hub has telephony (/healthz lists "asterisk") and offers
+  // POST /api/v1/calls/originate (in /api/v1/openapi.json). Errors are said next to the button.
+  const CALL = RU ? {
+    ready: "Позвонить через АТС: сначала зазвонит ваш телефон", ringing: "Звоним: поднимите трубку",
+    noExtension: "У вас нет внутреннего номера — попросите администратора", down: "АТС недоступна, попробуйте позже",
+    refused: "АТС отклонила звонок", bad: "Номер не подходит для звонка", failed: "Не удалось позвонить",
+  } : {
+    ready: "Call through the PBX: your phone rings first", ringing: "Calling: pick up your phone",
+    noExtension: "You have no extension: ask an administrator", down: "The PBX is unavailable, try later",
+    refused: "The PBX refused the call", bad: "This number cannot be called", failed: "The call failed",
+  };
+  let callable = null; // a promise of true/false, asked once per page
+
+  function canCall() {
+    if (callable === null) {
+      const json = function (url) {
+        return fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : {}; });
+      };
+      callable = Promise.all([json("/healthz"), json("/api/v1/openapi.json")]).then(function (both) {
+        const channels = (both[0] && both[0].channels) || {};
+        const paths = (both[1] && both[1].paths) || {};
+        return Object.prototype.hasOwnProperty.call(channels, "asterisk")
+          && Object.prototype.hasOwnProperty.call(paths, "/api/v1/calls/originate");
+      }).catch(function () { return false; });
+    }
+    return callable;
+  }
+
+  function enableCallButtons(root) {
+    const buttons = (root || document).querySelectorAll("button[data-call-number]");
+    if (!buttons.length) { return; }
+    canCall().then(function (yes) {
+      if (!yes) { return; }
+      buttons.forEach(function (button) {
+        if (button.dataset.callReady) { return; }
+        button.dataset.callReady = "1";
+        button.disabled = false;
+        button.title = CALL.ready;
+        button.removeAttribute("aria-describedby");
+      });
+    });
+  }
+
+  function callError(status, json) {
+    const error = (json && json.error) || {};
+    const fields = error.fields || {};
+    if (fields.extension) { return CALL.noExtension; }
+    if (fields.number) { return CALL.bad; }
+    if (status === 503 || error.code === "telephony_unavailable") { return CALL.down; }
+    if (status === 502 || error.code === "originate_failed") { return CALL.refused; }
+    return CALL.failed + (error.message ? ": " + error.message : "");
+  }
+
+  document.addEventListener("click", function (event) {
+    const button = event.target && event.target.closest ? event.target.closest("button[data-call-number]") : null;
+    if (!button || button.disabled) { return; }
+    const note = button.parentNode.querySelector(".call-error");
+    button.disabled = true;
+    fetch("/api/v1/calls/originate", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify({ number: button.dataset.callNumber }),
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (json) {
+        return response.ok ? null : callError(response.status, json);
+      });
+    }, function () { return CALL.down; }).then(function (problem) {
+      if (note) {
+        note.textContent = problem || CALL.ringing;
+        note.classList.toggle("call-bad", Boolean(problem));
+        note.hidden = false;
+      }
+      window.setTimeout(function () { button.disabled = false; }, problem ? 0 : 3000);
+    });
+  });
+  document.addEventListener("DOMContentLoaded", function () { enableCallButtons(document); });
+  document.addEventListener("htmx:afterSettle", function () { enableCallButtons(document); });
+
   // For tests and the journal: the popups shown now.
   window.crmScreenPop = { show: show, close: close, open: function () { return Array.from(popups.keys()); } };
 })();
