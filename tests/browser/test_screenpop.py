@@ -211,3 +211,65 @@ async def test_call_button_next_to_a_phone_originates(page: Any, app: web.Applic
     await expect(button).to_be_enabled(timeout=5000)
     await button.click()
     await expect(page.locator(".call-error").first).to_have_text("АТС отклонила звонок")
+
+
+async def test_a_missing_recording_is_said_not_a_broken_player(page: Any, app: web.Application) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.crm import intake
+    from hub.crm.ports import CallEndedFact
+    from hub.web.keys import DB
+
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    call = await intake.call_ended(app[DB], CallEndedFact(
+        call_key="gone-1", direction="inbound", status="answered", number=CALLER, did="+74951234567",
+        agent_extension="101", started_at=at, answered_at=at + timedelta(seconds=2),
+        ended_at=at + timedelta(seconds=30), wait_seconds=2, talk_seconds=28, hangup_cause=16,
+        recording="gone.wav", rung_extensions=("101",)))
+    assert call is not None
+    EXPECTED.add(f"404 /api/v1/calls/{call['id']}/recording")
+    await log_in(page, "agent")
+    await page.goto("/calls")
+    row = page.locator(f"tr[data-call-id='{call['id']}']")
+    await expect(row.locator(".recording-missing")).to_have_text("Файл записи не найден")
+    await expect(row.locator("audio")).to_be_hidden()
+
+
+NOTIFICATION_STUB = """
+window.__notes = []; window.__asked = 0; window.__permission = "default";
+window.Notification = function (title, options) {
+  window.__notes.push([title, options.body]); this.close = function () {};
+};
+Object.defineProperty(window.Notification, "permission", {
+  get: function () { return window.__permission; }
+});
+window.Notification.requestPermission = function () {
+  window.__asked += 1; window.__permission = "granted"; return Promise.resolve("granted");
+};
+Object.defineProperty(document, "hidden", { get: function () { return window.__hidden === true; } });
+"""
+
+
+async def test_a_hidden_tab_gets_a_notification_permission_asked_only_on_click(
+        page: Any, app: web.Application) -> None:
+    from hub.web.keys import BUS
+
+    await page.add_init_script(NOTIFICATION_STUB)
+    await log_in(page, "agent")
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")
+    await asyncio.sleep(0.2)
+    assert await page.evaluate("window.__asked") == 0  # never on load
+    me = int(await page.locator("script[src='/static/screenpop.js']").get_attribute("data-user"))
+    ring = {"call_id": 7001, "direction": "inbound", "number": CALLER, "matches": [], "lead_created": None}
+    app[BUS].publish("call.ringing", ring, users=[me])
+    popup = page.locator(".screenpop")
+    await popup.get_by_role("button", name="Уведомлять, когда вкладка в фоне").click()
+    assert await page.evaluate("window.__asked") == 1
+    app[BUS].publish("call.ended", {"call_id": 7001, "status": "missed", "talk_seconds": 0}, users=[me])
+    await expect(popup).to_have_count(0)
+
+    await page.evaluate("window.__hidden = true")
+    app[BUS].publish("call.ringing", {**ring, "call_id": 7002}, users=[me])
+    await expect(popup).to_have_count(1)
+    notes = await page.evaluate("window.__notes")
+    assert notes == [["Входящий звонок", "Неизвестный номер · +7 916 123-45-67"]]

@@ -46,6 +46,11 @@
     return isNaN(n) ? String(value) : n.toLocaleString(RU ? "ru-RU" : "en-GB", { maximumFractionDigits: 2 }) + " ₽";
   }
 
+  function phone(number) {
+    const ru = /^\+7(\d{3})(\d{3})(\d{2})(\d{2})$/.exec(number || "");
+    return ru ? "+7 " + ru[1] + " " + ru[2] + "-" + ru[3] + "-" + ru[4] : (number || "");
+  }
+
   function when(iso) {
     if (!iso) { return ""; }
     const d = new Date(iso);
@@ -112,7 +117,8 @@
       return null;
     }
     try {
-      const note = new Notification(title, { body: name + (data.number ? " · " + data.number : ""), tag: "call-" + data.call_id });
+      const note = new Notification(title, { body: name + (data.number ? " · " + phone(data.number) : ""),
+        tag: "call-" + data.call_id });
       note.onclick = function () { window.focus(); note.close(); };
       return note;
     } catch (e) {
@@ -158,7 +164,7 @@
       if (kind) { who.appendChild(el("span", "sp-kind", kind)); }
     }
     box.appendChild(who);
-    if (data.number) { box.appendChild(el("p", "sp-number", data.number)); }
+    if (data.number) { box.appendChild(el("p", "sp-number", phone(data.number))); }
 
     if (match) {
       const facts = el("dl", "sp-facts");
@@ -239,7 +245,8 @@
       deal.href = "/leads/" + match.id;
       actions.appendChild(deal);
     }
-    if ("Notification" in window && Notification.permission === "default") {
+    if ("Notification" in window && Notification.permission === "default"
+        && !(stack && stack.querySelector(".sp-notify"))) {
       const ask = el("button", "ghost small sp-notify", T.notify);
       ask.type = "button";
       ask.addEventListener("click", function () {
