@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import random
+import secrets
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -157,15 +162,17 @@ async def _login_hint(database: Database) -> str | None:
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from hub.app import create_app
 
     if args.host:
         config.server.host = args.host
     if args.port is not None:
         config.server.port = args.port
+    _print_login_hint(config)
+    return _serve(config, args, create_app(config))
 
+
+def _print_login_hint(config: Config) -> None:
     async def prepare(database: Database) -> int:
         hint = await _login_hint(database)
         if hint:
@@ -173,19 +180,97 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
         return EXIT_OK
 
     asyncio.run(_with_database(config, prepare))
+
+
+def _serve(config: Config, args: argparse.Namespace, app: Any) -> int:
+    from aiohttp import web
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.access_log:  # a line per request costs time on every request; opt in
+    if not getattr(args, "access_log", False):  # a line per request costs time on every request; opt in
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     host, port = config.server.host, config.server.port
     try:
         web.run_app(
-            create_app(config), host=host, port=port,
+            app, host=host, port=port,
             print=lambda _text: _out(f"CRM Hub is listening on http://{_display_host(host)}:{port}/ "
                                      "(Ctrl+C to stop)"),
         )
     except OSError as exc:
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return EXIT_OK
+
+
+DEMO_INTERVAL_ENV = "CRMHUB_DEMO_CALL_INTERVAL"  # seconds between the demo PBX's calls (default 20–40)
+
+
+def _demo_interval() -> tuple[float, float]:
+    raw = os.environ.get(DEMO_INTERVAL_ENV, "").strip()
+    if not raw:
+        return (20.0, 40.0)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ConfigError(f"{DEMO_INTERVAL_ENV} must be a number of seconds, not {raw!r}") from None
+    if not 0 < seconds <= 3600:
+        raise ConfigError(f"{DEMO_INTERVAL_ENV} must be between 0 and 3600 seconds")
+    return (seconds, seconds)
+
+
+def cmd_demo(config: Config, args: argparse.Namespace) -> int:
+    """``run`` with demo data (when the database has none) and a simulated PBX on 127.0.0.1."""
+    from aiohttp import web
+
+    from hub.app import create_app
+    from hub.crm import demo
+    from hub.telephony.simulator import AmiSimulator, run_demo_calls
+    from hub.web.keys import DB
+
+    interval = _demo_interval()
+    if args.host:
+        config.server.host = args.host
+    if args.port is not None:
+        config.server.port = args.port
+
+    async def fill(database: Database) -> int:
+        try:
+            _out(demo.describe(await demo.fill(database, region=config.phones.default_region)))
+        except demo.NotEmpty:
+            pass  # the database has data already: it is used as it is
+        return EXIT_OK
+
+    asyncio.run(_with_database(config, fill))
+    _print_login_hint(config)
+    with socket.socket() as sock:  # a free port for the simulated PBX
+        sock.bind(("127.0.0.1", 0))
+        pbx_port = sock.getsockname()[1]
+    asterisk = config.asterisk
+    asterisk.host, asterisk.port = "127.0.0.1", pbx_port
+    asterisk.username, asterisk.secret = "crmhub-demo", secrets.token_urlsafe(16)
+    asterisk.trunks = ["trunk"]
+    asterisk.recordings_dir = asterisk.recordings_url = ""  # the demo's calls have no audio
+    app = create_app(config)
+
+    async def pick_number() -> str | None:
+        async with app[DB].reading() as s:
+            numbers = [n[2:] for n in await demo.client_phones(s) if n.startswith("+7") and len(n) == 12]
+        return random.choice(numbers) if numbers else None
+
+    async def pbx(app: web.Application) -> Any:
+        sim = AmiSimulator(asterisk.username, asterisk.secret, host="127.0.0.1", port=pbx_port)
+        await sim.start()
+        calls = asyncio.create_task(run_demo_calls(sim, pick_number, interval=interval), name="demo-pbx")
+        _out(f"demo PBX (simulated Asterisk) on 127.0.0.1:{pbx_port}: a call every "
+             f"{interval[0]:g}–{interval[1]:g} s to agent1 (101) and agent2 (102)")
+        try:
+            yield
+        finally:
+            calls.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await calls
+            await sim.stop()
+
+    app.cleanup_ctx.insert(0, pbx)  # up before the AMI connection logs in
+    return _serve(config, args, app)
 
 
 def _display_host(host: str) -> str:
@@ -207,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port to listen on (overrides [server] port)")
     p.add_argument("--access-log", action="store_true", help="log every HTTP request")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", parents=[common],
+                       help="run with demo data and a simulated PBX placing calls (screen-pops, no Asterisk)")
+    p.add_argument("--host", help="address to listen on (overrides [server] host)")
+    p.add_argument("--port", type=int, help="port to listen on (overrides [server] port)")
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("migrate", parents=[common], help="apply database migrations and exit")
     p.set_defaults(func=cmd_migrate)

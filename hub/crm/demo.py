@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from hub.crm import phones as phone_numbers
-from hub.crm.models import Client, Deal, Setting, Stage, Task, TimelineEntry, User
+from hub.crm.models import Client, ContactPoint, Deal, Setting, Stage, Task, TimelineEntry, User
 from hub.crm.validate import iso
 
 SETTING_KEY = "demo_data"
@@ -527,3 +527,11 @@ def describe(summary: Summary) -> str:
         secret = user["password"] if user["password"] is not None else "(existing user, password unchanged)"
         lines.append(f"  {user['login']} / {secret}   ({user['role']}{ext})")
     return "\n".join(lines)
+
+
+async def client_phones(session: Any, limit: int = 500) -> list[str]:
+    """Phone numbers of clients (E.164): the callers the demo PBX (``crmhub demo``) rings with."""
+    rows = await session.scalars(
+        select(ContactPoint.value).where(ContactPoint.kind == "phone", ContactPoint.client_id.is_not(None))
+        .order_by(ContactPoint.id).limit(limit))
+    return list(rows)
