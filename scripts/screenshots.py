@@ -231,6 +231,54 @@ async def _deal_card_shots(app: web.Application, browser: Any, base: str) -> Non
         await context.close()
 
 
+async def _call_shots(app: web.Application, browser: Any, base: str) -> None:
+    """The screen-pop (a client of agent1's calling, an unknown number stacked above) and the call
+    journal with answered, missed and outbound calls (one with a recording)."""
+    from hub.crm import intake
+    from hub.crm.models import ContactPoint
+    from hub.crm.ports import CallEndedFact, CallRinging, CallSettings
+
+    ask = CallSettings(unknown_caller="ask")
+    async with app[DB].reading() as s:
+        agent = await s.scalar(select(User).where(User.login == LOGIN))
+        assert agent is not None
+        phones = (await s.scalars(select(ContactPoint.value).join(Client, Client.id == ContactPoint.client_id)
+                                  .where(ContactPoint.kind == "phone", Client.manager_id == agent.id)
+                                  .order_by(ContactPoint.id).limit(4))).all()
+    now = datetime.now(UTC)
+    for i, (number, status, direction, minutes) in enumerate((
+            (phones[1], "answered", "inbound", 240), (phones[2], "missed", "inbound", 150),
+            ("+74957771122", "abandoned", "inbound", 90), (phones[3], "answered", "outbound", 30))):
+        at = now - timedelta(minutes=minutes)
+        answered = at + timedelta(seconds=6) if status == "answered" else None
+        await intake.call_ended(app[DB], CallEndedFact(
+            call_key=f"shot-{i}", direction=direction, status=status, number=number,  # type: ignore[arg-type]
+            did="+74951234567", agent_extension="101", started_at=at, answered_at=answered,
+            ended_at=at + timedelta(seconds=200 if answered else 25), wait_seconds=6 if answered else 25,
+            talk_seconds=194 if answered else 0, hangup_cause=16, rung_extensions=("101",)), ask)
+    context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                        viewport={"width": 1280, "height": 860})
+    page = await context.new_page()
+    await page.goto("/login")
+    await page.get_by_label("Логин").fill(LOGIN)
+    await page.get_by_label("Пароль").fill(LOGIN)
+    await page.get_by_role("button", name="Войти").click()
+    await page.wait_for_selector("body[data-live='true']")
+    await page.wait_for_timeout(300)
+    known = CallRinging(call_key="shot-pop-1", direction="inbound", number=phones[0], did="+74951234567",
+                        extension="101")
+    await intake.call_ringing(app[DB], known, ask)
+    await intake.call_ringing(app[DB], CallRinging(call_key="shot-pop-2", direction="inbound",
+                                                   number="+74993334455", did="+74951234567",
+                                                   extension="101"), ask)
+    await page.wait_for_function("document.querySelectorAll('.screenpop').length === 2")
+    await page.wait_for_timeout(400)  # the popups' slide-in
+    await page.screenshot(path=OUT / "screenpop.png")
+    await page.goto("/calls")
+    await page.screenshot(path=OUT / "calls-journal.png")
+    await context.close()
+
+
 async def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -273,6 +321,7 @@ async def main() -> int:
                 await _task_report_shots(browser, base)
                 await _deals_shots(browser, base)
                 await _deal_card_shots(app, browser, base)
+                await _call_shots(app, browser, base)
                 await browser.close()
         finally:
             await runner.cleanup()
