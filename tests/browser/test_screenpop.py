@@ -273,3 +273,19 @@ async def test_a_hidden_tab_gets_a_notification_permission_asked_only_on_click(
     await expect(popup).to_have_count(1)
     notes = await page.evaluate("window.__notes")
     assert notes == [["Входящий звонок", "Неизвестный номер · +7 916 123-45-67"]]
+
+
+async def test_after_a_resync_a_popup_of_a_call_gone_meanwhile_closes(page: Any,
+                                                                    app: web.Application) -> None:
+    from hub.web.keys import BUS
+
+    await log_in(page, "agent")
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")
+    await asyncio.sleep(0.2)
+    me = int(await page.locator("script[src='/static/screenpop.js']").get_attribute("data-user"))
+    app[BUS].publish("call.ringing", {"call_id": 424242, "direction": "inbound", "number": CALLER,
+                                      "matches": []}, users=[me])
+    await expect(page.locator(".screenpop")).to_have_count(1)
+    EXPECTED.add("404 /api/v1/calls/424242")
+    app[BUS].publish("resync", {}, users=[me])  # as a lagging stream is told; the call is not there
+    await expect(page.locator(".screenpop")).to_have_count(0)

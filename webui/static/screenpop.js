@@ -284,6 +284,19 @@
     if (data) { close(data.call_id); }
   }
 
+  // After a reconnect the stream may say "resync" (what happened meanwhile is not replayed): a popup
+  // whose call has ended since (or that the user may no longer read) closes.
+  function recheck() {
+    popups.forEach(function (_entry, id) {
+      fetch("/api/v1/calls/" + encodeURIComponent(id), { credentials: "same-origin" }).then(function (r) {
+        if (r.status === 404) { close(id); return null; }
+        return r.ok ? r.json() : null;
+      }).then(function (call) {
+        if (call && call.ended_at) { close(id); }
+      }).catch(function () { /* offline: keep it */ });
+    });
+  }
+
   const attached = typeof WeakSet === "function" ? new WeakSet() : null;
   function attach(source) {
     if (!source || (attached && attached.has(source))) { return; }
@@ -291,6 +304,7 @@
     source.addEventListener("call.ringing", onRinging);
     source.addEventListener("call.answered", onAnswered);
     source.addEventListener("call.ended", onEnded);
+    source.addEventListener("resync", recheck);
   }
 
   // htmx's SSE extension owns the page's one connection; it hands us its EventSource on open.
