@@ -99,15 +99,89 @@ class Stream:
                     name = ""
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def trunk_style(rng: random.Random, ten: str) -> str:
     return rng.choice(("8" + ten, "+7" + ten, "7" + ten, ten))
 
 
+async def one_at_a_time(ami: FakeAmiServer, stream: Stream, known: list[str], calls: int,
+                        rng: random.Random) -> tuple[list[float], int]:
+    ring_at, answer_at = split_points()
+    times: list[float] = []
+    lost = 0
+    warmup = 10
+    for i in range(calls + warmup):
+        ten = rng.choice(known)
+        rewriter = Rewriter({TRACE_CALLER: trunk_style(rng, ten)})
+        await ami.push(TRACE, stop_before="DialBegin", rewriter=rewriter)
+        arrived = stream.expect("+7" + ten)
+        t0 = time.perf_counter()
+        await ami.push(TRACE, start_at=ring_at, stop_before="BridgeEnter", rewriter=rewriter)
+        try:
+            t1 = await asyncio.wait_for(arrived, 5)
+            if i >= warmup:
+                times.append(t1 - t0)
+        except TimeoutError:
+            stream.waiters.pop("+7" + ten, None)
+            lost += i >= warmup
+        await ami.push(TRACE, start_at=answer_at, rewriter=rewriter)
+        await asyncio.sleep(0.02)  # the call's end is stored before the next one rings
+    return times, lost
+
+
+async def in_flight(ami: FakeAmiServer, stream: Stream, known: list[str], calls: int, concurrent: int,
+                    rng: random.Random) -> tuple[list[float], int]:
+    """``concurrent`` callers, each placing calls back to back: ring (timed), talk 0.2-1 s, end; so
+    about ``concurrent`` calls are in flight at any time. Each call in flight has its own number."""
+    ring_at, answer_at = split_points()
+    free = list(dict.fromkeys(known))
+    rng.shuffle(free)
+    times: list[float] = []
+    lost = 0
+    warmup = concurrent
+    started = 0
+
+    async def caller() -> None:
+        nonlocal started, lost
+        while started < calls + warmup:
+            i = started
+            started += 1
+            ten = free.pop()
+            rewriter = Rewriter({TRACE_CALLER: trunk_style(rng, ten)})
+            await ami.push(TRACE, stop_before="DialBegin", rewriter=rewriter)
+            await asyncio.sleep(rng.uniform(0, 0.05))
+            arrived = stream.expect("+7" + ten)
+            t0 = time.perf_counter()
+            await ami.push(TRACE, start_at=ring_at, stop_before="BridgeEnter", rewriter=rewriter)
+            try:
+                t1 = await asyncio.wait_for(arrived, 5)
+                if i >= warmup:
+                    times.append(t1 - t0)
+            except TimeoutError:
+                stream.waiters.pop("+7" + ten, None)
+                lost += i >= warmup
+            await asyncio.sleep(rng.uniform(0.2, 1.0))  # talking
+            await ami.push(TRACE, start_at=answer_at, rewriter=rewriter)
+            free.insert(0, ten)
+
+    await asyncio.gather(*(caller() for _ in range(concurrent)))
+    return times, lost
+
+
 async def bench_calls(url: str, known: list[str], calls: int, rng: random.Random,
-                      workdir: Path) -> dict[str, Any]:
+                      workdir: Path, concurrent: int = 1) -> dict[str, Any]:
     import aiohttp
 
-    ring_at, answer_at = split_points()
     result: dict[str, Any] = {}
     async with FakeAmiServer() as ami:
         port = base.free_port()
@@ -147,30 +221,15 @@ async def bench_calls(url: str, known: list[str], calls: int, rng: random.Random
                 await asyncio.wait_for(stream.opened.wait(), 10)
                 await asyncio.sleep(0.2)
 
-                times: list[float] = []
-                lost = 0
-                warmup = 10
-                for i in range(calls + warmup):
-                    ten = rng.choice(known)
-                    rewriter = Rewriter({TRACE_CALLER: trunk_style(rng, ten)})
-                    await ami.push(TRACE, stop_before="DialBegin", rewriter=rewriter)
-                    arrived = stream.expect("+7" + ten)
-                    t0 = time.perf_counter()
-                    await ami.push(TRACE, start_at=ring_at, stop_before="BridgeEnter", rewriter=rewriter)
-                    try:
-                        t1 = await asyncio.wait_for(arrived, 5)
-                        if i >= warmup:
-                            times.append(t1 - t0)
-                    except TimeoutError:
-                        stream.waiters.pop("+7" + ten, None)
-                        lost += i >= warmup
-                    await ami.push(TRACE, start_at=answer_at, rewriter=rewriter)
-                    await asyncio.sleep(0.02)  # the call's end is stored before the next one rings
+                if concurrent <= 1:
+                    times, lost = await one_at_a_time(ami, stream, known, calls, rng)
+                else:
+                    times, lost = await in_flight(ami, stream, known, calls, concurrent, rng)
                 if not times:
                     raise RuntimeError("no call.ringing arrived: "
                                        + log_path.read_text(errors="replace")[-800:])
                 result.update(ms=base.summary_ms(times), received=len(times), lost=lost,
-                              rss_after_run_mb=base.rss_mb(proc.pid))
+                              rss_after_run_mb=base.rss_mb(proc.pid), rss_peak_mb=peak_rss_mb(proc.pid))
         finally:
             if reader is not None:
                 reader.cancel()
@@ -192,7 +251,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     log(f"screen-pop bench on {args.db}: {make_url(url).render_as_string(hide_password=True)}")
     database = Database(create_engine(url), InProcessBus())
     figures: dict[str, Any] = {"bench": "screen_pop", "db": args.db, "points": args.points,
-                               "calls": args.calls}
+                               "calls": args.calls, "concurrent": args.concurrent}
     try:
         await migrate(database.engine)
         known, counts = await base.build(database, args.points, rng)
@@ -200,17 +259,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         figures.update(counts)
         log(f"built {counts['contact_points']:,} contact points in {counts['build_seconds']} s")
         await database.dispose()
-        known = rng.sample(known, min(len(known), args.calls * 3))
+        known = rng.sample(known, min(len(known), max(args.calls * 3, args.concurrent * 4)))
         gc.collect()
-        pop = await bench_calls(url, known, args.calls, rng, workdir)
+        pop = await bench_calls(url, known, args.calls, rng, workdir, args.concurrent)
         figures["ms"] = pop["ms"]
         figures["received"], figures["lost"] = pop["received"], pop["lost"]
         figures["hub_rss_mb"] = {"after_start": pop["rss_after_start_mb"],
-                                 "after_run": pop["rss_after_run_mb"]}
+                                 "after_run": pop["rss_after_run_mb"], "peak": pop["rss_peak_mb"]}
         log(f"AMI DialBegin written → SSE call.ringing received: p50 {pop['ms']['p50']} ms, "
             f"p99 {pop['ms']['p99']} ms, max {pop['ms']['max']} ms over {pop['received']} calls "
             f"({pop['lost']} lost); hub RSS {pop['rss_after_start_mb']} MB after start, "
-            f"{pop['rss_after_run_mb']} MB after the run")
+            f"{pop['rss_after_run_mb']} MB after the run, peak {pop['rss_peak_mb']} MB")
     finally:
         await database.dispose()
         if not args.keep:
@@ -232,6 +291,8 @@ def main() -> int:
                                          f"{base.PG_DEFAULT.replace('crmhub_bench', 'crmhub_bench_pop')})")
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--concurrent", type=int, default=1,
+                        help="calls in flight at once (default 1: one call at a time)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
