@@ -235,6 +235,36 @@ async def test_a_missing_recording_is_said_not_a_broken_player(page: Any, app: w
     await expect(row.locator("audio")).to_be_hidden()
 
 
+async def test_a_missing_recording_stays_said_after_a_live_refresh_of_the_journal(
+        page: Any, app: web.Application) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.crm import intake
+    from hub.crm.ports import CallEndedFact
+    from hub.web.keys import BUS, DB
+
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    call = await intake.call_ended(app[DB], CallEndedFact(
+        call_key="gone-2", direction="inbound", status="answered", number=CALLER, did="+74951234567",
+        agent_extension="101", started_at=at, answered_at=at + timedelta(seconds=2),
+        ended_at=at + timedelta(seconds=30), wait_seconds=2, talk_seconds=28, hangup_cause=16,
+        recording="gone.wav", rung_extensions=("101",)))
+    assert call is not None
+    EXPECTED.add(f"404 /api/v1/calls/{call['id']}/recording")
+    await log_in(page, "agent")
+    await page.goto("/calls")
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")
+    row = page.locator(f"tr[data-call-id='{call['id']}']")
+    await expect(row.locator("audio")).to_be_hidden()
+    await row.evaluate("tr => { tr.dataset.before = 'refresh'; }")
+    me = int(await page.locator("script[src='/static/screenpop.js']").get_attribute("data-user"))
+    ended = {"call_id": call["id"], "status": "answered", "talk_seconds": 28}
+    app[BUS].publish("call.ended", ended, users=[me])
+    await expect(page.locator("tr[data-before]")).to_have_count(0)  # the rows were re-rendered
+    await expect(row.locator(".recording-missing")).to_be_visible()
+    await expect(row.locator("audio")).to_be_hidden()
+
+
 NOTIFICATION_STUB = """
 window.__notes = []; window.__asked = 0; window.__permission = "default";
 window.Notification = function (title, options) {
