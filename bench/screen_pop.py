@@ -140,9 +140,10 @@ async def one_at_a_time(ami: FakeAmiServer, stream: Stream, known: list[str], ca
 
 
 async def in_flight(ami: FakeAmiServer, stream: Stream, known: list[str], calls: int, concurrent: int,
-                    rng: random.Random) -> tuple[list[float], int]:
-    """``concurrent`` callers, each placing calls back to back: ring (timed), talk 0.2-1 s, end; so
-    about ``concurrent`` calls are in flight at any time. Each call in flight has its own number."""
+                    rng: random.Random, talk: tuple[float, float]) -> tuple[list[float], int]:
+    """``concurrent`` callers, each placing calls back to back: ring (timed), talk ``talk`` seconds
+    (uniform), end; so about ``concurrent`` calls are in flight at any time, arriving at about
+    ``concurrent / mean talk`` calls/s. Each call in flight has its own number."""
     ring_at, answer_at = split_points()
     free = list(dict.fromkeys(known))
     rng.shuffle(free)
@@ -153,6 +154,7 @@ async def in_flight(ami: FakeAmiServer, stream: Stream, known: list[str], calls:
 
     async def caller() -> None:
         nonlocal started, lost
+        await asyncio.sleep(rng.uniform(0, talk[1]))  # staggered: not fifty rings at once
         while started < calls + warmup:
             i = started
             started += 1
@@ -170,7 +172,7 @@ async def in_flight(ami: FakeAmiServer, stream: Stream, known: list[str], calls:
             except TimeoutError:
                 stream.waiters.pop("+7" + ten, None)
                 lost += i >= warmup
-            await asyncio.sleep(rng.uniform(0.2, 1.0))  # talking
+            await asyncio.sleep(rng.uniform(*talk))  # talking
             await ami.push(TRACE, start_at=answer_at, rewriter=rewriter)
             free.insert(0, ten)
 
@@ -179,7 +181,8 @@ async def in_flight(ami: FakeAmiServer, stream: Stream, known: list[str], calls:
 
 
 async def bench_calls(url: str, known: list[str], calls: int, rng: random.Random,
-                      workdir: Path, concurrent: int = 1) -> dict[str, Any]:
+                      workdir: Path, concurrent: int = 1,
+                      talk: tuple[float, float] = (2.0, 8.0)) -> dict[str, Any]:
     import aiohttp
 
     result: dict[str, Any] = {}
@@ -224,7 +227,9 @@ async def bench_calls(url: str, known: list[str], calls: int, rng: random.Random
                 if concurrent <= 1:
                     times, lost = await one_at_a_time(ami, stream, known, calls, rng)
                 else:
-                    times, lost = await in_flight(ami, stream, known, calls, concurrent, rng)
+                    begun = time.monotonic()
+                    times, lost = await in_flight(ami, stream, known, calls, concurrent, rng, talk)
+                    result["calls_per_s"] = round((calls + concurrent) / (time.monotonic() - begun), 1)
                 if not times:
                     raise RuntimeError("no call.ringing arrived: "
                                        + log_path.read_text(errors="replace")[-800:])
@@ -261,9 +266,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await database.dispose()
         known = rng.sample(known, min(len(known), max(args.calls * 3, args.concurrent * 4)))
         gc.collect()
-        pop = await bench_calls(url, known, args.calls, rng, workdir, args.concurrent)
+        pop = await bench_calls(url, known, args.calls, rng, workdir, args.concurrent, tuple(args.talk))
         figures["ms"] = pop["ms"]
         figures["received"], figures["lost"] = pop["received"], pop["lost"]
+        if args.concurrent > 1:
+            figures["talk_s"], figures["calls_per_s"] = args.talk, pop.get("calls_per_s")
         figures["hub_rss_mb"] = {"after_start": pop["rss_after_start_mb"],
                                  "after_run": pop["rss_after_run_mb"], "peak": pop["rss_peak_mb"]}
         log(f"AMI DialBegin written → SSE call.ringing received: p50 {pop['ms']['p50']} ms, "
@@ -293,6 +300,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=1,
                         help="calls in flight at once (default 1: one call at a time)")
+    parser.add_argument("--talk", type=float, nargs=2, default=(2.0, 8.0), metavar=("MIN", "MAX"),
+                        help="with --concurrent: seconds each call talks before it ends (uniform)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
