@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 from sqlalchemy import insert, select
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import drop_postgres, log, percentile, prepare_database  # noqa: E402
 
 from hub.app import create_app  # noqa: E402
 from hub.bus import InProcessBus  # noqa: E402
@@ -65,16 +65,6 @@ START = datetime(2025, 1, 1, tzinfo=UTC)
 PASSWORD = "bench-password"
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
-
-
 def summary_ms(seconds: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in seconds]
     return {
@@ -84,37 +74,6 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
         "max": round(max(ms), 2),
         "mean": round(statistics.fmean(ms), 2),
     }
-
-
-async def _admin(url: str) -> tuple[str, str]:
-    parsed = make_url(url)
-    return (
-        parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False),
-        str(parsed.database),
-    )
-
-
-async def prepare_database(kind: str, url: str | None, workdir: Path) -> str:
-    if kind == "sqlite":
-        return url or f"sqlite+aiosqlite:///{workdir / 'deal_card.db'}"
-    url = url or PG_DEFAULT
-    dsn, name = await _admin(url)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return url
-
-
-async def drop_postgres(url: str) -> None:
-    dsn, name = await _admin(url)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 TEXTS = [
@@ -293,7 +252,7 @@ async def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        url = await prepare_database(args.db, args.db_url, Path(tmp))
+        url = await prepare_database(args.db, args.db_url, Path(tmp) / "deal_card.db", PG_DEFAULT)
         try:
             engine = create_engine(url)
             await migrate(engine)

@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 from sqlalchemy import insert, select, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import drop_postgres, log, percentile, prepare_database  # noqa: E402
 
 from hub.app import create_app  # noqa: E402
 from hub.config import Config  # noqa: E402
@@ -54,50 +54,11 @@ BATCH = 5_000
 PASSWORD = "bench-pass"
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
-
-
 def summary_ms(seconds: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in seconds]
     return {"p50": round(percentile(ms, 50), 2), "p95": round(percentile(ms, 95), 2),
             "p99": round(percentile(ms, 99), 2), "max": round(max(ms), 2),
             "mean": round(statistics.fmean(ms), 2)}
-
-
-async def admin_dsn_and_name(url: str) -> tuple[str, str]:
-    parsed = make_url(url)
-    return (parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False),
-            str(parsed.database))
-
-
-async def prepare_database(kind: str, url: str | None, workdir: Path) -> str:
-    if kind == "sqlite":
-        return url or f"sqlite+aiosqlite:///{workdir / 'pages_deals.db'}"
-    url = url or PG_DEFAULT
-    dsn, name = await admin_dsn_and_name(url)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return url
-
-
-async def drop_postgres(url: str) -> None:
-    dsn, name = await admin_dsn_and_name(url)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def build(app: web.Application, n_deals: int, rng: random.Random) -> dict[str, Any]:
@@ -204,7 +165,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        url = await prepare_database(args.db, args.db_url, Path(tmp))
+        url = await prepare_database(args.db, args.db_url, Path(tmp) / "pages_deals.db", PG_DEFAULT)
         config = Config()
         config.database.url = url
         config.server.secret_key = "bench"
