@@ -47,9 +47,9 @@ async def board_deal(session: AsyncSession, actor: User, deal_id: int, *, pipeli
                      responsible_id: int | None = None, tag: str | None = None) -> dict[str, Any] | None:
     """The deal as a kanban card, or None when the actor may not see it or the board's filters
     (pipeline, responsible, tag) leave it out."""
-    where = await deals._filters(session, actor, pipeline_id=pipeline_id, responsible_id=responsible_id,
+    where = await deals.deal_filters(session, actor, pipeline_id=pipeline_id, responsible_id=responsible_id,
                                  tag=tag)
-    deal = await session.scalar(deals._query().where(Deal.id == deal_id, *where))
+    deal = await session.scalar(deals.deal_query().where(Deal.id == deal_id, *where))
     return None if deal is None else await deals.deal_dict(session, deal)
 
 
@@ -102,7 +102,7 @@ async def list_deals_ordered(session: AsyncSession, actor: User, *, order: str =
     if order not in ORDERS:
         raise ValidationError({"order": f"must be one of {', '.join(ORDERS)}"})
     limit = clamp_limit(limit)
-    where = await deals._filters(session, actor, pipeline_id=pipeline_id, stage_id=stage_id,
+    where = await deals.deal_filters(session, actor, pipeline_id=pipeline_id, stage_id=stage_id,
                                  responsible_id=responsible_id, tag=tag, q=q, without_tasks=without_tasks,
                                  region=region)
     if cursor:
@@ -114,7 +114,8 @@ async def list_deals_ordered(session: AsyncSession, actor: User, *, order: str =
         sort = (column.desc(), Deal.id.desc())
     else:
         sort = (column.asc(), Deal.id.asc())
-    rows = list((await session.scalars(deals._query().where(*where).order_by(*sort).limit(limit + 1))).all())
+    query = deals.deal_query().where(*where).order_by(*sort).limit(limit + 1)
+    rows = list((await session.scalars(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
@@ -131,7 +132,7 @@ async def first_cards(session: AsyncSession, actor: User, stage_ids: list[int], 
     limit = clamp_limit(limit)
     if not stage_ids:
         return {}
-    where = await deals._filters(session, actor, responsible_id=responsible_id, tag=tag)
+    where = await deals.deal_filters(session, actor, responsible_id=responsible_id, tag=tag)
     # Per stage: the planned ones in index order (stage_id, next_interaction_at), then the unplanned
     # ones; each part limited, so no column sorts more than it shows.
     parts = []
@@ -150,7 +151,7 @@ async def first_cards(session: AsyncSession, actor: User, stage_ids: list[int], 
         if len(wanted[stage_id]) <= limit:
             wanted[stage_id].append(deal_id)
     ids = [i for column in wanted.values() for i in column]
-    found = (await session.scalars(deals._query().where(Deal.id.in_(ids)))).all() if ids else []
+    found = (await session.scalars(deals.deal_query().where(Deal.id.in_(ids)))).all() if ids else []
     loaded = {d.id: d for d in found}
     by_stage = {sid: [loaded[i] for i in wanted[sid] if i in loaded] for sid in stage_ids}
     shown = [d for sid in stage_ids for d in by_stage[sid][:limit]]
@@ -161,5 +162,5 @@ async def first_cards(session: AsyncSession, actor: User, stage_ids: list[int], 
         more = len(column) > limit
         column = column[:limit]
         result[sid] = Page([dicts[d.id] for d in column],
-                           deals._encode_stage_cursor(column[-1]) if more and column else None)
+                           deals.encode_stage_cursor(column[-1]) if more and column else None)
     return result

@@ -123,7 +123,7 @@ async def deal_dict(session: AsyncSession, deal: Deal) -> dict[str, Any]:
 
 # --- loading and checking ---------------------------------------------------------------------------
 
-def _query() -> Any:
+def deal_query() -> Any:
     return select(Deal).options(selectinload(Deal.stage), selectinload(Deal.tags))
 
 
@@ -131,7 +131,8 @@ async def load_deal(session: AsyncSession, deal_id: Any) -> Deal | None:
     """The deal with its stage and tags freshly loaded (flush pending changes first)."""
     if isinstance(deal_id, bool) or not isinstance(deal_id, int) or not 0 < deal_id <= 2**62:
         return None
-    return await session.scalar(_query().where(Deal.id == deal_id).execution_options(populate_existing=True))
+    query = deal_query().where(Deal.id == deal_id).execution_options(populate_existing=True)
+    return await session.scalar(query)
 
 
 async def _visible_deal(session: AsyncSession, actor: User, deal_id: Any) -> Deal:
@@ -424,7 +425,7 @@ def _search(q: str, region: str) -> ColumnElement[bool]:
     return or_(*conditions)
 
 
-async def _filters(session: AsyncSession, actor: User, *, pipeline_id: Any = None, stage_id: Any = None,
+async def deal_filters(session: AsyncSession, actor: User, *, pipeline_id: Any = None, stage_id: Any = None,
                    responsible_id: Any = None, tag: Any = None, client_id: Any = None, lead_id: Any = None,
                    q: Any = None, without_tasks: bool = False, region: str = "RU") -> list[Any]:
     errors = {}
@@ -467,19 +468,19 @@ async def list_deals(session: AsyncSession, actor: User, *, pipeline_id: int | N
     """Newest first (id desc). ``q``: title, client/lead name, or their phone or e-mail in any format."""
     after = decode_cursor(cursor)
     limit = clamp_limit(limit)
-    where = await _filters(session, actor, pipeline_id=pipeline_id, stage_id=stage_id,
+    where = await deal_filters(session, actor, pipeline_id=pipeline_id, stage_id=stage_id,
                            responsible_id=responsible_id, tag=tag, client_id=client_id, lead_id=lead_id,
                            q=q, without_tasks=without_tasks, region=region)
     if after is not None:
         where.append(Deal.id < after)
-    query = _query().where(*where).order_by(Deal.id.desc()).limit(limit + 1)
+    query = deal_query().where(*where).order_by(Deal.id.desc()).limit(limit + 1)
     rows = list((await session.scalars(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(await deal_dicts(session, rows), encode_cursor(rows[-1].id) if more and rows else None)
 
 
-def _encode_stage_cursor(deal: Deal) -> str:
+def encode_stage_cursor(deal: Deal) -> str:
     at = deal.next_interaction_at
     key = "-" if at is None else str((at - EPOCH) // timedelta(microseconds=1))
     return base64.urlsafe_b64encode(f"k:{key}:{deal.id}".encode()).decode().rstrip("=")
@@ -505,7 +506,7 @@ async def list_stage_deals(session: AsyncSession, actor: User, stage_id: int, *,
     limit = clamp_limit(limit)
     if stage_id is None:
         raise ValidationError({"stage_id": "is required"})
-    where = await _filters(session, actor, stage_id=stage_id, responsible_id=responsible_id, tag=tag)
+    where = await deal_filters(session, actor, stage_id=stage_id, responsible_id=responsible_id, tag=tag)
     if cursor:
         at, last_id = _decode_stage_cursor(cursor)
         if at is None:
@@ -516,12 +517,12 @@ async def list_stage_deals(session: AsyncSession, actor: User, stage_id: int, *,
                 and_(Deal.next_interaction_at == at, Deal.id > last_id),
                 Deal.next_interaction_at.is_(None),
             ))
-    query = (_query().where(*where)
+    query = (deal_query().where(*where)
              .order_by(Deal.next_interaction_at.asc().nulls_last(), Deal.id.asc()).limit(limit + 1))
     rows = list((await session.scalars(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(await deal_dicts(session, rows), _encode_stage_cursor(rows[-1]) if more and rows else None)
+    return Page(await deal_dicts(session, rows), encode_stage_cursor(rows[-1]) if more and rows else None)
 
 
 async def stage_totals(session: AsyncSession, actor: User, pipeline_id: int, *,
@@ -530,7 +531,8 @@ async def stage_totals(session: AsyncSession, actor: User, pipeline_id: int, *,
     """``{stage_id: {"count", "amount"}}`` for every stage of the pipeline, summed in SQL."""
     if pipeline_id is None:
         raise ValidationError({"pipeline_id": "is required"})
-    where = await _filters(session, actor, pipeline_id=pipeline_id, responsible_id=responsible_id, tag=tag)
+    where = await deal_filters(session, actor, pipeline_id=pipeline_id, responsible_id=responsible_id,
+                               tag=tag)
     if await session.get(Pipeline, pipeline_id) is None:
         raise NotFound("pipeline not found")
     rows = await session.execute(
