@@ -478,3 +478,99 @@ class Call(Base):
     # Every user whose phone rang for this call (a queue rings several): who gets call.answered/ended.
     rung_user_ids: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- messaging: Telegram, SMS (and e-mail) conversations -------------------------------------------
+
+CHANNELS = ("telegram", "sms", "email")
+# in: received; out: queued → sending → sent → delivered, or undelivered / failed / unknown
+MESSAGE_STATUSES = ("received", "queued", "sending", "sent", "delivered", "undelivered", "failed", "unknown")
+
+
+class Conversation(Base):
+    """One chat with one outside party on one channel (a Telegram chat, a phone number, an address):
+    what the inbox lists, with the person it belongs to, who handles it and how much is unread."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("channel", "address", name="uq_conversations_channel_address"),
+        Index("ix_conversations_last", "last_message_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    # Telegram chat id, E.164 phone, lower-cased e-mail address
+    address: Mapped[str] = mapped_column(String(320))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    username: Mapped[str | None] = mapped_column(String(64), default=None)
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True, default=None)
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), default=None)
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), index=True, default=None)
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None)
+    unread: Mapped[int] = mapped_column(Integer, default=0)
+    last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_text: Mapped[str] = mapped_column(String(300), default="")
+    # "blocked": the party blocked the bot (Telegram my_chat_member kicked)
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """An inbound or outgoing message; its timeline entry is what people read. Outgoing messages are
+    the outbox: written ``queued`` with their entry in one transaction, sent by ``hub.outbox``."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_outbox", "status", "next_attempt_at"),
+        Index("ix_messages_conversation", "conversation_id", "id"),
+        UniqueConstraint("channel", "provider_id", name="uq_messages_channel_provider"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    direction: Mapped[str] = mapped_column(String(4))  # in | out
+    status: Mapped[str] = mapped_column(String(12))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("timeline_entries.id", ondelete="SET NULL"), unique=True, default=None)
+    # the channel's own id of the message: Telegram "<chat_id>:<message_id>", Twilio MessageSid, Message-ID
+    provider_id: Mapped[str | None] = mapped_column(String(300), default=None)
+    reply_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), default=None)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    text: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    error_code: Mapped[str | None] = mapped_column(String(40), default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    status_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class InboundDelivery(Base):
+    """Deliveries already taken in, by the channel's delivery key (Telegram ``update_id``): a webhook
+    retried or a poll repeated after a crash is recognised even when it carries no message."""
+
+    __tablename__ = "inbound_deliveries"
+    __table_args__ = (UniqueConstraint("channel", "key", name="uq_inbound_deliveries_channel_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    key: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelCursor(Base):
+    """Where a channel's intake resumes: the Telegram polling offset, an IMAP folder's last UID."""
+
+    __tablename__ = "channel_cursors"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -98,3 +98,147 @@ class CallIntakePort(Protocol):
     async def ended(self, fact: CallEndedFact) -> dict[str, Any] | None:
         """→ the stored call (API shape); a replayed end changes nothing."""
         ...
+
+
+# --- messaging: what the Telegram and SMS (and later e-mail) adapters hand the core ----------------------
+
+MessageChannel = Literal["telegram", "sms", "email"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundFile:
+    """A file that came with a message, already downloaded by the adapter."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundMessage:
+    """A message from outside. ``provider_id`` is the channel's own id of the message (Telegram
+    ``"<chat_id>:<message_id>"``, Twilio ``MessageSid``): taking the same message twice adds nothing;
+    ``edited`` replaces the text of the message taken before under that id.
+
+    ``address`` names the conversation: the Telegram chat id, the sender's phone, the e-mail address.
+    ``sender_id`` and ``username`` identify a Telegram sender (numeric id first, then @username).
+    """
+
+    channel: MessageChannel
+    provider_id: str
+    address: str
+    text: str = ""
+    sender_name: str = ""
+    sender_id: str | None = None
+    username: str | None = None
+    files: tuple[InboundFile, ...] = ()
+    at: datetime | None = None
+    edited: bool = False
+    reply_to_provider_id: str | None = None
+    # a /start deep-link payload or another campaign mark: kept as a new lead's source / UTM
+    source: str | None = None
+    utm: dict[str, str] | None = None
+    # a shared contact: its phone; ``shared_own_phone``: the sender shared their own number
+    shared_phone: str | None = None
+    shared_own_phone: bool = False
+    # what else the channel said, shown with the entry (location, sticker emoji, media urls...)
+    extra: dict[str, Any] | None = None
+    # where it was sent to (our Twilio number, our mailbox)
+    to_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryStatus:
+    """What the channel reports about a message we sent (Twilio status callback)."""
+
+    channel: MessageChannel
+    provider_id: str
+    status: str  # queued | sent | delivered | undelivered | failed
+    error_code: str | None = None
+    error: str | None = None
+    at: datetime | None = None
+
+
+class MessageIntakePort(Protocol):
+    """What a messaging adapter calls; one unit of work per fact, events published after commit."""
+
+    async def received(self, message: InboundMessage,
+                       delivery_key: str | None = None) -> dict[str, Any] | None:
+        """→ the stored message (API shape); None when this delivery or message was taken already.
+        ``delivery_key``: the channel's delivery id (Telegram ``update_id``), remembered in the
+        same transaction."""
+        ...
+
+    async def delivery_seen(self, channel: MessageChannel, delivery_key: str) -> bool:
+        """Remember a delivery that carries no message (a Telegram status update); False if seen."""
+        ...
+
+    async def blocked(self, channel: MessageChannel, address: str, blocked: bool) -> None:
+        """The party blocked (or unblocked) us: the conversation shows it."""
+        ...
+
+    async def status(self, update: DeliveryStatus) -> dict[str, Any] | None:
+        """Apply a delivery status; a status never moves backwards (delivered stays delivered)."""
+        ...
+
+    async def cursor(self, name: str) -> str | None: ...
+
+    async def set_cursor(self, name: str, value: str) -> None: ...
+
+
+# --- the outbox: what a channel's sender is given and what it answers -------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutgoingFile:
+    filename: str
+    content_type: str
+    path: str  # the stored file on disk
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutgoingMessage:
+    """One message for a sender: ``id`` is ours (stable across retries), ``address`` the conversation's."""
+
+    id: int
+    channel: MessageChannel
+    address: str
+    text: str
+    files: tuple[OutgoingFile, ...] = ()
+    reply_to_provider_id: str | None = None  # the provider id of the message answered
+    subject: str = ""
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendReceipt:
+    """The channel accepted the message: its own id for it, and the status it reported."""
+
+    provider_id: str | None
+    status: str = "sent"  # sent | queued (Twilio accepted it; callbacks follow)
+
+
+class RetryLater(Exception):
+    """A temporary failure (flood control, 5xx, timeout): try again, not before ``after`` seconds."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after = after
+
+
+class PermanentFailure(Exception):
+    """The channel refused the message for good (bot blocked, chat not found, invalid number)."""
+
+    def __init__(self, reason: str, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class Sender(Protocol):
+    """A channel's sender, registered with the outbox by the composition root."""
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        """Send or raise ``RetryLater`` / ``PermanentFailure``; any other exception counts as
+        "the result is unknown" (the request may have reached the channel)."""
+        ...

@@ -1,0 +1,689 @@
+"""Messages: Telegram and SMS (later e-mail) conversations in the CRM.
+
+Inbound (``MessageIntake``, the ``hub.crm.ports.MessageIntakePort`` the composition root hands an
+adapter), one unit of work per message:
+
+- idempotent: the delivery key (Telegram ``update_id``) and the message's ``provider_id`` are under
+  unique constraints; a replay adds nothing, an edit replaces the text of the entry;
+- the sender is identified (Telegram id, then @username; the phone; the address) or becomes a lead
+  in Unsorted; a shared own contact links the account to the client whose phone it carries;
+- the entry lands on the person's single open deal, else the most recently active one, else on the
+  person's own timeline; the conversation gets the unread count and the preview; ``message.received``.
+
+Outbound (``queue_message``): the message and its timeline entry are written ``queued`` in one
+transaction; ``hub.outbox`` sends it. Delivery statuses never move backwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.crm import access, contact_points, events, identify, leads
+from hub.crm.attachments import content_type_of, sanitize_filename, store_bytes, stored_path
+from hub.crm.errors import NotFound, ValidationError
+from hub.crm.models import (
+    Attachment,
+    ChannelCursor,
+    Client,
+    ContactPoint,
+    Conversation,
+    Deal,
+    InboundDelivery,
+    Lead,
+    Message,
+    Stage,
+    TimelineEntry,
+    User,
+    utcnow,
+)
+from hub.crm.ports import DeliveryStatus, InboundMessage, MessageChannel, OutgoingFile, OutgoingMessage
+from hub.crm.timeline import add_entry, entry_dict, entry_scope, storable, user_refs
+from hub.crm.validate import Fields, iso
+
+SENDABLE = ("telegram", "sms")
+# the longest text one outgoing message carries; a longer Telegram text is split, a longer SMS refused
+TEXT_LIMITS = {"telegram": 4096, "sms": 1600}
+MAX_PARTS = 10
+PREVIEW = 300
+LEAD_SOURCES = {"telegram": "telegram", "sms": "sms", "email": "e-mail"}
+# how far each status is along the road: a report never moves a message back
+STATUS_RANK = {"queued": 0, "sending": 1, "unknown": 1, "accepted": 2, "sent": 3,
+               "delivered": 4, "undelivered": 4, "failed": 4, "received": 4}
+FINAL = ("delivered", "undelivered", "failed")
+
+
+class UnitOfWork(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
+# --- shapes ---------------------------------------------------------------------------------------------
+
+def message_dict(m: Message, conversation: Conversation | None = None) -> dict[str, Any]:
+    result = {
+        "id": m.id, "channel": m.channel, "direction": m.direction, "status": m.status,
+        "conversation_id": m.conversation_id, "entry_id": m.entry_id, "provider_id": m.provider_id,
+        "reply_to_id": m.reply_to_id, "author_id": m.author_id, "text": m.text, "subject": m.subject,
+        "attempts": m.attempts, "error_code": m.error_code, "error": m.error,
+        "created_at": iso(m.created_at), "sent_at": iso(m.sent_at) if m.sent_at else None,
+        "next_attempt_at": iso(m.next_attempt_at) if m.next_attempt_at else None,
+    }
+    if conversation is not None:
+        result["conversation"] = conversation_dict(conversation)
+    return result
+
+
+def conversation_dict(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": c.id, "channel": c.channel, "address": c.address, "title": c.title, "username": c.username,
+        "client_id": c.client_id, "contact_id": c.contact_id, "lead_id": c.lead_id,
+        "assignee_id": c.assignee_id, "unread": c.unread, "state": c.state,
+        "last_message_at": iso(c.last_message_at), "last_text": c.last_text,
+    }
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at a paragraph, line or word break when one is near."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut < limit // 2:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+# --- who writes -----------------------------------------------------------------------------------------
+
+Person = tuple[str, int, int | None]  # ("client" | "contact" | "lead", id, client id)
+
+
+def _person_of(conversation: Conversation) -> Person | None:
+    if conversation.contact_id is not None:
+        return "contact", conversation.contact_id, conversation.client_id
+    if conversation.client_id is not None:
+        return "client", conversation.client_id, conversation.client_id
+    if conversation.lead_id is not None:
+        return "lead", conversation.lead_id, None
+    return None
+
+
+def _first_person(matches: list[dict[str, Any]]) -> Person | None:
+    for m in matches:
+        if m["type"] in ("client", "contact", "lead"):
+            return m["type"], m["id"], m["client_id"]
+    return None
+
+
+async def _identify(session: AsyncSession, message: InboundMessage,
+                    region: str) -> tuple[Person | None, bool]:
+    """The sender's person, and whether it was found by @username only (the id is then worth keeping)."""
+    if message.channel == "telegram":
+        if message.sender_id:
+            found = _first_person(await identify.identify(session, telegram=message.sender_id, region=region))
+            if found:
+                return found, False
+        if message.username:
+            found = _first_person(await identify.identify(session, telegram="@" + message.username,
+                                                          region=region))
+            return found, found is not None
+        return None, False
+    if message.channel == "sms":
+        return _first_person(await identify.identify(session, phone=message.address, region=region)), False
+    return _first_person(await identify.identify(session, email=message.address, region=region)), False
+
+
+async def _add_point(session: AsyncSession, person: Person, kind: str, value: str, raw: str,
+                     tail: str | None = None) -> None:
+    """Give the person one more contact point (unless they have it already)."""
+    owner_field = {"client": "client_id", "contact": "contact_id", "lead": "lead_id"}[person[0]]
+    column = getattr(ContactPoint, owner_field)
+    exists = await session.scalar(select(ContactPoint.id).where(
+        column == person[1], ContactPoint.kind == kind, ContactPoint.value == value))
+    if exists is None:
+        session.add(ContactPoint(kind=kind, value=value, raw=raw[:320], tail=tail,
+                                 **{owner_field: person[1]}))
+        await session.flush()
+
+
+async def _new_lead(session: AsyncSession, message: InboundMessage, region: str) -> Person:
+    name = (message.sender_name or message.address).strip()[:300] or message.address
+    data: dict[str, Any] = {"name": name, "source": (message.source or LEAD_SOURCES[message.channel])[:100],
+                            "unsorted": True}
+    if message.utm:
+        data["utm"] = message.utm
+    if message.channel == "telegram":
+        data["telegram"] = [v for v in (message.sender_id, message.username and "@" + message.username) if v]
+    elif message.channel == "sms":
+        data["phones"] = [message.address]
+    else:
+        data["emails"] = [message.address]
+    try:
+        lead = await leads.create_lead(session, None, data, region=region)
+    except ValidationError:
+        # an address the lead cannot keep (a short code, a malformed id): the lead without it
+        data.pop("phones", None)
+        data.pop("telegram", None)
+        data.pop("emails", None)
+        data.pop("utm", None)
+        lead = await leads.create_lead(session, None, data, region=region)
+    return "lead", lead["id"], None
+
+
+async def _shared_contact(session: AsyncSession, conversation: Conversation, person: Person,
+                          message: InboundMessage, region: str) -> Person:
+    """The sender shared their own phone: a known client's phone links this chat to that client (and
+    keeps the Telegram account on them); otherwise the phone goes on the sender's lead."""
+    phone = message.shared_phone or ""
+    normalised = contact_points.normalise(phones=[phone], region=region)
+    if normalised.errors or not normalised.phones:
+        return person
+    e164, tail, raw = normalised.phones[0]
+    owner = _first_person(await identify.identify(session, phone=e164, region=region))
+    if owner is not None and owner[0] != "lead" and owner != person:
+        if message.sender_id:
+            await _add_point(session, owner, "telegram_id", message.sender_id, message.sender_id)
+        _link(conversation, owner)
+        return owner
+    if person[0] == "lead":
+        await _add_point(session, person, "phone", e164, raw, tail)
+    return person
+
+
+def _link(conversation: Conversation, person: Person) -> None:
+    kind, person_id, client_id = person
+    conversation.client_id = client_id
+    conversation.contact_id = person_id if kind == "contact" else None
+    conversation.lead_id = person_id if kind == "lead" else None
+
+
+async def _converted(session: AsyncSession, person: Person) -> Person:
+    """A lead converted since: its client now."""
+    if person[0] != "lead":
+        return person
+    client_id = await session.scalar(select(Lead.converted_client_id).where(Lead.id == person[1]))
+    return ("client", client_id, client_id) if client_id is not None else person
+
+
+# --- where an entry goes ----------------------------------------------------------------------------------
+
+async def placement_deal(session: AsyncSession, client_id: int | None, lead_id: int | None) -> int | None:
+    """The person's single open deal, else their most recently active open deal, else None."""
+    if client_id is None and lead_id is None:
+        return None
+    owner = Deal.client_id == client_id if client_id is not None else Deal.lead_id == lead_id
+    return await session.scalar(
+        select(Deal.id).join(Stage, Stage.id == Deal.stage_id).where(owner, Stage.kind == "active")
+        .order_by(Deal.last_activity_at.desc(), Deal.id.desc()).limit(1))
+
+
+def _targets(person: Person | None, deal_id: int | None) -> dict[str, int | None]:
+    if deal_id is not None:
+        return {"deal_id": deal_id}
+    if person is None:
+        return {}
+    kind, person_id, client_id = person
+    if kind == "lead":
+        return {"lead_id": person_id}
+    return {"client_id": client_id}
+
+
+# --- conversations ----------------------------------------------------------------------------------------
+
+async def _conversation(session: AsyncSession, channel: str, address: str, title: str = "",
+                        username: str | None = None) -> Conversation:
+    """The conversation of this channel and address, created when new (a concurrent creator wins)."""
+    query = select(Conversation).where(Conversation.channel == channel, Conversation.address == address)
+    found = await session.scalar(query)
+    if found is not None:
+        return found
+    conversation = Conversation(channel=channel, address=address, title=title[:300], username=username,
+                                unread=0, last_message_at=utcnow(), last_text="", state="open",
+                                created_at=utcnow())
+    try:
+        async with session.begin_nested():
+            session.add(conversation)
+            await session.flush()
+    except IntegrityError:
+        found = await session.scalar(query)
+        if found is None:
+            raise
+        return found
+    return conversation
+
+
+async def _recipients(session: AsyncSession, conversation: Conversation) -> dict[str, Any]:
+    """The event scope of a conversation: its assignee, else the person's manager (an unknown one: all)."""
+    manager_id = None
+    if conversation.client_id is not None:
+        manager_id = await session.scalar(
+            select(Client.manager_id).where(Client.id == conversation.client_id))
+    elif conversation.lead_id is not None:
+        manager_id = await session.scalar(select(Lead.manager_id).where(Lead.id == conversation.lead_id))
+    scope: dict[str, Any] = {"manager_id": manager_id, "assignee_id": conversation.assignee_id}
+    if manager_id is None and conversation.assignee_id is None:
+        scope["unassigned"] = True
+    return scope
+
+
+def _preview(text: str, files: Sequence[Any]) -> str:
+    text = " ".join(text.split())
+    if not text and files:
+        text = "📎 " + ", ".join(getattr(f, "filename", "") for f in files)
+    return text[:PREVIEW]
+
+
+# --- inbound ------------------------------------------------------------------------------------------------
+
+class MessageIntake:
+    """``hub.crm.ports.MessageIntakePort`` over a database."""
+
+    def __init__(self, db: UnitOfWork, *, attachments_dir: str | Path, region: str = "RU") -> None:
+        self.db = db
+        self.attachments_dir = Path(attachments_dir)
+        self.region = region
+
+    async def received(self, message: InboundMessage,
+                       delivery_key: str | None = None) -> dict[str, Any] | None:
+        stored = [(f, await store_bytes(self.attachments_dir, f.data)) for f in message.files if f.data]
+        async with self.db.transaction() as s:
+            if delivery_key is not None and not await _remember_delivery(s, message.channel, delivery_key):
+                return None
+            return await take_message(s, message, stored, self.region)
+
+    async def delivery_seen(self, channel: MessageChannel, delivery_key: str) -> bool:
+        async with self.db.transaction() as s:
+            return await _remember_delivery(s, channel, delivery_key)
+
+    async def blocked(self, channel: MessageChannel, address: str, blocked: bool) -> None:
+        async with self.db.transaction() as s:
+            conversation = await s.scalar(select(Conversation).where(
+                Conversation.channel == channel, Conversation.address == address))
+            if conversation is None:
+                return
+            conversation.state = "blocked" if blocked else "open"
+            await s.flush()
+            events.emit(s, "conversation.updated", {"conversation": conversation_dict(conversation)},
+                        scope=await _recipients(s, conversation))
+
+    async def status(self, update: DeliveryStatus) -> dict[str, Any] | None:
+        async with self.db.transaction() as s:
+            return await apply_status(s, update)
+
+    async def cursor(self, name: str) -> str | None:
+        async with self.db.transaction() as s:
+            return await s.scalar(select(ChannelCursor.value).where(ChannelCursor.name == name))
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        async with self.db.transaction() as s:
+            row = await s.get(ChannelCursor, name)
+            if row is None:
+                s.add(ChannelCursor(name=name, value=value, updated_at=utcnow()))
+            else:
+                row.value = value
+            await s.flush()
+
+
+async def _remember_delivery(session: AsyncSession, channel: str, key: str) -> bool:
+    """False when this delivery was taken before (a retried webhook, a repeated poll)."""
+    try:
+        async with session.begin_nested():
+            session.add(InboundDelivery(channel=channel, key=str(key)[:100], created_at=utcnow()))
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def _edit(session: AsyncSession, existing: Message, message: InboundMessage) -> dict[str, Any] | None:
+    if not message.edited or existing.text == message.text:
+        return None
+    existing.text = storable(message.text)
+    entry = await session.get(TimelineEntry, existing.entry_id) if existing.entry_id else None
+    if entry is not None:
+        entry.text = existing.text
+        entry.payload = {**(entry.payload or {}), "edited_at": iso(message.at or utcnow())}
+        await session.flush()
+        await session.refresh(entry, ["attachments"])
+        events.emit(session, "timeline.updated", {"entry": entry_dict(entry, await user_refs(session, []))},
+                    scope=await entry_scope(session, entry))
+    return message_dict(existing)
+
+
+async def take_message(session: AsyncSession, message: InboundMessage,
+                       stored: list[tuple[Any, str]], region: str = "RU") -> dict[str, Any] | None:
+    """Store one inbound message (see the module's docstring). None when it was taken before."""
+    existing = await session.scalar(select(Message).where(
+        Message.channel == message.channel, Message.provider_id == message.provider_id))
+    if existing is not None:
+        return await _edit(session, existing, message)
+
+    conversation = await _conversation(session, message.channel, message.address,
+                                       message.sender_name, message.username)
+    person = _person_of(conversation)
+    if person is not None:
+        person = await _converted(session, person)
+    else:
+        person, by_username = await _identify(session, message, region)
+        if person is not None and by_username and message.sender_id:
+            await _add_point(session, person, "telegram_id", message.sender_id, message.sender_id)
+        if person is None:
+            person = await _new_lead(session, message, region)
+    if message.shared_phone and message.shared_own_phone:
+        person = await _shared_contact(session, conversation, person, message, region)
+    _link(conversation, person)
+
+    deal_id = await placement_deal(session, person[2], person[1] if person[0] == "lead" else None)
+    payload: dict[str, Any] = {"channel": message.channel, "from": message.sender_name,
+                               "address": message.address, "status": "received"}
+    if message.username:
+        payload["username"] = message.username
+    if message.extra:
+        payload["extra"] = message.extra
+    entry = await add_entry(session, kind=message.channel, direction="in", text=message.text,
+                            payload=payload, occurred_at=message.at, **_targets(person, deal_id),
+                            external_key=f"{message.channel}:{message.provider_id}")
+    if entry is None:
+        return None  # a concurrent delivery of the same message won
+    for file, digest in stored:
+        name = sanitize_filename(file.filename)
+        entry.attachments.append(Attachment(
+            filename=name, content_type=content_type_of(file.content_type, name), size=len(file.data),
+            sha256=digest, created_at=utcnow()))
+    reply_to = None
+    if message.reply_to_provider_id:
+        reply_to = await session.scalar(select(Message.id).where(
+            Message.channel == message.channel, Message.provider_id == message.reply_to_provider_id))
+    row = Message(channel=message.channel, direction="in", status="received", conversation_id=conversation.id,
+                  entry_id=entry.id, provider_id=message.provider_id, reply_to_id=reply_to,
+                  text=entry.text, attempts=0, created_at=utcnow(), status_at=utcnow())
+    session.add(row)
+    conversation.unread += 1
+    conversation.last_message_at = entry.occurred_at
+    conversation.last_text = _preview(message.text, message.files)
+    if message.sender_name and not conversation.title:
+        conversation.title = message.sender_name[:300]
+    await session.flush()
+    result = message_dict(row, conversation)
+    result["entry"] = entry_dict(entry)
+    result["person"] = {"type": person[0], "id": person[1], "client_id": person[2]}
+    scope = await _recipients(session, conversation)
+    events.emit(session, "message.received", {"message": result}, scope=scope)
+    if stored:  # the entry went out (timeline.added) before its files were attached
+        events.emit(session, "timeline.updated", {"entry": entry_dict(entry)},
+                    scope=await entry_scope(session, entry))
+    return result
+
+
+# --- delivery statuses ------------------------------------------------------------------------------------
+
+async def _show_status(session: AsyncSession, message: Message) -> None:
+    """Copy the status onto the entry people see, and tell them."""
+    entry = await session.get(TimelineEntry, message.entry_id) if message.entry_id else None
+    payload = {"message_id": message.id, "status": message.status, "error": message.error,
+               "error_code": message.error_code}
+    if entry is not None:
+        entry.payload = {**(entry.payload or {}), **payload}
+        await session.flush()
+        await session.refresh(entry, ["attachments"])
+        scope = await entry_scope(session, entry)
+        events.emit(session, "timeline.updated", {"entry": entry_dict(entry, await user_refs(
+            session, [entry.author_id]))}, scope=scope)
+    else:
+        scope = {}
+    events.emit(session, "message.status", {"message": message_dict(message)}, scope=scope)
+
+
+async def apply_status(session: AsyncSession, update: DeliveryStatus) -> dict[str, Any] | None:
+    """A provider's report on a message we sent; None for an unknown message or a stale report."""
+    message = await session.scalar(select(Message).where(
+        Message.channel == update.channel, Message.provider_id == update.provider_id))
+    status = "accepted" if update.status in ("accepted", "queued", "scheduled") else update.status
+    if message is None or message.direction != "out" or status not in STATUS_RANK:
+        return None
+    if message.status in FINAL or STATUS_RANK[status] <= STATUS_RANK.get(message.status, 0):
+        return None
+    message.status = status
+    message.status_at = update.at or utcnow()
+    if status in ("undelivered", "failed"):
+        message.error_code = (update.error_code or "")[:40] or None
+        message.error = (update.error or f"error {update.error_code}" if update.error_code else None)
+    await session.flush()
+    await _show_status(session, message)
+    return message_dict(message)
+
+
+# --- outbound ---------------------------------------------------------------------------------------------
+
+async def _target_person(session: AsyncSession, actor: User, v: Fields) -> tuple[Person, int | None]:
+    """The person (and deal) a message from the card goes to; the actor must see it."""
+    deal_id, client_id, lead_id = v.integer("deal_id"), v.integer("client_id"), v.integer("lead_id")
+    v.check()
+    if deal_id is not None:
+        deal = await access.visible(session, actor, await session.get(Deal, deal_id), "deal")
+        if deal.client_id is not None:
+            contact_id = deal.contact_id
+            return (("contact", contact_id, deal.client_id) if contact_id else
+                    ("client", deal.client_id, deal.client_id)), deal.id
+        return ("lead", deal.lead_id, None), deal.id
+    if client_id is not None:
+        await access.visible(session, actor, await session.get(Client, client_id), "client")
+        return ("client", client_id, client_id), None
+    if lead_id is not None:
+        await access.visible(session, actor, await session.get(Lead, lead_id), "lead")
+        return ("lead", lead_id, None), None
+    raise ValidationError({"deal_id": "a deal, client or lead is required"})
+
+
+async def _person_conversation(session: AsyncSession, channel: str, person: Person) -> Conversation | None:
+    """The person's latest conversation on the channel, or one opened from their contact points."""
+    kind, person_id, client_id = person
+    if kind == "lead":
+        owned = Conversation.lead_id == person_id
+    elif kind == "contact":
+        owned = Conversation.contact_id == person_id
+    else:
+        owned = Conversation.client_id == client_id
+    found = await session.scalar(select(Conversation).where(Conversation.channel == channel, owned)
+                                 .order_by(Conversation.last_message_at.desc()).limit(1))
+    if found is not None or (kind == "contact" and (
+            found := await _person_conversation(session, channel, ("client", client_id, client_id)))):  # type: ignore[arg-type]
+        return found
+    owner_field = {"client": "client_id", "contact": "contact_id", "lead": "lead_id"}[kind]
+    kinds = ("telegram_id",) if channel == "telegram" else ("phone",) if channel == "sms" else ("email",)
+    address = await session.scalar(select(ContactPoint.value).where(
+        getattr(ContactPoint, owner_field) == person_id, ContactPoint.kind.in_(kinds),
+    ).order_by(ContactPoint.id))
+    if address is None:
+        return None
+    conversation = await _conversation(session, channel, address)
+    if _person_of(conversation) is None:
+        _link(conversation, person)
+    return conversation
+
+
+async def _reply_target(session: AsyncSession, actor: User, entry_id: int) -> Message:
+    message = await session.scalar(select(Message).where(Message.entry_id == entry_id))
+    if message is None:
+        raise ValidationError({"reply_to": "is not a message"})
+    entry = await session.get(TimelineEntry, entry_id)
+    if entry is None:
+        raise ValidationError({"reply_to": "does not exist"})
+    await _check_entry_visible(session, actor, entry)
+    return message
+
+
+async def _check_entry_visible(session: AsyncSession, actor: User, entry: TimelineEntry) -> None:
+    if entry.deal_id is not None:
+        await access.visible(session, actor, await session.get(Deal, entry.deal_id), "timeline entry")
+    elif entry.client_id is not None:
+        await access.visible(session, actor, await session.get(Client, entry.client_id), "timeline entry")
+    elif entry.lead_id is not None:
+        await access.visible(session, actor, await session.get(Lead, entry.lead_id), "timeline entry")
+
+
+async def queue_message(session: AsyncSession, actor: User, data: Any,
+                        files: Sequence[tuple[str, str, str, int]] = ()) -> list[dict[str, Any]]:
+    """Queue an outgoing message (split into several when a Telegram text is too long) → the queued
+    messages. ``files``: (filename, content type, sha256, size) already stored under attachments_dir."""
+    v = Fields(data)
+    channel = v.text("channel", required=True, max_len=20)
+    text = v.text("text", max_len=TEXT_LIMITS["telegram"] * MAX_PARTS, default="")
+    subject = v.text("subject", max_len=500, default="")
+    reply_to_entry = v.integer("reply_to")
+    if channel and channel not in SENDABLE:
+        v.fail("channel", f"must be one of: {', '.join(SENDABLE)}")
+    v.check()
+    text = storable(text or "")
+    if not text.strip() and not files:
+        raise ValidationError({"text": "is required (or a file)"})
+    limit = TEXT_LIMITS[channel]
+    if channel == "sms" and len(text) > limit:
+        raise ValidationError({"text": f"an SMS carries at most {limit} characters, "
+                                       f"this one has {len(text)}"})
+    if channel == "sms" and files:
+        raise ValidationError({"attachments": "files cannot be sent by SMS"})
+
+    reply_to = await _reply_target(session, actor, reply_to_entry) if reply_to_entry is not None else None
+    if reply_to is not None and reply_to.channel != channel:
+        raise ValidationError({"reply_to": f"is a {reply_to.channel} message, not {channel}"})
+    if reply_to is not None:
+        conversation = await session.get(Conversation, reply_to.conversation_id)
+        assert conversation is not None
+        person = _person_of(conversation)
+        deal_id = (await session.get(TimelineEntry, reply_to.entry_id)).deal_id if reply_to.entry_id else None  # type: ignore[union-attr]
+    else:
+        person, deal_id = await _target_person(session, actor, v)
+        conversation = await _person_conversation(session, channel, person)
+        if conversation is None:
+            what = {"telegram": "no Telegram chat (the person has not written to the bot)",
+                    "sms": "no phone number"}[channel]
+            raise ValidationError({"channel": f"the {person[0]} has {what}"})
+    if conversation.state == "blocked":
+        raise ValidationError({"channel": "the person has blocked the bot"})
+    if deal_id is None and person is not None:
+        deal_id = await placement_deal(session, person[2], person[1] if person[0] == "lead" else None)
+
+    parts = split_text(text, limit) if text else [""]
+    if len(parts) > MAX_PARTS:
+        raise ValidationError({"text": f"is too long: at most {limit * MAX_PARTS} characters"})
+    now = utcnow()
+    results = []
+    for index, part in enumerate(parts):
+        entry = await add_entry(session, kind=channel, direction="out", text=part, author_id=actor.id,
+                                payload={"channel": channel, "status": "queued",
+                                         "address": conversation.address},
+                                **_targets(person, deal_id))
+        assert entry is not None
+        if index == len(parts) - 1:
+            for filename, content_type, sha256, size in files:
+                entry.attachments.append(Attachment(filename=filename, content_type=content_type, size=size,
+                                                    sha256=sha256, created_at=now))
+        row = Message(channel=channel, direction="out", status="queued", conversation_id=conversation.id,
+                      entry_id=entry.id, reply_to_id=reply_to.id if reply_to and index == 0 else None,
+                      author_id=actor.id, text=part, subject=subject, attempts=0, next_attempt_at=now,
+                      created_at=now, status_at=now)
+        session.add(row)
+        await session.flush()
+        entry.payload = {**entry.payload, "message_id": row.id}
+        results.append(message_dict(row))
+    conversation.last_message_at = now
+    conversation.last_text = _preview(text, [f for f in files])
+    conversation.unread = 0
+    await session.flush()
+    events.emit(session, "message.queued", {"ids": [r["id"] for r in results]},
+                scope=await _recipients(session, conversation))
+    return results
+
+
+async def retry_message(session: AsyncSession, actor: User, message_id: Any) -> dict[str, Any]:
+    """Queue a failed message (or one whose result is unknown) again, at the agent's word."""
+    message = await session.get(Message, message_id) if isinstance(message_id, int) else None
+    if message is None or message.direction != "out" or message.entry_id is None:
+        raise NotFound("message not found")
+    entry = await session.get(TimelineEntry, message.entry_id)
+    assert entry is not None
+    await _check_entry_visible(session, actor, entry)
+    if message.status not in ("failed", "unknown"):
+        raise ValidationError({"status": "only a failed message can be sent again, "
+                                         f"this one is {message.status}"})
+    message.status, message.attempts, message.next_attempt_at = "queued", 0, utcnow()
+    message.error = message.error_code = None
+    await session.flush()
+    await _show_status(session, message)
+    events.emit(session, "message.queued", {"ids": [message.id]}, scope={"author_id": actor.id})
+    return message_dict(message)
+
+
+# --- what the outbox needs --------------------------------------------------------------------------------
+
+async def outgoing(session: AsyncSession, message: Message, attachments_dir: str | Path) -> OutgoingMessage:
+    """The sender's view of a queued message."""
+    conversation = await session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    files: tuple[OutgoingFile, ...] = ()
+    if message.entry_id is not None:
+        rows = (await session.scalars(select(Attachment).where(Attachment.entry_id == message.entry_id)
+                                      .order_by(Attachment.id))).all()
+        files = tuple(OutgoingFile(filename=a.filename, content_type=a.content_type,
+                                   path=str(stored_path(attachments_dir, a.sha256))) for a in rows)
+    reply_to = None
+    if message.reply_to_id is not None:
+        reply_to = await session.scalar(select(Message.provider_id).where(Message.id == message.reply_to_id))
+    return OutgoingMessage(id=message.id, channel=message.channel, address=conversation.address,  # type: ignore[arg-type]
+                           text=message.text, files=files, reply_to_provider_id=reply_to,
+                           subject=message.subject, attempt=message.attempts)
+
+
+async def claim(session: AsyncSession, message_id: int) -> Message | None:
+    """Mark a queued message ``sending`` (one worker wins); None when another took it first."""
+    result = await session.execute(
+        update(Message).where(Message.id == message_id, Message.status == "queued")
+        .values(status="sending", attempts=Message.attempts + 1, status_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    message = await session.get(Message, message_id, populate_existing=True)
+    return message
+
+
+async def record_outcome(session: AsyncSession, message_id: int, status: str, *,
+                         provider_id: str | None = None, error: str | None = None,
+                         error_code: str | None = None, retry_at: datetime | None = None) -> Message | None:
+    """The outbox's result of one attempt: sent/accepted, queued again (``retry_at``), failed, unknown."""
+    message = await session.get(Message, message_id)
+    if message is None:
+        return None
+    now = utcnow()
+    message.status, message.status_at = status, now
+    message.error, message.error_code = (error[:500] if error else None), error_code
+    message.next_attempt_at = retry_at
+    if provider_id is not None:
+        message.provider_id = provider_id[:300]
+    if status in ("sent", "accepted"):
+        message.sent_at = now
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:  # the provider gave an id we hold already: keep the message, not the id
+        message.provider_id = None
+        await session.flush()
+    await _show_status(session, message)
+    return message
+
+
+def backoff(attempt: int, base: float = 2.0, cap: float = 600.0) -> timedelta:
+    """Exponential: 2, 4, 8 … seconds, at most ten minutes (the outbox adds the jitter)."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempt - 1)))
