@@ -12,6 +12,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -23,16 +24,33 @@ from hub.bus import InProcessBus
 from hub.config import Config
 from hub.crm.extensions import all_extensions
 from hub.crm.intake import CallIntake
+from hub.crm.messages import MessageIntake
 from hub.db import Database, create_engine, migrate
+from hub.messengers.telegram import TelegramChannel
+from hub.messengers.twilio_sms import TwilioChannel
+from hub.outbox import Outbox
 from hub.telephony.ami import AmiConnection
 from hub.telephony.crm_bridge import CrmBridge, settings_from
 from hub.web import auth, health, i18n, openapi, sse, vendor
 from hub.web.api import attachments as attachment_api
 from hub.web.api import calls as call_api
-from hub.web.api import deals, notifications, people, timeline
+from hub.web.api import deals, notifications, people, timeline, webhooks
 from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
-from hub.web.keys import AMI, BUS, CHANNELS, CONFIG, DB, LOGIN_LIMITER, OPENAPI, RECORDINGS_HTTP, STREAMS
+from hub.web.keys import (
+    AMI,
+    BUS,
+    CHANNELS,
+    CONFIG,
+    DB,
+    LOGIN_LIMITER,
+    OPENAPI,
+    OUTBOX,
+    RECORDINGS_HTTP,
+    STREAMS,
+    TELEGRAM,
+    TWILIO,
+)
 from hub.web.ratelimit import LoginLimiter
 from hub.web.security import add_security_headers
 from hub.web.views import chrome, deals_board, pages
@@ -54,7 +72,7 @@ WEBUI = Path(__file__).resolve().parent.parent / "webui"
 ROUTE_TABLES = (
     auth.routes, openapi.routes, health.routes, sse.routes,
     people.routes, deals.routes, timeline.routes, notifications.routes, attachment_api.routes,
-    settings_api.routes, call_api.routes,
+    settings_api.routes, call_api.routes, webhooks.routes,
 )
 
 
@@ -98,6 +116,8 @@ def create_app(config: Config) -> web.Application:
         app[AMI] = _ami_connection(config, app[DB])
         app[CHANNELS]["asterisk"] = app[AMI].health
         app.cleanup_ctx.append(_asterisk)
+    _messaging(app, config)
+    app.cleanup_ctx.append(_messaging_lifecycle)
     if config.asterisk.recordings_url and not config.asterisk.recordings_dir:
         app.cleanup_ctx.append(_recordings_http)
     app.on_shutdown.append(sse.stop_streams)
@@ -112,6 +132,38 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await database.dispose()
+
+
+def _messaging(app: web.Application, config: Config) -> None:
+    """The configured messaging channels and the outbox (which exists even with no channel: messages
+    queued meanwhile wait for one)."""
+    intake = MessageIntake(app[DB], attachments_dir=config.server.attachments_dir,
+                           region=config.phones.default_region)
+    senders: dict[str, Any] = {}
+    if config.telegram.token:
+        app[TELEGRAM] = TelegramChannel(config.telegram, public_url=config.server.public_url, intake=intake)
+        app[CHANNELS]["telegram"] = app[TELEGRAM].health
+        senders["telegram"] = app[TELEGRAM]
+    if config.twilio.account_sid:
+        app[TWILIO] = TwilioChannel(config.twilio, public_url=config.server.public_url, intake=intake)
+        app[CHANNELS]["sms"] = app[TWILIO].health
+        senders["sms"] = app[TWILIO]
+    app[OUTBOX] = Outbox(app[DB], app[BUS], senders, attachments_dir=config.server.attachments_dir)
+
+
+async def _messaging_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    channels = [channel for channel in (app.get(TELEGRAM), app.get(TWILIO)) if channel is not None]
+    started: list[Any] = []
+    try:
+        for channel in channels:
+            await channel.start()
+            started.append(channel)
+        await app[OUTBOX].start()
+        yield
+    finally:
+        await app[OUTBOX].stop()
+        for channel in reversed(started):
+            await channel.stop()
 
 
 async def _recordings_http(app: web.Application) -> AsyncIterator[None]:

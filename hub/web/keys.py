@@ -15,6 +15,9 @@ from hub.bus import InProcessBus
 from hub.config import Config
 from hub.crm.models import User
 from hub.db import Database
+from hub.messengers.telegram import TelegramChannel
+from hub.messengers.twilio_sms import TwilioChannel
+from hub.outbox import Outbox
 from hub.telephony.ami import AmiConnection
 from hub.web.ratelimit import LoginLimiter
 
@@ -38,6 +41,10 @@ CHANNELS = web.AppKey("channels", dict[str, Callable[[], str]])
 
 # The Asterisk connection, when [asterisk] host is set (click-to-call sends through it).
 AMI = web.AppKey("ami_connection", AmiConnection)
+# The messaging channels, when configured ([telegram] token, [twilio] account_sid), and the outbox.
+TELEGRAM = web.AppKey("telegram_channel", TelegramChannel)
+TWILIO = web.AppKey("twilio_channel", TwilioChannel)
+OUTBOX = web.AppKey("outbox", Outbox)
 
 # The HTTP client that fetches recordings from [asterisk] recordings_url (when set).
 RECORDINGS_HTTP = web.AppKey("recordings_http", aiohttp.ClientSession)

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 def _is_api(path: str) -> bool:
     """Browser pages, their forms and files are not part of the JSON API."""
-    return path.startswith("/api/") or path == "/healthz"
+    return path.startswith(("/api/", "/webhooks/")) or path == "/healthz"
 
 
 def _router_routes(app: web.Application) -> set[tuple[str, str]]:

@@ -1,0 +1,47 @@
+"""The channels' webhooks: Telegram updates and Twilio messages and status callbacks.
+
+Thin: the adapter checks the secret or the signature and takes the update in; a channel that is not
+configured answers 404 (nothing there to call).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.web.errors import error_response
+from hub.web.keys import TELEGRAM, TWILIO
+from hub.web.routing import Routes
+
+routes = Routes("webhooks")
+NOT_CONFIGURED = "channel_not_configured"
+
+
+def _missing(channel: str) -> web.Response:
+    return error_response(404, NOT_CONFIGURED, f"the {channel} channel is not configured on this hub")
+
+
+@routes.post("/webhooks/telegram", "A Telegram update (X-Telegram-Bot-Api-Secret-Token checked)",
+             errors=(400, 403, 404), public=True)
+async def telegram_update(request: web.Request) -> web.StreamResponse:
+    channel = request.app.get(TELEGRAM)
+    if channel is None:
+        return _missing("Telegram")
+    return await channel.handle_webhook(request)
+
+
+@routes.post("/webhooks/twilio/sms", "An inbound SMS/MMS from Twilio (X-Twilio-Signature checked)",
+             errors=(400, 403, 404), public=True)
+async def twilio_sms(request: web.Request) -> web.StreamResponse:
+    channel = request.app.get(TWILIO)
+    if channel is None:
+        return _missing("Twilio")
+    return await channel.handle_sms(request)
+
+
+@routes.post("/webhooks/twilio/status", "A Twilio status callback for a sent message (signature checked)",
+             errors=(400, 403, 404), public=True)
+async def twilio_status(request: web.Request) -> web.StreamResponse:
+    channel = request.app.get(TWILIO)
+    if channel is None:
+        return _missing("Twilio")
+    return await channel.handle_status(request)
