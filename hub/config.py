@@ -75,6 +75,34 @@ class TwilioConfig:
 
 
 @dataclass
+class MailboxConfig:
+    """One ``[[mailboxes]]`` entry: IMAP in, SMTP out. TLS: "ssl" (implicit), "starttls" or "none"."""
+
+    name: str = ""
+    imap_host: str = ""
+    imap_port: int = 993
+    imap_tls: str = "ssl"
+    username: str = ""
+    password: str = ""
+    folder: str = "INBOX"
+    sent_folder: str = "Sent"  # where a copy of each letter we send is APPENDed ("" to skip)
+    smtp_host: str = ""
+    smtp_port: int = 465
+    smtp_tls: str = "ssl"
+    smtp_username: str = ""  # defaults to username
+    smtp_password: str = ""  # defaults to password
+    from_address: str = ""
+    from_name: str = ""
+    assignee: str = ""  # a user's login: a shared mailbox's new conversations go to them
+    idle: bool = True  # IMAP IDLE; false (or a server without IDLE): poll every poll_seconds
+    poll_seconds: int = 60
+    ca_file: str = ""  # an extra CA certificate to trust (a private mail server)
+
+
+MAILBOX_TLS = ("ssl", "starttls", "none")
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -82,7 +110,7 @@ class Config:
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
-    mailboxes: list[dict[str, Any]] = field(default_factory=list)
+    mailboxes: list[MailboxConfig] = field(default_factory=list)
     source: str = "(defaults)"
 
 
@@ -108,7 +136,10 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     mailboxes = raw.get("mailboxes", [])
     if not isinstance(mailboxes, list):
         raise ConfigError("[[mailboxes]] must be an array of tables")
-    config.mailboxes = mailboxes
+    config.mailboxes = [_mailbox(index, entry) for index, entry in enumerate(mailboxes)]
+    names = [m.name for m in config.mailboxes]
+    if len(set(names)) != len(names):
+        raise ConfigError("[[mailboxes]] names must differ")
     try:
         ZoneInfo(config.server.timezone)
     except (ValueError, ZoneInfoNotFoundError) as exc:
@@ -116,6 +147,23 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     if not config.server.secret_key:
         config.server.secret_key = secrets.token_hex(32)
     return config
+
+
+def _mailbox(index: int, entry: Any) -> MailboxConfig:
+    where = f"mailboxes[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table")
+    mailbox = MailboxConfig()
+    _apply(where, mailbox, entry, {})
+    for key in ("name", "imap_host", "username", "from_address"):
+        if not getattr(mailbox, key):
+            raise ConfigError(f"{where}.{key} is required")
+    for key in ("imap_tls", "smtp_tls"):
+        if getattr(mailbox, key) not in MAILBOX_TLS:
+            raise ConfigError(f"{where}.{key}: expected one of {', '.join(MAILBOX_TLS)}")
+    mailbox.smtp_username = mailbox.smtp_username or mailbox.username
+    mailbox.smtp_password = mailbox.smtp_password or mailbox.password
+    return mailbox
 
 
 def _sections(config: Config) -> list[str]:

@@ -73,7 +73,8 @@ async def test_unknown_telegram_sender_becomes_a_lead_once(database: Database, i
     assert await intake.received(tg(5), delivery_key="418730599") is None  # the same message again
     async with database.reading() as s:
         lead = await s.get(Lead, first["person"]["id"])
-        assert lead is not None and lead.name == "Анна Соколова" and lead.unsorted and lead.source == "telegram"
+        assert lead is not None and lead.name == "Анна Соколова"
+        assert lead.unsorted and lead.source == "telegram"
         points = {(p.kind, p.value) for p in await s.scalars(select(ContactPoint).where(
             ContactPoint.lead_id == lead.id))}
         assert points == {("telegram_id", "6038471925"), ("telegram_username", "anna_sokolova_spb")}
@@ -198,8 +199,8 @@ async def test_reply_is_sent_once_with_reply_to(database: Database, intake: Any,
 async def test_message_to_a_deal_finds_the_clients_chat(database: Database, intake: Any,
                                                         world: dict[str, Any], tmp_path: Path) -> None:
     await _chat(database, intake, world)
-    [queued] = await queue(database, world["agent"], {"channel": "telegram", "deal_id": world["deal"]["id"],
-                                                      "text": "Замер в пятницу"})
+    await queue(database, world["agent"], {"channel": "telegram", "deal_id": world["deal"]["id"],
+                                           "text": "Замер в пятницу"})
     sender = RecordingSender()
     await Outbox(database, database.bus, {"telegram": sender}, attachments_dir=tmp_path).drain_once()
     assert sender.sent[0].address == "6038471925" and sender.sent[0].reply_to_provider_id is None
