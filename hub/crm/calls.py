@@ -38,38 +38,42 @@ async def call_dicts(session: AsyncSession, calls: list[Call]) -> list[dict[str,
     agents = await names(User.id, User.name, {c.agent_id for c in calls if c.agent_id})
     clients = await names(Client.id, Client.name, {c.client_id for c in calls if c.client_id})
     leads = await names(Lead.id, Lead.name, {c.lead_id for c in calls if c.lead_id})
-    result = []
-    for c in calls:
-        agent = None
-        if c.agent_id is not None or c.agent_extension:
-            agent = {"id": c.agent_id, "name": agents.get(c.agent_id, {}).get("name") if c.agent_id else None,
-                     "extension": c.agent_extension}
-        result.append({
-            "id": c.id,
-            "call_key": c.linkedid,
-            "direction": c.direction,
-            "status": c.status,
-            "external_number": c.external_number,
-            "did": c.did,
-            "agent": agent,
-            "started_at": iso(c.started_at),
-            "answered_at": iso(c.answered_at),
-            "ended_at": iso(c.ended_at),
-            "wait_seconds": c.wait_seconds,
-            "talk_seconds": c.talk_seconds,
-            "hangup_cause": c.hangup_cause,
-            "recording_url": recording_url(c),
-            "client_id": c.client_id,
-            "client": clients.get(c.client_id) if c.client_id else None,
-            "contact_id": c.contact_id,
-            "lead_id": c.lead_id,
-            "lead": leads.get(c.lead_id) if c.lead_id else None,
-            "deal_id": c.deal_id,
-            "timeline_entry_id": c.timeline_entry_id,
-            "callback_task_id": c.callback_task_id,
-            "created_at": iso(c.created_at),
-        })
-    return result
+    return [call_shape(c, agents.get(c.agent_id, {}).get("name") if c.agent_id else None,
+                       clients.get(c.client_id) if c.client_id else None,
+                       leads.get(c.lead_id) if c.lead_id else None) for c in calls]
+
+
+def call_shape(c: Call, agent_name: str | None, client: dict[str, Any] | None,
+               lead: dict[str, Any] | None) -> dict[str, Any]:
+    """One call in API.md's shape, the names already known (``client`` / ``lead``: ``{"id", "name"}``)."""
+    agent = None
+    if c.agent_id is not None or c.agent_extension:
+        agent = {"id": c.agent_id, "name": agent_name if c.agent_id else None, "extension": c.agent_extension}
+    return {
+        "id": c.id,
+        "call_key": c.linkedid,
+        "direction": c.direction,
+        "status": c.status,
+        "external_number": c.external_number,
+        "did": c.did,
+        "agent": agent,
+        "started_at": iso(c.started_at),
+        "answered_at": iso(c.answered_at),
+        "ended_at": iso(c.ended_at),
+        "wait_seconds": c.wait_seconds,
+        "talk_seconds": c.talk_seconds,
+        "hangup_cause": c.hangup_cause,
+        "recording_url": recording_url(c),
+        "client_id": c.client_id,
+        "client": client,
+        "contact_id": c.contact_id,
+        "lead_id": c.lead_id,
+        "lead": lead,
+        "deal_id": c.deal_id,
+        "timeline_entry_id": c.timeline_entry_id,
+        "callback_task_id": c.callback_task_id,
+        "created_at": iso(c.created_at),
+    }
 
 
 async def call_dict(session: AsyncSession, call: Call) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Call intake: what the core does with the call facts of ``hub.crm.ports``.
 
-One unit of work per fact (``db.transaction()``), events published after the commit:
+Events are published only after the commit of the unit of work that recorded them:
 
 - ``call_ringing``: identify the external number, create a lead for an unknown inbound caller
   (``unknown_caller = "auto"``, unless the number is ignored), remember who was rung, and send the
@@ -10,11 +10,21 @@ One unit of work per fact (``db.transaction()``), events published after the com
   on the person's open deal (single open deal, else the most recently active one, else the
   person's own timeline), a callback task + bell item for a missed inbound call (one open task per
   number), complete that task when an outbound call to the number is answered, ``call.ended``.
+
+``call_ringing`` / ``call_answered`` / ``call_ended`` are one unit of work per fact. ``CallIntake``
+(what a channel is handed) group-commits: facts that arrive while a unit of work is running wait
+and then go together into the next one (one commit for all, rings before the rest, one fact per
+call at a time so each call's facts keep their order); a fact that fails rolls the batch back, is
+answered with its error, and the others run again without it. See docs/decisions.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -23,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import events, identify, leads, notifications, phones
-from hub.crm.calls import call_dict, users_by_extension, visible_call
+from hub.crm.calls import call_dict, call_shape, users_by_extension, visible_call
 from hub.crm.errors import Conflict, ValidationError
 from hub.crm.models import Call, Client, ContactPerson, Deal, Lead, Stage, Task, TimelineEntry, User, utcnow
 from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRinging, CallSettings
@@ -36,6 +46,7 @@ INTERACTION_KINDS = ("call", "sms", "telegram", "email", "note")
 POP_MATCHES = 5  # matches enriched with history and tasks in a screen-pop
 POP_TASKS = 5
 DEFAULT_SETTINGS = CallSettings()
+MAX_BATCH = 32  # facts per unit of work in CallIntake (a ring waits at most one such batch)
 
 
 class UnitOfWork(Protocol):
@@ -44,21 +55,120 @@ class UnitOfWork(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
 
 
-class CallIntake:
-    """``hub.crm.ports.CallIntakePort`` over a database: what the composition root hands a channel."""
+Fact = CallRinging | CallAnsweredFact | CallEndedFact
+Step = Callable[[AsyncSession, Any, CallSettings], Awaitable[Any]]
 
-    def __init__(self, db: UnitOfWork, settings: CallSettings = DEFAULT_SETTINGS) -> None:
+
+@dataclass(slots=True)
+class _Job:
+    step: Step
+    fact: Fact
+    future: asyncio.Future[Any]
+    ring: bool
+
+
+class CallIntake:
+    """``hub.crm.ports.CallIntakePort`` over a database: what the composition root hands a channel.
+
+    One writer task (made when a fact arrives and none runs; it ends when nothing is left) takes
+    the facts waiting, rings first, at most one per call and ``max_batch`` in all, and applies them
+    in one unit of work; each caller gets its own fact's result once that unit has committed (and
+    its events are published). A fact that raises is answered with its exception and the rest of
+    its batch is rolled back and run again without it.
+    """
+
+    def __init__(self, db: UnitOfWork, settings: CallSettings = DEFAULT_SETTINGS, *,
+                 max_batch: int = MAX_BATCH) -> None:
         self.db = db
         self.settings = settings
+        self.max_batch = max(1, max_batch)
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._writer: asyncio.Task[None] | None = None
+        self.units = 0  # units of work committed (for tests and benchmarks)
+        self.applied = 0  # facts applied in them
 
     async def ringing(self, fact: CallRinging) -> dict[str, Any]:
-        return await call_ringing(self.db, fact, self.settings)
+        return await self._submit(ring, fact, ring=True)  # type: ignore[no-any-return]
 
     async def answered(self, fact: CallAnsweredFact) -> dict[str, Any] | None:
-        return await call_answered(self.db, fact, self.settings)
+        return await self._submit(answer, fact)  # type: ignore[no-any-return]
 
     async def ended(self, fact: CallEndedFact) -> dict[str, Any] | None:
-        return await call_ended(self.db, fact, self.settings)
+        return await self._submit(end, fact)  # type: ignore[no-any-return]
+
+    async def _submit(self, step: Step, fact: Fact, ring: bool = False) -> Any:
+        job = _Job(step, fact, asyncio.get_running_loop().create_future(), ring)
+        self._pending.append(job)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write(), name="call-intake-writer")
+        return await job.future
+
+    def _take(self) -> list[_Job]:
+        """The next batch: the first waiting fact of each call (later ones wait for it), rings
+        first — a batch with rings holds only rings, so a screen-pop never waits for bookkeeping."""
+        eligible: list[_Job] = []
+        keys: set[str] = set()
+        for job in self._pending:
+            if job.future.done():  # its caller gave up (cancelled)
+                continue
+            key = job.fact.call_key
+            if key not in keys:
+                keys.add(key)
+                eligible.append(job)
+        rings = [job for job in eligible if job.ring]
+        batch = (rings or eligible)[:self.max_batch]
+        taken = {id(job) for job in batch}
+        self._pending = collections.deque(job for job in self._pending
+                                          if id(job) not in taken and not job.future.done())
+        return batch
+
+    async def _write(self) -> None:
+        try:
+            while self._pending:
+                batch = self._take()
+                if batch:
+                    await self._apply(batch)
+        finally:
+            self._writer = None
+            if self._pending:  # cancelled (the loop is closing): nobody will apply these
+                for job in self._pending:
+                    job.future.cancel()
+                self._pending.clear()
+
+    async def _apply(self, batch: list[_Job]) -> None:
+        results: list[Any] = []
+        current: _Job | None = None
+        try:
+            async with self.db.transaction() as session:
+                await _prefetch(session, [job.fact for job in batch])
+                for job in batch:
+                    current = job
+                    results.append(await job.step(session, job.fact, self.settings))
+                current = None
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch[0], exc)
+            elif current is not None:  # this fact failed: the others go again, first in line
+                _fail(current, exc)
+                self._pending.extendleft(reversed([job for job in batch if job is not current]))
+            else:  # the commit failed: which fact was it? Each alone.
+                for job in batch:
+                    await self._apply([job])
+            return
+        except BaseException:
+            for job in batch:
+                job.future.cancel()
+            raise
+        self.units += 1
+        self.applied += len(batch)
+        for job, result in zip(batch, results, strict=True):
+            if not job.future.done():
+                job.future.set_result(result)
+
+
+def _fail(job: _Job, exc: Exception) -> None:
+    if not job.future.done():
+        job.future.set_exception(exc)
 
 
 async def call_ringing(db: UnitOfWork, fact: CallRinging,
@@ -112,35 +222,104 @@ def _person(matches: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((m for m in matches if m["type"] in ("client", "contact", "lead")), None)
 
 
-def _set_person(call: Call, match: dict[str, Any]) -> None:
+def _person_columns(match: dict[str, Any]) -> dict[str, Any]:
     if match["type"] == "client":
-        call.client_id = match["id"]
-    elif match["type"] == "contact":
-        call.contact_id, call.client_id = match["id"], match["client_id"]
+        return {"client_id": match["id"]}
+    if match["type"] == "contact":
+        return {"contact_id": match["id"], "client_id": match["client_id"]}
+    return {"lead_id": match["id"]}
+
+
+def _set_person(call: Call, match: dict[str, Any]) -> None:
+    for name, value in _person_columns(match).items():
+        setattr(call, name, value)
+
+
+# session.info keys: what ``_prefetch`` read for a unit of work of several facts
+_CALLS = "crm.intake.calls"  # call key → its locked row, None when there is none yet
+_AGENTS = "crm.intake.agents"  # extension → the active user it rings, None when nobody
+_KEEP = "crm.intake.keep"  # rows read once and looked up again by id later in the unit of work
+
+
+def _valid_key(key: Any) -> bool:
+    return isinstance(key, str) and 0 < len(key) <= 200
+
+
+def _extensions(fact: Fact) -> set[str]:
+    if isinstance(fact, CallEndedFact):
+        found = {fact.agent_extension, *fact.rung_extensions}
     else:
-        call.lead_id = match["id"]
+        found = {fact.extension}
+    return {e for e in found if isinstance(e, str) and e and len(e) <= 32}
+
+
+async def _prefetch(session: AsyncSession, facts: list[Fact]) -> None:
+    """Two statements for a whole batch instead of two per fact: the calls' rows (locked) and the
+    users the facts' extensions ring. Only for this session (this unit of work)."""
+    keys = list(dict.fromkeys(f.call_key for f in facts if _valid_key(f.call_key)))
+    if keys:
+        rows = (await session.scalars(
+            select(Call).where(Call.linkedid.in_(keys)).with_for_update()
+            .execution_options(populate_existing=True))).all()
+        found = {c.linkedid: c for c in rows}
+        session.info[_CALLS] = {k: found.get(k) for k in keys}
+    wanted: set[str] = set()
+    for fact in facts:
+        wanted |= _extensions(fact)
+    by_ext = await users_by_extension(session, wanted)
+    session.info[_AGENTS] = {e: by_ext.get(e) for e in wanted}
+
+
+async def _agents(session: AsyncSession, extensions: set[str]) -> dict[str, User]:
+    """Active users by extension, from the batch's prefetch when it has them all."""
+    wanted = {e for e in extensions if isinstance(e, str) and e and len(e) <= 32}
+    cache: dict[str, User | None] | None = session.info.get(_AGENTS)
+    if cache is not None and wanted <= cache.keys():
+        return {e: user for e in wanted if (user := cache[e]) is not None}
+    return await users_by_extension(session, wanted)
+
+
+def _lock_query(key: str) -> Any:
+    return (select(Call).where(Call.linkedid == key).with_for_update()
+            .execution_options(populate_existing=True))
+
+
+async def _find_call(session: AsyncSession, key: str) -> Call | None:
+    """The call's row if there is one, locked for this unit of work (from the batch's prefetch)."""
+    if not _valid_key(key):
+        raise ValidationError({"call_key": "must be a text of 1 to 200 characters"})
+    cache: dict[str, Call | None] | None = session.info.get(_CALLS)
+    if cache is not None and key in cache:
+        return cache[key]
+    return await session.scalar(_lock_query(key))  # type: ignore[no-any-return]
 
 
 async def _call_row(session: AsyncSession, key: str, **values: Any) -> Call:
     """The call's row, made on first sight and locked for this unit of work (PostgreSQL: FOR UPDATE;
     SQLite writers are serialised anyway). A concurrent intake of the same call loses the insert
-    race harmlessly and reads the winner's row."""
-    if not isinstance(key, str) or not key or len(key) > 200:
-        raise ValidationError({"call_key": "must be a text of 1 to 200 characters"})
-    query = (select(Call).where(Call.linkedid == key).with_for_update()
-             .execution_options(populate_existing=True))
-    call = await session.scalar(query)
+    race harmlessly and reads the winner's row. ``values``: the columns of a new row."""
+    call = await _find_call(session, key)
     if call is not None:
         return call
-    call = Call(linkedid=key, rung_user_ids=[], created_at=utcnow(), **values)
-    try:
-        async with session.begin_nested():
-            session.add(call)
-            await session.flush()
-    except IntegrityError:
-        call = await session.scalar(query)
-        if call is None:  # pragma: no cover - the unique violation was about something else
-            raise
+    query = _lock_query(key)
+    cache: dict[str, Call | None] | None = session.info.get(_CALLS)
+    values.setdefault("rung_user_ids", [])
+    call = Call(linkedid=key, created_at=utcnow(), **values)
+    if session.get_bind().dialect.name == "sqlite":
+        # one writer at a time (BEGIN IMMEDIATE): nobody can insert it between our read and here
+        session.add(call)
+        await session.flush()
+    else:
+        try:
+            async with session.begin_nested():
+                session.add(call)
+                await session.flush()
+        except IntegrityError:
+            call = await session.scalar(query)
+            if call is None:  # pragma: no cover - the unique violation was about something else
+                raise
+    if cache is not None:
+        cache[key] = call
     return call
 
 
@@ -175,15 +354,20 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
     return {"type": "lead", "id": lead["id"], "name": lead["name"], "client_id": None, "open_deals": []}
 
 
-async def _unknown_caller_lead(session: AsyncSession, call: Call, number: str | None,
+async def _unknown_caller_lead(session: AsyncSession, direction: str, number: str | None,
                                settings: CallSettings) -> dict[str, Any] | None:
-    if (call.direction != "inbound" or settings.unknown_caller != "auto" or not number
+    if (direction != "inbound" or settings.unknown_caller != "auto" or not number
             or not number.startswith("+") or is_ignored(number, settings)):
         return None
     return await _create_lead(session, number, settings)
 
 
 # --- the screen-pop ------------------------------------------------------------------------------------
+
+def _fresh(match: dict[str, Any]) -> dict[str, Any]:
+    """A lead made for this very ring: nobody manages it, it has no history and no tasks yet."""
+    return {**match, "manager": None, "last_interactions": [], "open_tasks": []}
+
 
 async def _enrich(session: AsyncSession, match: dict[str, Any]) -> dict[str, Any]:
     """A match of /identify plus the main manager, the company (for a contact person), the last three
@@ -230,29 +414,35 @@ async def ring(session: AsyncSession, fact: CallRinging,
     """The screen-pop payload for the rung agent (also sent as ``call.ringing`` to that user)."""
     number = external_number(fact.number, settings.region)
     at = fact.at or utcnow()
-    call = await _call_row(session, fact.call_key, direction=fact.direction, status="ringing",
-                           external_number=number, did=fact.did, started_at=fact.started_at or at)
-    agent = (await users_by_extension(session, {fact.extension})).get(fact.extension)
-    live = call.ended_at is None  # a ringing fact replayed after the end pops nothing
+    call = await _find_call(session, fact.call_key)  # a new call's row is written once, below
+    agent = (await _agents(session, {fact.extension})).get(fact.extension)
+    live = call is None or call.ended_at is None  # a ringing fact replayed after the end pops nothing
+    direction = call.direction if call is not None else fact.direction
+    matches: list[dict[str, Any]] = []
+    person = None
+    lead_created = None
+    ignored = is_ignored(number, settings)
+    if number and direction != "internal":
+        matches = await identify.identify(session, phone=number, region=settings.region)
+        person = _person(matches)
+        if not matches and live and (call is None or call.lead_id is None):  # a colleague's mobile is no lead
+            person = await _unknown_caller_lead(session, direction, number, settings)
+            if person is not None:
+                lead_created = person["id"]
+                matches.append(person)
+    if call is None:
+        call = await _call_row(session, fact.call_key, direction=fact.direction, status="ringing",
+                               external_number=number, did=fact.did, started_at=fact.started_at or at,
+                               rung_user_ids=[agent.id] if agent is not None else [],
+                               **(_person_columns(person) if person is not None else {}))
     if agent is not None and live:
         _add_rung(call, [agent.id])
     if number and not call.external_number:
         call.external_number = number
-    matches: list[dict[str, Any]] = []
-    lead_created = None
-    ignored = is_ignored(number, settings)
-    if number and call.direction != "internal":
-        matches = await identify.identify(session, phone=number, region=settings.region)
-        person = _person(matches)
-        if not matches and live and call.lead_id is None:  # a colleague's mobile is no lead
-            person = await _unknown_caller_lead(session, call, number, settings)
-            if person is not None:
-                lead_created = person["id"]
-                matches.append(person)
-        if person is not None and call.client_id is None and call.lead_id is None:
-            _set_person(call, person)
-    await session.flush()
-    enriched = [await _enrich(session, m) if i < POP_MATCHES else m for i, m in enumerate(matches)]
+    if person is not None and call.client_id is None and call.lead_id is None:
+        _set_person(call, person)
+    enriched = [_fresh(m) if m["id"] == lead_created and m["type"] == "lead"
+                else await _enrich(session, m) if i < POP_MATCHES else m for i, m in enumerate(matches)]
     payload = {
         "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "number": number,
         "did": fact.did, "extension": fact.extension, "started_at": iso(call.started_at),
@@ -277,7 +467,7 @@ async def answer(session: AsyncSession, fact: CallAnsweredFact,
         return None
     agent = None
     if fact.extension:
-        agent = (await users_by_extension(session, {fact.extension})).get(fact.extension)
+        agent = (await _agents(session, {fact.extension})).get(fact.extension)
     changed = call.status != "talking" or call.agent_extension != fact.extension
     call.status = "talking"
     if call.answered_at is None:
@@ -288,7 +478,6 @@ async def answer(session: AsyncSession, fact: CallAnsweredFact,
         call.agent_id = agent.id if agent else None
     if number and not call.external_number:
         call.external_number = number
-    await session.flush()
     data = {"call_id": call.id, "call_key": call.linkedid, "direction": call.direction,
             "number": call.external_number, "agent": _agent_ref(call, agent)}
     if changed:
@@ -335,13 +524,26 @@ def _entry_payload(call: Call, agent: User | None) -> dict[str, Any]:
 
 
 async def _person_name(session: AsyncSession, call: Call) -> str | None:
+    # session.get: the row stays in the identity map, where the timeline entry's checks find it
+    owner: ContactPerson | Client | Lead | None = None
     if call.contact_id is not None:
-        return await session.scalar(select(ContactPerson.name).where(ContactPerson.id == call.contact_id))
-    if call.client_id is not None:
-        return await session.scalar(select(Client.name).where(Client.id == call.client_id))
-    if call.lead_id is not None:
-        return await session.scalar(select(Lead.name).where(Lead.id == call.lead_id))
-    return None
+        owner = await session.get(ContactPerson, call.contact_id)
+    elif call.client_id is not None:
+        owner = await session.get(Client, call.client_id)
+    elif call.lead_id is not None:
+        owner = await session.get(Lead, call.lead_id)
+    if owner is None:
+        return None
+    session.info.setdefault(_KEEP, []).append(owner)  # the identity map holds rows weakly
+    return owner.name
+
+
+async def _ref(session: AsyncSession, model: type[Client] | type[Lead],
+               key: int | None) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    row = await session.get(model, key)  # usually in the identity map already
+    return {"id": key, "name": row.name if row is not None else None}
 
 
 async def _manager_of(session: AsyncSession, call: Call) -> int | None:
@@ -446,7 +648,7 @@ async def end(session: AsyncSession, fact: CallEndedFact,
     if call.ended_at is not None:
         return None
     extensions = {e for e in (fact.agent_extension, *fact.rung_extensions) if e}
-    by_ext = await users_by_extension(session, extensions)
+    by_ext = await _agents(session, extensions)
     agent = by_ext.get(fact.agent_extension) if fact.agent_extension else None
     call.direction = fact.direction
     call.status = fact.status
@@ -473,10 +675,9 @@ async def end(session: AsyncSession, fact: CallEndedFact,
         matches = await identify.identify(session, phone=number, region=settings.region)
         person = _person(matches)
         if not matches:
-            person = await _unknown_caller_lead(session, call, number, settings)
+            person = await _unknown_caller_lead(session, call.direction, number, settings)
         if person is not None:
             _set_person(call, person)
-    await session.flush()
 
     name = await _person_name(session, call)
     if call.direction != "internal" and (call.client_id is not None or call.lead_id is not None):
@@ -485,9 +686,9 @@ async def end(session: AsyncSession, fact: CallEndedFact,
         await _callback(session, call, name, settings)
     if number and call.direction == "outbound" and call.status == "answered":
         await _complete_callbacks(session, call)
-    await session.flush()
 
-    result = await call_dict(session, call)
+    result = call_shape(call, agent.name if agent is not None and agent.id == call.agent_id else None,
+                        await _ref(session, Client, call.client_id), await _ref(session, Lead, call.lead_id))
     data = {"call_id": call.id, "call_key": call.linkedid, "status": call.status,
             "direction": call.direction, "number": call.external_number,
             "talk_seconds": call.talk_seconds, "wait_seconds": call.wait_seconds,

@@ -7,7 +7,10 @@ the pure :class:`~hub.telephony.tracker.Tracker` and hands each fact it emits to
 |------------------|-------------------------------------------------------------------------------|
 | panoramisk       | the wire: framing, ActionIDs, Login, futures for responses                    |
 | ``_Protocol``    | puts every event on the hub's queue (nothing else runs in a panoramisk callback)|
-| consumer task    | the only reader of the queue and the only user of the tracker; awaits on_fact |
+| consumer task    | the only reader of the queue and the only user of the tracker (wire order);  |
+|                  | hands each fact to its call's lane                                            |
+| lane tasks       | one per call with facts in hand: awaits ``on_fact`` for that call's facts in  |
+|                  | order; different calls' lanes run concurrently (at most ``max_lanes``)        |
 | supervisor task  | connect → Login → CoreShowChannels resync → Ping watchdog; on any end: backoff |
 |                  | (exponential, jitter, capped) and again; a refused Login waits ``auth_retry``  |
 
@@ -19,6 +22,7 @@ dial it late after a reconnect. Why we drive the reconnect ourselves: docs/decis
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import itertools
@@ -157,6 +161,7 @@ class AmiConnection:
         backoff_max: float = 30.0,
         auth_retry: float = 30.0,
         drain_timeout: float = 0.5,
+        max_lanes: int = 256,
         originate_channel: str = "PJSIP/{extension}",
         originate_context: str = "from-internal",
         originate_timeout: float = 30.0,
@@ -174,6 +179,7 @@ class AmiConnection:
         self.backoff_max = backoff_max
         self.auth_retry = auth_retry
         self.drain_timeout = drain_timeout
+        self.max_lanes = max(1, max_lanes)
         self.originate_channel = originate_channel
         self.originate_context = originate_context
         self.originate_timeout = originate_timeout
@@ -194,6 +200,10 @@ class AmiConnection:
         self._ids = itertools.count(1)
         self._listing_id: str | None = None
         self._listing: list[dict[str, Any]] = []
+        # call id → the facts of that call not yet handed on (the first one is in on_fact now)
+        self._lanes: dict[str, collections.deque[Fact]] = {}
+        self._lane_tasks: dict[str, asyncio.Task[None]] = {}
+        self._lane_freed: asyncio.Event | None = None
 
     @classmethod
     def from_config(cls, config: AsteriskConfig, *, on_fact: OnFact, **options: Any) -> AmiConnection:
@@ -215,11 +225,18 @@ class AmiConnection:
         if self._runner is not None:
             return
         self._queue = asyncio.Queue()
+        self._lane_freed = asyncio.Event()
         self._consumer = asyncio.create_task(self._consume(), name="ami-consumer")
         self._runner = asyncio.create_task(self._supervise(), name="ami-connection")
 
+    @property
+    def facts_in_hand(self) -> int:
+        """Facts handed to lanes and not yet through ``on_fact`` (for tests and benchmarks)."""
+        return sum(len(lane) for lane in self._lanes.values())
+
     async def stop(self) -> None:
-        """Close the connection, let the consumer hand on what is queued (up to ``drain_timeout``)."""
+        """Close the connection, let the consumer and the lanes hand on what is queued (up to
+        ``drain_timeout`` in all)."""
         runner, consumer = self._runner, self._consumer
         self._runner = self._consumer = None
         if runner is not None:
@@ -232,10 +249,17 @@ class AmiConnection:
             try:
                 await asyncio.wait_for(asyncio.shield(consumer), self.drain_timeout)
             except TimeoutError:
-                log.warning("AMI: %d queued messages dropped at stop", self._queue.qsize())
+                log.warning("AMI: %d queued messages and %d facts dropped at stop",
+                            self._queue.qsize(), self.facts_in_hand)
                 consumer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await consumer
+        lanes = list(self._lane_tasks.values())
+        for lane in lanes:
+            lane.cancel()
+        for lane in lanes:
+            with contextlib.suppress(asyncio.CancelledError):
+                await lane
 
     async def __aenter__(self) -> AmiConnection:
         await self.start()
@@ -400,17 +424,48 @@ class AmiConnection:
         while True:
             item = await queue.get()
             if item is _STOP:
-                return
+                break
             try:
                 facts = self._handle(item)
             except Exception:
                 log.exception("AMI: a message could not be handled; skipped")
                 continue
             for fact in facts:
+                await self._dispatch(fact)
+        while self._lane_tasks:  # stop(): what the lanes hold is handed on too
+            await asyncio.wait(list(self._lane_tasks.values()))
+
+    async def _dispatch(self, fact: Fact) -> None:
+        """Give the fact to its call's lane (made when the call has none; at most ``max_lanes``
+        at once: the consumer waits for one to finish, the AMI queue holds the rest)."""
+        key = fact.call_id
+        lane = self._lanes.get(key)
+        if lane is not None:
+            lane.append(fact)
+            return
+        assert self._lane_freed is not None
+        while len(self._lanes) >= self.max_lanes:
+            self._lane_freed.clear()
+            await self._lane_freed.wait()
+        lane = self._lanes[key] = collections.deque((fact,))
+        self._lane_tasks[key] = asyncio.create_task(self._lane(key, lane), name=f"ami-lane-{key}")
+
+    async def _lane(self, key: str, lane: collections.deque[Fact]) -> None:
+        """Hand on one call's facts in order; ends when it has none left (no await in between, so
+        the consumer either appends before the check or makes a new lane after it)."""
+        try:
+            while lane:
+                fact = lane[0]
                 try:
                     await self.on_fact(fact)
                 except Exception:
                     log.exception("AMI: on_fact failed for %s of call %s", type(fact).__name__, fact.call_id)
+                lane.popleft()
+        finally:
+            self._lanes.pop(key, None)
+            self._lane_tasks.pop(key, None)
+            if self._lane_freed is not None:
+                self._lane_freed.set()
 
     def _handle(self, item: Any) -> list[Fact]:
         if isinstance(item, _Listing):
