@@ -48,9 +48,9 @@ from hub.crm.ports import DeliveryStatus, InboundMessage, MessageChannel, Outgoi
 from hub.crm.timeline import add_entry, entry_dict, entry_scope, storable, user_refs
 from hub.crm.validate import Fields, iso
 
-SENDABLE = ("telegram", "sms")
+SENDABLE = ("telegram", "sms", "email")
 # the longest text one outgoing message carries; a longer Telegram text is split, a longer SMS refused
-TEXT_LIMITS = {"telegram": 4096, "sms": 1600}
+TEXT_LIMITS = {"telegram": 4096, "sms": 1600, "email": 200_000}
 MAX_PARTS = 10
 PREVIEW = 300
 LEAD_SOURCES = {"telegram": "telegram", "sms": "sms", "email": "e-mail"}
@@ -142,7 +142,27 @@ async def _identify(session: AsyncSession, message: InboundMessage,
         return None, False
     if message.channel == "sms":
         return _first_person(await identify.identify(session, phone=message.address, region=region)), False
-    return _first_person(await identify.identify(session, email=message.address, region=region)), False
+    return await _letter_person(session, message, region), False
+
+
+async def _letter_person(session: AsyncSession, message: InboundMessage, region: str) -> Person | None:
+    """The sender of a letter; when the sender is one of our users (a letter they sent with the shared
+    mailbox in copy), the first known person among its other addresses."""
+    found = await identify.identify(session, email=message.address, region=region)
+    person = _first_person(found)
+    if person is None and any(m["type"] == "user" for m in found):
+        for address in message.recipients[:20]:
+            person = _first_person(await identify.identify(session, email=address, region=region))
+            if person is not None:
+                break
+    return person
+
+
+async def _from_us(session: AsyncSession, message: InboundMessage, region: str) -> bool:
+    if message.channel != "email":
+        return False
+    found = await identify.identify(session, email=message.address, region=region)
+    return any(m["type"] == "user" for m in found)
 
 
 async def _add_point(session: AsyncSession, person: Person, kind: str, value: str, raw: str,
@@ -362,6 +382,66 @@ async def _edit(session: AsyncSession, existing: Message, message: InboundMessag
     return message_dict(existing)
 
 
+async def _thread(session: AsyncSession, message: InboundMessage) -> Message | None:
+    """The message of ours or theirs that this letter answers (the newest of its thread ids we hold)."""
+    for provider_id in message.thread_ids[:20]:
+        found = await session.scalar(select(Message).where(
+            Message.channel == message.channel, Message.provider_id == provider_id))
+        if found is not None:
+            return found
+    return None
+
+
+async def _thread_place(session: AsyncSession, thread: Message) -> tuple[Person | None, int | None]:
+    """The person and the deal of the thread's earlier message (its deal only while still open)."""
+    earlier = await session.get(Conversation, thread.conversation_id)
+    person = _person_of(earlier) if earlier is not None else None
+    entry = await session.get(TimelineEntry, thread.entry_id) if thread.entry_id else None
+    deal_id = None
+    if entry is not None and entry.deal_id is not None:
+        deal_id = await session.scalar(select(Deal.id).join(Stage, Stage.id == Deal.stage_id).where(
+            Deal.id == entry.deal_id, Stage.kind == "active"))
+    return (await _converted(session, person) if person else None), deal_id
+
+
+async def _bounce(session: AsyncSession, message: InboundMessage) -> None:
+    """A delivery report about a letter of ours: that letter did not arrive, with the reason."""
+    ours = await session.scalar(select(Message).where(
+        Message.channel == message.channel, Message.provider_id == message.bounce_of,
+        Message.direction == "out"))
+    if ours is None or ours.status in ("undelivered", "failed"):
+        return
+    ours.status, ours.status_at = "undelivered", utcnow()
+    ours.error = (message.bounce_reason or "the letter was returned")[:500]
+    await session.flush()
+    await _show_status(session, ours)
+
+
+async def _person_for(session: AsyncSession, conversation: Conversation, message: InboundMessage,
+                      region: str) -> Person | None:
+    """Who wrote: the conversation's person, else identified, else a new lead (when allowed)."""
+    person = _person_of(conversation)
+    if person is not None:
+        return await _converted(session, person)
+    person, by_username = await _identify(session, message, region)
+    if person is not None and by_username and message.sender_id:
+        await _add_point(session, person, "telegram_id", message.sender_id, message.sender_id)
+    if person is None and message.lead_allowed and not await _from_us(session, message, region):
+        person = await _new_lead(session, message, region)
+    return person
+
+
+def _payload(message: InboundMessage) -> dict[str, Any]:
+    payload: dict[str, Any] = {"channel": message.channel, "from": message.sender_name,
+                               "address": message.address, "status": "received"}
+    optional = {"username": message.username, "extra": message.extra, "subject": message.subject,
+                "html": message.html, "full_text": message.full_text, "mailbox": message.mailbox,
+                "thread_ids": list(message.thread_ids), "recipients": list(message.recipients),
+                "message_id": message.provider_id if message.channel == "email" else None}
+    payload.update({key: value for key, value in optional.items() if value})
+    return payload
+
+
 async def take_message(session: AsyncSession, message: InboundMessage,
                        stored: list[tuple[Any, str]], region: str = "RU") -> dict[str, Any] | None:
     """Store one inbound message (see the module's docstring). None when it was taken before."""
@@ -369,59 +449,66 @@ async def take_message(session: AsyncSession, message: InboundMessage,
         Message.channel == message.channel, Message.provider_id == message.provider_id))
     if existing is not None:
         return await _edit(session, existing, message)
+    if message.bounce_of:
+        await _bounce(session, message)
 
     conversation = await _conversation(session, message.channel, message.address,
                                        message.sender_name, message.username)
-    person = _person_of(conversation)
-    if person is not None:
-        person = await _converted(session, person)
-    else:
-        person, by_username = await _identify(session, message, region)
-        if person is not None and by_username and message.sender_id:
-            await _add_point(session, person, "telegram_id", message.sender_id, message.sender_id)
-        if person is None:
-            person = await _new_lead(session, message, region)
-    if message.shared_phone and message.shared_own_phone:
+    thread = await _thread(session, message) if message.thread_ids else None
+    person, deal_id = await _thread_place(session, thread) if thread is not None else (None, None)
+    if person is None or _person_of(conversation) is not None:
+        person = await _person_for(session, conversation, message, region)
+    if person is not None and message.shared_phone and message.shared_own_phone:
         person = await _shared_contact(session, conversation, person, message, region)
-    _link(conversation, person)
+    if person is not None:
+        _link(conversation, person)
+        if deal_id is None:
+            deal_id = await placement_deal(session, person[2], person[1] if person[0] == "lead" else None)
 
-    deal_id = await placement_deal(session, person[2], person[1] if person[0] == "lead" else None)
-    payload: dict[str, Any] = {"channel": message.channel, "from": message.sender_name,
-                               "address": message.address, "status": "received"}
-    if message.username:
-        payload["username"] = message.username
-    if message.extra:
-        payload["extra"] = message.extra
-    entry = await add_entry(session, kind=message.channel, direction="in", text=message.text,
-                            payload=payload, occurred_at=message.at, **_targets(person, deal_id),
-                            external_key=f"{message.channel}:{message.provider_id}")
-    if entry is None:
-        return None  # a concurrent delivery of the same message won
-    for file, digest in stored:
-        name = sanitize_filename(file.filename)
-        entry.attachments.append(Attachment(
-            filename=name, content_type=content_type_of(file.content_type, name), size=len(file.data),
-            sha256=digest, created_at=utcnow()))
-    reply_to = None
+    entry = None
+    if person is not None:
+        entry = await add_entry(session, kind=message.channel, direction="in", text=message.text,
+                                payload=_payload(message), occurred_at=message.at,
+                                **_targets(person, deal_id),
+                                external_key=f"{message.channel}:{message.provider_id}")
+        if entry is None:
+            return None  # a concurrent delivery of the same message won
+        for file, digest in stored:
+            name = sanitize_filename(file.filename)
+            entry.attachments.append(Attachment(
+                filename=name, content_type=content_type_of(file.content_type, name), size=len(file.data),
+                sha256=digest, created_at=utcnow()))
+    reply_to = thread.id if thread is not None else None
     if message.reply_to_provider_id:
         reply_to = await session.scalar(select(Message.id).where(
             Message.channel == message.channel, Message.provider_id == message.reply_to_provider_id))
     row = Message(channel=message.channel, direction="in", status="received", conversation_id=conversation.id,
-                  entry_id=entry.id, provider_id=message.provider_id, reply_to_id=reply_to,
-                  text=entry.text, attempts=0, created_at=utcnow(), status_at=utcnow())
-    session.add(row)
+                  entry_id=entry.id if entry else None, provider_id=message.provider_id, reply_to_id=reply_to,
+                  text=storable(message.text), subject=storable(message.subject)[:500], attempts=0,
+                  created_at=utcnow(), status_at=utcnow())
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        return None  # a concurrent delivery of the same message (kept out of the timeline) won
     conversation.unread += 1
-    conversation.last_message_at = entry.occurred_at
-    conversation.last_text = _preview(message.text, message.files)
+    conversation.last_message_at = entry.occurred_at if entry else (message.at or utcnow())
+    conversation.last_text = _preview(message.subject or message.text, message.files)
     if message.sender_name and not conversation.title:
         conversation.title = message.sender_name[:300]
     await session.flush()
+    return await _announce(session, row, conversation, entry, person, bool(stored))
+
+
+async def _announce(session: AsyncSession, row: Message, conversation: Conversation,
+                    entry: TimelineEntry | None, person: Person | None, files: bool) -> dict[str, Any]:
     result = message_dict(row, conversation)
-    result["entry"] = entry_dict(entry)
-    result["person"] = {"type": person[0], "id": person[1], "client_id": person[2]}
+    result["entry"] = entry_dict(entry) if entry is not None else None
+    result["person"] = {"type": person[0], "id": person[1], "client_id": person[2]} if person else None
     scope = await _recipients(session, conversation)
     events.emit(session, "message.received", {"message": result}, scope=scope)
-    if stored:  # the entry went out (timeline.added) before its files were attached
+    if entry is not None and files:  # the entry went out (timeline.added) before its files were attached
         events.emit(session, "timeline.updated", {"entry": entry_dict(entry)},
                     scope=await entry_scope(session, entry))
     return result
@@ -540,7 +627,7 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
     messages. ``files``: (filename, content type, sha256, size) already stored under attachments_dir."""
     v = Fields(data)
     channel = v.text("channel", required=True, max_len=20)
-    text = v.text("text", max_len=TEXT_LIMITS["telegram"] * MAX_PARTS, default="")
+    text = v.text("text", max_len=max(TEXT_LIMITS.values()), default="")
     subject = v.text("subject", max_len=500, default="")
     reply_to_entry = v.integer("reply_to")
     if channel and channel not in SENDABLE:
@@ -569,22 +656,28 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
         conversation = await _person_conversation(session, channel, person)
         if conversation is None:
             what = {"telegram": "no Telegram chat (the person has not written to the bot)",
-                    "sms": "no phone number"}[channel]
+                    "sms": "no phone number", "email": "no e-mail address"}[channel]
             raise ValidationError({"channel": f"the {person[0]} has {what}"})
     if conversation.state == "blocked":
         raise ValidationError({"channel": "the person has blocked the bot"})
     if deal_id is None and person is not None:
         deal_id = await placement_deal(session, person[2], person[1] if person[0] == "lead" else None)
 
+    if channel == "email":
+        subject = subject.strip() or _reply_subject(reply_to)
+        if not subject:
+            raise ValidationError({"subject": "is required for a new letter"})
     parts = split_text(text, limit) if text else [""]
     if len(parts) > MAX_PARTS:
         raise ValidationError({"text": f"is too long: at most {limit * MAX_PARTS} characters"})
     now = utcnow()
     results = []
     for index, part in enumerate(parts):
+        payload = {"channel": channel, "status": "queued", "address": conversation.address}
+        if subject:
+            payload["subject"] = subject
         entry = await add_entry(session, kind=channel, direction="out", text=part, author_id=actor.id,
-                                payload={"channel": channel, "status": "queued",
-                                         "address": conversation.address},
+                                payload=payload,
                                 **_targets(person, deal_id))
         assert entry is not None
         if index == len(parts) - 1:
@@ -606,6 +699,13 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
     events.emit(session, "message.queued", {"ids": [r["id"] for r in results]},
                 scope=await _recipients(session, conversation))
     return results
+
+
+def _reply_subject(reply_to: Message | None) -> str:
+    if reply_to is None or not reply_to.subject:
+        return ""
+    subject = reply_to.subject.strip()
+    return subject if subject.lower().startswith(("re:", "on:")) else f"Re: {subject}"
 
 
 async def retry_message(session: AsyncSession, actor: User, message_id: Any) -> dict[str, Any]:
@@ -639,12 +739,38 @@ async def outgoing(session: AsyncSession, message: Message, attachments_dir: str
                                       .order_by(Attachment.id))).all()
         files = tuple(OutgoingFile(filename=a.filename, content_type=a.content_type,
                                    path=str(stored_path(attachments_dir, a.sha256))) for a in rows)
-    reply_to = None
+    reply_to, references, mailbox = None, (), None
     if message.reply_to_id is not None:
-        reply_to = await session.scalar(select(Message.provider_id).where(Message.id == message.reply_to_id))
+        earlier = await session.get(Message, message.reply_to_id)
+        if earlier is not None:
+            reply_to = earlier.provider_id
+            references, mailbox = await _thread_of(session, earlier)
+    if message.channel == "email" and mailbox is None:
+        mailbox = await _last_mailbox(session, conversation.id)
     return OutgoingMessage(id=message.id, channel=message.channel, address=conversation.address,  # type: ignore[arg-type]
                            text=message.text, files=files, reply_to_provider_id=reply_to,
-                           subject=message.subject, attempt=message.attempts)
+                           subject=message.subject, attempt=message.attempts, references=references,
+                           mailbox=mailbox, to_name=conversation.title)
+
+
+async def _thread_of(session: AsyncSession, earlier: Message) -> tuple[tuple[str, ...], str | None]:
+    """The References of a reply to ``earlier`` (its own thread, oldest first, then it) and the
+    mailbox it came to."""
+    entry = await session.get(TimelineEntry, earlier.entry_id) if earlier.entry_id else None
+    payload = entry.payload if entry is not None else {}
+    older = [i for i in reversed(payload.get("thread_ids") or []) if isinstance(i, str)]
+    own = [earlier.provider_id] if earlier.provider_id else []
+    return tuple(dict.fromkeys(older + own))[-20:], payload.get("mailbox")
+
+
+async def _last_mailbox(session: AsyncSession, conversation_id: int) -> str | None:
+    """The mailbox the conversation's latest letter came to: the reply goes out from it."""
+    rows = await session.scalars(
+        select(TimelineEntry).join(Message, Message.entry_id == TimelineEntry.id)
+        .where(Message.conversation_id == conversation_id, Message.direction == "in")
+        .order_by(Message.id.desc()).limit(1))
+    entry = rows.first()
+    return (entry.payload or {}).get("mailbox") if entry is not None else None
 
 
 async def claim(session: AsyncSession, message_id: int) -> Message | None:

@@ -145,6 +145,19 @@ class InboundMessage:
     extra: dict[str, Any] | None = None
     # where it was sent to (our Twilio number, our mailbox)
     to_address: str | None = None
+    # e-mail: the subject, the sanitised HTML, the Message-IDs it answers (In-Reply-To, then
+    # References, newest first), the other addresses on it (To, Cc) for when the sender is one of us,
+    # the mailbox it came to, and whether it may become a lead (not an auto-reply, bounce, bulk or
+    # noreply letter); a bounce names the Message-ID of ours that did not arrive, and why
+    subject: str = ""
+    html: str | None = None
+    full_text: str | None = None  # the whole body when ``text`` is only the new part of a reply
+    thread_ids: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+    mailbox: str | None = None
+    lead_allowed: bool = True
+    bounce_of: str | None = None
+    bounce_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,6 +220,11 @@ class OutgoingMessage:
     reply_to_provider_id: str | None = None  # the provider id of the message answered
     subject: str = ""
     attempt: int = 1
+    # e-mail: the thread's earlier Message-IDs (References), the mailbox to send from (None: the
+    # first), and the person's name for the To header
+    references: tuple[str, ...] = ()
+    mailbox: str | None = None
+    to_name: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
