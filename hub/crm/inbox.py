@@ -1,0 +1,300 @@
+"""The inbox: conversations across channels (Telegram, SMS, later e-mail) and what an agent does with
+them — list (newest first), read one with its messages, mark it read, assign it, move a message's
+entry to another open deal of the same person.
+
+Who sees a conversation: staff (and everybody when ``agents_see_all`` is on) see all; an agent sees
+the conversations assigned to them and those whose client or lead they may see (``hub.crm.access``);
+one that belongs to nobody yet is everybody's. Reading one an agent may not see answers "not found".
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from hub.crm import access, events
+from hub.crm.errors import NotFound, ValidationError
+from hub.crm.messages import _recipients, conversation_dict, message_dict, placement_deal
+from hub.crm.models import (
+    CHANNELS,
+    Client,
+    ContactPerson,
+    Conversation,
+    Deal,
+    Lead,
+    Message,
+    Stage,
+    TimelineEntry,
+    User,
+)
+from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from hub.crm.timeline import entry_dict, entry_scope, get_entry, user_refs
+from hub.crm.validate import Fields
+
+MESSAGE_KINDS = ("sms", "telegram", "email")
+
+
+# --- who sees what ---------------------------------------------------------------------------------------
+
+async def conversations_filter(session: AsyncSession, user: User) -> ColumnElement[bool]:
+    if await access.sees_all(session, user):
+        return true()
+    clients = select(Client.id).where(await access.clients_filter(session, user))
+    leads = select(Lead.id).where(await access.leads_filter(session, user))
+    return or_(
+        Conversation.assignee_id == user.id,
+        Conversation.client_id.in_(clients),
+        Conversation.lead_id.in_(leads),
+        and_(Conversation.client_id.is_(None), Conversation.lead_id.is_(None)),
+    )
+
+
+async def can_see(session: AsyncSession, user: User, conversation: Conversation) -> bool:
+    if await access.sees_all(session, user) or conversation.assignee_id == user.id:
+        return True
+    if conversation.client_id is not None:
+        client = await session.get(Client, conversation.client_id)
+        return client is not None and await access.can_see_client(session, user, client)
+    if conversation.lead_id is not None:
+        lead = await session.get(Lead, conversation.lead_id)
+        return lead is not None and await access.can_see_lead(session, user, lead)
+    return True
+
+
+async def _visible(session: AsyncSession, user: User, conversation_id: Any) -> Conversation:
+    if isinstance(conversation_id, bool) or not isinstance(conversation_id, int) \
+            or not 0 < conversation_id <= 2**62:
+        raise NotFound("conversation not found")
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or not await can_see(session, user, conversation):
+        raise NotFound("conversation not found")
+    return conversation
+
+
+# --- shapes ----------------------------------------------------------------------------------------------
+
+async def _people(session: AsyncSession, rows: list[Conversation]) -> dict[str, dict[int, str]]:
+    def ids(attr: str) -> set[int]:
+        return {getattr(c, attr) for c in rows if getattr(c, attr) is not None}
+
+    names: dict[str, dict[int, str]] = {"client": {}, "contact": {}, "lead": {}, "user": {}}
+    sources: tuple[tuple[str, Any, set[int]], ...] = (
+        ("client", Client, ids("client_id")), ("contact", ContactPerson, ids("contact_id")),
+        ("lead", Lead, ids("lead_id")), ("user", User, ids("assignee_id")))
+    for key, model, wanted in sources:
+        if wanted:
+            result = await session.execute(select(model.id, model.name).where(model.id.in_(wanted)))
+            names[key] = {row_id: name for row_id, name in result.all()}
+    return names
+
+
+async def _shape(session: AsyncSession, c: Conversation, names: dict[str, dict[int, str]]) -> dict[str, Any]:
+    result = conversation_dict(c)
+    person: dict[str, Any] | None = None
+    if c.client_id is not None:
+        person = {"type": "client", "id": c.client_id, "name": names["client"].get(c.client_id, ""),
+                  "url": f"/clients/{c.client_id}"}
+        if c.contact_id is not None:
+            person["contact"] = {"id": c.contact_id, "name": names["contact"].get(c.contact_id, "")}
+    elif c.lead_id is not None:
+        person = {"type": "lead", "id": c.lead_id, "name": names["lead"].get(c.lead_id, ""),
+                  "url": f"/leads/{c.lead_id}"}
+    result["person"] = person
+    result["assignee"] = ({"id": c.assignee_id, "name": names["user"].get(c.assignee_id, "")}
+                          if c.assignee_id is not None else None)
+    result["deal_id"] = await placement_deal(session, c.client_id, c.lead_id if c.client_id is None else None)
+    result["name"] = (person or {}).get("name") or c.title or c.address
+    return result
+
+
+async def conversation_dicts(session: AsyncSession, rows: list[Conversation]) -> list[dict[str, Any]]:
+    names = await _people(session, rows)
+    return [await _shape(session, c, names) for c in rows]
+
+
+# --- cursor over (last_message_at, id) -------------------------------------------------------------------
+
+def _encode(c: Conversation) -> str:
+    raw = f"c:{c.last_message_at.isoformat()}|{c.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, rest = text.partition(":")
+        at, _, ident = rest.partition("|")
+        if kind != "c" or not ident.isdigit() or int(ident) > 2**62:
+            raise ValueError
+        return datetime.fromisoformat(at), int(ident)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError({"cursor": "is not a cursor this server issued"}) from exc
+
+
+# --- services --------------------------------------------------------------------------------------------
+
+async def list_conversations(session: AsyncSession, actor: User, *, channel: str | None = None,
+                             unread: bool | None = None, assignee: str | None = None,
+                             cursor: str | None = None, limit: int | None = None) -> Page:
+    """Newest first (the last message's time), cursor-paginated. ``assignee``: ``me``, ``none`` or a
+    user id; ``unread``: only those with unread messages."""
+    errors: dict[str, str] = {}
+    if channel is not None and channel not in CHANNELS:
+        errors["channel"] = f"must be one of: {', '.join(CHANNELS)}"
+    assignee_id: int | None = None
+    if assignee is not None and assignee not in ("me", "none"):
+        if not assignee.isdigit() or not 0 < int(assignee) <= 2**62:
+            errors["assignee"] = "must be me, none or a user id"
+        else:
+            assignee_id = int(assignee)
+    if errors:
+        raise ValidationError(errors)
+    after = _decode(cursor)
+    limit = clamp_limit(limit)
+    query = select(Conversation).where(await conversations_filter(session, actor))
+    if channel is not None:
+        query = query.where(Conversation.channel == channel)
+    if unread:
+        query = query.where(Conversation.unread > 0)
+    if assignee == "me":
+        query = query.where(Conversation.assignee_id == actor.id)
+    elif assignee == "none":
+        query = query.where(Conversation.assignee_id.is_(None))
+    elif assignee_id is not None:
+        query = query.where(Conversation.assignee_id == assignee_id)
+    if after is not None:
+        at, ident = after
+        query = query.where(or_(Conversation.last_message_at < at,
+                                and_(Conversation.last_message_at == at, Conversation.id < ident)))
+    rows = list((await session.scalars(query.order_by(Conversation.last_message_at.desc(),
+                                                      Conversation.id.desc()).limit(limit + 1))).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(await conversation_dicts(session, rows), _encode(rows[-1]) if more and rows else None)
+
+
+async def message_dicts(session: AsyncSession, rows: list[Message]) -> list[dict[str, Any]]:
+    """Messages with their timeline entry (attachments, author) for a chat panel."""
+    entry_ids = [m.entry_id for m in rows if m.entry_id is not None]
+    entries: dict[int, TimelineEntry] = {}
+    if entry_ids:
+        found = await session.scalars(select(TimelineEntry).where(TimelineEntry.id.in_(entry_ids))
+                                      .options(selectinload(TimelineEntry.attachments)))
+        entries = {e.id: e for e in found}
+    authors = await user_refs(session, [m.author_id for m in rows])
+    result = []
+    for m in rows:
+        item = message_dict(m)
+        entry = entries.get(m.entry_id) if m.entry_id is not None else None
+        item["entry"] = entry_dict(entry, authors) if entry is not None else None
+        item["author"] = authors.get(m.author_id) if m.author_id is not None else None
+        result.append(item)
+    return result
+
+
+async def get_conversation(session: AsyncSession, actor: User, conversation_id: Any, *,
+                           cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    """The conversation with a page of its messages, newest last; ``messages_cursor`` reads older."""
+    before = decode_cursor(cursor)
+    limit = clamp_limit(limit)
+    conversation = await _visible(session, actor, conversation_id)
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if before is not None:
+        query = query.where(Message.id < before)
+    rows = list((await session.scalars(query.order_by(Message.id.desc()).limit(limit + 1))).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    result = (await conversation_dicts(session, [conversation]))[0]
+    result["messages"] = await message_dicts(session, list(reversed(rows)))
+    result["messages_cursor"] = encode_cursor(rows[-1].id) if more and rows else None
+    return result
+
+
+async def _announce(session: AsyncSession, conversation: Conversation, **extra: Any) -> dict[str, Any]:
+    await session.flush()
+    shaped = (await conversation_dicts(session, [conversation]))[0]
+    scope = await _recipients(session, conversation)
+    scope.update(extra)
+    events.emit(session, "conversation.updated", {"conversation": shaped}, scope=scope)
+    return shaped
+
+
+async def mark_read(session: AsyncSession, actor: User, conversation_id: Any) -> dict[str, Any]:
+    conversation = await _visible(session, actor, conversation_id)
+    if conversation.unread == 0:
+        return (await conversation_dicts(session, [conversation]))[0]
+    conversation.unread = 0
+    return await _announce(session, conversation)
+
+
+async def assign(session: AsyncSession, actor: User, conversation_id: Any, data: Any) -> dict[str, Any]:
+    """Hand the conversation to a user (``assignee_id``; null: to nobody)."""
+    conversation = await _visible(session, actor, conversation_id)
+    v = Fields(data)
+    if not v.has("assignee_id"):
+        v.fail("assignee_id", "is required (null to unassign)")
+    assignee_id = v.id("assignee_id")
+    v.check()
+    if assignee_id is not None:
+        user = await session.get(User, assignee_id)
+        if user is None or not user.active:
+            raise ValidationError({"assignee_id": "no such active user"})
+    previous = conversation.assignee_id
+    conversation.assignee_id = assignee_id
+    return await _announce(session, conversation, author_id=previous)
+
+
+async def move_entry(session: AsyncSession, actor: User, entry_id: Any, data: Any) -> dict[str, Any]:
+    """Move a message's timeline entry to another open deal of the same person."""
+    entry = await get_entry(session, actor, entry_id)
+    v = Fields(data)
+    deal_id = v.id("deal_id", required=True)
+    v.check()
+    if entry.kind not in MESSAGE_KINDS:
+        raise ValidationError({"entry": "only a message can be moved to another deal"})
+    deal = await session.get(Deal, deal_id)
+    if deal is None or not await access.can_see_deal(session, actor, deal):
+        raise ValidationError({"deal_id": "no such deal"})
+    same_person = (deal.client_id is not None and deal.client_id == entry.client_id) or \
+        (deal.lead_id is not None and deal.lead_id == entry.lead_id)
+    if not same_person:
+        raise ValidationError({"deal_id": "is a deal of another person"})
+    kind = await session.scalar(select(Stage.kind).where(Stage.id == deal.stage_id))
+    if kind != "active":
+        raise ValidationError({"deal_id": "is closed"})
+    old_deal_id = entry.deal_id
+    if old_deal_id == deal.id:
+        return entry_dict(entry, await user_refs(session, [entry.author_id]))
+    old_scope = await entry_scope(session, entry)
+    entry.deal_id = deal.id
+    if deal.last_activity_at is None or entry.occurred_at > deal.last_activity_at:
+        deal.last_activity_at = entry.occurred_at
+    await session.flush()
+    result = entry_dict(entry, await user_refs(session, [entry.author_id]))
+    scope = await entry_scope(session, entry)
+    # the old deal's timeline loses it (``moved_from`` names it), the new one gains it
+    events.emit(session, "timeline.updated", {"entry": result, "moved_from": {"deal_id": old_deal_id}},
+                scope=old_scope)
+    events.emit(session, "timeline.added", {"entry": result}, scope=scope)
+    return result
+
+
+async def open_deals(session: AsyncSession, actor: User, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The open deals of the entry's person the actor sees: where a message may be moved."""
+    if entry.get("client_id") is not None:
+        owner = Deal.client_id == entry["client_id"]
+    elif entry.get("lead_id") is not None:
+        owner = Deal.lead_id == entry["lead_id"]
+    else:
+        return []
+    query = select(Deal.id, Deal.title).join(Stage, Stage.id == Deal.stage_id).where(
+        owner, Stage.kind == "active", await access.deals_filter(session, actor)).order_by(Deal.id)
+    return [{"id": i, "title": t} for i, t in (await session.execute(query)).all()]
+
