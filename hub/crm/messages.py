@@ -774,9 +774,12 @@ async def _last_mailbox(session: AsyncSession, conversation_id: int) -> str | No
 
 
 async def claim(session: AsyncSession, message_id: int) -> Message | None:
-    """Mark a queued message ``sending`` (one worker wins); None when another took it first."""
+    """Mark a queued message ``sending`` (one worker wins); None when another took it first, or when
+    it is not due (another worker tried it meanwhile and put it back for later: a stale list of due
+    messages must not send it before its retry time)."""
     result = await session.execute(
-        update(Message).where(Message.id == message_id, Message.status == "queued")
+        update(Message).where(Message.id == message_id, Message.status == "queued",
+                              Message.next_attempt_at <= utcnow())
         .values(status="sending", attempts=Message.attempts + 1, status_at=utcnow())
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:  # type: ignore[attr-defined]

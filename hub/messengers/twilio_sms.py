@@ -1,17 +1,113 @@
 """SMS through Twilio: signed webhooks in (messages and status callbacks), the REST API out.
 
-(Skeleton: the interface the composition root wires; filled in by the Twilio work.)
+Inbound (``handle_sms``): the ``X-Twilio-Signature`` is checked with twilio's ``RequestValidator``
+against ``public_url`` + the path (and query) Twilio called and every form field; then the message
+(``MessageSid``, ``From``, ``To``, ``Body``, ``MediaUrlN``/``MediaContentTypeN``) goes to the core's
+intake, which is idempotent on ``MessageSid``; the media are downloaded first (HTTP Basic auth with
+the account SID and auth token) and a failed download keeps the message with a note. The answer is
+an empty TwiML document; a failure of the intake is a 5xx, so Twilio may deliver it again.
+
+Status callbacks (``handle_status``): same signature check, then ``MessageSid`` + ``MessageStatus``
+(+ ``ErrorCode``) to the core, which never moves a status backwards.
+
+Outbound (``send``, the outbox's sender for ``sms``): twilio's real ``Client`` over an async HTTP
+client of ours (``_HubHttpClient``): aiohttp, never blocking the loop, pointed at ``api_url``
+(Twilio's host names are rewritten to it, the only supported way to reach another endpoint: region
+and edge settings only choose among twilio.com hosts). 429 and 5xx → ``RetryLater`` (Retry-After
+honoured), other 4xx → ``PermanentFailure`` with Twilio's code, connection refused / connect timeout
+→ ``RetryLater``, a timeout after the request went out → raised as is (the outbox marks it ``unknown``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
+import mimetypes
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
 from aiohttp import web
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http import AsyncHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
 
 from hub.config import TwilioConfig
-from hub.crm.ports import MessageIntakePort, OutgoingMessage, SendReceipt
+from hub.crm.ports import (
+    DeliveryStatus,
+    InboundFile,
+    InboundMessage,
+    MessageIntakePort,
+    OutgoingMessage,
+    PermanentFailure,
+    RetryLater,
+    SendReceipt,
+)
+
+log = logging.getLogger(__name__)
 
 SMS_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"
+TWILIO_API = "https://api.twilio.com"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+FORM = "application/x-www-form-urlencoded"
+MAX_MEDIA_BYTES = 20 * 1024 * 1024  # Twilio accepts at most 5 MB per MMS; keep a margin
+MAX_MEDIA = 10  # Twilio's own limit per message
+STATUSES = ("accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed",
+            "read", "canceled", "receiving", "received")
+# the delivery errors an agent sees most often, in words (https://www.twilio.com/docs/api/errors)
+ERROR_TEXTS = {
+    "30001": "Queue overflow", "30002": "Account suspended", "30003": "Unreachable destination handset",
+    "30004": "Message blocked", "30005": "Unknown destination handset",
+    "30006": "Landline or unreachable carrier", "30007": "Message filtered by the carrier",
+    "30008": "Unknown error", "30034": "Sender not registered (A2P 10DLC)",
+    "21610": "The recipient has unsubscribed (replied STOP)", "21211": "Invalid 'To' phone number",
+    "21408": "Sending to this region is not enabled", "21614": "'To' is not a mobile number",
+}
+
+# the headers of the last Twilio answer in this task (the exception twilio raises drops them)
+_last_headers: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "twilio_last_headers", default=None)
+
+
+def _root(url: str) -> tuple[str, str, str]:
+    parts = urlsplit(url.strip() or TWILIO_API)
+    return parts.scheme or "https", parts.netloc, parts.path.rstrip("/")
+
+
+class _HubHttpClient(AsyncHttpClient):
+    """twilio's async HTTP client contract over our aiohttp session: requests for a twilio.com host
+    go to ``api_url`` instead (same path), with proper ``ClientTimeout`` objects; the answer's headers
+    are kept for ``Retry-After``. Request headers are not logged (they are at INFO in twilio's own)."""
+
+    def __init__(self, channel: TwilioChannel) -> None:
+        super().__init__(log, is_async=True)
+        self.channel = channel
+
+    async def request(self, method: str, uri: str, params: dict[str, object] | None = None,
+                      data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
+                      auth: tuple[str, str] | None = None, timeout: float | None = None,  # noqa: ASYNC109
+                      allow_redirects: bool = False) -> TwilioResponse:
+        session = self.channel.session
+        if session is None or session.closed:
+            raise RetryLater("the Twilio channel is not started")
+        url = self.channel.rewrite(uri)
+        client_timeout = aiohttp.ClientTimeout(total=None, connect=self.channel.connect_timeout,
+                                               sock_read=timeout or self.channel.request_timeout)
+        headers = dict(headers or {})
+        if auth:
+            headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
+        async with session.request(method.upper(), url, params=params, data=data, headers=headers,
+                                   timeout=client_timeout, allow_redirects=allow_redirects) as response:
+            text = await response.text()
+            _last_headers.set(response.headers)
+            return TwilioResponse(response.status, text, response.headers)
 
 
 class TwilioChannel:
@@ -22,24 +118,251 @@ class TwilioChannel:
 
     def __init__(self, config: TwilioConfig, *, public_url: str, intake: MessageIntakePort) -> None:
         self.config = config
-        self.public_url = public_url
+        self.public_url = (public_url or "").strip().rstrip("/")
         self.intake = intake
-        self.state = "starting"
+        self.validator = RequestValidator(config.auth_token or "")
+        # seconds; the tests shorten them (a send whose answer never comes ends as "unknown")
+        self.connect_timeout = 5.0
+        self.request_timeout = 15.0
+        self.media_timeout = 30.0
+        self.session: aiohttp.ClientSession | None = None
+        self.client: Client | None = None
+        self.send_problem = self._check_sending()
+        self.problem = self.send_problem or self._check_webhooks()
+        self.state = "starting" if not self.problem else f"misconfigured: {self.problem}"
+        scheme, netloc, prefix = _root(config.api_url)
+        self._api = (scheme, netloc, prefix)
+        self._trusted_hosts = {netloc.lower(), urlsplit(TWILIO_API).netloc}
+
+    def _check_sending(self) -> str:
+        missing = [name for name in ("account_sid", "auth_token") if not getattr(self.config, name)]
+        if missing:
+            return f"[twilio] {' and '.join(missing)} not set"
+        if not (self.config.from_number or self.config.messaging_service_sid):
+            return "[twilio] needs from_number or messaging_service_sid to send"
+        return ""
+
+    def _check_webhooks(self) -> str:
+        if not self.public_url:
+            return ("[server] public_url is not set: Twilio's webhook signatures cannot be checked, "
+                    "inbound SMS and status callbacks are refused")
+        return ""
 
     def health(self) -> str:
         return self.state
 
     async def start(self) -> None:
-        self.state = "ready"
+        # built inside the running loop, closed at stop
+        self.session = aiohttp.ClientSession(trust_env=False)
+        self.client = Client(self.config.account_sid or None, self.config.auth_token or None,
+                             http_client=_HubHttpClient(self))
+        if self.problem:
+            log.error("twilio: %s", self.problem)
+        else:
+            self.state = "ready"
 
     async def stop(self) -> None:
-        return None
+        if self.session is not None:
+            await self.session.close()
+        self.session = None
+        self.client = None
+        if not self.problem:
+            self.state = "stopped"
+
+    def rewrite(self, url: str) -> str:
+        """A twilio.com URL → the same path under ``api_url`` (unchanged when api_url is Twilio's)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        scheme, netloc, prefix = self._api
+        if host == "twilio.com" or host.endswith(".twilio.com"):
+            return urlunsplit((scheme, netloc, prefix + parts.path, parts.query, parts.fragment))
+        return url
+
+    # --- webhooks -------------------------------------------------------------------------------------
+
+    async def _signed_form(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        """The form of a request Twilio signed, or the refusal to answer."""
+        if not self.public_url:
+            log.error("twilio: refused a webhook to %s: [server] public_url is not set, so its "
+                      "signature cannot be checked", request.path)
+            return None, _error(503, "public_url_not_configured",
+                                "[server] public_url is not set on this hub: Twilio's signature cannot "
+                                "be checked, so the webhook is refused")
+        if not self.config.auth_token:
+            log.error("twilio: refused a webhook to %s: [twilio] auth_token is not set", request.path)
+            return None, _error(503, "auth_token_not_configured", "[twilio] auth_token is not set")
+        if request.content_type != FORM:
+            return None, _error(400, "bad_request", f"expected {FORM}")
+        try:
+            form = await request.post()
+        except (ValueError, UnicodeDecodeError):
+            return None, _error(400, "bad_request", "the form body cannot be read")
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = self.public_url + request.raw_path
+        if not signature or not self.validator.validate(url, form, signature):
+            log.warning("twilio: refused a webhook to %s with %s signature", request.path,
+                        "a wrong" if signature else "no")
+            return None, _error(403, "invalid_signature", "X-Twilio-Signature is missing or wrong")
+        return form, None
 
     async def handle_sms(self, request: web.Request) -> web.Response:
-        raise NotImplementedError
+        form, refusal = await self._signed_form(request)
+        if refusal is not None:
+            return refusal
+        missing = [name for name in ("MessageSid", "From") if not form.get(name)]
+        if missing:
+            return _error(400, "validation_failed", f"{', '.join(missing)} is required",
+                          {name: "is required" for name in missing})
+        sid, sender = str(form["MessageSid"]), str(form["From"])
+        files, failed = await self._media(form)
+        extra: dict[str, Any] = {}
+        if failed:
+            extra["media_failed"] = failed
+            extra["note"] = (f"{len(failed)} of {len(failed) + len(files)} attachments could not be "
+                             "downloaded from Twilio")
+        message = InboundMessage(channel="sms", provider_id=sid, address=sender,
+                                 text=str(form.get("Body", "")), sender_name=sender, files=tuple(files),
+                                 extra=extra or None, to_address=str(form.get("To", "")) or None)
+        try:
+            await self.intake.received(message)
+        except Exception:
+            log.exception("twilio: inbound SMS %s could not be stored; answering 500 so Twilio may "
+                          "deliver it again", sid)
+            return _error(500, "intake_failed", "the message could not be stored; try again")
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def handle_status(self, request: web.Request) -> web.Response:
-        raise NotImplementedError
+        form, refusal = await self._signed_form(request)
+        if refusal is not None:
+            return refusal
+        missing = [name for name in ("MessageSid", "MessageStatus") if not form.get(name)]
+        if missing:
+            return _error(400, "validation_failed", f"{', '.join(missing)} is required",
+                          {name: "is required" for name in missing})
+        status = str(form["MessageStatus"]).lower()
+        if status not in STATUSES:
+            log.info("twilio: status %r of %s ignored", status, form["MessageSid"])
+            return web.Response(status=204)
+        code = str(form.get("ErrorCode") or "").strip() or None
+        update = DeliveryStatus(channel="sms", provider_id=str(form["MessageSid"]), status=status,
+                                error_code=code, error=_error_text(code) if code else None)
+        try:
+            await self.intake.status(update)
+        except Exception:
+            log.exception("twilio: status %s of %s could not be stored", status, update.provider_id)
+            return _error(500, "intake_failed", "the status could not be stored; try again")
+        return web.Response(status=204)
+
+    async def _media(self, form: Any) -> tuple[list[InboundFile], list[dict[str, str]]]:
+        try:
+            count = min(int(str(form.get("NumMedia") or 0)), MAX_MEDIA)
+        except ValueError:
+            count = 0
+        wanted = [(index, str(form.get(f"MediaUrl{index}") or ""),
+                   str(form.get(f"MediaContentType{index}") or "application/octet-stream"))
+                  for index in range(count)]
+        results = await asyncio.gather(*(self._download(url, content_type)
+                                         for _, url, content_type in wanted if url),
+                                       return_exceptions=True)
+        files: list[InboundFile] = []
+        failed: list[dict[str, str]] = []
+        for (index, url, content_type), result in zip([w for w in wanted if w[1]], results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("twilio: media %d of an inbound MMS (%s) not downloaded: %s", index, url, result)
+                failed.append({"url": url, "content_type": content_type,
+                               "error": str(result) or type(result).__name__})
+                continue
+            data, declared = result
+            name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or f"media{index}"
+            ext = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ""
+            files.append(InboundFile(filename=f"{name}{ext}", content_type=content_type or declared,
+                                     data=data))
+        return files, failed
+
+    async def _download(self, url: str, content_type: str) -> tuple[bytes, str]:
+        if self.session is None or self.session.closed:
+            raise RuntimeError("the Twilio channel is not started")
+        target = self.rewrite(url)
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("not an http(s) URL")
+        # our credentials go to Twilio (or the api_url standing in for it) only
+        # (aiohttp drops the header on a redirect to another origin: Twilio's CDN never sees it)
+        trusted = parts.netloc.lower() in self._trusted_hosts
+        credentials = aiohttp.encode_basic_auth(self.config.account_sid, self.config.auth_token)
+        headers = {"Authorization": credentials} if trusted else {}
+        timeout = aiohttp.ClientTimeout(total=self.media_timeout, connect=self.connect_timeout)
+        async with self.session.get(target, headers=headers, timeout=timeout) as response:
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}")
+            if (response.content_length or 0) > MAX_MEDIA_BYTES:
+                raise RuntimeError(f"larger than {MAX_MEDIA_BYTES} bytes")
+            data = await response.content.read(MAX_MEDIA_BYTES + 1)
+            if len(data) > MAX_MEDIA_BYTES:
+                raise RuntimeError(f"larger than {MAX_MEDIA_BYTES} bytes")
+            return data, response.content_type
+
+    # --- the outbox's sender ----------------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
-        raise NotImplementedError
+        if self.send_problem:  # kept queued: the next start with a fixed config sends it
+            raise RetryLater(f"misconfigured: {self.send_problem}", after=300)
+        if self.client is None:
+            raise RetryLater("the Twilio channel is not started")
+        kwargs: dict[str, Any] = {"to": message.address, "body": message.text}
+        if self.config.messaging_service_sid:
+            kwargs["messaging_service_sid"] = self.config.messaging_service_sid
+        if self.config.from_number:
+            kwargs["from_"] = self.config.from_number
+        if self.public_url:
+            kwargs["status_callback"] = self.public_url + STATUS_PATH
+        _last_headers.set(None)
+        try:
+            created = await self.client.messages.create_async(**kwargs)
+        except (TwilioRestException, TwilioServiceException) as error:
+            raise _classify(error, _last_headers.get()) from error
+        except aiohttp.ClientConnectorError as error:  # refused, unreachable, DNS: nothing was sent
+            raise RetryLater(f"Twilio unreachable: {error}") from error
+        except aiohttp.ConnectionTimeoutError as error:  # no connection within connect_timeout
+            raise RetryLater(f"Twilio connection timed out: {error}") from error
+        status = created.status or "queued"
+        return SendReceipt(provider_id=created.sid,
+                           status="queued" if status in ("accepted", "queued", "scheduled") else status)
+
+
+def _classify(error: TwilioRestException | TwilioServiceException,
+              headers: Mapping[str, str] | None) -> Exception:
+    status = int(error.status or 0)
+    code = str(error.code) if error.code is not None else None
+    reason = (error.msg if isinstance(error, TwilioRestException) else
+              f"{error.title}: {error.detail}" if error.detail else error.title) or f"HTTP {status}"
+    if status == 429 or code == "20429" or status >= 500:
+        return RetryLater(f"Twilio answered {status}" + (f" ({code})" if code else "") + f": {reason}",
+                          after=_retry_after(headers))
+    if status in (401, 403) and code in ("20003", "20005", None):
+        # credentials refused or the account suspended: no message will go; keep them queued
+        return RetryLater(f"Twilio refused the credentials ({status}): {reason}", after=300)
+    return PermanentFailure(reason, code)
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    value = (headers or {}).get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+
+
+def _error_text(code: str) -> str:
+    words = ERROR_TEXTS.get(code)
+    return f"Twilio error {code}: {words}" if words else f"Twilio error {code}"
+
+
+def _error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, "fields": fields or {}}},
+                             status=status)
