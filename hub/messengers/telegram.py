@@ -499,7 +499,9 @@ class TelegramChannel:
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         """Text as plain text (no parse_mode), files as photos or documents; a caption when the text
-        fits one, else the text first. Errors → RetryLater / PermanentFailure / raised (unknown)."""
+        fits one, else the text first. Errors → RetryLater / PermanentFailure / raised (unknown).
+        The parts of a message already sent are remembered (in this process), so a retry — the
+        outbox's or the agent's — sends only the rest."""
         if self.bot is None:
             raise RetryLater("the Telegram channel is not started")
         address = message.address
@@ -554,10 +556,12 @@ class TelegramChannel:
                 raise RetryLater(f"Telegram unreachable: {self._reason(error)}") from error
             raise  # the request may have reached Telegram: the outbox marks the result unknown
         except NetworkError as error:
-            cause = _cause_name(error)
-            if not cause or cause in NOT_SENT:  # an HTTP 5xx (or other) answer, or never connected
+            # no cause, or a body that was no JSON: the server answered with an HTTP error (5xx);
+            # a connect error: nothing left. Otherwise the connection broke mid-way: unknown
+            if (error.__cause__ is None or isinstance(error.__cause__, TelegramError)
+                    or _cause_name(error) in NOT_SENT):
                 raise RetryLater(f"Telegram unavailable: {self._reason(error)}") from error
-            raise  # the connection broke after the request went out: unknown
+            raise
         except OSError as error:  # an attachment missing on disk
             raise PermanentFailure(f"an attachment cannot be read: {error.strerror or error}",
                                    code="file_missing") from error

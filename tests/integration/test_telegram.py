@@ -30,6 +30,7 @@ from hub.crm.models import (
     Message,
     TimelineEntry,
     User,
+    utcnow,
 )
 from hub.db import Database
 from hub.messengers.telegram import parse_utm, start_payload
@@ -457,18 +458,37 @@ async def test_bot_blocked_fails_with_the_reason(app: web.Application, hub: Test
     assert len(tg_api.calls("sendMessage")) == 1
 
 
+async def hurry(app: web.Application, message_id: int) -> None:
+    """Make a message waiting for its retry due now (the outbox's backoff is seconds long)."""
+    async with app[DB].transaction() as s:
+        message = await s.get(Message, message_id)
+        assert message is not None
+        message.next_attempt_at = utcnow()
+    app[OUTBOX].wake()
+
+
 async def test_chat_not_found_and_5xx(app: web.Application, hub: TestClient, tg_api: FakeTelegramApi,
                                       admin: Api) -> None:
     db = app[DB]
     inbound = await _anna_writes(app, tg_api)
     user = await actor(db, "admin")
     tg_api.fault("sendMessage", "500")
+    tg_api.fault("sendMessage", "down")  # a proxy's 502 with an HTML body
     [retried] = await queue(db, user, {"channel": "telegram", "lead_id": inbound.lead_id, "text": "раз"})
-    await until(lambda: status_is(db, retried["id"], "sent"), within=6)  # after the backoff
+    waiting = await until(lambda: status_is(db, retried["id"], "queued") if tg_api.calls("sendMessage")
+                          else None)
+    assert "Internal Server Error" in (waiting.error or "")
+    await hurry(app, retried["id"])
+    waiting = await until(lambda: status_is(db, retried["id"], "queued")
+                          if len(tg_api.calls("sendMessage")) == 2 else None)
+    assert "Bad Gateway" in (waiting.error or "")
+    await hurry(app, retried["id"])
+    await until(lambda: status_is(db, retried["id"], "sent"))
     tg_api.fault("sendMessage", "400")
     [refused] = await queue(db, user, {"channel": "telegram", "lead_id": inbound.lead_id, "text": "два"})
     failed = await until(lambda: status_is(db, refused["id"], "failed"))
     assert failed.error == "Chat not found" and failed.error_code == "bad_request"
+    assert [c["text"] for c in tg_api.calls("sendMessage")] == ["раз"] * 3 + ["два"]
 
 
 async def test_timeout_leaves_the_result_unknown(app: web.Application, hub: TestClient,
@@ -547,3 +567,52 @@ async def test_bad_token_is_auth_failed_and_no_secret_refuses_webhooks(
     finally:
         await channel2.stop()
     assert time.monotonic() - start < 5
+
+
+# --- the channel alone (no database) ---------------------------------------------------------------------
+
+class NoIntake:
+    async def blocked(self, channel: str, address: str, blocked: bool) -> None:
+        return None
+
+
+async def test_unreachable_api_is_retry_later_and_parts_are_not_repeated(tg_api: FakeTelegramApi,
+                                                                         tmp_path: Any) -> None:
+    from hub.config import TelegramConfig
+    from hub.crm.ports import OutgoingFile, OutgoingMessage, RetryLater
+    from hub.messengers.telegram import TelegramChannel
+
+    closed = TelegramChannel(TelegramConfig(token=TOKEN, mode="polling", api_url="http://127.0.0.1:9"),
+                             public_url="", intake=NoIntake())  # type: ignore[arg-type]
+    closed.backoff_base = 0.05
+    await closed.start()
+    try:
+        with pytest.raises(RetryLater, match=r"unreachable|unavailable"):
+            await closed.send(OutgoingMessage(id=1, channel="telegram", address=str(ANNA), text="Привет"))
+        await until(lambda: closed.health().startswith("error: cannot reach the Bot API"))
+    finally:
+        await closed.stop()
+
+    photo = tmp_path / "window.jpg"
+    photo.write_bytes(b"\xff\xd8\xff jpeg")
+    channel = TelegramChannel(TelegramConfig(token=TOKEN, mode="webhook", webhook_secret=SECRET,
+                                             api_url=tg_api.url),
+                              public_url="http://127.0.0.1:1", intake=NoIntake())  # type: ignore[arg-type]
+    await channel.start()
+    try:
+        long_text = "Замер. " * 200  # longer than a caption: the text goes first
+        message = OutgoingMessage(id=7, channel="telegram", address=str(ANNA), text=long_text,
+                                  files=(OutgoingFile(filename="окно.jpg", content_type="image/jpeg",
+                                                      path=str(photo)),),
+                                  reply_to_provider_id=f"{ANNA}:16")
+        tg_api.fault("sendPhoto", "429", retry_after=3)
+        with pytest.raises(RetryLater) as retry:
+            await channel.send(message)
+        assert retry.value.after == 3
+        receipt = await channel.send(message)
+        assert [c["text"] for c in tg_api.calls("sendMessage")] == [long_text]  # not repeated
+        assert tg_api.calls("sendMessage")[0]["reply_parameters"]["message_id"] == 16
+        assert len(tg_api.calls("sendPhoto")) == 2 and "caption" not in tg_api.calls("sendPhoto")[1]
+        assert receipt.provider_id == f"{ANNA}:{tg_api.sent[ANNA][0]['message_id']}"
+    finally:
+        await channel.stop()
