@@ -40,7 +40,6 @@ import codecs
 import email
 import hashlib
 import html
-import mimetypes
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ from email import policy as _policy
 from email.header import decode_header
 from email.message import Message
 from email.parser import BytesHeaderParser
-from email.utils import getaddresses
+from email.utils import collapse_rfc2231_value, getaddresses
 from html.parser import HTMLParser
 from typing import TypeVar
 from urllib.parse import unquote
@@ -229,7 +228,7 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedLetter:
     irt_ids = g("In-Reply-To", lambda: _msgids(_raw_header(msg, "In-Reply-To")), [])
     references = g("References", lambda: tuple(_msgids(_raw_header(msg, "References"))), ())
     date = g("Date", lambda: _date(msg, defects), None)
-    subject = g("Subject", lambda: _header_text(msg, "Subject") or "", "")
+    subject = g("Subject", lambda: _header_text(msg, "Subject", defects) or "", "")
 
     senders = g("From", lambda: _addresses(msg, "From", defects), ())
     if not senders:
@@ -244,6 +243,9 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedLetter:
     return_path = g("Return-Path", lambda: _return_path(msg), None)
 
     plain_part, html_part = g("the body", lambda: _body_parts(msg), (None, None))
+    unsplit = msg.get_content_maintype() == "multipart" and not msg.is_multipart()
+    if plain_part is None and html_part is None and unsplit:
+        plain_part = msg  # a multipart without a usable boundary: its text is all there is
     body_text, charset = "", None
     if plain_part is not None:
         body_text, charset = g("the text body", lambda: _part_text(plain_part, defects), ("", None))
@@ -365,13 +367,16 @@ def _header_obj(msg: Message, name: str):
     return _POLICY.header_factory(name, _fix_8bit(raw))
 
 
-def _header_text(msg: Message, name: str) -> str | None:
+def _header_text(msg: Message, name: str, defects: list[str] | None = None) -> str | None:
     raw = _raw_header(msg, name)
     if raw is None:
         return None
     fixed = _fix_8bit(raw)
     try:
-        text = str(_POLICY.header_factory(name, fixed))
+        header = _POLICY.header_factory(name, fixed)
+        text = str(header)
+        if defects is not None:
+            defects.extend(_defect_text(d, name) for d in header.defects)
     except Exception:
         text = _decode_words(fixed)
     return " ".join(_fix_8bit(text).split())
@@ -395,6 +400,7 @@ def _addresses(msg: Message, name: str, defects: list[str]) -> tuple[Address, ..
     pairs: list[tuple[str, str]] = []
     try:
         header = _header_obj(msg, name)
+        defects.extend(_defect_text(d, name) for d in header.defects)
         for a in header.addresses:
             pairs.append((a.display_name or "", a.addr_spec or ""))
     except Exception:
@@ -405,6 +411,8 @@ def _addresses(msg: Message, name: str, defects: list[str]) -> tuple[Address, ..
         addr = addr.strip().strip("<>").strip().lower()
         if not addr or addr == "<>":
             continue
+        if "@" not in addr:
+            defects.append(f"{name}: {addr!r} is not an e-mail address (no domain)")
         nm = " ".join(_fix_8bit(nm).split())
         if "=?" in nm:
             nm = _decode_words(nm)
@@ -496,10 +504,14 @@ def _codec(declared: str | None) -> str | None:
     return info.name
 
 
+_HIGH32 = [bytes([b]) for b in range(0xE0, 0x100)]
+_MID32 = [bytes([b]) for b in range(0xC0, 0xE0)]
+
+
 def _guess_cyrillic(data: bytes) -> tuple[str, str]:
     """Order windows-1251 / koi8-r by which one makes most letters lower-case."""
-    hi_cp1251 = sum(1 for b in data if b >= 0xE0)
-    hi_koi8 = sum(1 for b in data if 0xC0 <= b < 0xE0)
+    hi_cp1251 = sum(data.count(b) for b in _HIGH32)
+    hi_koi8 = sum(data.count(b) for b in _MID32)
     return ("cp1251", "koi8-r") if hi_cp1251 >= hi_koi8 else ("koi8-r", "cp1251")
 
 
@@ -539,12 +551,13 @@ def _part_text(part: Message, defects: list[str]) -> tuple[str, str | None]:
         payload = b""
     declared = part.get_param("charset")
     if isinstance(declared, tuple):  # RFC 2231 form
-        declared = email.utils.collapse_rfc2231_value(declared)
+        declared = collapse_rfc2231_value(declared)
     declared = str(declared) if declared else None
     text, used, note = _decode_bytes(payload, declared)
     if note and (declared or _has_high_bytes(payload)):
         defects.append(f"{part.get_content_type()} part: {note}")
-    return text.replace("\r\n", "\n").replace("\r", "\n"), used
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.lstrip("\n").rstrip(), used  # trailing blank lines and spaces are noise
 
 
 def _has_high_bytes(data: bytes) -> bool:
@@ -829,6 +842,8 @@ def _collect(part: Message, parent: str, body_ids: set[int], out: list[Attachmen
             return  # our own returned letter inside a bounce: not a user file
         out.append(_message_attachment(part, len(out) + 1, defects))
         return
+    if part.get_content_maintype() == "multipart" and not part.is_multipart():
+        return  # no boundary: nothing to split (the body text holds it when it is the whole letter)
     if part.is_multipart():
         payload = part.get_payload()
         for child in payload if isinstance(payload, list) else ():
@@ -912,7 +927,7 @@ def _filename(part: Message) -> str:
         try:
             value = part.get_param("name")
             if isinstance(value, tuple):
-                value = email.utils.collapse_rfc2231_value(value)
+                value = collapse_rfc2231_value(value)
             name = str(value) if value else None
         except Exception:
             name = None
@@ -935,10 +950,19 @@ def _safe_filename(name: str) -> str:
     return name
 
 
+_EXTENSIONS = {  # a fixed table: mimetypes reads the machine's /etc/mime.types, which varies
+    "message/rfc822": ".eml", "message/global": ".eml", "text/plain": ".txt", "text/html": ".html",
+    "text/calendar": ".ics", "text/csv": ".csv", "application/pdf": ".pdf", "application/zip": ".zip",
+    "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
+    "image/heic": ".heic", "image/tiff": ".tif", "audio/mpeg": ".mp3", "audio/ogg": ".ogg",
+    "video/mp4": ".mp4", "application/msword": ".doc", "application/vnd.ms-excel": ".xls",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+}  # fmt: skip
+
+
 def _synth_name(ctype: str, n: int) -> str:
-    ext = {"message/rfc822": ".eml", "text/plain": ".txt", "application/octet-stream": ".bin"}.get(ctype)
-    ext = ext or mimetypes.guess_extension(ctype) or ".bin"
-    return f"attachment-{n}{ext}"
+    return f"attachment-{n}{_EXTENSIONS.get(ctype, '.bin')}"
 
 
 # --------------------------------------------------------------------------- classification
@@ -1112,7 +1136,7 @@ def _bounce_info(msg: Message, body_text: str) -> Bounce:
         m = re.search(r"^\s*Message-ID:\s*(<[^<>\s]+>)", body_text, re.IGNORECASE | re.MULTILINE)
         original_id = m.group(1) if m else None
     if not recipients:  # Postfix/Exim/qmail text: "<addr>: reason" or an indented address line
-        m = re.search(r"<([^<>\s@]+@[^<>\s]+)>:?\s*(.*)", body_text) or re.search(
+        m = re.search(r"^<([^<>\s@]+@[^<>\s]+)>:\s*(.*)", body_text, re.MULTILINE) or re.search(
             r"^\s+([^<>\s@]+@[^<>\s]+)\s*$\n?(.*)", body_text, re.MULTILINE
         )
         if m:
