@@ -6,6 +6,7 @@ Telegram delivering updates to the hub's webhook.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -34,7 +35,7 @@ from hub.crm.models import (
 )
 from hub.db import Database
 from hub.messengers.telegram import parse_utm, start_payload
-from hub.web.keys import DB, OUTBOX, TELEGRAM
+from hub.web.keys import BUS, DB, OUTBOX, TELEGRAM
 from tests.fakes.telegram_api import TOKEN, FakeTelegramApi, fixture
 from tests.integration.conftest import Api, until
 
@@ -172,9 +173,13 @@ async def test_webhook_registered_and_a_new_user_becomes_a_lead(app: web.Applica
     health = await admin.get("/healthz")
     assert health["channels"]["telegram"] == "webhook"
 
+    published: list[Any] = []
+    app[BUS].subscribe(published.append)
     update = fixture("message_text_new_user")
     assert await tg_api.deliver(update) == (200, {"ok": True})
     assert (await tg_api.deliver(update))[0] == 200  # Telegram retried: nothing more
+    [received] = [e for e in published if e.name == "message.received"]
+    assert received.data["message"]["text"] == update["message"]["text"]
     db = app[DB]
     [lead] = await rows(db, select(Lead))
     assert lead.name == "Анна Соколова" and lead.unsorted and lead.source == "telegram"
@@ -402,6 +407,28 @@ async def test_reply_goes_out_as_literal_text_with_reply_to(app: web.Application
     assert call["reply_parameters"]["message_id"] == 5
     assert call["reply_parameters"]["allow_sending_without_reply"] is True
     assert sent.provider_id == f"{ANNA}:{tg_api.sent[ANNA][0]['message_id']}"
+
+
+async def test_the_client_answers_our_message_and_hostile_text_comes_in_literally(
+        app: web.Application, hub: TestClient, tg_api: FakeTelegramApi, admin: Api) -> None:
+    db = app[DB]
+    inbound = await _anna_writes(app, tg_api)
+    tg_api._message_ids = itertools.count(15)  # our answer becomes message 15 of the story
+    [ours] = await queue(db, await actor(db, "admin"), {"channel": "telegram", "lead_id": inbound.lead_id,
+                                                       "text": "Анна, подтвердите время замера"})
+    sent = await until(lambda: status_is(db, ours["id"], "sent"))
+    assert sent.provider_id == f"{ANNA}:15"
+    for name in ("message_reply_to_bot", "callback_query_inline_button", "message_special_chars_emoji",
+                 "message_long_4096"):
+        assert (await tg_api.deliver(fixture(name)))[0] == 200
+    async with db.reading() as s:
+        replies = (await s.scalars(select(Message.provider_id).where(Message.reply_to_id == ours["id"])
+                                   .order_by(Message.id))).all()
+    assert replies == [f"{ANNA}:16", f"{ANNA}:cb2595483718269470213"]
+    special = fixture("message_special_chars_emoji")["message"]["text"]
+    assert (await inbound_entry(db, f"{ANNA}:17")).text == special
+    long_text = fixture("message_long_4096")["message"]["text"]
+    assert len(long_text) == 4096 and (await inbound_entry(db, f"{ANNA}:18")).text == long_text
 
 
 async def test_long_text_is_split_and_a_file_goes_with_its_caption(app: web.Application, hub: TestClient,
