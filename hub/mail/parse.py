@@ -86,6 +86,7 @@ class Attachment:
     data: bytes = field(repr=False)
     inline: bool = False  # Content-Disposition inline (or a Content-ID part of multipart/related)
     content_id: str | None = None  # "<id>" as in the header
+    shown_in_body: bool = False  # body_html shows it through src="cid:…": do not list it as a file
 
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
@@ -253,13 +254,20 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedLetter:
     if html_part is not None:
         html_src, html_charset = g("the HTML body", lambda: _part_text(html_part, defects), ("", None))
         body_html, has_remote = g("the HTML body", lambda: sanitize_html(html_src), (None, False))
-        if plain_part is None and body_html is not None:
+        if body_html is not None and not body_text.strip():  # no text part, or an empty one
             body_text = g("the text of the HTML body", lambda: html_to_text(body_html), "")
             charset = html_charset
-    new_text = g("the new text", lambda: fold_quotes(body_text), body_text)
 
-    body_ids = {id(p) for p in (plain_part, html_part) if p is not None}
-    attachments = g("the attachments", lambda: tuple(_attachments(msg, body_ids, defects)), ())
+    acc = _Parts(
+        body_ids={id(p) for p in (plain_part, html_part) if p is not None},
+        shown_cids={html.unescape(c) for c in _SHOWN_CID.findall(body_html or "")},
+        defects=defects,
+    )
+    g("the attachments", lambda: _collect(msg, "", acc), None)
+    attachments = tuple(acc.files)
+    if plain_part is not None and acc.text_fragments:
+        more = [g("a text part", lambda p=p: _part_text(p, defects)[0], "") for p in acc.text_fragments]
+        body_text = "\n\n".join(t for t in [body_text, *more] if t)
 
     flags = g("the classification", lambda: _classify(msg, from_addr, subject, return_path), None)
     flags = flags or _Flags()
@@ -267,6 +275,7 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedLetter:
     if flags.is_bounce:
         bounce = g("the bounce report", lambda: _bounce_info(msg, body_text), None)
 
+    new_text = g("the new text", lambda: fold_quotes(body_text), body_text)
     return ParsedLetter(
         message_id=message_id,
         in_reply_to=irt_ids[0] if irt_ids else None,
@@ -620,6 +629,7 @@ _CLEANER = nh3.Cleaner(
     filter_style_properties=_STYLE_PROPERTIES,
 ) if hasattr(nh3, "Cleaner") else None  # fmt: skip
 
+_SHOWN_CID = re.compile(r'<img\b[^>]*\bsrc="cid:([^"]+)"', re.IGNORECASE)
 _IMG = re.compile(r"<img\b([^>]*)>", re.IGNORECASE)  # nh3 escapes ">" inside attribute values
 _ATTR = re.compile(r'([^\s="]+)(?:="([^"]*)")?')
 
@@ -738,6 +748,8 @@ def _squeeze_blank_lines(lines: list[str]) -> str:
         if blank and (not out or not out[-1].strip(" >")):
             continue
         out.append("" if blank and not line.startswith(">") else line)
+    while out and not out[-1].strip(" >"):
+        out.pop()
     return "\n".join(out).strip()
 
 
@@ -823,24 +835,28 @@ _BODY_TYPES = {
 }  # fmt: skip
 
 
-def _attachments(msg: Message, body_ids: set[int], defects: list[str]) -> list[Attachment]:
-    out: list[Attachment] = []
-    _collect(msg, "", body_ids, out, defects, 0)
-    return out
+@dataclass
+class _Parts:
+    """What the walk over the MIME tree collects besides the chosen body parts."""
+
+    body_ids: set[int]
+    shown_cids: set[str]  # content-ids the sanitised HTML shows (without the angle brackets)
+    defects: list[str]
+    files: list[Attachment] = field(default_factory=list)
+    text_fragments: list[Message] = field(default_factory=list)  # more text/plain of the body
 
 
-def _collect(part: Message, parent: str, body_ids: set[int], out: list[Attachment], defects: list[str],
-             depth: int) -> None:  # fmt: skip
+def _collect(part: Message, parent: str, acc: _Parts, depth: int = 0) -> None:
     ctype = part.get_content_type()
     if depth > _MAX_DEPTH:
-        defects.append("the MIME structure is nested too deeply; the deepest parts are ignored")
+        acc.defects.append("the MIME structure is nested too deeply; the deepest parts are ignored")
         return
     if ctype in _REPORT_TYPES:
         return
     if ctype in ("message/rfc822", "message/global"):
         if parent == "multipart/report":
             return  # our own returned letter inside a bounce: not a user file
-        out.append(_message_attachment(part, len(out) + 1, defects))
+        acc.files.append(_message_attachment(part, len(acc.files) + 1, acc.defects))
         return
     if part.get_content_maintype() == "multipart" and not part.is_multipart():
         return  # no boundary: nothing to split (the body text holds it when it is the whole letter)
@@ -848,31 +864,35 @@ def _collect(part: Message, parent: str, body_ids: set[int], out: list[Attachmen
         payload = part.get_payload()
         for child in payload if isinstance(payload, list) else ():
             if isinstance(child, Message):
-                _collect(child, ctype, body_ids, out, defects, depth + 1)
+                _collect(child, ctype, acc, depth + 1)
         return
-    if id(part) in body_ids:
+    if id(part) in acc.body_ids:
         return
     disposition = part.get_content_disposition()
     filename = _filename(part)
     nameless_inline = not filename and disposition != "attachment"
     if ctype in _BODY_TYPES and (parent == "multipart/alternative" or nameless_inline):
-        return  # another rendition or fragment of the body, not a file
+        # another rendition of the body, or (Apple Mail: text, picture, text) more of its text
+        if ctype == "text/plain" and parent != "multipart/alternative":
+            acc.text_fragments.append(part)
+        return
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
         data = b""
     for d in part.defects:
-        defects.append(_defect_text(d, f"attachment {filename or ctype}"))
+        acc.defects.append(_defect_text(d, f"attachment {filename or ctype}"))
     content_id = _content_id(part)
     inline = disposition == "inline" or (
         disposition is None and content_id is not None and parent == "multipart/related"
     )
-    out.append(Attachment(
-        filename=filename or _synth_name(ctype, len(out) + 1),
+    acc.files.append(Attachment(
+        filename=filename or _synth_name(ctype, len(acc.files) + 1),
         content_type=ctype,
         size=len(data),
         data=data,
         inline=inline,
         content_id=content_id,
+        shown_in_body=content_id is not None and content_id.strip("<>") in acc.shown_cids,
     ))  # fmt: skip
 
 

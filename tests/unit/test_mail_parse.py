@@ -201,7 +201,7 @@ def test_html_only_letter_is_sanitised_and_keeps_cid() -> None:
     assert got.has_remote_images is False  # the only remote image was a 1×1 tracking pixel
     (logo,) = got.attachments
     assert f"cid:{logo.content_id.strip('<>')}" in html  # the web layer maps cid: to the stored file
-    assert logo.inline
+    assert logo.inline and logo.shown_in_body  # the UI does not list it as a separate file
     assert logo.data.startswith(b"\x89PNG")
     # the text is derived from the sanitised HTML: no script text, no title
     assert "document" not in got.body_text and "Запрос\n" not in got.body_text
@@ -251,7 +251,7 @@ def test_the_2mb_attachment_parses_fast() -> None:
     assert elapsed < 0.5, elapsed
     (dwg,) = got.attachments
     assert dwg.size == 2 * 1024 * 1024
-    assert dwg.content_id == "<f_mb3x9q1k0>" and not dwg.inline
+    assert dwg.content_id == "<f_mb3x9q1k0>" and not dwg.inline and not dwg.shown_in_body
 
 
 # --------------------------------------------------------------------------- classification
@@ -446,3 +446,29 @@ def test_base64_decoding_of_a_text_part_is_not_a_copy_chain() -> None:
     got = parse(raw)
     assert time.perf_counter() - started < 5
     assert got.body_text == body.rstrip()
+
+
+def test_apple_mail_split_body_keeps_all_its_text() -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@b.ru"
+    msg.set_content("Вот фото окна:")
+    msg.add_attachment(b"\xff\xd8jpeg", maintype="image", subtype="jpeg", filename="IMG_0001.jpg",
+                       disposition="inline")  # fmt: skip
+    tail = EmailMessage()
+    tail.set_content("А это после фото.")
+    tail.replace_header("Content-Type", 'text/plain; charset="utf-8"')
+    msg.attach(tail)
+    got = parse(msg.as_bytes(policy=SMTP))
+    assert got.body_text == "Вот фото окна:\n\nА это после фото."
+    (photo,) = got.attachments
+    assert photo.inline and not photo.shown_in_body  # inline by its header, yet nowhere in the body: list it
+
+
+def test_empty_plain_part_falls_back_to_the_html() -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@b.ru"
+    msg.set_content("\n")
+    msg.add_alternative("<p>Текст только в HTML</p><blockquote><p>старое</p></blockquote>", subtype="html")
+    got = parse(msg.as_bytes(policy=SMTP))
+    assert got.body_text == "Текст только в HTML\n\n> старое"
+    assert got.new_text == "Текст только в HTML"
