@@ -35,6 +35,7 @@ from hub.web import auth, health, i18n, openapi, sse, vendor
 from hub.web.api import attachments as attachment_api
 from hub.web.api import calls as call_api
 from hub.web.api import deals, notifications, people, timeline, webhooks
+from hub.web.api import messages as message_api
 from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
 from hub.web.keys import (
@@ -56,6 +57,7 @@ from hub.web.security import add_security_headers
 from hub.web.views import chrome, deals_board, pages
 from hub.web.views import clients as client_views
 from hub.web.views import deal_card as deal_card_views
+from hub.web.views import inbox as inbox_views
 from hub.web.views import leads as lead_views
 from hub.web.views import reports as report_views
 from hub.web.views import settings as settings_views
@@ -72,7 +74,7 @@ WEBUI = Path(__file__).resolve().parent.parent / "webui"
 ROUTE_TABLES = (
     auth.routes, openapi.routes, health.routes, sse.routes,
     people.routes, deals.routes, timeline.routes, notifications.routes, attachment_api.routes,
-    settings_api.routes, call_api.routes, webhooks.routes,
+    settings_api.routes, call_api.routes, webhooks.routes, message_api.routes,
 )
 
 
@@ -107,6 +109,7 @@ def create_app(config: Config) -> web.Application:
     deal_card_views.register_views(app.router)
     client_views.register_views(app.router)
     lead_views.register_views(app.router)
+    inbox_views.register_views(app.router)
     settings_views.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")

@@ -70,10 +70,12 @@ async def test_card_shows_main_info_stage_bar_composer_and_the_move_in_the_timel
     assert "Результат:" in html and "Клиент просил КП" in html
     assert "Следующее взаимодействие:" in html and "02.01.2030 12:00" in html
     assert "Позвонить после обеда" in html
-    # the composer shows the client's channels and says it cannot send yet
-    assert "SMS · +79161234567" in html and "E-mail · info@romashka.ru" in html
-    assert "Отправка сообщений появится после подключения каналов." in html
-    assert re.search(r"<textarea[^>]*disabled", html) and re.search(r"<button[^>]*disabled>Отправить", html)
+    # the composer offers the channels the client has (SMS to the phone; Telegram off, with the reason)
+    assert re.search(r'<input type="radio" name="channel" value="sms" checked>', html)
+    assert "+79161234567" in html and "E-mail: info@romashka.ru" in html
+    assert re.search(r'<input type="radio" name="channel" value="telegram" disabled>', html)
+    assert "Нет Telegram." in html
+    assert re.search(r'<textarea[^>]*name="text"', html) and not re.search(r"<textarea[^>]*disabled", html)
     assert "/static/deal_card.css" in html and "/static/deal_card.js" in html
 
 

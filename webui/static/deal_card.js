@@ -26,7 +26,9 @@
     }
     if (elt.classList.contains("tl-box")) {
       const entry = data.entry || {};
-      return String(entry[elt.dataset.tlTarget + "_id"]) === elt.dataset.tlId;
+      const from = data.moved_from || {};  // a message moved to another deal leaves this one
+      return String(entry[elt.dataset.tlTarget + "_id"]) === elt.dataset.tlId ||
+        String(from[elt.dataset.tlTarget + "_id"]) === elt.dataset.tlId;
     }
     if (elt.id === "deal-main") {
       return Boolean(data.deal) && String(data.deal.id) === elt.dataset.dealId;

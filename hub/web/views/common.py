@@ -40,6 +40,7 @@ NAV = (
     NavItem("/clients", N_("Clients")),
     NavItem("/leads", N_("Leads")),
     NavItem("/deals", N_("Deals")),
+    NavItem("/inbox", N_("Inbox")),
     NavItem("/tasks", N_("Tasks")),
     NavItem("/calls", N_("Calls")),
     NavItem("/reports/funnel", N_("Reports"), prefix="/reports"),

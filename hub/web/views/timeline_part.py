@@ -25,6 +25,7 @@ from hub.web.errors import path_id
 from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB, SESSION
 from hub.web.views.common import is_htmx, require_user
+from hub.web.views.compose import compose_context
 
 PAGE = 30
 PLURALS = {"deal": "deals", "client": "clients", "lead": "leads"}
@@ -97,7 +98,8 @@ async def timeline_fragment(request: web.Request, target: str, target_id: int, *
                                             limit=PAGE)
         pinned = [] if cursor else await deal_card.pinned_entries(s, user, target, target_id, kinds=kinds)
     base = f"/timeline/{PLURALS[target]}/{target_id}"
-    return {"timeline": {
+    compose = await compose_context(request, target, target_id)
+    return {"timeline": {"compose": compose,
         "target": target, "target_id": target_id, "base": base, "filter": key,
         "filters": [(name, label) for name, label, _ in FILTERS], "kind_labels": KIND_LABELS,
         "items": page.items, "next_cursor": page.next_cursor, "pinned": pinned,

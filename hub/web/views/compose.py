@@ -1,0 +1,68 @@
+"""The message composer of the deal, client and lead cards (``_composer.html``): which channels the
+person can be written to (Telegram once they have a chat with the bot, SMS with a phone), the others
+shown off with the reason. The form posts to ``POST /api/v1/messages`` (``messages.js``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from hub.crm import contact_points
+from hub.crm.models import Conversation, Deal
+from hub.web.i18n import N_
+from hub.web.keys import CHANNELS, DB
+
+LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS")}
+
+
+async def compose_context(request: web.Request, target: str, target_id: int) -> dict[str, Any]:
+    """``{"target", "target_id", "channels": [{key, label, available, reason, address, connected}],
+    "default"}`` (the caller has checked that the user sees the target)."""
+    async with request.app[DB].reading() as s:
+        client_id = lead_id = contact_id = None
+        if target == "deal":
+            deal = await s.get(Deal, target_id)
+            if deal is not None:
+                client_id, lead_id, contact_id = deal.client_id, deal.lead_id, deal.contact_id
+        elif target == "client":
+            client_id = target_id
+        else:
+            lead_id = target_id
+        points: dict[str, list[str]] = {"phones": [], "telegram": []}
+        owners = ([("client_id", client_id), ("contact_id", contact_id)] if client_id
+                  else [("lead_id", lead_id)])
+        for field, owner in owners:
+            if owner is not None:
+                found = (await contact_points.of(s, field, [owner]))[owner]
+                points["phones"] += found["phones"]
+                points["telegram"] += found["telegram"]
+        chats: list[Any] = []
+        if client_id or lead_id:
+            owned = Conversation.client_id == client_id if client_id else Conversation.lead_id == lead_id
+            chats = list((await s.execute(
+                select(Conversation.channel, Conversation.address, Conversation.state).where(owned)
+                .order_by(Conversation.last_message_at.desc()))).all())
+    telegram_chats = [a for ch, a, state in chats if ch == "telegram" and state != "blocked"]
+    blocked = any(ch == "telegram" and state == "blocked" for ch, _, state in chats)
+    telegram_ids = [v for v in points["telegram"] if v.lstrip("-").isdigit()]
+    connected = request.app[CHANNELS]
+    options = []
+    tg_address = (telegram_chats or telegram_ids or [None])[0]
+    tg_reason = None
+    if tg_address is None:
+        tg_reason = (N_("The person has blocked the bot.") if blocked else
+                     N_("The person has not written to the Telegram bot yet.") if points["telegram"] else
+                     N_("No Telegram."))
+    options.append({"key": "telegram", "label": LABELS["telegram"], "available": tg_address is not None,
+                    "reason": tg_reason, "address": tg_address or "", "connected": "telegram" in connected})
+    phone = points["phones"][0] if points["phones"] else None
+    options.append({"key": "sms", "label": LABELS["sms"], "available": phone is not None,
+                    "reason": None if phone else N_("No phone number."), "address": phone or "",
+                    "connected": "sms" in connected})
+    latest = chats[0][0] if chats else None
+    available = [o["key"] for o in options if o["available"]]
+    default = latest if latest in available else (available[0] if available else None)
+    return {"target": target, "target_id": target_id, "channels": options, "default": default,
+            "any": bool(available)}

@@ -1,0 +1,131 @@
+"""``/inbox``: conversations across channels newest first (filters: all, unread, mine, unassigned;
+channel), and the chosen one's chat panel (bubbles, delivery statuses, retry, files, the composer
+that posts to ``POST /api/v1/messages``, the assignment). Live: the list refreshes on
+``message.received`` / ``conversation.updated``, the panel on its conversation's events
+(``messages.js`` decides which events are for it).
+
+``GET /inbox/list`` (the list alone, or the next rows with ``cursor``) and ``GET /inbox/c/{id}`` (the
+panel alone) serve htmx; ``POST /inbox/c/{id}/assign`` assigns (a plain form works without JS).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from hub.crm import deal_card, inbox
+from hub.crm.errors import NotFound, ValidationError
+from hub.web.errors import path_id, query_text
+from hub.web.i18n import N_
+from hub.web.keys import CHANNELS, DB
+from hub.web.views.common import is_htmx, render, require_user
+
+PAGE = 30
+MESSAGES = 50
+FILTERS = (("all", N_("All")), ("unread", N_("Unread")), ("mine", N_("Mine")), ("none", N_("Unassigned")))
+CHANNEL_FILTERS = (("", N_("All channels")), ("telegram", N_("Telegram")), ("sms", N_("SMS")))
+CHANNEL_LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS"), "email": N_("E-mail")}
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    q = request.query
+    f = q.get("f", "all")
+    channel = q.get("channel", "")
+    c = q.get("c", "")
+    return {"f": f if f in dict(FILTERS) else "all",
+            "channel": channel if channel in dict(CHANNEL_FILTERS) else "",
+            "c": c if c.isdigit() and len(c) < 19 else ""}
+
+
+def _href(query: dict[str, str], **change: str) -> str:
+    merged = {**query, **change}
+    return "/inbox?" + urlencode({k: v for k, v in merged.items() if v})
+
+
+async def _list(request: web.Request, query: dict[str, str], cursor: str | None = None) -> Any:
+    user = require_user(request)
+    filters: dict[str, Any] = {"channel": query["channel"] or None}
+    if query["f"] == "unread":
+        filters["unread"] = True
+    elif query["f"] == "mine":
+        filters["assignee"] = "me"
+    elif query["f"] == "none":
+        filters["assignee"] = "none"
+    async with request.app[DB].reading() as s:
+        try:
+            return await inbox.list_conversations(s, user, **filters, cursor=cursor, limit=PAGE)
+        except ValidationError:
+            return await inbox.list_conversations(s, user, **filters, limit=PAGE)
+
+
+async def _panel(request: web.Request, conversation_id: int) -> dict[str, Any] | None:
+    user = require_user(request)
+    async with request.app[DB].reading() as s:
+        try:
+            conversation = await inbox.get_conversation(s, user, conversation_id, limit=MESSAGES)
+        except NotFound:
+            return None
+        users = await deal_card.responsible_choices(s)
+    return {"conversation": conversation, "users": users,
+            "connected": conversation["channel"] in request.app[CHANNELS]}
+
+
+def _context(query: dict[str, str], page: Any, panel: dict[str, Any] | None) -> dict[str, Any]:
+    selected = int(query["c"]) if query["c"] else None
+    list_query = {k: v for k, v in query.items() if v}
+    return {
+        "query": query, "page": page, "panel": panel, "selected": selected,
+        "filters": FILTERS, "channel_filters": CHANNEL_FILTERS, "channel_labels": CHANNEL_LABELS,
+        "href": lambda **change: _href(query, **change),
+        "list_url": "/inbox/list" + ("?" + urlencode(list_query) if list_query else ""),
+        "more_url": ("/inbox/list?" + urlencode({**list_query, "cursor": page.next_cursor})
+                     if page.next_cursor else None),
+    }
+
+
+async def inbox_page(request: web.Request) -> web.Response:
+    require_user(request)
+    query = _query(request)
+    page = await _list(request, query)
+    panel = await _panel(request, int(query["c"])) if query["c"] else None
+    return await render(request, "inbox.html", _context(query, page, panel))
+
+
+async def inbox_list(request: web.Request) -> web.Response:
+    require_user(request)
+    query = _query(request)
+    cursor = query_text(request, "cursor", max_len=200)
+    page = await _list(request, query, cursor)
+    template = "_inbox_rows.html" if cursor else "_inbox_list.html"
+    return await render(request, template, _context(query, page, None))
+
+
+async def chat_panel(request: web.Request) -> web.Response:
+    require_user(request)
+    conversation_id = path_id(request)
+    panel = await _panel(request, conversation_id)
+    if panel is None:
+        raise web.HTTPNotFound()
+    return await render(request, "_chat_panel.html", {"panel": panel, "channel_labels": CHANNEL_LABELS})
+
+
+async def assign(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    conversation_id = path_id(request)
+    form = await request.post()
+    raw = form.get("assignee_id", "")
+    value: Any = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 19 else None
+    async with request.app[DB].transaction() as s:
+        await inbox.assign(s, user, conversation_id, {"assignee_id": value})
+    if not is_htmx(request):
+        raise web.HTTPSeeOther(f"/inbox?c={conversation_id}")
+    return await chat_panel(request)
+
+
+def register_views(router: web.UrlDispatcher) -> None:
+    router.add_get("/inbox", inbox_page)
+    router.add_get("/inbox/list", inbox_list)
+    router.add_get(r"/inbox/c/{id:\d+}", chat_panel)
+    router.add_post(r"/inbox/c/{id:\d+}/assign", assign)
