@@ -394,7 +394,11 @@ def _header_text(msg: Message, name: str, defects: list[str] | None = None) -> s
 def _decode_words(s: str) -> str:
     """RFC 2047 decoding by the old API, tolerant of bad charsets."""
     out = []
-    for chunk, cs in decode_header(s):
+    try:
+        chunks = decode_header(s)
+    except Exception:  # a broken encoded-word (bad base64): the raw text is all we have
+        return s
+    for chunk, cs in chunks:
         if isinstance(chunk, bytes):
             out.append(_decode_bytes(chunk, cs)[0])
         else:
@@ -541,6 +545,15 @@ def _decode_bytes(data: bytes, declared: str | None) -> tuple[str, str, str | No
             return text, "utf-8", (note and f"{note}; decoded as utf-8")
         except UnicodeDecodeError:
             pass
+    # utf-8 with a little damage (a cut-off letter, one stray byte) is still utf-8: windows-1251 or
+    # koi8-r text read as utf-8 fails on nearly every non-ASCII byte
+    text = data.decode("utf-8", "replace")
+    damaged = text.count("\ufffd") - data.decode("utf-8", "ignore").count("\ufffd")
+    valid = len(text) - len(text.encode("ascii", "ignore")) - damaged  # well-formed multi-byte chars
+    if valid >= 4 * damaged:
+        return text, "utf-8", (note or "no charset declared") + (
+            f"; decoded as utf-8 with {damaged} unreadable character(s) replaced"
+        )
     first, second = _guess_cyrillic(data)
     for cand in (first, second):
         try:
@@ -555,9 +568,12 @@ def _decode_bytes(data: bytes, declared: str | None) -> tuple[str, str, str | No
 
 
 def _part_text(part: Message, defects: list[str]) -> tuple[str, str | None]:
+    known = len(part.defects)
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         payload = b""
+    for d in part.defects[known:]:
+        defects.append(_defect_text(d, f"the {part.get_content_type()} body"))
     declared = part.get_param("charset")
     if isinstance(declared, tuple):  # RFC 2231 form
         declared = collapse_rfc2231_value(declared)
@@ -876,10 +892,11 @@ def _collect(part: Message, parent: str, acc: _Parts, depth: int = 0) -> None:
         if ctype == "text/plain" and parent != "multipart/alternative":
             acc.text_fragments.append(part)
         return
+    known = len(part.defects)  # those of the parse are reported already; decoding may add more
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
         data = b""
-    for d in part.defects:
+    for d in part.defects[known:]:
         acc.defects.append(_defect_text(d, f"attachment {filename or ctype}"))
     content_id = _content_id(part)
     inline = disposition == "inline" or (

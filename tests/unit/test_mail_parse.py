@@ -472,3 +472,15 @@ def test_empty_plain_part_falls_back_to_the_html() -> None:
     got = parse(msg.as_bytes(policy=SMTP))
     assert got.body_text == "Текст только в HTML\n\n> старое"
     assert got.new_text == "Текст только в HTML"
+
+
+def test_broken_encoded_words_and_bad_base64_are_read_as_far_as_possible() -> None:
+    got = parse(b"From: =?utf-8?B?0J/Qsx?= <Anna@Example.ru>\r\nSubject: x\r\n\r\nbody")
+    assert got.from_addr == "anna@example.ru"
+    bad_body = parse(
+        b"From: a@b.ru\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.b64encode("Привет".encode())[:-1]
+    )
+    assert bad_body.body_text.startswith("Прив")
+    assert any("base64" in d.lower() for d in bad_body.defects)
