@@ -13,7 +13,8 @@ Decisions (see the report of the e-mail parsing work and docs/decisions.md when 
 - Charsets: the declared charset is tried strictly; on failure (fixture 13: declared utf-8, bytes
   windows-1251) or an unknown charset, utf-8 is tried, then windows-1251 and koi8-r, whichever of the
   two the bytes look like first (Russian text is mostly lower-case letters: 0xE0–0xFF in
-  windows-1251, 0xC0–0xDF in koi8-r). Each fallback is recorded in `defects`.
+  windows-1251, 0xC0–0xDF in koi8-r). utf-8 with a little damage (a cut-off last letter) stays
+  utf-8 with U+FFFD for the broken bytes. Each fallback is recorded in `defects`.
 - HTML is sanitised with nh3: no script/style/title content, no event handlers, no forms or frames,
   `style` attributes reduced to harmless properties (no `url()`-bearing ones), relative URLs dropped,
   links get `rel="noopener noreferrer nofollow" target="_blank"`.
@@ -22,6 +23,8 @@ Decisions (see the report of the e-mail parsing work and docs/decisions.md when 
   clicks "show images"; 0×0/1×1 images (tracking pixels) are dropped outright. `cid:` images keep
   `src="cid:<content-id without angle brackets>"`; the web layer maps that to the stored attachment
   whose `content_id` is `<content-id>`. `has_remote_images` tells the UI whether to offer the click.
+  `Attachment.inline` is what the headers say; `Attachment.shown_in_body` says whether the sanitised
+  HTML actually shows it (list as files those that are not).
 - `new_text` folds quoted history away: everything from an Outlook separator ("-----Исходное
   сообщение-----", "-----Original Message-----") or an Outlook header block ("От:/Отправлено:",
   "From:/Sent:") onward is cut; "> " lines and the attribution line just before them ("… пишет:",
