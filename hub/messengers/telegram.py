@@ -184,6 +184,11 @@ class TelegramChannel:
 
     async def start(self) -> None:
         """Never raises for Telegram being away: the state says it and a background task retries."""
+        # httpx logs every request's URL at INFO, and a Bot API URL carries the bot token (unless
+        # somebody chose the httpx logger's level on purpose)
+        httpx_log = logging.getLogger("httpx")
+        if httpx_log.level == logging.NOTSET:
+            httpx_log.setLevel(logging.WARNING)
         self.bot = self._build_bot()
         mode = self.config.mode
         if mode == "webhook":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -429,6 +430,24 @@ async def test_the_client_answers_our_message_and_hostile_text_comes_in_literall
     assert (await inbound_entry(db, f"{ANNA}:17")).text == special
     long_text = fixture("message_long_4096")["message"]["text"]
     assert len(long_text) == 4096 and (await inbound_entry(db, f"{ANNA}:18")).text == long_text
+
+
+async def test_the_token_never_reaches_the_log(app: web.Application, hub: TestClient,
+                                             tg_api: FakeTelegramApi, admin: Api,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    logging.getLogger("httpx").disabled = False  # (alembic's logging setup turns it off)
+    db = app[DB]
+    inbound = await _anna_writes(app, tg_api)
+    tg_api.fault("sendMessage", "delay", seconds=1.6)
+    [queued] = await queue(db, await actor(db, "admin"), {"channel": "telegram", "lead_id": inbound.lead_id,
+                                                          "text": "Добрый день"})
+    await until(lambda: status_is(db, queued["id"], "unknown"))
+    [second] = await queue(db, await actor(db, "admin"), {"channel": "telegram", "lead_id": inbound.lead_id,
+                                                          "text": "Вы получили?"})
+    await until(lambda: status_is(db, second["id"], "sent"))
+    assert caplog.records and TOKEN not in caplog.text
+    assert TOKEN.split(":")[1] not in caplog.text
 
 
 async def test_long_text_is_split_and_a_file_goes_with_its_caption(app: web.Application, hub: TestClient,
