@@ -152,6 +152,7 @@ class TelegramChannel:
         self.backoff_base = 1.0  # first pause after a failure; doubles up to backoff_cap (with jitter)
         self.backoff_cap = 60.0
         self.download_limit = DOWNLOAD_LIMIT
+        self.download_attempts = 3
         self.bot: Bot | None = None
         self._task: asyncio.Task[None] | None = None
         # parts of a multi-part message (text, then files) already sent, by our message id: a retry
@@ -277,7 +278,7 @@ class TelegramChannel:
                     webhook_removed = True
                 if offset is None:
                     stored = await self.intake.cursor(OFFSET_CURSOR)
-                    offset = int(stored) if stored else 0
+                    offset = int(stored) if stored and stored.isdigit() else 0
                 updates = await self.bot.get_updates(offset=offset or None, timeout=self.poll_timeout,
                                                      allowed_updates=list(ALLOWED_UPDATES))
                 self._set_state("polling")
@@ -486,19 +487,27 @@ class TelegramChannel:
 
     async def _download(self, file_id: str, filename: str, notes: list[str],
                         extra: dict[str, Any]) -> bytes | None:
-        """getFile + the download; a failure keeps the message with a note instead of the file."""
+        """getFile + the download, tried ``download_attempts`` times over a network failure; a failure
+        keeps the message with a note instead of the file (a message is never held back for a file)."""
         assert self.bot is not None
-        try:
-            file = await self.bot.get_file(file_id)
-            if file.file_size is not None and file.file_size > self.download_limit:
-                raise BadRequest("file is too big")
-            return bytes(await file.download_as_bytearray())
-        except Exception as error:
-            reason = _redact(str(error) or type(error).__name__, self.config.token)
-            log.warning("telegram: file %r could not be downloaded: %s", filename, reason)
-            notes.append(f"[файл «{filename}» не загружен: {reason}]")
-            extra["file_not_downloaded"] = {"filename": filename, "reason": reason}
-            return None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                file = await self.bot.get_file(file_id)
+                if file.file_size is not None and file.file_size > self.download_limit:
+                    raise BadRequest("file is too big")
+                return bytes(await file.download_as_bytearray())
+            except Exception as error:
+                transient = isinstance(error, NetworkError | RetryAfter) and not isinstance(error, BadRequest)
+                if transient and attempt < self.download_attempts:
+                    await asyncio.sleep(self.backoff_base * attempt)
+                    continue
+                reason = _redact(str(error) or type(error).__name__, self.config.token)
+                log.warning("telegram: file %r could not be downloaded: %s", filename, reason)
+                notes.append(f"[файл «{filename}» не загружен: {reason}]")
+                extra["file_not_downloaded"] = {"filename": filename, "reason": reason}
+                return None
 
     # --- outbound ---------------------------------------------------------------------------------------
 
