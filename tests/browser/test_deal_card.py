@@ -63,8 +63,8 @@ async def test_deal_card_timeline_flows(page: Any, app: web.Application, hub_url
         first = stream.locator(".tl-entry").first
         await expect(first).to_contain_text(f"{stages[0]['name']} → {stages[1]['name']}")
         await expect(first).to_contain_text("Результат: Клиент попросил коммерческое предложение")
-        off = page.get_by_text("Отправка сообщений появится после подключения каналов.")
-        await expect(off).to_be_visible()
+        await expect(page.locator(".composer input[name=channel][value=sms]")).to_be_checked()
+        await expect(page.locator(".composer input[name=channel][value=telegram]")).to_be_disabled()
 
         # move on through the stage bar: the dialog, then the card and the timeline change in place
         await page.locator(f'a[data-move-stage="{stages[2]["id"]}"]').click()

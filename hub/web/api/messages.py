@@ -69,7 +69,7 @@ async def _form(request: web.Request) -> tuple[dict[str, Any], list[tuple[str, s
             if text:
                 data[key] = int(text) if text.isdigit() and len(text) < 19 else text
         elif key in FORM_TEXTS:
-            data[key] = value
+            data[key] = value.replace("\r\n", "\n")  # a browser's form sends a textarea's lines with CRLF
     return data, files
 
 
