@@ -34,10 +34,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import events, identify, leads, notifications, phones
+from hub.crm import contact_points, events, identify, leads, notifications, phones
 from hub.crm.calls import call_dict, call_shape, users_by_extension, visible_call
 from hub.crm.errors import Conflict, ValidationError
-from hub.crm.models import Call, Client, ContactPerson, Deal, Lead, Stage, Task, TimelineEntry, User, utcnow
+from hub.crm.models import (
+    Call,
+    Client,
+    ContactPerson,
+    ContactPoint,
+    Deal,
+    Lead,
+    Stage,
+    Task,
+    TimelineEntry,
+    User,
+    utcnow,
+)
 from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRinging, CallSettings
 from hub.crm.tasks import task_dict
 from hub.crm.timeline import add_entry, entry_dict, storable, user_refs
@@ -67,6 +79,7 @@ class _Job:
     fact: Fact
     future: asyncio.Future[Any]
     ring: bool
+    alone: bool = False  # it failed in a batch: its next try is a unit of work of its own
 
 
 class CallIntake:
@@ -117,8 +130,9 @@ class CallIntake:
             if key not in keys:
                 keys.add(key)
                 eligible.append(job)
+        alone = next((job for job in eligible if job.alone), None)
         rings = [job for job in eligible if job.ring]
-        batch = (rings or eligible)[:self.max_batch]
+        batch = [alone] if alone is not None else (rings or eligible)[:self.max_batch]
         taken = {id(job) for job in batch}
         self._pending = collections.deque(job for job in self._pending
                                           if id(job) not in taken and not job.future.done())
@@ -142,20 +156,22 @@ class CallIntake:
         current: _Job | None = None
         try:
             async with self.db.transaction() as session:
-                await _prefetch(session, [job.fact for job in batch])
+                if not batch[0].alone:  # alone: the plain path (a savepoint around a new call's row)
+                    await _prefetch(session, [job.fact for job in batch])
                 for job in batch:
                     current = job
                     results.append(await job.step(session, job.fact, self.settings))
                 current = None
         except Exception as exc:
-            if len(batch) == 1:
+            if len(batch) == 1 and batch[0].alone:
                 _fail(batch[0], exc)
-            elif current is not None:  # this fact failed: the others go again, first in line
-                _fail(current, exc)
-                self._pending.extendleft(reversed([job for job in batch if job is not current]))
-            else:  # the commit failed: which fact was it? Each alone.
-                for job in batch:
-                    await self._apply([job])
+                return
+            # Which fact was it? That one (else each, when the commit failed) tries once more in a
+            # unit of work of its own (a row a concurrent writer inserted meanwhile is there then);
+            # the others go again together, first in line.
+            for job in batch:
+                job.alone = job.alone or current is None or job is current
+            self._pending.extendleft(reversed(batch))
             return
         except BaseException:
             for job in batch:
@@ -241,6 +257,7 @@ def _set_person(call: Call, match: dict[str, Any]) -> None:
 _CALLS = "crm.intake.calls"  # call key → its locked row, None when there is none yet
 _AGENTS = "crm.intake.agents"  # extension → the active user it rings, None when nobody
 _KEEP = "crm.intake.keep"  # rows read once and looked up again by id later in the unit of work
+_DEALS = "crm.intake.deals"  # ("client" | "lead", id) → its open deals
 
 
 def _valid_key(key: Any) -> bool:
@@ -265,11 +282,36 @@ async def _prefetch(session: AsyncSession, facts: list[Fact]) -> None:
             .execution_options(populate_existing=True))).all()
         found = {c.linkedid: c for c in rows}
         session.info[_CALLS] = {k: found.get(k) for k in keys}
+        ending = [found[f.call_key] for f in facts if isinstance(f, CallEndedFact) and f.call_key in found]
+        await _prefetch_people(session, [c for c in ending if c.ended_at is None])
     wanted: set[str] = set()
     for fact in facts:
         wanted |= _extensions(fact)
     by_ext = await users_by_extension(session, wanted)
     session.info[_AGENTS] = {e: by_ext.get(e) for e in wanted}
+
+
+async def _prefetch_people(session: AsyncSession, calls: list[Call]) -> None:
+    """For the calls about to end: their clients, contact persons and leads (name, manager) and
+    the open deals of those clients and leads (the placement rule), one statement per kind."""
+    contacts = {c.contact_id for c in calls if c.contact_id is not None}
+    clients = {c.client_id for c in calls if c.client_id is not None}
+    lead_ids = {c.lead_id for c in calls if c.lead_id is not None and c.client_id is None}
+    keep = session.info.setdefault(_KEEP, [])
+    deals: dict[tuple[str, int], list[Deal]] = {}
+    for model, ids in ((ContactPerson, contacts), (Client, clients), (Lead, lead_ids)):
+        if ids:
+            keep.extend((await session.scalars(select(model).where(model.id.in_(ids)))).all())
+    for column, kind, ids in ((Deal.client_id, "client", clients), (Deal.lead_id, "lead", lead_ids)):
+        if not ids:
+            continue
+        for key in ids:
+            deals[(kind, key)] = []
+        found = (await session.scalars(select(Deal).join(Stage, Stage.id == Deal.stage_id)
+                                       .where(column.in_(ids), Stage.kind == "active"))).all()
+        for deal in found:
+            deals[(kind, getattr(deal, column.key))].append(deal)
+    session.info[_DEALS] = deals
 
 
 async def _agents(session: AsyncSession, extensions: set[str]) -> dict[str, User]:
@@ -307,8 +349,10 @@ async def _call_row(session: AsyncSession, key: str, **values: Any) -> Call:
     cache: dict[str, Call | None] | None = session.info.get(_CALLS)
     values.setdefault("rung_user_ids", [])
     call = Call(linkedid=key, created_at=utcnow(), **values)
-    if session.get_bind().dialect.name == "sqlite":
-        # one writer at a time (BEGIN IMMEDIATE): nobody can insert it between our read and here
+    if cache is not None or session.get_bind().dialect.name == "sqlite":
+        # SQLite: one writer at a time (BEGIN IMMEDIATE), nobody can insert it between our read and
+        # here. A batch (CallIntake): no savepoint per row; if another hub process did insert it,
+        # the fact fails here and runs again in a unit of its own, which takes the path below.
         session.add(call)
         await session.flush()
     else:
@@ -347,13 +391,25 @@ def _agent_ref(call: Call, agent: User | None) -> dict[str, Any] | None:
 
 
 async def _create_lead(session: AsyncSession, number: str, settings: CallSettings) -> dict[str, Any] | None:
-    try:
-        lead = await leads.create_lead(session, None, {"name": number, "phones": [number],
-                                                       "source": LEAD_SOURCE, "unsorted": True},
-                                       region=settings.region)
-    except ValidationError:
+    """An unsorted, unassigned lead owning the caller's number; ``lead.created`` as
+    ``leads.create_lead`` announces it (the same shape), in two INSERTs instead of its four
+    statements (a brand-new lead has no contact points to replace nor to read back)."""
+    points = contact_points.normalise(phones=[number], region=settings.region)
+    if points.errors or not points.phones:
         return None  # a number the lead cannot keep (not a valid phone): the agent decides
-    return {"type": "lead", "id": lead["id"], "name": lead["name"], "client_id": None, "open_deals": []}
+    lead = Lead(name=number, source=LEAD_SOURCE, manager_id=None, comment="", utm={}, unsorted=True,
+                converted_client_id=None, converted_at=None, created_at=utcnow())
+    session.add(lead)
+    await session.flush()
+    session.info.setdefault(_KEEP, []).append(lead)
+    session.add_all([ContactPoint(kind="phone", value=value, tail=tail, raw=raw, lead_id=lead.id)
+                     for value, tail, raw in points.phones])
+    data = {"id": lead.id, "name": lead.name, "source": lead.source, "manager_id": None, "manager": None,
+            "comment": lead.comment, "utm": {}, "unsorted": True, "converted_client_id": None,
+            "converted_at": None, "phones": [value for value, _, _ in points.phones], "emails": [],
+            "telegram": [], "created_at": iso(lead.created_at)}
+    events.emit(session, "lead.created", {"lead": data}, scope={"manager_id": None, "unassigned": True})
+    return {"type": "lead", "id": lead.id, "name": lead.name, "client_id": None, "open_deals": []}
 
 
 async def _unknown_caller_lead(session: AsyncSession, direction: str, number: str | None,
@@ -495,6 +551,10 @@ async def _deal_for(session: AsyncSession, client_id: int | None, lead_id: int |
     """The placement rule: the single open deal, else the most recently active open one, else None."""
     if client_id is None and lead_id is None:
         return None
+    owner_key = ("client", client_id) if client_id is not None else ("lead", lead_id)
+    cached = session.info.get(_DEALS, {}).get(owner_key)
+    if cached is not None:  # the batch's prefetch (with this unit of work's own changes to them)
+        return max(cached, key=lambda d: (d.last_activity_at, d.id), default=None)
     owner = Deal.client_id == client_id if client_id is not None else Deal.lead_id == lead_id
     return await session.scalar(  # type: ignore[no-any-return]
         select(Deal).join(Stage, Stage.id == Deal.stage_id).where(owner, Stage.kind == "active")

@@ -496,4 +496,7 @@ class AmiConnection:
 
 def _plain(message: Any) -> dict[str, Any]:
     """A panoramisk Message as a plain dict (wire header names; its ``content`` body dropped)."""
+    store = getattr(message, "_store", None)  # CaseInsensitiveDict: lower name → (name, value)
+    if isinstance(store, dict):  # ~10x cheaper than its Mapping iteration (a lower() per lookup)
+        return {k: v for k, v in store.values() if k != "content"}
     return {k: v for k, v in message.items() if k != "content"}

@@ -289,3 +289,15 @@ async def test_a_colleagues_mobile_is_no_unknown_caller(database: Database, worl
     assert [m["type"] for m in pop["matches"]] == ["user"]
     await intake.call_ended(database, ended("U1", "+79267778899"), AUTO)
     assert await count(database, Lead) == 0
+
+
+async def test_the_lead_made_for_an_unknown_caller_is_announced_as_the_api_shows_it(
+        database: Database, world: dict) -> None:
+    from hub.crm import leads
+
+    published = record(database)
+    pop = await intake.call_ringing(database, ringing("L9", "9035550099"), AUTO)
+    [created] = [e for e in published if e.name == "lead.created"]
+    async with database.reading() as s:
+        assert created.data["lead"] == await leads.get_lead(s, world["manager"], pop["lead_created"])
+    assert created.scope == {"manager_id": None, "unassigned": True}
