@@ -26,6 +26,7 @@ from hub.crm.extensions import all_extensions
 from hub.crm.intake import CallIntake
 from hub.crm.messages import MessageIntake
 from hub.db import Database, create_engine, migrate
+from hub.mail.channel import MailChannel
 from hub.messengers.telegram import TelegramChannel
 from hub.messengers.twilio_sms import TwilioChannel
 from hub.outbox import Outbox
@@ -45,6 +46,7 @@ from hub.web.keys import (
     CONFIG,
     DB,
     LOGIN_LIMITER,
+    MAIL,
     OPENAPI,
     OUTBOX,
     RECORDINGS_HTTP,
@@ -151,11 +153,16 @@ def _messaging(app: web.Application, config: Config) -> None:
         app[TWILIO] = TwilioChannel(config.twilio, public_url=config.server.public_url, intake=intake)
         app[CHANNELS]["sms"] = app[TWILIO].health
         senders["sms"] = app[TWILIO]
+    if config.mailboxes:
+        app[MAIL] = MailChannel(config.mailboxes, intake=intake)
+        app[CHANNELS].update(app[MAIL].healths())
+        senders["email"] = app[MAIL]
     app[OUTBOX] = Outbox(app[DB], app[BUS], senders, attachments_dir=config.server.attachments_dir)
 
 
 async def _messaging_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    channels = [channel for channel in (app.get(TELEGRAM), app.get(TWILIO)) if channel is not None]
+    channels = [channel for channel in (app.get(TELEGRAM), app.get(TWILIO), app.get(MAIL))
+                if channel is not None]
     started: list[Any] = []
     try:
         for channel in channels:

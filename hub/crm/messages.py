@@ -442,6 +442,29 @@ def _payload(message: InboundMessage) -> dict[str, Any]:
     return payload
 
 
+async def _attach(session: AsyncSession, entry: TimelineEntry, stored: list[tuple[Any, str]]) -> None:
+    """The message's files on its entry; inline images of a letter are mapped from their Content-ID
+    (``payload["cids"]``) so that its HTML can show them."""
+    cids: dict[str, int] = {}
+    for file, digest in stored:
+        name = sanitize_filename(file.filename)
+        attachment = Attachment(filename=name, content_type=content_type_of(file.content_type, name),
+                                size=len(file.data), sha256=digest, created_at=utcnow())
+        entry.attachments.append(attachment)
+        if getattr(file, "content_id", None):
+            await session.flush()
+            cids[file.content_id.strip("<>")] = attachment.id
+    if cids:
+        entry.payload = {**(entry.payload or {}), "cids": cids}
+        await session.flush()
+
+
+async def _assign(session: AsyncSession, conversation: Conversation, login: str | None) -> None:
+    if login and conversation.assignee_id is None and conversation.unread == 0 and not conversation.last_text:
+        conversation.assignee_id = await session.scalar(
+            select(User.id).where(User.login == login, User.active.is_(True)))
+
+
 async def take_message(session: AsyncSession, message: InboundMessage,
                        stored: list[tuple[Any, str]], region: str = "RU") -> dict[str, Any] | None:
     """Store one inbound message (see the module's docstring). None when it was taken before."""
@@ -454,6 +477,7 @@ async def take_message(session: AsyncSession, message: InboundMessage,
 
     conversation = await _conversation(session, message.channel, message.address,
                                        message.sender_name, message.username)
+    await _assign(session, conversation, message.assignee)
     thread = await _thread(session, message) if message.thread_ids else None
     person, deal_id = await _thread_place(session, thread) if thread is not None else (None, None)
     if person is None or _person_of(conversation) is not None:
@@ -473,11 +497,7 @@ async def take_message(session: AsyncSession, message: InboundMessage,
                                 external_key=f"{message.channel}:{message.provider_id}")
         if entry is None:
             return None  # a concurrent delivery of the same message won
-        for file, digest in stored:
-            name = sanitize_filename(file.filename)
-            entry.attachments.append(Attachment(
-                filename=name, content_type=content_type_of(file.content_type, name), size=len(file.data),
-                sha256=digest, created_at=utcnow()))
+        await _attach(session, entry, stored)
     reply_to = thread.id if thread is not None else None
     if message.reply_to_provider_id:
         reply_to = await session.scalar(select(Message.id).where(

@@ -112,6 +112,9 @@ class InboundFile:
     filename: str
     content_type: str
     data: bytes
+    # e-mail: an inline part (an image the HTML shows through "cid:<content_id>")
+    content_id: str | None = None
+    inline: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +161,8 @@ class InboundMessage:
     lead_allowed: bool = True
     bounce_of: str | None = None
     bounce_reason: str | None = None
+    # the login of the user a new conversation goes to (a shared mailbox assigned to someone)
+    assignee: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,6 +15,7 @@ from hub.bus import InProcessBus
 from hub.config import Config
 from hub.crm.models import User
 from hub.db import Database
+from hub.mail.channel import MailChannel
 from hub.messengers.telegram import TelegramChannel
 from hub.messengers.twilio_sms import TwilioChannel
 from hub.outbox import Outbox
@@ -45,6 +46,7 @@ AMI = web.AppKey("ami_connection", AmiConnection)
 TELEGRAM = web.AppKey("telegram_channel", TelegramChannel)
 TWILIO = web.AppKey("twilio_channel", TwilioChannel)
 OUTBOX = web.AppKey("outbox", Outbox)
+MAIL = web.AppKey("mail_channel", MailChannel)
 
 # The HTTP client that fetches recordings from [asterisk] recordings_url (when set).
 RECORDINGS_HTTP = web.AppKey("recordings_http", aiohttp.ClientSession)

@@ -181,11 +181,30 @@ namespace inbox {{
 
     def _write_users(self) -> None:
         lines = [f"{user}:{{PLAIN}}{password}" for user, password in self.users.items()]
-        (self.root / "users").write_text("\n".join(lines) + "\n")
+        # a new file, not the old one rewritten: Dovecot notices it by its inode and never reads half
+        temporary = self.root / "users.new"
+        temporary.write_text("\n".join(lines) + "\n")
+        temporary.chmod(0o644)
+        os.replace(temporary, self.root / "users")
 
     def add_user(self, user: str, password: str) -> None:
+        """A new mailbox, usable when this returns (Dovecot re-reads its user list when the file's
+        modification time changes, which it may not see within the same second: wait for it)."""
         self.users[user] = password
         self._write_users()
+        if self.process is None:
+            return
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.connect(user).logout()
+                return
+            except imaplib.IMAP4.error:
+                if time.monotonic() > deadline:
+                    raise
+                stamp = time.time() + 2
+                os.utime(self.root / "users", (stamp, stamp))
+                time.sleep(0.1)
 
     def connect(self, user: str) -> imaplib.IMAP4:
         imap = imaplib.IMAP4("127.0.0.1", self.port)

@@ -1,0 +1,107 @@
+"""The e-mail channel: a folder watcher per mailbox in, the SMTP sender out.
+
+Every letter a watcher finds is parsed (``hub.mail.parse``) and handed to the core as an
+``InboundMessage`` with the delivery key ``mailbox:folder:uidvalidity:uid`` and the provider id of
+its Message-ID (a letter without one: the SHA-256 of its bytes), so a letter read twice — after a
+restart, a reconnect or a UIDVALIDITY change — is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import ssl
+from collections.abc import Callable
+
+from hub.config import MailboxConfig
+from hub.crm.ports import InboundFile, InboundMessage, MessageIntakePort, OutgoingMessage, SendReceipt
+from hub.mail import parse
+from hub.mail.imap import FolderWatcher, LetterRef
+from hub.mail.smtp import SmtpSender
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 50 * 1024 * 1024  # a bigger attachment is noted on the letter, not stored
+NO_SENDER = "unknown-sender@invalid"
+
+
+def provider_id(letter: parse.ParsedLetter, raw: bytes) -> str:
+    if letter.message_id:
+        return letter.message_id[:300]
+    return f"<sha256.{hashlib.sha256(raw).hexdigest()}@crmhub.invalid>"
+
+
+def inbound(letter: parse.ParsedLetter, raw: bytes, mailbox: MailboxConfig) -> InboundMessage:
+    """The core's view of a parsed letter that came to ``mailbox``."""
+    ours = mailbox.from_address.lower()
+    files, too_big = [], []
+    for attachment in letter.attachments:
+        if attachment.size > MAX_FILE_BYTES:
+            too_big.append(f"{attachment.filename} ({attachment.size} bytes)")
+            continue
+        files.append(InboundFile(filename=attachment.filename, content_type=attachment.content_type,
+                                 data=attachment.data, content_id=attachment.content_id,
+                                 inline=attachment.inline))
+    extra: dict[str, object] = {}
+    if letter.reasons:
+        extra["automated"] = list(letter.reasons)
+    if letter.defects:
+        extra["defects"] = list(letter.defects)[:10]
+    if too_big:
+        extra["files_not_stored"] = too_big
+    if letter.has_remote_images:
+        extra["remote_images"] = True
+    bounce = letter.bounce
+    reason = None
+    if bounce is not None and bounce.recipients:
+        first = bounce.recipients[0]
+        reason = f"{first.address}: {first.diagnostic or first.status or first.action}".strip()
+    text = letter.new_text or letter.body_text
+    return InboundMessage(
+        channel="email", provider_id=provider_id(letter, raw), address=letter.from_addr or NO_SENDER,
+        text=text, sender_name=letter.from_name, files=tuple(files), at=letter.date,
+        subject=letter.subject, html=letter.body_html,
+        full_text=letter.body_text if letter.body_text != text else None,
+        thread_ids=tuple(parse.thread_ids(letter)),
+        recipients=tuple(a.addr for a in (*letter.to, *letter.cc) if a.addr != ours),
+        mailbox=mailbox.name, lead_allowed=not letter.is_automated,
+        bounce_of=bounce.original_message_id if bounce else None, bounce_reason=reason,
+        extra=extra or None, to_address=ours, assignee=mailbox.assignee or None)
+
+
+class MailChannel:
+    """``start``/``stop`` with the hub; ``send`` for the outbox; ``healths()`` per mailbox."""
+
+    name = "email"
+
+    def __init__(self, mailboxes: list[MailboxConfig], *, intake: MessageIntakePort,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.mailboxes = mailboxes
+        self.intake = intake
+        self.watchers = [FolderWatcher(m, store=intake, on_letter=self._taker(m), ssl_context=ssl_context)
+                         for m in mailboxes]
+        self.sender = SmtpSender([m for m in mailboxes], ssl_context=ssl_context)
+
+    def healths(self) -> dict[str, Callable[[], str]]:
+        return {f"mail:{w.mailbox.name}": w.health for w in self.watchers}
+
+    async def start(self) -> None:
+        for watcher in self.watchers:
+            await watcher.start()
+
+    async def stop(self) -> None:
+        for watcher in self.watchers:
+            await watcher.stop()
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        receipt = await self.sender.send(message)
+        return receipt
+
+    def _taker(self, mailbox: MailboxConfig) -> Callable[[LetterRef, bytes], object]:
+        async def take(ref: LetterRef, raw: bytes) -> None:
+            letter = parse.parse(raw)
+            if letter.defects:
+                log.info("mailbox %s: letter %s: %s", mailbox.name, ref.key, "; ".join(letter.defects[:3]))
+            await self.intake.received(inbound(letter, raw, mailbox), delivery_key=ref.key)
+
+        return take
