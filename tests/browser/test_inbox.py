@@ -148,3 +148,20 @@ async def test_inbox_and_deal_card_live_with_replies_and_statuses(
     # an empty message is not sent: said next to the composer
     await composer.get_by_role("button", name="Отправить").click()
     await expect(composer.locator("[data-compose-status]")).to_have_text("Напишите текст или выберите файл.")
+
+    # a message moved to the person's other open deal leaves this timeline and joins that one, live
+    async with aiohttp.ClientSession() as http:
+        api = await HubApi.login(http, hub_url, "agent")
+        other = await api.call(
+            "POST", "/api/v1/deals", {"title": "Вторая поставка", "client_id": client["id"]}, 201
+        )
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")
+    entry = stream.locator(".tl-entry", has_text="Жду звонка")
+    await expect(entry.locator("select[name=deal_id] option")).to_have_text(["Вторая поставка"])
+    await entry.get_by_role("button", name="Перенести в эту сделку").click()
+    await expect(stream.locator(".tl-entry", has_text="Жду звонка")).to_have_count(0)
+    await page.goto(f"/deals/{other['id']}")
+    await expect(page.locator(".tl-stream .tl-entry", has_text="Жду звонка")).to_contain_text(
+        "SMS · входящий"
+    )

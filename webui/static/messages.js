@@ -78,11 +78,35 @@
     });
   }
 
+  // Move a message's entry to another open deal of the same person (the stream refreshes the boxes).
+  function move(form) {
+    const button = form.querySelector("button");
+    button.disabled = true;
+    fetch("/api/v1/timeline/" + encodeURIComponent(form.dataset.moveEntry) + "/move", {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf(), "Content-Type": "application/json" },
+      body: JSON.stringify({ deal_id: parseInt(form.elements.deal_id.value, 10) })
+    }).then(function (response) {
+      button.disabled = false;
+      if (!response.ok) {
+        const box = form.closest(".tl");
+        const place = box && box.querySelector("[data-tl-status]");
+        if (place) {
+          place.textContent = box.dataset.msgError || "";
+          place.classList.add("shown");
+        }
+      }
+    }).catch(function () { button.disabled = false; });
+  }
+
   document.addEventListener("submit", function (event) {
     const form = event.target;
     if (form.matches && form.matches("form[data-compose]")) {
       event.preventDefault();
       send(form);
+    } else if (form.matches && form.matches("form[data-move-entry]")) {
+      event.preventDefault();
+      move(form);
     }
   });
 

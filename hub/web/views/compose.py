@@ -9,17 +9,18 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from hub.crm import contact_points
-from hub.crm.models import Conversation, Deal
+from hub.crm import access, contact_points
+from hub.crm.models import Conversation, Deal, Stage
 from hub.web.i18n import N_
-from hub.web.keys import CHANNELS, DB
+from hub.web.keys import CHANNELS, DB, USER
 
 LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS")}
 
 
 async def compose_context(request: web.Request, target: str, target_id: int) -> dict[str, Any]:
     """``{"target", "target_id", "channels": [{key, label, available, reason, address, connected}],
-    "default"}`` (the caller has checked that the user sees the target)."""
+    "default", "any", "deals"}`` — ``deals``: the person's open deals the user sees (where a message
+    entry may be moved). The caller has checked that the user sees the target."""
     async with request.app[DB].reading() as s:
         client_id = lead_id = contact_id = None
         if target == "deal":
@@ -44,6 +45,14 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
             chats = list((await s.execute(
                 select(Conversation.channel, Conversation.address, Conversation.state).where(owned)
                 .order_by(Conversation.last_message_at.desc()))).all())
+        deals: list[dict[str, Any]] = []
+        if client_id or lead_id:  # where a message entry may be moved: the person's open deals
+            user = request[USER]
+            theirs = Deal.client_id == client_id if client_id else Deal.lead_id == lead_id
+            deals = [{"id": i, "title": t} for i, t in (await s.execute(
+                select(Deal.id, Deal.title).join(Stage, Stage.id == Deal.stage_id)
+                .where(theirs, Stage.kind == "active", await access.deals_filter(s, user))
+                .order_by(Deal.id))).all()]
     telegram_chats = [a for ch, a, state in chats if ch == "telegram" and state != "blocked"]
     blocked = any(ch == "telegram" and state == "blocked" for ch, _, state in chats)
     telegram_ids = [v for v in points["telegram"] if v.lstrip("-").isdigit()]
@@ -65,4 +74,4 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
     available = [o["key"] for o in options if o["available"]]
     default = latest if latest in available else (available[0] if available else None)
     return {"target": target, "target_id": target_id, "channels": options, "default": default,
-            "any": bool(available)}
+            "any": bool(available), "deals": deals}
