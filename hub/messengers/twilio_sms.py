@@ -215,13 +215,14 @@ class TwilioChannel:
                           {name: "is required" for name in missing})
         sid, sender = str(form["MessageSid"]), str(form["From"])
         files, failed = await self._media(form)
+        text = str(form.get("Body", ""))
         extra: dict[str, Any] = {}
-        if failed:
-            extra["media_failed"] = failed
-            extra["note"] = (f"{len(failed)} of {len(failed) + len(files)} attachments could not be "
-                             "downloaded from Twilio")
+        if failed:  # the message is kept; the agent sees what is missing (as Telegram's notes do)
+            extra["media_not_downloaded"] = failed
+            notes = [f"[вложение «{f['filename']}» не загружено: {f['reason']}]" for f in failed]
+            text = "\n".join([text, *notes]) if text else "\n".join(notes)
         message = InboundMessage(channel="sms", provider_id=sid, address=sender,
-                                 text=str(form.get("Body", "")), sender_name=sender, files=tuple(files),
+                                 text=text, sender_name=sender, files=tuple(files),
                                  extra=extra or None, to_address=str(form.get("To", "")) or None)
         try:
             await self.intake.received(message)
@@ -267,16 +268,16 @@ class TwilioChannel:
         files: list[InboundFile] = []
         failed: list[dict[str, str]] = []
         for (index, url, content_type), result in zip([w for w in wanted if w[1]], results, strict=True):
+            name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or f"media{index}"
+            filename = name + (mimetypes.guess_extension(content_type.split(";")[0].strip()) or "")
             if isinstance(result, BaseException):
-                log.warning("twilio: media %d of an inbound MMS (%s) not downloaded: %s", index, url, result)
-                failed.append({"url": url, "content_type": content_type,
-                               "error": str(result) or type(result).__name__})
+                reason = str(result) or type(result).__name__
+                log.warning("twilio: media %d of an inbound MMS (%s) not downloaded: %s", index, url, reason)
+                failed.append({"filename": filename, "url": url, "content_type": content_type,
+                               "reason": reason})
                 continue
             data, declared = result
-            name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or f"media{index}"
-            ext = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ""
-            files.append(InboundFile(filename=f"{name}{ext}", content_type=content_type or declared,
-                                     data=data))
+            files.append(InboundFile(filename=filename, content_type=content_type or declared, data=data))
         return files, failed
 
     async def _download(self, url: str, content_type: str) -> tuple[bytes, str]:

@@ -210,11 +210,11 @@ async def test_media_that_cannot_be_downloaded_keeps_the_message(client: TestCli
     assert (await post_signed(client, "/webhooks/twilio/sms", fields))[0] == 200
     async with db.reading() as s:
         entry = await s.scalar(select(TimelineEntry).where(TimelineEntry.kind == "sms"))
-        assert entry is not None and entry.text == "Договор во вложении"
+        assert entry is not None
+        assert entry.text == "Договор во вложении\n[вложение «MEgone.jpg» не загружено: HTTP 404]"
         assert [a.filename for a in (await s.scalars(select(Attachment)))] == ["MEgood.pdf"]
-        failed = entry.payload["extra"]["media_failed"]
-        assert [f["url"] for f in failed] == [fake.url + "/media/MEgone"] and "404" in failed[0]["error"]
-        assert "1 of 2" in entry.payload["extra"]["note"]
+        failed = entry.payload["extra"]["media_not_downloaded"]
+        assert [(f["url"], f["reason"]) for f in failed] == [(fake.url + "/media/MEgone", "HTTP 404")]
 
 
 async def test_intake_failure_answers_5xx(client: TestClient, app: web.Application) -> None:
