@@ -266,3 +266,58 @@ async def test_stop_is_quick_in_every_state(server: FakeAmiServer, facts: Facts)
     assert up.health() == refused.health() == away.health() == "disconnected"
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("ami-")]
     print("\nAMI timings:", {k: round(v, 4) for k, v in TIMINGS.items()})
+
+
+async def test_calls_go_on_concurrently_each_in_its_own_order(
+        server: FakeAmiServer, connect: Any) -> None:
+    """A call whose facts are slow to hand on (its unit of work waits) holds up no other call; each
+    call's facts still arrive in order."""
+    gate = asyncio.Event()
+    blocked: list[str] = []
+    seen: list[Fact] = []
+
+    async def slow(fact: Fact) -> None:
+        if not blocked:
+            blocked.append(fact.call_id)
+        if fact.call_id == blocked[0]:
+            await gate.wait()
+        seen.append(fact)
+
+    conn = await connect(on_fact=slow)
+    await until(lambda: conn.resyncs == 1)
+    first = await server.push("inbound_answered")
+    second = await server.push("inbound_answered", numbers={"+79161234567": "+79035550011"})
+    a, b = first.linkedids[0], second.linkedids[0]
+    await until(lambda: [f for f in seen if isinstance(f, CallEnded) and f.call_id == b])
+    assert blocked == [a] and not [f for f in seen if f.call_id == a]
+    assert conn.facts_in_hand == 4  # call A's, waiting in its lane
+    gate.set()
+    await until(lambda: [f for f in seen if isinstance(f, CallEnded) and f.call_id == a])
+    tracker = Tracker(trunks=["trunk"], extensions=["101", "102", "103"])
+    expected = tracker.feed_all(first.messages + second.messages)
+    for key in (a, b):
+        assert [f for f in seen if f.call_id == key] == [f for f in expected if f.call_id == key]
+    assert conn.facts_in_hand == 0
+
+
+async def test_stop_hands_on_what_the_lanes_hold(server: FakeAmiServer, connect: Any) -> None:
+    seen: list[Fact] = []
+
+    async def slowish(fact: Fact) -> None:
+        await asyncio.sleep(0.01)
+        seen.append(fact)
+
+    conn = await connect(on_fact=slowish)
+    await until(lambda: conn.resyncs == 1)
+    await server.push("inbound_answered")
+    await server.push("inbound_missed", numbers={"+79161234567": "+79035550011"})
+    def ends_handed() -> int:  # through on_fact already, or waiting in a lane
+        waiting = [f for lane in conn._lanes.values() for f in lane if all(f is not g for g in seen)]
+        return len([f for f in seen + waiting if isinstance(f, CallEnded)])
+
+    # both calls went through the tracker; some of their facts still wait in the lanes
+    await until(lambda: ends_handed() == 2 and conn.facts_in_hand > 0, within=5)
+    await conn.stop()
+    assert len([f for f in seen if isinstance(f, CallEnded)]) == 2
+    assert conn.facts_in_hand == 0
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("ami-")]

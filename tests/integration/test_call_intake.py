@@ -301,3 +301,47 @@ async def test_the_lead_made_for_an_unknown_caller_is_announced_as_the_api_shows
     async with database.reading() as s:
         assert created.data["lead"] == await leads.get_lead(s, world["manager"], pop["lead_created"])
     assert created.scope == {"manager_id": None, "unassigned": True}
+
+
+def answered_fact(key: str, number: str, ext: str = "101") -> CallAnsweredFact:
+    return CallAnsweredFact(call_key=key, direction="inbound", number=number, did=None, extension=ext,
+                            at=T0 + timedelta(seconds=5), wait_seconds=5)
+
+
+async def test_the_intake_applies_waiting_facts_together_rings_first_each_call_in_order(
+        database: Database, world: dict) -> None:
+    published = record(database)
+    door = intake.CallIntake(database, AUTO)
+    numbers = [f"+7903555{i:04d}" for i in range(11)]
+    # every fact arrives at once: call B0's three, then five other calls end, then five more ring
+    results = await asyncio.gather(
+        door.ringing(ringing("B0", numbers[0])), door.answered(answered_fact("B0", numbers[0])),
+        door.ended(ended("B0", numbers[0])),
+        *(door.ended(ended(f"E{i}", numbers[i], status="missed")) for i in range(1, 6)),
+        *(door.ringing(ringing(f"R{i}", numbers[i], "102")) for i in range(6, 11)),
+    )
+    assert door.applied == 13 and door.units < door.applied
+    names = [(e.name, e.data.get("call_key")) for e in published if e.name.startswith("call.")]
+    assert {key for name, key in names[:6]} == {"B0", "R6", "R7", "R8", "R9", "R10"}
+    assert all(name == "call.ringing" for name, _ in names[:6])  # the rings went first
+    assert [n for n in names if n[1] == "B0"] == [("call.ringing", "B0"), ("call.answered", "B0"),
+                                                 ("call.ended", "B0")]
+    assert results[2]["status"] == "answered" and results[2]["wait_seconds"] == 5
+    async with database.reading() as s:
+        stored = {c.linkedid: c for c in (await s.scalars(select(Call))).all()}
+    assert len(stored) == 11 and stored["E3"].status == "missed" and stored["R7"].ended_at is None
+    assert await count(database, Lead) == 11  # one lead per unknown number
+    assert await count(database, Task, Task.kind == "callback") == 5
+
+
+async def test_a_failing_fact_fails_alone_the_batch_goes_on(database: Database, world: dict) -> None:
+    published = record(database)
+    door = intake.CallIntake(database, AUTO)
+    good, bad, other = await asyncio.gather(
+        door.ringing(ringing("G1", CLIENT_PHONE)), door.ringing(ringing("x" * 201, CLIENT_PHONE)),
+        door.ended(ended("G2", UNKNOWN)), return_exceptions=True)
+    assert isinstance(bad, Exception) and not isinstance(good, Exception) and not isinstance(other, Exception)
+    assert good["matches"][0]["id"] == world["client"].id and other["status"] == "answered"
+    names = sorted(e.name for e in published if e.name.startswith("call."))
+    assert names == ["call.ended", "call.ringing"]  # the rolled-back attempt published nothing twice
+    assert await count(database, Call) == 2
