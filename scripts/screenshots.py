@@ -279,6 +279,133 @@ async def _call_shots(app: web.Application, browser: Any, base: str) -> None:
     await context.close()
 
 
+def _picture(width: int = 320, height: int = 200) -> bytes:
+    """A small PNG (a warm gradient with a darker band) standing in for a photo a client sent."""
+    import struct
+    import zlib
+
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)
+        for x in range(width):
+            band = 40 if height * 0.55 < y < height * 0.75 else 0
+            rows += bytes((230 - y // 3 - band, 170 + x // 8 - band, 110 + x // 6 - band))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows))) + \
+        chunk(b"IEND", b"")
+
+
+async def _inbox_data(app: web.Application) -> int:
+    """Conversations as the Telegram and SMS channels would take them in (through the CRM's message
+    intake), agent1's replies with their delivery statuses, one refused; → the deal with a chat."""
+    from sqlalchemy import update as sa_update
+
+    from hub.crm import messages
+    from hub.crm.models import ContactPoint, Conversation, Message
+    from hub.crm.ports import DeliveryStatus, InboundFile, InboundMessage
+
+    intake = messages.MessageIntake(app[DB], attachments_dir=app[CONFIG].server.attachments_dir)
+    now = datetime.now(UTC)
+    async with app[DB].reading() as s:
+        agent = await s.scalar(select(User).where(User.login == LOGIN))
+        assert agent is not None
+        found = (await s.execute(
+            select(ContactPoint.value, Client.id).join(Client, Client.id == ContactPoint.client_id)
+            .where(ContactPoint.kind == "phone", Client.manager_id == agent.id,
+                   Client.id.in_(select(Deal.client_id).where(Deal.responsible_id == agent.id)))
+            .order_by(ContactPoint.id))).all()
+    rows = list({client: (phone, client) for phone, client in reversed(found)}.values())[::-1][:3]
+    (phone, client_id), (phone2, _), (phone3, _) = rows
+
+    async def sms(sid: str, number: str, text: str, minutes: int) -> dict[str, Any]:
+        taken = await intake.received(InboundMessage(
+            channel="sms", provider_id=sid, address=number, text=text, sender_name=number,
+            at=now - timedelta(minutes=minutes)))
+        assert taken is not None
+        return taken
+
+    async def reply(target: dict[str, Any], text: str, status: str, minutes: int,
+                    error: str | None = None) -> None:
+        async with app[DB].transaction() as s:
+            user = await s.get(User, agent.id)
+            assert user is not None
+            queued = await messages.queue_message(s, user, {**target, "text": text})
+            at = now - timedelta(minutes=minutes)  # as if written then
+            await s.execute(sa_update(Message).where(Message.id == queued[0]["id"]).values(created_at=at))
+            await s.execute(sa_update(TimelineEntry).where(TimelineEntry.id == queued[0]["entry_id"])
+                            .values(occurred_at=at))
+            await s.execute(sa_update(Conversation).where(Conversation.id == queued[0]["conversation_id"])
+                            .values(last_message_at=at))
+        provider_id = f"SMreply{queued[0]['id']}"
+        if status == "queued":
+            return
+        async with app[DB].transaction() as s:
+            await messages.record_outcome(s, queued[0]["id"], "sent" if status != "failed" else "failed",
+                                          provider_id=provider_id, error=error)
+        if status == "delivered":
+            await intake.status(DeliveryStatus(channel=target["channel"], provider_id=provider_id,
+                                               status="delivered"))
+
+    theirs = {"channel": "sms", "client_id": client_id}
+    await sms("SMshot1", phone, "Добрый день! Счёт получили, оплатим в пятницу. Можно отгрузку на "
+              "понедельник?", 95)
+    await reply(theirs, "Здравствуйте! Да, отгрузим в понедельник до 12:00.", "delivered", 90)
+    await sms("SMshot2", phone, "Отлично, спасибо! И пришлите, пожалуйста, акт сверки.", 8)
+    await reply(theirs, "Акт сверки отправлю сегодня до вечера.", "queued", 6)
+    await sms("SMshot3", phone2, "Перезвоните, пожалуйста, по поводу доставки", 47)
+    taken = await sms("SMshot4", phone3, "Нужна ли предоплата для нового заказа?", 180)
+    await reply({"channel": "sms", "client_id": taken["person"]["client_id"]},
+                "Для постоянных клиентов — без предоплаты.", "failed", 170,
+                error="21614: the number is unreachable")
+    tg = "6038471925"
+    for i, (text, minutes, files) in enumerate((
+            ("Здравствуйте! Нашла вас через сайт. Вот фото помещения, сможете посчитать стеллажи?", 25,
+             (InboundFile(filename="склад.png", content_type="image/png", data=_picture()),)),
+            ("Площадь примерно 120 м², высота потолка 6 м.", 24, ()))):
+        await intake.received(InboundMessage(
+            channel="telegram", provider_id=f"{tg}:{i + 1}", address=tg, text=text,
+            sender_name="Анна Соколова", sender_id=tg, username="anna_sokolova",
+            at=now - timedelta(minutes=minutes), files=files))
+    last = await sms("SMshot5", phone, "И ещё: счёт-фактуру можно в оригинале?", 2)
+    return int(last["entry"]["deal_id"])
+
+
+async def _inbox_shots(app: web.Application, browser: Any, base: str) -> None:
+    """/inbox with a client's SMS conversation open (delivered, queued and incoming messages), an
+    unknown Telegram sender with a photo, a refused SMS; and the deal card's chat composer."""
+    deal_id = await _inbox_data(app)
+    context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                        viewport={"width": 1280, "height": 860})
+    page = await context.new_page()
+    await page.goto("/login")
+    await page.get_by_label("Логин").fill(LOGIN)
+    await page.get_by_label("Пароль").fill(LOGIN)
+    await page.get_by_role("button", name="Войти").click()
+    await page.wait_for_selector("body[data-live='true']")
+    await page.goto("/inbox")
+    await page.locator(".conv-link", has_text="И ещё: счёт-фактуру").click()
+    await page.wait_for_selector("#chat[data-conversation-id]")
+    await page.locator("#chat textarea").fill("Да, оригинал передадим с водителем.")
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=OUT / "inbox.png")
+    await page.goto("/inbox?f=all")
+    await page.locator(".conv-link", has_text="Анна Соколова").click()
+    await page.wait_for_selector("#chat .msg-image")
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=OUT / "inbox-telegram.png")
+    await page.set_viewport_size({"width": 1280, "height": 1100})
+    await page.goto(f"/deals/{deal_id}")
+    await page.wait_for_selector("body[data-live='true']")
+    await page.locator(".composer textarea").fill("Да, оригинал передадим с водителем вместе с товаром.")
+    await page.evaluate("window.scrollTo(0, document.querySelector('.deal-grid').offsetTop - 70)")
+    await page.screenshot(path=OUT / "deal-card-chat.png")
+    await context.close()
+
+
 async def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -322,6 +449,7 @@ async def main() -> int:
                 await _deals_shots(browser, base)
                 await _deal_card_shots(app, browser, base)
                 await _call_shots(app, browser, base)
+                await _inbox_shots(app, browser, base)
                 await browser.close()
         finally:
             await runner.cleanup()

@@ -25,7 +25,8 @@ from hub.web.views.common import is_htmx, render, require_user
 PAGE = 30
 MESSAGES = 50
 FILTERS = (("all", N_("All")), ("unread", N_("Unread")), ("mine", N_("Mine")), ("none", N_("Unassigned")))
-CHANNEL_FILTERS = (("", N_("All channels")), ("telegram", N_("Telegram")), ("sms", N_("SMS")))
+CHANNEL_FILTERS = (("", N_("All channels")), ("telegram", N_("Telegram")), ("sms", N_("SMS")),
+                   ("email", N_("E-mail")))
 CHANNEL_LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS"), "email": N_("E-mail")}
 
 
