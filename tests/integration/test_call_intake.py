@@ -85,7 +85,11 @@ async def test_screen_pop_carries_the_last_three_interactions_and_open_tasks(
     match = pop["matches"][0]
     assert len(match["last_interactions"]) == 3
     assert all(e["kind"] == "call" for e in match["last_interactions"])
+    assert [e["status"] for e in match["last_interactions"]] == ["missed", "answered", "answered"]
+    assert match["last_interactions"][0]["occurred_at"] == T0.isoformat().replace("+00:00", "Z") or \
+        match["last_interactions"][0]["occurred_at"].startswith("2030-06-15T09:00")
     assert [t["kind"] for t in match["open_tasks"]] == ["callback"]
+    assert match["manager"] == {"id": world["manager"].id, "name": "Мария"}
 
 
 async def test_unknown_number_auto_creates_an_unsorted_lead_once(database: Database, world: dict) -> None:
