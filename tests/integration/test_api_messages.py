@@ -3,6 +3,7 @@ read one, mark read, assign) and moving a message's entry, over HTTP on each tes
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -369,3 +370,39 @@ async def test_moving_a_message_to_another_open_deal_of_the_same_person(
     )
     await agent2.post(f"/api/v1/timeline/{entry['id']}/move", {"deal_id": first["id"]}, expect=404)
     await admin.post(f"/api/v1/timeline/{entry['id']}/move", {"deal_id": first["id"]})  # already there
+
+
+async def test_the_inbox_page_escapes_text_and_keeps_to_what_the_agent_may_see(
+    app: web.Application, client: Any, admin: Api, agent: Api, agent2: Api
+) -> None:
+    from tests.integration.test_web_pages import logged_in, page
+
+    theirs, _ = await client_with_deal(agent2, phone="+7 916 700-00-09")
+    await sms_in(app, "SMhostile", "+79167000009", "<script>alert(1)</script> & <b>жирный</b>")
+    taken = await tg_in(app, 3, "Привет из Telegram")
+    await logged_in(client, agent)
+    html = await page(client, "/inbox")
+    assert "Входящие" in html and "Привет из Telegram" in html and "alert(1)" not in html
+    assert len(re.findall(r'<li class="conv[ "]', html)) == 1 and '<span class="conv-unread"' in html
+    panel = await page(client, f"/inbox/c/{taken['conversation_id']}")
+    assert f'data-conversation-id="{taken["conversation_id"]}"' in panel
+    assert (
+        'name="channel" value="telegram"' in panel
+        and f'name="lead_id" value="{taken["person"]["id"]}"' in panel
+    )
+    conversation_id = next(
+        c["id"] for c in (await admin.get("/api/v1/conversations"))["items"] if c["client_id"] == theirs["id"]
+    )
+    await page(client, f"/inbox/c/{conversation_id}", 404)
+    # the manager sees it, its text escaped; assigns it to the agent with the panel's form
+    client.session.cookie_jar.clear()
+    csrf = await logged_in(client, admin)
+    html = await page(client, f"/inbox?c={conversation_id}")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;жирный&lt;/b&gt;" in html
+    async with client.post(
+        f"/inbox/c/{conversation_id}/assign",
+        data={"assignee_id": str(agent.id), "csrf_token": csrf},
+        headers={"HX-Request": "true"},
+    ) as response:
+        assert response.status == 200 and "Иван Агентов" in await response.text()
+    assert (await agent.get(f"/api/v1/conversations/{conversation_id}"))["assignee"]["id"] == agent.id
