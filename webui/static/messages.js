@@ -202,5 +202,12 @@
     if (list) { list.scrollTop = list.scrollHeight; }
   }
   document.addEventListener("htmx:afterSettle", scrollChat);
+  // At phone width the chat is below the list: show it when a conversation is chosen.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    const chat = document.querySelector("#chat[data-conversation-id]");
+    if (event.detail.elt && event.detail.elt.id === "inbox" && chat && window.innerWidth < 900) {
+      chat.scrollIntoView({ block: "start" });
+    }
+  });
   document.addEventListener("DOMContentLoaded", scrollChat);
 })();
