@@ -25,7 +25,9 @@ from hub.config import Config
 from hub.crm.extensions import all_extensions
 from hub.crm.intake import CallIntake
 from hub.crm.messages import MessageIntake
+from hub.crm.ports import JournalProcessor
 from hub.db import Database, create_engine, migrate
+from hub.journal import JournalWorker
 from hub.mail.channel import MailChannel
 from hub.messengers.telegram import TelegramChannel
 from hub.messengers.twilio_sms import TwilioChannel
@@ -45,8 +47,10 @@ from hub.web.keys import (
     CHANNELS,
     CONFIG,
     DB,
+    JOURNAL,
     LOGIN_LIMITER,
     MAIL,
+    MESSAGE_INTAKE,
     OPENAPI,
     OUTBOX,
     RECORDINGS_HTTP,
@@ -145,10 +149,11 @@ def _messaging(app: web.Application, config: Config) -> None:
     intake = MessageIntake(app[DB], attachments_dir=config.server.attachments_dir,
                            region=config.phones.default_region)
     senders: dict[str, Any] = {}
+    processors: dict[str, JournalProcessor] = {}
     if config.telegram.token:
         app[TELEGRAM] = TelegramChannel(config.telegram, public_url=config.server.public_url, intake=intake)
         app[CHANNELS]["telegram"] = app[TELEGRAM].health
-        senders["telegram"] = app[TELEGRAM]
+        senders["telegram"] = processors["telegram"] = app[TELEGRAM]
     if config.twilio.account_sid:
         app[TWILIO] = TwilioChannel(config.twilio, public_url=config.server.public_url, intake=intake)
         app[CHANNELS]["sms"] = app[TWILIO].health
@@ -158,6 +163,9 @@ def _messaging(app: web.Application, config: Config) -> None:
         app[CHANNELS].update(app[MAIL].healths())
         senders["email"] = app[MAIL]
     app[OUTBOX] = Outbox(app[DB], app[BUS], senders, attachments_dir=config.server.attachments_dir)
+    app[MESSAGE_INTAKE] = intake
+    app[JOURNAL] = JournalWorker(app[DB], processors)
+    intake.journal_listeners.append(app[JOURNAL].wake)
 
 
 async def _messaging_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -168,12 +176,15 @@ async def _messaging_lifecycle(app: web.Application) -> AsyncIterator[None]:
         for channel in channels:
             await channel.start()
             started.append(channel)
+        await app[JOURNAL].start()
         await app[OUTBOX].start()
         yield
     finally:
         await app[OUTBOX].stop()
         for channel in reversed(started):
             await channel.stop()
+        await app[MESSAGE_INTAKE].close()  # webhooks answered from now on get 503: delivered again
+        await app[JOURNAL].stop()
 
 
 async def _recordings_http(app: web.Application) -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ transaction; ``hub.outbox`` sends it. Delivery statuses never move backwards.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points, events, identify, leads
+from hub.crm import access, contact_points, events, identify, journal, leads
 from hub.crm.attachments import content_type_of, sanitize_filename, store_bytes, stored_path
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.models import (
@@ -314,11 +314,29 @@ class MessageIntake:
         self.db = db
         self.attachments_dir = Path(attachments_dir)
         self.region = region
+        self.journal_listeners: list[Callable[[], None]] = []
+        self.writer = journal.JournalWriter(db, on_written=self._journal_written)
 
-    async def received(self, message: InboundMessage,
-                       delivery_key: str | None = None) -> dict[str, Any] | None:
+    def _journal_written(self) -> None:
+        for listener in self.journal_listeners:
+            listener()
+
+    async def journal(self, channel: MessageChannel, key: str, body: bytes) -> bool:
+        return await self.writer.add(channel, key, body)
+
+    async def finish(self, journal_id: int) -> bool:
+        async with self.db.transaction() as s:
+            return await journal.finish(s, journal_id)
+
+    async def close(self) -> None:
+        await self.writer.stop()
+
+    async def received(self, message: InboundMessage, delivery_key: str | None = None,
+                       journal_id: int | None = None) -> dict[str, Any] | None:
         stored = [(f, await store_bytes(self.attachments_dir, f.data)) for f in message.files if f.data]
         async with self.db.transaction() as s:
+            if journal_id is not None and not await journal.finish(s, journal_id):
+                return None  # taken in already (by another worker)
             if delivery_key is not None and not await _remember_delivery(s, message.channel, delivery_key):
                 return None
             return await take_message(s, message, stored, self.region)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -554,15 +555,26 @@ class Message(Base):
 
 
 class InboundDelivery(Base):
-    """Deliveries already taken in, by the channel's delivery key (Telegram ``update_id``): a webhook
-    retried or a poll repeated after a crash is recognised even when it carries no message."""
+    """The inbound journal: every delivery a channel received, by its own key (Telegram ``update_id``,
+    Twilio ``MessageSid``), unique — a webhook retried or a poll repeated is recognised even when it
+    carries no message. A webhook's raw ``body`` is written here (``pending``) before it is answered;
+    ``hub.journal`` then takes it into the CRM (``done``), retrying what fails (``failed`` at last)."""
 
     __tablename__ = "inbound_deliveries"
-    __table_args__ = (UniqueConstraint("channel", "key", name="uq_inbound_deliveries_channel_key"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "key", name="uq_inbound_deliveries_channel_key"),
+        Index("ix_inbound_deliveries_pending", "status", "next_attempt_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(10))
     key: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10), default="done")  # pending | done | failed
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -180,11 +180,21 @@ class DeliveryStatus:
 class MessageIntakePort(Protocol):
     """What a messaging adapter calls; one unit of work per fact, events published after commit."""
 
-    async def received(self, message: InboundMessage,
-                       delivery_key: str | None = None) -> dict[str, Any] | None:
+    async def received(self, message: InboundMessage, delivery_key: str | None = None,
+                       journal_id: int | None = None) -> dict[str, Any] | None:
         """→ the stored message (API shape); None when this delivery or message was taken already.
         ``delivery_key``: the channel's delivery id (Telegram ``update_id``), remembered in the
+        same transaction; ``journal_id``: the journaled delivery it came from, marked done in the
         same transaction."""
+        ...
+
+    async def journal(self, channel: MessageChannel, key: str, body: bytes) -> bool:
+        """Store a webhook's delivery before answering it (committed when this returns); False when
+        the key was delivered before. ``hub.journal`` hands it to the channel's ``process`` later."""
+        ...
+
+    async def finish(self, journal_id: int) -> bool:
+        """A journaled delivery that stores nothing (a status update) is done."""
         ...
 
     async def delivery_seen(self, channel: MessageChannel, delivery_key: str) -> bool:
@@ -264,4 +274,13 @@ class Sender(Protocol):
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         """Send or raise ``RetryLater`` / ``PermanentFailure``; any other exception counts as
         "the result is unknown" (the request may have reached the channel)."""
+        ...
+
+
+class JournalProcessor(Protocol):
+    """A channel's handler of its journaled deliveries (``hub.journal`` calls it, oldest first)."""
+
+    async def process(self, key: str, body: bytes, journal_id: int) -> None:
+        """Take the delivery in: ``intake.received(..., journal_id=journal_id)`` or
+        ``intake.finish(journal_id)``. An exception: tried again later."""
         ...

@@ -320,31 +320,49 @@ class TelegramChannel:
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return _json_error(400, "bad_update", "an Update object with an integer update_id is expected")
         try:
-            update = Update.de_json(data, self.bot)
+            Update.de_json(data, self.bot)
         except Exception as error:
             return _json_error(400, "bad_update", f"not a Telegram update: {error}")
         try:
-            await self._take(update)
+            # stored before we answer; taken into the CRM by hub.journal (process below)
+            await self.intake.journal("telegram", str(data["update_id"]), body)
         except Exception:
-            log.exception("telegram: update %s could not be taken in; Telegram will deliver it again",
-                          update.update_id)
+            log.exception("telegram: update %s could not be stored; Telegram will deliver it again",
+                          data["update_id"])
             return _json_error(503, "unavailable", "the update could not be stored; deliver it again")
         return web.json_response({"ok": True})
 
-    async def _take(self, update: Update) -> None:
-        """One update into the CRM (see the module's table); raises when the intake fails."""
+    async def process(self, key: str, body: bytes, journal_id: int) -> None:
+        """A journaled webhook update into the CRM (``hub.crm.ports.JournalProcessor``)."""
+        await self._take(Update.de_json(json.loads(body), self.bot), journal_id=journal_id)
+
+    async def _received(self, inbound: InboundMessage, key: str, journal_id: int | None) -> None:
+        if journal_id is None:
+            await self.intake.received(inbound, delivery_key=key)
+        else:
+            await self.intake.received(inbound, journal_id=journal_id)
+
+    async def _seen(self, key: str, journal_id: int | None) -> None:
+        if journal_id is None:
+            await self.intake.delivery_seen("telegram", key)
+        else:
+            await self.intake.finish(journal_id)
+
+    async def _take(self, update: Update, journal_id: int | None = None) -> None:
+        """One update into the CRM (see the module's table); raises when the intake fails. Polled
+        updates are remembered by their update_id here; webhook ones were journaled (``journal_id``)."""
         key = str(update.update_id)
         message = update.message or update.edited_message
         if message is not None:
             inbound = await self._inbound(message, edited=update.edited_message is not None)
             if inbound is None:
-                await self.intake.delivery_seen("telegram", key)
+                await self._seen(key, journal_id)
                 log.debug("telegram: update %s carries a service message; ignored", key)
                 return
-            await self.intake.received(inbound, delivery_key=key)
+            await self._received(inbound, key, journal_id)
             return
         if update.callback_query is not None:
-            await self._callback(update, key)
+            await self._callback(update, key, journal_id)
             return
         member = update.my_chat_member
         if member is not None:
@@ -353,12 +371,12 @@ class TelegramChannel:
                 await self.intake.blocked("telegram", str(member.chat.id), True)
             elif status in ("member", "administrator", "creator", "restricted"):
                 await self.intake.blocked("telegram", str(member.chat.id), False)
-            await self.intake.delivery_seen("telegram", key)
+            await self._seen(key, journal_id)
             return
-        await self.intake.delivery_seen("telegram", key)
+        await self._seen(key, journal_id)
         log.debug("telegram: update %s of a kind not handled; ignored", key)
 
-    async def _callback(self, update: Update, key: str) -> None:
+    async def _callback(self, update: Update, key: str, journal_id: int | None) -> None:
         """A press on an inline button: kept as the user's message ``[кнопка] <text>`` answering the
         bot's message that carried it; the spinner on the button is stopped (best effort)."""
         query = update.callback_query
@@ -378,7 +396,7 @@ class TelegramChannel:
             username=user.username,
             reply_to_provider_id=f"{chat_id}:{source.message_id}" if source is not None else None,
             extra={"callback_data": query.data} if query.data else None)
-        await self.intake.received(inbound, delivery_key=key)
+        await self._received(inbound, key, journal_id)
         if self.bot is not None:
             try:
                 await self.bot.answer_callback_query(query.id)

@@ -13,8 +13,10 @@ from aiohttp_sse import EventSourceResponse
 
 from hub.bus import InProcessBus
 from hub.config import Config
+from hub.crm.messages import MessageIntake
 from hub.crm.models import User
 from hub.db import Database
+from hub.journal import JournalWorker
 from hub.mail.channel import MailChannel
 from hub.messengers.telegram import TelegramChannel
 from hub.messengers.twilio_sms import TwilioChannel
@@ -47,6 +49,8 @@ TELEGRAM = web.AppKey("telegram_channel", TelegramChannel)
 TWILIO = web.AppKey("twilio_channel", TwilioChannel)
 OUTBOX = web.AppKey("outbox", Outbox)
 MAIL = web.AppKey("mail_channel", MailChannel)
+MESSAGE_INTAKE = web.AppKey("message_intake", MessageIntake)
+JOURNAL = web.AppKey("inbound_journal", JournalWorker)
 
 # The HTTP client that fetches recordings from [asterisk] recordings_url (when set).
 RECORDINGS_HTTP = web.AppKey("recordings_http", aiohttp.ClientSession)

@@ -27,6 +27,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,8 @@ def _decode(value: str) -> Any:
 class FakeTelegramApi:
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
+        # awaited after each webhook delivery the hub answered 200 (tests: let the hub take it in)
+        self.after_delivery: Callable[[], Awaitable[None]] | None = None
         self.bot_user = fixture("getMe_response")["result"]
         self.requests: list[Call] = []
         self.updates: list[dict[str, Any]] = []
@@ -128,10 +131,12 @@ class FakeTelegramApi:
         async with aiohttp.ClientSession() as session, session.post(
                 self.webhook["url"], data=body, headers=headers) as response:
             text = await response.text()
-            try:
-                return response.status, json.loads(text)
-            except ValueError:
-                return response.status, text
+        if response.status == 200 and self.after_delivery is not None:
+            await self.after_delivery()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, text
 
     def add_file(self, file_id: str, data: bytes, file_path: str) -> None:
         self.files[file_id] = (data, file_path)

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -73,10 +74,12 @@ Start = Any
 
 
 @pytest.fixture
-def start_hub(aiohttp_client: Any, port: int) -> Start:
-    """Start an app (the fixture's, or a fresh one on the same database: a restart) with quick knobs."""
+def start_hub(aiohttp_client: Any, port: int, tg_api: FakeTelegramApi) -> Start:
+    """Start an app (the fixture's, or a fresh one on the same database: a restart) with quick knobs;
+    each webhook delivery the hub answers is then taken in from the journal before ``deliver`` returns."""
 
     async def start(app: web.Application, mode: str = "webhook", wait: bool = True) -> TestClient:
+        tg_api.after_delivery = lambda: settle(app)
         channel = app[TELEGRAM]
         channel.config.mode = mode
         channel.poll_timeout = 1
@@ -101,6 +104,15 @@ async def client(app: web.Application, start_hub: Start) -> TestClient:
 @pytest.fixture
 def hub(client: TestClient) -> TestClient:
     return client
+
+
+async def settle(app: web.Application) -> None:
+    """Until the journal worker has taken in every delivery that is due."""
+    async def done() -> bool:
+        return not await count(app[DB], InboundDelivery, InboundDelivery.status == "pending",
+                               InboundDelivery.next_attempt_at <= datetime.now(UTC))
+
+    await until(done, within=10, interval=0.01)
 
 
 async def count(db: Database, model: Any, *where: Any) -> int:

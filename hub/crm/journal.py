@@ -1,0 +1,159 @@
+"""The inbound journal (``InboundDelivery``): a webhook's delivery is stored before it is answered.
+
+``JournalWriter.add(channel, key, body)`` returns once the delivery is committed — True when it is
+new, False when that key was delivered before. Concurrent requests are written together, one
+transaction for all that are waiting (group commit), so the channel's server gets its answer after
+one short write however many deliveries arrive at once. ``hub.journal`` then takes pending
+deliveries into the CRM, each marked ``done`` in the same transaction as what it stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.crm.models import InboundDelivery, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+MAX_KEY = 100
+
+
+class UnitOfWork(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    id: int
+    channel: str
+    key: str
+    body: bytes
+    attempts: int
+
+
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(InboundDelivery).on_conflict_do_nothing(index_elements=["channel", "key"])
+
+
+async def write(session: AsyncSession, deliveries: list[tuple[str, str, bytes | None]]) -> list[bool]:
+    """Store pending deliveries (channel, key, body); → for each, whether it is new."""
+    wanted: dict[tuple[str, str], int] = {}
+    for index, (channel, key, _) in enumerate(deliveries):
+        wanted.setdefault((channel, key[:MAX_KEY]), index)
+    known: set[tuple[str, str]] = set()
+    for channel in {c for c, _ in wanted}:
+        keys = [k for c, k in wanted if c == channel]
+        for start in range(0, len(keys), 500):
+            rows = await session.execute(select(InboundDelivery.key).where(
+                InboundDelivery.channel == channel, InboundDelivery.key.in_(keys[start:start + 500])))
+            known.update((channel, key) for (key,) in rows)
+    now = utcnow()
+    new = [{"channel": c, "key": k, "status": "pending", "body": deliveries[i][2], "attempts": 0,
+            "next_attempt_at": now, "created_at": now}
+           for (c, k), i in wanted.items() if (c, k) not in known]
+    if new:
+        await session.execute(_insert(session), new)
+    firsts = set(wanted.values())
+    return [index in firsts and (channel, key[:MAX_KEY]) not in known
+            for index, (channel, key, _) in enumerate(deliveries)]
+
+
+class JournalWriter:
+    """Group commit of deliveries: ``await add(...)`` → True (new) / False (seen before)."""
+
+    def __init__(self, db: UnitOfWork, on_written: Callable[[], None] | None = None,
+                 max_batch: int = MAX_BATCH) -> None:
+        self.db = db
+        self.on_written = on_written
+        self.max_batch = max_batch
+        self._waiting: list[tuple[str, str, bytes | None, asyncio.Future[bool]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def add(self, channel: str, key: str, body: bytes | None) -> bool:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="journal-writer")
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((channel, key, body, future))
+        self._wake.set()
+        return await future
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for *_, future in self._waiting:
+            if not future.done():
+                future.set_exception(RuntimeError("the hub is stopping"))
+        self._waiting.clear()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                try:
+                    async with self.db.transaction() as s:
+                        results = await write(s, [(c, k, b) for c, k, b, _ in batch])
+                except Exception as error:
+                    log.exception("inbound journal: %d deliveries could not be written", len(batch))
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (*_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+                if self.on_written is not None and any(results):
+                    self.on_written()
+
+
+async def pending(session: AsyncSession, channels: list[str], limit: int = 100) -> list[Pending]:
+    rows = await session.execute(
+        select(InboundDelivery.id, InboundDelivery.channel, InboundDelivery.key, InboundDelivery.body,
+               InboundDelivery.attempts)
+        .where(InboundDelivery.status == "pending", InboundDelivery.next_attempt_at <= utcnow(),
+               InboundDelivery.channel.in_(channels))
+        .order_by(InboundDelivery.id).limit(limit))
+    return [Pending(r[0], r[1], r[2], r[3] or b"", r[4]) for r in rows]
+
+
+async def finish(session: AsyncSession, journal_id: int) -> bool:
+    """Mark a pending delivery done (in the transaction that stored what it carried); False when it
+    was done already (another worker took it)."""
+    result = await session.execute(
+        update(InboundDelivery).where(InboundDelivery.id == journal_id, InboundDelivery.status == "pending")
+        .values(status="done", processed_at=utcnow(), error=None)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def is_pending(session: AsyncSession, journal_id: int) -> bool:
+    return await session.scalar(select(InboundDelivery.status).where(InboundDelivery.id == journal_id)) \
+        == "pending"
+
+
+async def postpone(session: AsyncSession, journal_id: int, error: str, retry_at: datetime | None) -> None:
+    """A failed attempt: try again at ``retry_at``, or give up (``failed``) when it is None."""
+    await session.execute(
+        update(InboundDelivery).where(InboundDelivery.id == journal_id)
+        .values(attempts=InboundDelivery.attempts + 1, error=error[:500],
+                status="pending" if retry_at is not None else "failed", next_attempt_at=retry_at)
+        .execution_options(synchronize_session=False))

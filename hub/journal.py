@@ -1,0 +1,99 @@
+"""The worker that takes journaled deliveries into the CRM (see ``hub.crm.journal``).
+
+Webhooks answer as soon as their delivery is stored; this worker hands each pending delivery,
+oldest first, to its channel's ``process`` (``hub.crm.ports.JournalProcessor``), which stores what it
+carries and marks the delivery done in the same transaction. A delivery whose processing fails is
+tried again after an exponential backoff (the database down, a file that would not download) and is
+marked ``failed`` after ``max_attempts`` (it stays in the journal with the error; the log says so).
+After a crash, what was stored but not yet processed is simply still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+
+from hub.crm import journal
+from hub.crm.models import utcnow
+from hub.crm.ports import JournalProcessor
+from hub.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class JournalWorker:
+    def __init__(self, db: Database, processors: Mapping[str, JournalProcessor], *, poll_seconds: float = 2.0,
+                 batch: int = 100, max_attempts: int = 8, base_delay: float = 2.0) -> None:
+        self.db = db
+        self.processors = dict(processors)
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.processed = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self.processors:
+            self._task = asyncio.create_task(self._run(), name="inbound-journal")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                more = await self.drain_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("inbound journal: a round failed; trying again")
+                more = False
+            if more:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+
+    async def drain_once(self) -> bool:
+        """Process what is due; True when there may be more."""
+        async with self.db.reading() as s:
+            due = await journal.pending(s, list(self.processors), self.batch)
+        for delivery in due:
+            await self._process(delivery)
+        return len(due) >= self.batch
+
+    async def _process(self, delivery: journal.Pending) -> None:
+        try:
+            await self.processors[delivery.channel].process(delivery.key, delivery.body, delivery.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            attempt = delivery.attempts + 1
+            give_up = attempt >= self.max_attempts
+            retry_at = None if give_up else utcnow() + timedelta(seconds=self.base_delay * 2 ** (attempt - 1))
+            (log.error if give_up else log.warning)(
+                "inbound journal: %s delivery %s failed (attempt %d%s): %s", delivery.channel, delivery.key,
+                attempt, ", giving up" if give_up else "", error, exc_info=give_up)
+            async with self.db.transaction() as s:
+                await journal.postpone(s, delivery.id, f"{type(error).__name__}: {error}", retry_at)
+            return
+        self.processed += 1
+        async with self.db.reading() as s:
+            left_pending = await journal.is_pending(s, delivery.id)
+        if left_pending:  # a processor bug: do not loop on it
+            log.error("inbound journal: the %s processor left delivery %s pending", delivery.channel,
+                      delivery.key)
+            async with self.db.transaction() as s:
+                await journal.postpone(s, delivery.id, "the processor did not finish it", None)
