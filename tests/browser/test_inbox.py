@@ -113,6 +113,13 @@ async def test_inbox_and_deal_card_live_with_replies_and_statuses(
     # a new message while the chat is open shows up in it
     await sms(app, "SM3", "Спасибо!")
     await expect(chat.locator(".msg-in", has_text="Спасибо!")).to_be_visible()
+    # and so does a reply sent elsewhere (the deal card, the API)
+    async with aiohttp.ClientSession() as http:
+        api = await HubApi.login(http, hub_url, "agent")
+        await api.call(
+            "POST", "/api/v1/messages", {"channel": "sms", "deal_id": deal["id"], "text": "Из API"}, 201
+        )
+    await expect(chat.locator(".msg-out", has_text="Из API")).to_contain_text("в очереди")
 
     # the deal card: the messages in the timeline, live; the composer sends by SMS
     await page.goto(f"/deals/{deal['id']}")
