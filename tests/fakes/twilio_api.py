@@ -15,7 +15,8 @@ Control API::
     fake.faults.append(Fault(delay=5))    # answers 201 after 5 s (longer than the client's timeout)
     fake.next_sids.append("SMcc31…")      # the SID the next created message gets
     fake.created                          # the forms of every create request that got a 201
-    fake.requests                         # (method, path, form) of every request, faulted ones too
+    fake.requests                         # (method, path, form, headers, at, status) of every request,
+                                          # faulted ones too
     fake.add_media(path, data, content_type)  # GET path (Basic auth checked) answers data
     fake.media_url(name)                  # a media URL on the fake (added with add_media)
     sign(token, url, params)              # the X-Twilio-Signature Twilio would send
@@ -29,6 +30,7 @@ import base64
 import binascii
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -72,6 +74,8 @@ class Recorded:
     path: str
     form: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)
+    status: int = 0  # the status it was answered with (0: not answered yet)
 
 
 def sign(token: str, url: str, params: dict[str, str] | list[tuple[str, str]]) -> str:
@@ -152,7 +156,13 @@ class FakeTwilio:
 
     async def _create(self, request: web.Request) -> web.Response:
         form = dict(parse_qsl((await request.read()).decode(), keep_blank_values=True))
-        self.requests.append(Recorded("POST", request.path, form, dict(request.headers)))
+        recorded = Recorded("POST", request.path, form, dict(request.headers))
+        self.requests.append(recorded)
+        response = await self._answer(request, form)
+        recorded.status = response.status
+        return response
+
+    async def _answer(self, request: web.Request, form: dict[str, str]) -> web.Response:
         if not self._authorised(request) or request.match_info["account"] != self.account_sid:
             return _error(401, 20003)
         fault = self.faults.pop(0) if self.faults else Fault()
