@@ -21,7 +21,7 @@ def _missing(channel: str) -> web.Response:
 
 
 @routes.post("/webhooks/telegram", "A Telegram update (X-Telegram-Bot-Api-Secret-Token checked)",
-             errors=(400, 403, 404), public=True)
+             errors=(400, 403, 404, 503), public=True)
 async def telegram_update(request: web.Request) -> web.StreamResponse:
     channel = request.app.get(TELEGRAM)
     if channel is None:
@@ -30,7 +30,7 @@ async def telegram_update(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/webhooks/twilio/sms", "An inbound SMS/MMS from Twilio (X-Twilio-Signature checked)",
-             errors=(400, 403, 404), public=True)
+             errors=(400, 403, 404, 503), public=True)
 async def twilio_sms(request: web.Request) -> web.StreamResponse:
     channel = request.app.get(TWILIO)
     if channel is None:
@@ -39,7 +39,7 @@ async def twilio_sms(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/webhooks/twilio/status", "A Twilio status callback for a sent message (signature checked)",
-             errors=(400, 403, 404), public=True)
+             errors=(400, 403, 404, 503), public=True)
 async def twilio_status(request: web.Request) -> web.StreamResponse:
     channel = request.app.get(TWILIO)
     if channel is None:
