@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ from hub.crm.models import (
     Task,
     TimelineEntry,
     User,
+    UserExtension,
     utcnow,
 )
 from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRinging, CallSettings
@@ -56,6 +59,7 @@ from hub.crm.timeline import add_entry, entry_dict, storable, user_refs
 from hub.crm.validate import Fields, iso
 from hub.db import Prepared
 
+log = logging.getLogger(__name__)
 LEAD_SOURCE = "звонок"
 INTERACTION_KINDS = ("call", "sms", "telegram", "email", "note")
 POP_MATCHES = 5  # matches enriched with history and tasks in a screen-pop
@@ -100,11 +104,44 @@ class CallIntake:
         self.max_batch = max(1, max_batch)
         self._pending: collections.deque[_Job] = collections.deque()
         self._writer: asyncio.Task[None] | None = None
+        self._leads = 0  # leads this intake made (for the rings read before them)
+        self._lead_made: dict[str, int] = {}  # number → self._leads when its lead was made
         self.units = 0  # units of work committed (for tests and benchmarks)
         self.applied = 0  # facts applied in them
 
     async def ringing(self, fact: CallRinging) -> dict[str, Any]:
-        return await self._submit(ring, fact, ring=True)  # type: ignore[no-any-return]
+        step: Step = ring
+        if self._writer is not None:  # the writer is busy: read the caller meanwhile, on the side
+            mark = self._leads
+            pre = await self._identified(fact)
+            if pre is not None:
+                step = functools.partial(ring, pre=pre, unchanged=lambda n: self._lead_made.get(n, 0) <= mark)
+        return await self._submit(step, fact, ring=True)  # type: ignore[no-any-return]
+
+    def _note_lead(self, number: str) -> None:
+        """A lead was made for this number (maybe not committed yet): rings read before it look again."""
+        self._leads += 1
+        self._lead_made[number] = self._leads
+        if len(self._lead_made) > 4096:  # older than any ring still waiting
+            for old in list(self._lead_made)[:2048]:
+                del self._lead_made[old]
+
+    async def _identified(self, fact: CallRinging) -> list[dict[str, Any]] | None:
+        """The screen-pop's reads (who is it, their manager, history, tasks) on a reader of their
+        own, while the writer is busy with other facts: the ring's unit of work is left with
+        writing the call. Read-committed data, as a reader inside that unit would see it."""
+        reading = getattr(self.db, "reading", None)
+        number = external_number(fact.number, self.settings.region)
+        if reading is None or not number or fact.direction == "internal":
+            return None
+        try:
+            async with reading() as session:
+                matches = await identify.identify(session, phone=number, region=self.settings.region)
+                return [await _enrich(session, m) if i < POP_MATCHES else m for i, m in enumerate(matches)]
+        except Exception:  # the unit of work reads it again (and fails there if it must)
+            log.warning("call intake: reading the caller of %s before the unit of work failed",
+                        fact.call_key, exc_info=True)
+            return None
 
     async def answered(self, fact: CallAnsweredFact) -> dict[str, Any] | None:
         return await self._submit(answer, fact)  # type: ignore[no-any-return]
@@ -157,6 +194,7 @@ class CallIntake:
         current: _Job | None = None
         try:
             async with self.db.transaction() as session:
+                session.info[_ON_LEAD] = self._note_lead
                 if not batch[0].alone:  # alone: the plain path (a savepoint around a new call's row)
                     await _prefetch(session, [job.fact for job in batch])
                 for job in batch:
@@ -259,6 +297,7 @@ _CALLS = "crm.intake.calls"  # call key → its locked row, None when there is n
 _AGENTS = "crm.intake.agents"  # extension → the active user it rings, None when nobody
 _KEEP = "crm.intake.keep"  # rows read once and looked up again by id later in the unit of work
 _DEALS = "crm.intake.deals"  # ("client" | "lead", id) → its open deals
+_ON_LEAD = "crm.intake.on_lead"  # called with the number of each lead made for a caller
 
 
 def _valid_key(key: Any) -> bool:
@@ -288,8 +327,13 @@ async def _prefetch(session: AsyncSession, facts: list[Fact]) -> None:
     wanted: set[str] = set()
     for fact in facts:
         wanted |= _extensions(fact)
-    by_ext = await users_by_extension(session, wanted)
-    session.info[_AGENTS] = {e: by_ext.get(e) for e in wanted}
+    agents: dict[str, Agent | None] = {}
+    if wanted:
+        conn = await session.connection()
+        for extension in sorted(wanted):
+            rows = await _AGENT.all(conn, extension=extension)
+            agents[extension] = Agent(*rows[0]) if rows else None
+    session.info[_AGENTS] = agents
 
 
 async def _prefetch_people(session: AsyncSession, calls: list[Call]) -> None:
@@ -315,10 +359,22 @@ async def _prefetch_people(session: AsyncSession, calls: list[Call]) -> None:
     session.info[_DEALS] = deals
 
 
-async def _agents(session: AsyncSession, extensions: set[str]) -> dict[str, User]:
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """The user an extension rings: what the intake needs of them."""
+
+    id: int
+    name: str
+
+
+_AGENT = Prepared(select(User.id, User.name).join(UserExtension, UserExtension.user_id == User.id)
+                  .where(UserExtension.extension == bindparam("extension"), User.active.is_(True)))
+
+
+async def _agents(session: AsyncSession, extensions: set[str]) -> dict[str, Agent | User]:
     """Active users by extension, from the batch's prefetch when it has them all."""
     wanted = {e for e in extensions if isinstance(e, str) and e and len(e) <= 32}
-    cache: dict[str, User | None] | None = session.info.get(_AGENTS)
+    cache: dict[str, Agent | None] | None = session.info.get(_AGENTS)
     if cache is not None and wanted <= cache.keys():
         return {e: user for e in wanted if (user := cache[e]) is not None}
     return await users_by_extension(session, wanted)
@@ -384,7 +440,7 @@ def _recipients(call: Call) -> set[int]:
     return users
 
 
-def _agent_ref(call: Call, agent: User | None) -> dict[str, Any] | None:
+def _agent_ref(call: Call, agent: Agent | User | None) -> dict[str, Any] | None:
     if agent is None and not call.agent_extension:
         return None
     return {"id": agent.id if agent else call.agent_id, "name": agent.name if agent else None,
@@ -403,6 +459,8 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
     session.add(lead)
     await session.flush()
     session.info.setdefault(_KEEP, []).append(lead)
+    if (on_lead := session.info.get(_ON_LEAD)) is not None:
+        on_lead(number)
     session.add_all([ContactPoint(kind="phone", value=value, tail=tail, raw=raw, lead_id=lead.id)
                      for value, tail, raw in points.phones])
     data = {"id": lead.id, "name": lead.name, "source": lead.source, "manager_id": None, "manager": None,
@@ -512,9 +570,15 @@ async def _enrich(session: AsyncSession, match: dict[str, Any]) -> dict[str, Any
     return enriched
 
 
-async def ring(session: AsyncSession, fact: CallRinging,
-               settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
-    """The screen-pop payload for the rung agent (also sent as ``call.ringing`` to that user)."""
+async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings = DEFAULT_SETTINGS,
+               pre: list[dict[str, Any]] | None = None,
+               unchanged: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """The screen-pop payload for the rung agent (also sent as ``call.ringing`` to that user).
+
+    ``pre``: the number's matches, already enriched, read just before this unit of work (see
+    ``CallIntake.ringing``). When there were none, the number is identified again in here (where
+    the decision to make a lead is taken) unless ``unchanged(number)`` says no lead was made for
+    it since."""
     number = external_number(fact.number, settings.region)
     at = fact.at or utcnow()
     call = await _find_call(session, fact.call_key)  # a new call's row is written once, below
@@ -522,11 +586,17 @@ async def ring(session: AsyncSession, fact: CallRinging,
     live = call is None or call.ended_at is None  # a ringing fact replayed after the end pops nothing
     direction = call.direction if call is not None else fact.direction
     matches: list[dict[str, Any]] = []
+    enriched: list[dict[str, Any]] | None = None
     person = None
     lead_created = None
     ignored = is_ignored(number, settings)
     if number and direction != "internal":
-        matches = await identify.identify(session, phone=number, region=settings.region)
+        if pre:
+            matches = enriched = pre
+        elif pre is not None and unchanged is not None and unchanged(number):
+            matches = []
+        else:
+            matches = await identify.identify(session, phone=number, region=settings.region)
         person = _person(matches)
         if not matches and live and (call is None or call.lead_id is None):  # a colleague's mobile is no lead
             person = await _unknown_caller_lead(session, direction, number, settings)
@@ -544,8 +614,9 @@ async def ring(session: AsyncSession, fact: CallRinging,
         call.external_number = number
     if person is not None and call.client_id is None and call.lead_id is None:
         _set_person(call, person)
-    enriched = [_fresh(m) if m["id"] == lead_created and m["type"] == "lead"
-                else await _enrich(session, m) if i < POP_MATCHES else m for i, m in enumerate(matches)]
+    if enriched is None:
+        enriched = [_fresh(m) if m["id"] == lead_created and m["type"] == "lead"
+                    else await _enrich(session, m) if i < POP_MATCHES else m for i, m in enumerate(matches)]
     payload = {
         "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "number": number,
         "did": fact.did, "extension": fact.extension, "started_at": iso(call.started_at),
@@ -619,7 +690,7 @@ def _call_text(call: Call, name: str | None) -> str:
     return f"{what} {who} ({status})"
 
 
-def _entry_payload(call: Call, agent: User | None) -> dict[str, Any]:
+def _entry_payload(call: Call, agent: Agent | User | None) -> dict[str, Any]:
     return {
         "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "status": call.status,
         "number": call.external_number, "did": call.did, "agent": _agent_ref(call, agent),
@@ -741,7 +812,7 @@ def _storable_json(value: Any) -> Any:
     return value
 
 
-async def _log_call(session: AsyncSession, call: Call, agent: User | None, name: str | None,
+async def _log_call(session: AsyncSession, call: Call, agent: Agent | User | None, name: str | None,
                     deal: Deal | bool | None = True) -> None:
     """The call's timeline entry on its person's open deal (placement rule) or on the person.
 

@@ -188,6 +188,7 @@ async def test_drop_mid_call_reconnects_and_resync_closes_and_picks_up(
     TIMINGS["reconnect_after_drop_s"] = time.monotonic() - dropped
     await until(lambda: conn.resyncs == 2)
     TIMINGS["drop_to_resync_s"] = time.monotonic() - dropped
+    await until(lambda: conn.facts_in_hand == 0)  # the resync's facts are through their calls' lanes
     assert conn.last_resync_seconds is not None
     TIMINGS["login_to_resync_s"] = conn.last_resync_seconds
 
