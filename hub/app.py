@@ -157,7 +157,7 @@ def _messaging(app: web.Application, config: Config) -> None:
     if config.twilio.account_sid:
         app[TWILIO] = TwilioChannel(config.twilio, public_url=config.server.public_url, intake=intake)
         app[CHANNELS]["sms"] = app[TWILIO].health
-        senders["sms"] = app[TWILIO]
+        senders["sms"] = processors["sms"] = app[TWILIO]
     if config.mailboxes:
         app[MAIL] = MailChannel(config.mailboxes, intake=intake)
         app[CHANNELS].update(app[MAIL].healths())

@@ -1,14 +1,16 @@
 """SMS through Twilio: signed webhooks in (messages and status callbacks), the REST API out.
 
 Inbound (``handle_sms``): the ``X-Twilio-Signature`` is checked with twilio's ``RequestValidator``
-against ``public_url`` + the path (and query) Twilio called and every form field; then the message
-(``MessageSid``, ``From``, ``To``, ``Body``, ``MediaUrlN``/``MediaContentTypeN``) goes to the core's
-intake, which is idempotent on ``MessageSid``; the media are downloaded first (HTTP Basic auth with
-the account SID and auth token) and a failed download keeps the message with a note. The answer is
-an empty TwiML document; a failure of the intake is a 5xx, so Twilio may deliver it again.
+against ``public_url`` + the path (and query) Twilio called and every form field; ``MessageSid`` and
+``From`` are required; then the raw body is journaled (``intake.journal("sms", MessageSid, body)``,
+committed) and Twilio gets an empty TwiML document — a failure to journal is a 5xx, so Twilio may
+deliver it again. ``hub.journal`` later calls ``process``: the media are downloaded (HTTP Basic auth
+with the account SID and auth token; a failed download keeps the message with a note) and the message
+(``From``, ``To``, ``Body``) goes to the core's intake, idempotent on ``MessageSid``.
 
-Status callbacks (``handle_status``): same signature check, then ``MessageSid`` + ``MessageStatus``
-(+ ``ErrorCode``) to the core, which never moves a status backwards.
+Status callbacks (``handle_status``): same signature check, journaled under ``<MessageSid>:status:
+<status>``, then ``MessageSid`` + ``MessageStatus`` (+ ``ErrorCode``) to the core, which never moves a
+status backwards.
 
 Outbound (``send``, the outbox's sender for ``sms``): twilio's real ``Client`` over an async HTTP
 client of ours (``_HubHttpClient``): aiohttp, never blocking the loop, pointed at ``api_url``
@@ -28,7 +30,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 SMS_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"
 TWILIO_API = "https://api.twilio.com"
+STATUS_KEY = ":status:"  # the journal key of a status callback: <MessageSid>:status:<status>
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 FORM = "application/x-www-form-urlencoded"
 MAX_MEDIA_BYTES = 20 * 1024 * 1024  # Twilio accepts at most 5 MB per MMS; keep a margin
@@ -206,6 +209,7 @@ class TwilioChannel:
         return form, None
 
     async def handle_sms(self, request: web.Request) -> web.Response:
+        """Checked, then journaled (committed) before the answer; ``process`` takes it in later."""
         form, refusal = await self._signed_form(request)
         if refusal is not None:
             return refusal
@@ -213,24 +217,8 @@ class TwilioChannel:
         if missing:
             return _error(400, "validation_failed", f"{', '.join(missing)} is required",
                           {name: "is required" for name in missing})
-        sid, sender = str(form["MessageSid"]), str(form["From"])
-        files, failed = await self._media(form)
-        text = str(form.get("Body", ""))
-        extra: dict[str, Any] = {}
-        if failed:  # the message is kept; the agent sees what is missing (as Telegram's notes do)
-            extra["media_not_downloaded"] = failed
-            notes = [f"[вложение «{f['filename']}» не загружено: {f['reason']}]" for f in failed]
-            text = "\n".join([text, *notes]) if text else "\n".join(notes)
-        message = InboundMessage(channel="sms", provider_id=sid, address=sender,
-                                 text=text, sender_name=sender, files=tuple(files),
-                                 extra=extra or None, to_address=str(form.get("To", "")) or None)
-        try:
-            await self.intake.received(message)
-        except Exception:
-            log.exception("twilio: inbound SMS %s could not be stored; answering 500 so Twilio may "
-                          "deliver it again", sid)
-            return _error(500, "intake_failed", "the message could not be stored; try again")
-        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+        refusal = await self._journal(str(form["MessageSid"]), await request.read())
+        return refusal or web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def handle_status(self, request: web.Request) -> web.Response:
         form, refusal = await self._signed_form(request)
@@ -244,15 +232,43 @@ class TwilioChannel:
         if status not in STATUSES:
             log.info("twilio: status %r of %s ignored", status, form["MessageSid"])
             return web.Response(status=204)
-        code = str(form.get("ErrorCode") or "").strip() or None
-        update = DeliveryStatus(channel="sms", provider_id=str(form["MessageSid"]), status=status,
-                                error_code=code, error=_error_text(code) if code else None)
+        # one journal key per (message, status): a repeated callback is one delivery, each status its own
+        refusal = await self._journal(f"{form['MessageSid']}{STATUS_KEY}{status}", await request.read())
+        return refusal or web.Response(status=204)
+
+    async def _journal(self, key: str, body: bytes) -> web.Response | None:
         try:
-            await self.intake.status(update)
+            await self.intake.journal("sms", key, body)  # False: delivered before, answered the same
         except Exception:
-            log.exception("twilio: status %s of %s could not be stored", status, update.provider_id)
-            return _error(500, "intake_failed", "the status could not be stored; try again")
-        return web.Response(status=204)
+            log.exception("twilio: webhook %s could not be stored; answering 500 so that Twilio may "
+                          "deliver it again", key)
+            return _error(500, "intake_failed", "the webhook could not be stored; try again")
+        return None
+
+    async def process(self, key: str, body: bytes, journal_id: int) -> None:
+        """A journaled webhook into the CRM (``hub.crm.ports.JournalProcessor``); raises → retried."""
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        if STATUS_KEY in key:
+            code = str(form.get("ErrorCode") or "").strip() or None
+            update = DeliveryStatus(channel="sms", provider_id=str(form["MessageSid"]),
+                                    status=str(form["MessageStatus"]).lower(), error_code=code,
+                                    error=_error_text(code) if code else None)
+            await self.intake.status(update)  # never backwards: applying it twice changes nothing
+            await self.intake.finish(journal_id)
+            return
+        await self.intake.received(await self._inbound(form), journal_id=journal_id)
+
+    async def _inbound(self, form: Mapping[str, str]) -> InboundMessage:
+        sid, sender = form["MessageSid"], form["From"]
+        files, failed = await self._media(form)
+        text = form.get("Body", "")
+        extra: dict[str, Any] = {}
+        if failed:  # the message is kept; the agent sees what is missing (as Telegram's notes do)
+            extra["media_not_downloaded"] = failed
+            notes = [f"[вложение «{f['filename']}» не загружено: {f['reason']}]" for f in failed]
+            text = "\n".join([text, *notes]) if text else "\n".join(notes)
+        return InboundMessage(channel="sms", provider_id=sid, address=sender, text=text, sender_name=sender,
+                              files=tuple(files), extra=extra or None, to_address=form.get("To") or None)
 
     async def _media(self, form: Any) -> tuple[list[InboundFile], list[dict[str, str]]]:
         try:

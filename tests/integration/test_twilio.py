@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +23,16 @@ from twilio.request_validator import RequestValidator
 
 from hub.config import Config, TwilioConfig
 from hub.crm import deals, messages
-from hub.crm.models import Attachment, ContactPoint, Lead, Message, TimelineEntry, User, utcnow
+from hub.crm.models import (
+    Attachment,
+    ContactPoint,
+    InboundDelivery,
+    Lead,
+    Message,
+    TimelineEntry,
+    User,
+    utcnow,
+)
 from hub.crm.ports import OutgoingMessage, PermanentFailure, RetryLater
 from hub.db import Database
 from hub.messengers.twilio_sms import EMPTY_TWIML, TwilioChannel
@@ -89,6 +98,15 @@ async def post_signed(client: TestClient, path: str, fields: dict[str, str]) -> 
     return await post(client, path, urlencode(fields), sign(AUTH_TOKEN, PUBLIC_URL + path, fields))
 
 
+async def settle(app: web.Application) -> None:
+    """Until the journal worker has taken in every webhook delivery that is due."""
+    async def done() -> bool:
+        return not await count(app[DB], InboundDelivery, InboundDelivery.status == "pending",
+                               InboundDelivery.next_attempt_at <= datetime.now(UTC))
+
+    await until(done, within=10, interval=0.01)
+
+
 async def count(db: Database, model: Any, *where: Any) -> int:
     async with db.reading() as s:
         return int(await s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
@@ -110,11 +128,15 @@ def test_fixture_signatures_are_what_twilio_computes() -> None:
 
 # --- inbound ---------------------------------------------------------------------------------------------
 
-async def test_fixture_sms_from_unknown_numbers_become_leads_once(client: TestClient, db: Database) -> None:
+async def test_fixture_sms_from_unknown_numbers_become_leads_once(client: TestClient, app: web.Application,
+                                                                  db: Database) -> None:
     for name in ("inbound_sms_russian", "inbound_sms_emoji"):
         status, text, content_type = await post_fixture(client, name)
         assert (status, text, content_type) == (200, EMPTY_TWIML, "text/xml")
+        await settle(app)
         assert (await post_fixture(client, name))[0] == 200  # Twilio delivered it again
+        await settle(app)
+    assert await count(db, InboundDelivery) == 2
     async with db.reading() as s:
         for name in ("inbound_sms_russian", "inbound_sms_emoji"):
             fields = fixture_fields(name)
@@ -131,7 +153,8 @@ async def test_fixture_sms_from_unknown_numbers_become_leads_once(client: TestCl
     assert await count(db, Message) == 2
 
 
-async def test_known_clients_sms_lands_on_the_open_deal(client: TestClient, db: Database) -> None:
+async def test_known_clients_sms_lands_on_the_open_deal(client: TestClient, app: web.Application,
+                                                        db: Database) -> None:
     async with db.transaction() as s:
         manager = await make_user(s, "manager", "manager")
         # the client's phone as a person writes it; the SMS comes as +79214567812
@@ -139,6 +162,7 @@ async def test_known_clients_sms_lands_on_the_open_deal(client: TestClient, db: 
     async with db.transaction() as s:
         deal = await deals.create_deal(s, manager, {"title": "Окна на кухню", "client_id": company.id})
     assert (await post_fixture(client, "inbound_sms_russian"))[0] == 200
+    await settle(app)
     async with db.reading() as s:
         entry = await s.scalar(select(TimelineEntry).where(TimelineEntry.kind == "sms"))
         assert entry is not None and entry.deal_id == deal["id"]
@@ -162,7 +186,7 @@ async def test_bad_signatures_are_refused_and_nothing_stored(client: TestClient,
     status_body = fixture_form("status_A3_delivered")
     assert (await post(client, "/webhooks/twilio/status", status_body, good))[0] == 403
     assert await count(db, Message) == 0 and await count(db, TimelineEntry) == 0
-    assert await count(db, Lead) == 0
+    assert await count(db, Lead) == 0 and await count(db, InboundDelivery) == 0
 
 
 async def test_missing_fields_are_named(client: TestClient, db: Database) -> None:
@@ -178,16 +202,18 @@ async def test_missing_fields_are_named(client: TestClient, db: Database) -> Non
     del fields["MessageStatus"]
     status, text, _ = await post_signed(client, "/webhooks/twilio/status", fields)
     assert status == 400 and "MessageStatus" in text
-    assert await count(db, Message) == 0
+    assert await count(db, Message) == 0 and await count(db, InboundDelivery) == 0
 
 
-async def test_fixture_mms_with_two_media(client: TestClient, db: Database, fake: FakeTwilio) -> None:
+async def test_fixture_mms_with_two_media(client: TestClient, app: web.Application, db: Database,
+                                          fake: FakeTwilio) -> None:
     fields = fixture_fields("inbound_mms_two_media")
     jpeg, png = b"\xff\xd8\xff\xe0 fake jpeg", b"\x89PNG\r\n\x1a\n fake png"
     # the fixture's media URLs are on api.twilio.com: the hub fetches them from api_url (the fake)
     fake.add_media(fields["MediaUrl0"].removeprefix("https://api.twilio.com"), jpeg, "image/jpeg")
     fake.add_media(fields["MediaUrl1"].removeprefix("https://api.twilio.com"), png, "image/png")
     assert (await post_fixture(client, "inbound_mms_two_media"))[0] == 200
+    await settle(app)
     assert len(fake.media_requests) == 2
     assert all(r.headers["Authorization"].startswith("Basic ") for r in fake.media_requests)
     async with db.reading() as s:
@@ -200,14 +226,15 @@ async def test_fixture_mms_with_two_media(client: TestClient, db: Database, fake
             ("ME354d2c366eb5300ff4ea9117e51cd4d8.png", "image/png", len(png))]
 
 
-async def test_media_that_cannot_be_downloaded_keeps_the_message(client: TestClient, db: Database,
-                                                                 fake: FakeTwilio) -> None:
+async def test_media_that_cannot_be_downloaded_keeps_the_message(client: TestClient, app: web.Application,
+                                                                 db: Database, fake: FakeTwilio) -> None:
     good = fake.add_media("/media/MEgood", b"%PDF-1.4", "application/pdf")
     fields = {"MessageSid": "MM" + "1" * 32, "AccountSid": ACCOUNT_SID, "From": "+79161112233",
               "To": "+16282904173", "Body": "Договор во вложении", "NumMedia": "2",
               "MediaUrl0": good, "MediaContentType0": "application/pdf",
               "MediaUrl1": fake.url + "/media/MEgone", "MediaContentType1": "image/jpeg"}
     assert (await post_signed(client, "/webhooks/twilio/sms", fields))[0] == 200
+    await settle(app)
     async with db.reading() as s:
         entry = await s.scalar(select(TimelineEntry).where(TimelineEntry.kind == "sms"))
         assert entry is not None
@@ -217,14 +244,20 @@ async def test_media_that_cannot_be_downloaded_keeps_the_message(client: TestCli
         assert [(f["url"], f["reason"]) for f in failed] == [(fake.url + "/media/MEgone", "HTTP 404")]
 
 
-async def test_intake_failure_answers_5xx(client: TestClient, app: web.Application) -> None:
+async def test_journal_failure_answers_5xx(client: TestClient, app: web.Application, db: Database) -> None:
     channel = app[TWILIO]
+    journal = channel.intake.journal
 
     async def broken(*_: Any, **__: Any) -> None:
         raise ConnectionError("database down")
 
-    channel.intake.received = broken  # type: ignore[method-assign]
+    channel.intake.journal = broken  # type: ignore[method-assign]
     assert (await post_fixture(client, "inbound_sms_emoji"))[0] == 500
+    assert (await post_fixture(client, "status_A2_sent"))[0] == 500
+    channel.intake.journal = journal  # type: ignore[method-assign]
+    assert (await post_fixture(client, "inbound_sms_emoji"))[0] == 200  # Twilio's retry is taken
+    await settle(app)
+    assert await count(db, Message) == 1
 
 
 async def test_missing_public_url_refuses_webhooks(aiohttp_client: Any) -> None:
@@ -308,6 +341,7 @@ async def test_send_and_status_callbacks(client: TestClient, app: web.Applicatio
     for name, status in expected.items():
         code, text, _ = await post_fixture(client, name)
         assert code in (200, 204), (name, code, text)
+        await settle(app)
         letter = name.split("_")[1][0]
         message, payload = await _message(db, queued[letter])
         assert message.status == status and payload["status"] == status, name
@@ -319,7 +353,9 @@ async def test_send_and_status_callbacks(client: TestClient, app: web.Applicatio
     assert "Landline or unreachable carrier" in payload["error"]
     # a replayed callback changes nothing
     assert (await post_fixture(client, "status_A2_sent"))[0] in (200, 204)
+    await settle(app)
     assert (await _message(db, queued["A"]))[0].status == "delivered"
+    assert await count(db, InboundDelivery, InboundDelivery.status == "done") == len(expected)
 
 
 async def test_429_is_retried_later_honouring_retry_after(client: TestClient, app: web.Application,
