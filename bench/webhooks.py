@@ -46,7 +46,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import drop_postgres, log, prepare_database  # noqa: E402
+from bench._common import drop_postgres, log, percentile, prepare_database  # noqa: E402
 
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/crmhub_bench_webhooks"
 PUBLIC_URL = "https://crm.example.ru"
@@ -85,15 +85,18 @@ async def fire(base: str, requests: list[Request], concurrency: int) -> dict[str
 
     statuses: dict[int, int] = {}
     errors: list[str] = []
+    latencies: list[float] = []
     queue = iter(requests)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as http:
         async def worker() -> None:
             for path, body, headers in queue:
                 try:
+                    started = time.perf_counter()
                     async with http.post(base + path, data=body, headers=headers) as response:
                         await response.read()
                         statuses[response.status] = statuses.get(response.status, 0) + 1
+                    latencies.append(time.perf_counter() - started)
                 except aiohttp.ClientError as error:
                     errors.append(f"{type(error).__name__}: {error}")
 
@@ -103,7 +106,9 @@ async def fire(base: str, requests: list[Request], concurrency: int) -> dict[str
     ok = sum(n for status, n in statuses.items() if status < 300)
     return {"requests": len(requests), "seconds": round(elapsed, 3), "ok": ok,
             "per_s": round(ok / elapsed, 1), "statuses": {str(k): v for k, v in sorted(statuses.items())},
-            "errors": len(errors), "first_error": errors[0] if errors else None, "_t0": t0}
+            "errors": len(errors), "first_error": errors[0] if errors else None, "_t0": t0,
+            "latency_ms": {f"p{pct}": round(percentile(latencies, pct) * 1000, 1) for pct in (50, 99)}
+            | {"max": round(max(latencies) * 1000, 1)} if latencies else None}
 
 
 async def in_crm(database: Any, channel: str, expected: int, t0: float,
@@ -330,8 +335,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             figures[name] = result
             log(f"{name} webhooks answered: {result['per_s']:,} messages/s "
                 f"= {result['ratio_to_bare']:.1%} of the bare handler (statuses {result['statuses']}, "
-                f"errors {result['errors']}); in the CRM: {result['persisted']} of {result['requests']} "
-                f"messages, {result['in_crm_per_s']:,}/s from the first request to the last row")
+                f"errors {result['errors']}; latency {result['latency_ms']} ms); in the CRM: "
+                f"{result['persisted']} of {result['requests']} messages, {result['in_crm_per_s']:,}/s "
+                "from the first request to the last row")
         stop(hub)
 
         # 3. the outbox
