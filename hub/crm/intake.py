@@ -90,11 +90,16 @@ class _Job:
 class CallIntake:
     """``hub.crm.ports.CallIntakePort`` over a database: what the composition root hands a channel.
 
-    One writer task (made when a fact arrives and none runs; it ends when nothing is left) takes
+    A writer task (made when a fact arrives and none runs; it ends when nothing is left) takes
     the facts waiting, rings first, at most one per call and ``max_batch`` in all, and applies them
     in one unit of work; each caller gets its own fact's result once that unit has committed (and
     its events are published). A fact that raises is answered with its exception and the rest of
-    its batch is rolled back and run again without it.
+    its batch is rolled back and run again without it. A call's next fact waits until its previous
+    one is through (committed or failed).
+
+    SQLite has one writer at a time, so there is one writer task. On PostgreSQL (``concurrent``)
+    rings have a writer task of their own, beside the one for the rest: a screen-pop never waits
+    for another call's bookkeeping to commit.
     """
 
     def __init__(self, db: UnitOfWork, settings: CallSettings = DEFAULT_SETTINGS, *,
@@ -103,7 +108,12 @@ class CallIntake:
         self.settings = settings
         self.max_batch = max(1, max_batch)
         self._pending: collections.deque[_Job] = collections.deque()
-        self._writer: asyncio.Task[None] | None = None
+        engine = getattr(db, "engine", None)
+        dialect = getattr(getattr(engine, "dialect", None), "name", "sqlite")
+        self.concurrent = dialect != "sqlite"
+        # the writer tasks: True → rings, False → the rest; None → everything (one writer)
+        self._writers: dict[bool | None, asyncio.Task[None]] = {}
+        self._busy: set[str] = set()  # calls with a fact in a unit of work now
         self._leads = 0  # leads this intake made (for the rings read before them)
         self._lead_made: dict[str, int] = {}  # number → self._leads when its lead was made
         self.units = 0  # units of work committed (for tests and benchmarks)
@@ -111,7 +121,7 @@ class CallIntake:
 
     async def ringing(self, fact: CallRinging) -> dict[str, Any]:
         step: Step = ring
-        if self._writer is not None:  # the writer is busy: read the caller meanwhile, on the side
+        if self._lane(True) in self._writers:  # its writer is busy: read the caller meanwhile, aside
             mark = self._leads
             pre = await self._identified(fact)
             if pre is not None:
@@ -152,22 +162,34 @@ class CallIntake:
     async def _submit(self, step: Step, fact: Fact, ring: bool = False) -> Any:
         job = _Job(step, fact, asyncio.get_running_loop().create_future(), ring)
         self._pending.append(job)
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write(), name="call-intake-writer")
+        self._kick()
         return await job.future
 
-    def _take(self) -> list[_Job]:
-        """The next batch: the first waiting fact of each call (later ones wait for it), rings
-        first — a batch with rings holds only rings, so a screen-pop never waits for bookkeeping."""
+    def _lane(self, ring: bool) -> bool | None:
+        return ring if self.concurrent else None
+
+    def _eligible(self) -> list[_Job]:
+        """The first waiting fact of each call with none in a unit of work now (the later ones wait)."""
         eligible: list[_Job] = []
-        keys: set[str] = set()
+        keys = set(self._busy)
         for job in self._pending:
-            if job.future.done():  # its caller gave up (cancelled)
-                continue
             key = job.fact.call_key
-            if key not in keys:
+            if key not in keys and not job.future.done():  # done: its caller gave up (cancelled)
                 keys.add(key)
                 eligible.append(job)
+        return eligible
+
+    def _kick(self) -> None:
+        """A writer task for each kind of fact that can go now and has none."""
+        lanes = {self._lane(job.ring) for job in self._eligible()}
+        for lane in lanes - self._writers.keys():
+            name = "call-intake-writer" + {True: "-rings", False: "-rest", None: ""}[lane]
+            self._writers[lane] = asyncio.create_task(self._write(lane), name=name)
+
+    def _take(self, lane: bool | None) -> list[_Job]:
+        """The next batch for this writer: rings first — a batch with rings holds only rings, so a
+        screen-pop never waits for bookkeeping to be applied."""
+        eligible = [job for job in self._eligible() if lane is None or job.ring == lane]
         alone = next((job for job in eligible if job.alone), None)
         rings = [job for job in eligible if job.ring]
         batch = [alone] if alone is not None else (rings or eligible)[:self.max_batch]
@@ -176,18 +198,28 @@ class CallIntake:
                                           if id(job) not in taken and not job.future.done())
         return batch
 
-    async def _write(self) -> None:
+    async def _write(self, lane: bool | None) -> None:
+        cancelled = False
         try:
-            while self._pending:
-                batch = self._take()
-                if batch:
+            while batch := self._take(lane):
+                keys = {job.fact.call_key for job in batch}
+                self._busy |= keys
+                try:
                     await self._apply(batch)
+                finally:
+                    self._busy -= keys
+                self._kick()  # those calls' next facts may be the other writer's
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
-            self._writer = None
-            if self._pending:  # cancelled (the loop is closing): nobody will apply these
+            del self._writers[lane]
+            if cancelled:  # the loop is closing: nobody will apply what waits
                 for job in self._pending:
                     job.future.cancel()
                 self._pending.clear()
+            else:
+                self._kick()  # a call whose fact just went through may have its next one waiting
 
     async def _apply(self, batch: list[_Job]) -> None:
         results: list[Any] = []
