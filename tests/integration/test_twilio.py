@@ -486,3 +486,17 @@ async def test_restart_sends_each_queued_message_exactly_once(database: Database
         assert sorted(bodies) == ["Сообщение 1", "Сообщение 2", "Сообщение 3"]
     finally:
         await channel.stop()
+
+
+async def test_health_and_api_url(client: TestClient, app: web.Application, fake: FakeTwilio) -> None:
+    async with client.get("/healthz") as response:
+        assert (await response.json())["channels"]["sms"] == "ready"
+    channel = app[TWILIO]
+    assert channel.rewrite("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json") == (
+        fake.url + "/2010-04-01/Accounts/AC1/Messages.json")
+    assert channel.rewrite("https://cdn.example.com/x.jpg") == "https://cdn.example.com/x.jpg"
+    unsent = TwilioChannel(TwilioConfig(account_sid=ACCOUNT_SID), public_url=PUBLIC_URL,
+                           intake=None)  # type: ignore[arg-type]
+    assert unsent.health() == "misconfigured: [twilio] auth_token not set"
+    with pytest.raises(RetryLater):  # kept queued until the config is fixed
+        await unsent.send(_outgoing())
