@@ -6,6 +6,9 @@ only after the commit, so a subscriber never sees a change that was rolled back.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -159,10 +162,52 @@ class Prepared:
                       for value, process in zip(row, results, strict=True)) for row in rows]
 
 
+class WriterGate:
+    """SQLite has one writer at a time. Left to themselves, this process's writers would wait for each
+    other in SQLite's busy handler, which sleeps (up to 100 ms a turn) however soon the lock is free;
+    here they take turns instead, woken the moment the writer before them finishes, and ``urgent``
+    ones (a webhook's delivery being journaled before it is answered) go before the others."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._normal: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, urgent: bool = False) -> None:
+        if not self._held and not self._urgent and not self._normal:
+            self._held = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._urgent if urgent else self._normal
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over just as we were cancelled: pass it on
+            else:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the gate stays held: handed over
+                    return
+        self._held = False
+
+
+_holding_gate: contextvars.ContextVar[bool] = contextvars.ContextVar("holding_writer_gate", default=False)
+
+
 class Database:
     def __init__(self, engine: AsyncEngine, bus: Bus) -> None:
         self.engine = engine
         self.bus = bus
+        # SQLite only: PostgreSQL's writers lock rows, not the database, and need no turns
+        self.gate = WriterGate() if engine.dialect.name == "sqlite" else None
         writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.sessions = async_sessionmaker(writer, expire_on_commit=False)
         # Readers begin no transaction on SQLite (see _sqlite_begin); all share the one pool.
@@ -171,8 +216,24 @@ class Database:
                                                 sync_session_class=ReadOnlySession)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commit on success, roll back on any error, then publish its events."""
+    async def transaction(self, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commit on success, roll back on any error, then publish its events.
+        ``urgent``: on SQLite, go before the other writers waiting in this process."""
+        if self.gate is None or _holding_gate.get():  # (a transaction inside one: no second turn)
+            async with self._unit_of_work() as session:
+                yield session
+            return
+        await self.gate.acquire(urgent)
+        token = _holding_gate.set(True)
+        try:
+            async with self._unit_of_work() as session:
+                yield session
+        finally:
+            _holding_gate.reset(token)
+            self.gate.release()
+
+    @asynccontextmanager
+    async def _unit_of_work(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             try:
                 yield session

@@ -31,7 +31,7 @@ MAX_KEY = 100
 
 
 class UnitOfWork(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+    def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[AsyncSession]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,8 @@ class JournalWriter:
             while self._waiting:
                 batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
                 try:
-                    async with self.db.transaction() as s:
+                    # urgent: the channel's server is waiting for our answer, the CRM's work is not
+                    async with self.db.transaction(urgent=True) as s:
                         results = await write(s, [(c, k, b) for c, k, b, _ in batch])
                 except Exception as error:
                     log.exception("inbound journal: %d deliveries could not be written", len(batch))
