@@ -116,7 +116,8 @@ def cmd_demo_data(config: Config, args: argparse.Namespace) -> int:
 
     async def work(database: Database) -> int:
         try:
-            summary = await demo.fill(database, region=config.phones.default_region)
+            summary = await demo.fill(database, region=config.phones.default_region,
+                                      attachments_dir=config.server.attachments_dir)
         except demo.NotEmpty as exc:
             raise CommandError(str(exc)) from exc
         _out(demo.describe(summary))
@@ -233,7 +234,8 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
 
     async def fill(database: Database) -> int:
         try:
-            _out(demo.describe(await demo.fill(database, region=config.phones.default_region)))
+            _out(demo.describe(await demo.fill(database, region=config.phones.default_region,
+                                               attachments_dir=config.server.attachments_dir)))
         except demo.NotEmpty:
             pass  # the database has data already: it is used as it is
         return EXIT_OK

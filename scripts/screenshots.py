@@ -1,10 +1,11 @@
 """Render PNG screenshots of the web UI with Russian demo data into docs/screenshots/.
 
-    .venv/bin/python scripts/screenshots.py
+    .venv/bin/python scripts/screenshots.py            # all of them
+    .venv/bin/python scripts/screenshots.py inbox mail # only these groups
 
 Starts a hub on a temporary SQLite database at 127.0.0.1, fills it with ``crmhub demo-data``'s data
-plus a few inbound messages and notifications (as the channels would add them), logs in as agent1
-and drives Debian's /usr/bin/chromium through Playwright (never a downloaded browser).
+plus a few inbound messages, letters and notifications (as the channels would add them), logs in as
+agent1 and drives Debian's /usr/bin/chromium through Playwright (never a downloaded browser).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from hub.app import create_app  # noqa: E402
 from hub.config import Config  # noqa: E402
 from hub.crm import attachments, demo, notifications, timeline  # noqa: E402
-from hub.crm.models import Client, Deal, TimelineEntry, User  # noqa: E402
+from hub.crm.models import Client, Deal, Stage, TimelineEntry, User  # noqa: E402
 from hub.web.keys import CONFIG, DB  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
@@ -316,7 +317,8 @@ async def _inbox_data(app: web.Application) -> int:
         found = (await s.execute(
             select(ContactPoint.value, Client.id).join(Client, Client.id == ContactPoint.client_id)
             .where(ContactPoint.kind == "phone", Client.manager_id == agent.id,
-                   Client.id.in_(select(Deal.client_id).where(Deal.responsible_id == agent.id)))
+                   Client.id.in_(select(Deal.client_id).join(Stage, Stage.id == Deal.stage_id)
+                                 .where(Deal.responsible_id == agent.id, Stage.kind == "active")))
             .order_by(ContactPoint.id))).all()
     rows = list({client: (phone, client) for phone, client in reversed(found)}.values())[::-1][:3]
     (phone, client_id), (phone2, _), (phone3, _) = rows
@@ -412,7 +414,105 @@ async def _inbox_shots(app: web.Application, browser: Any, base: str) -> None:
     await context.close()
 
 
+def _letter(sender: str, name: str, deal_subject: str, picture: bytes) -> bytes:
+    """A client's answer to our letter as a mail client writes it: plain text with the quoted history,
+    an HTML part with a table, an inline photo (cid:) and a remote logo (never loaded unasked)."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
+    m = EmailMessage()
+    m["From"] = f"{name} <{sender}>"
+    m["To"] = "Комфорт Дом — заявки <zayavki@crm.example.ru>"
+    m["Subject"] = f"RE: {deal_subject}"
+    m["Message-ID"] = make_msgid(domain=sender.split("@")[1])
+    m["Date"] = format_datetime(datetime.now(UTC) - timedelta(minutes=4))
+    new = ("Добрый день!\n\nКП получили, спасибо. Согласны на вариант с профилем REHAU Blitz и монтажом "
+           "в два дня. Фото проёма в переговорной — во вложении: там батарея под окном, учтите, "
+           "пожалуйста, при замере.\n\nС уважением,\n" + name)
+    quote = ("\n\n-----Исходное сообщение-----\nОт: Комфорт Дом — заявки <zayavki@crm.example.ru>\n"
+             f"Тема: {deal_subject}\n\nЗдравствуйте!\n\nНаправляем коммерческое предложение на замену "
+             "14 окон: профиль REHAU Blitz, стеклопакет двухкамерный, монтаж по ГОСТ, вывоз старых рам.\n"
+             "Итого: 412 600 ₽ с НДС.\n\n— Комфорт Дом")
+    m.set_content(new + quote)
+    m.add_alternative(
+        "<p>Добрый день!</p><p>КП получили, спасибо. Согласны на вариант с профилем <b>REHAU Blitz</b> и "
+        "монтажом в два дня.</p><table><tr><th>Помещение</th><th>Окон</th><th>Открывание</th></tr>"
+        "<tr><td>Переговорная</td><td>4</td><td>поворотно-откидное</td></tr>"
+        "<tr><td>Open space</td><td>8</td><td>глухие + 2 створки</td></tr>"
+        "<tr><td>Кабинет</td><td>2</td><td>поворотно-откидное</td></tr></table>"
+        "<p>Фото проёма в переговорной — там батарея под окном:</p><p><img src=\"cid:proem@client\" "
+        "alt=\"Фото проёма\" width=\"320\" height=\"200\"></p>"
+        f"<p>С уважением,<br>{name}</p><p><img src=\"https://stroyinvest.example.ru/mail/logo.png\" "
+        "alt=\"Логотип компании\" width=\"160\" height=\"40\"></p>"
+        "<blockquote><p>Направляем коммерческое предложение на замену 14 окон…</p></blockquote>",
+        subtype="html")
+    m.get_payload()[1].add_related(picture, "image", "png", cid="<proem@client>", filename="проём.png")
+    return bytes(m)
+
+
+async def _mail_data(app: web.Application) -> int:
+    """A letter with HTML, an inline photo, a remote logo and a quoted history, taken in as the mail
+    channel takes it, on a deal of agent1's; → the deal."""
+    from hub.config import MailboxConfig
+    from hub.crm import messages
+    from hub.crm.models import ContactPoint
+    from hub.mail import channel, parse
+
+    async with app[DB].reading() as s:
+        agent = await s.scalar(select(User).where(User.login == LOGIN))
+        assert agent is not None
+        sender = await s.scalar(
+            select(ContactPoint.value).join(Client, Client.id == ContactPoint.client_id)
+            .where(ContactPoint.kind == "email", Client.kind == "company",
+                   Client.id.in_(select(Deal.client_id).join(Stage, Stage.id == Deal.stage_id)
+                                 .where(Deal.responsible_id == agent.id, Stage.kind == "active")))
+            .order_by(ContactPoint.id.desc()).limit(1))
+    assert sender is not None
+    raw = _letter(sender, "Мария Орлова", "Коммерческое предложение: замена 14 окон в офисе", _picture())
+    intake = messages.MessageIntake(app[DB], attachments_dir=app[CONFIG].server.attachments_dir)
+    taken = await intake.received(channel.inbound(parse.parse(raw), raw, MailboxConfig(
+        name="zayavki", from_address="zayavki@crm.example.ru")))
+    assert taken is not None and taken["entry"] is not None
+    return int(taken["entry"]["deal_id"])
+
+
+async def _mail_shots(app: web.Application, browser: Any, base: str) -> None:
+    """A letter in the deal card (quote unfolded, the HTML version open), the e-mail composer
+    answering it, and /inbox with the letter's conversation."""
+    deal_id = await _mail_data(app)
+    context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                        viewport={"width": 1280, "height": 1000})
+    page = await context.new_page()
+    await page.goto("/login")
+    await page.get_by_label("Логин").fill(LOGIN)
+    await page.get_by_label("Пароль").fill(LOGIN)
+    await page.get_by_role("button", name="Войти").click()
+    await page.wait_for_selector("body[data-live='true']")
+    await page.goto(f"/deals/{deal_id}?tl=emails")
+    await page.wait_for_selector("body[data-live='true']")
+    entry = page.locator(".tl-stream .tl-entry.tl-email").first
+    await entry.get_by_text("показать цитату").click()
+    await entry.get_by_role("button", name="HTML-версия").click()
+    await page.wait_for_timeout(500)
+    await page.evaluate("document.querySelector('.tl-stream .tl-entry.tl-email').scrollIntoView()")
+    await page.evaluate("window.scrollBy(0, -80)")
+    await page.screenshot(path=OUT / "deal-card-letter.png")
+    await entry.get_by_role("button", name="Ответить").click()
+    await page.locator(".composer textarea").fill("Мария, добрый день! Батарею учтём: замерщик приедет в "
+                                                  "четверг с 10:00, возьмёт образцы подоконников.")
+    await page.evaluate("window.scrollTo(0, document.querySelector('.composer').getBoundingClientRect().top"
+                        " + window.scrollY - 330)")
+    await page.screenshot(path=OUT / "email-composer.png")
+    await page.goto("/inbox?channel=email")
+    await page.locator(".conv-link", has_text="Коммерческое предложение").first.click()
+    await page.wait_for_selector("#chat[data-conversation-id]")
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=OUT / "inbox-email.png")
+    await context.close()
+
+
 async def main() -> int:
+    groups = set(sys.argv[1:])
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         config = Config()
@@ -427,11 +527,11 @@ async def main() -> int:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         base = f"http://127.0.0.1:{port}"
         try:
-            await demo.fill(app[DB])
+            await demo.fill(app[DB], attachments_dir=config.server.attachments_dir)
             await _channel_like_data(app)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-                for name, width, height in (("", 1280, 860), ("-phone", 390, 844)):
+                for name, width, height in (() if groups else (("", 1280, 860), ("-phone", 390, 844))):
                     context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
                                                         viewport={"width": width, "height": height})
                     page = await context.new_page()
@@ -449,13 +549,17 @@ async def main() -> int:
                         await page.goto("/calls")
                         await page.screenshot(path=OUT / "calls.png")
                     await context.close()
-                await _settings_shots(browser, base)
-                await _client_shots(browser, base)
-                await _task_report_shots(browser, base)
-                await _deals_shots(browser, base)
-                await _deal_card_shots(app, browser, base)
-                await _call_shots(app, browser, base)
-                await _inbox_shots(app, browser, base)
+                if not groups:
+                    await _settings_shots(browser, base)
+                    await _client_shots(browser, base)
+                    await _task_report_shots(browser, base)
+                    await _deals_shots(browser, base)
+                    await _deal_card_shots(app, browser, base)
+                    await _call_shots(app, browser, base)
+                if not groups or "inbox" in groups:
+                    await _inbox_shots(app, browser, base)
+                if not groups or "mail" in groups:
+                    await _mail_shots(app, browser, base)
                 await browser.close()
         finally:
             await runner.cleanup()

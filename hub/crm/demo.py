@@ -6,6 +6,12 @@ The content is deterministic (a seeded random generator); dates are relative to 
 
 Users: admin/admin (admin), manager/manager (manager), agent1/agent1 and agent2/agent2 (agents on
 extensions 101 and 102). A user that exists already is left as it is (its password is not touched).
+
+The inbox is not empty: a dozen conversations are taken in as the channels would take them
+(``hub.crm.messages.take_message``, no channel connected): Telegram chats and SMS with demo clients,
+two unknown people (leads in Unsorted), letters (a subject, a reply with its quoted history folded, one
+with an attachment when ``attachments_dir`` is given, a mailing kept out of the timeline), and the
+agents' replies with their delivery statuses (delivered, sent, failed).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -41,6 +48,7 @@ class Summary:
     deals_by_stage: dict[str, int] = field(default_factory=dict)
     tasks: int = 0
     notes: int = 0
+    conversations: int = 0
     seconds: float = 0.0
 
 
@@ -254,8 +262,10 @@ class _Gen:
 
 # --- the fill -------------------------------------------------------------------------------------
 
-async def fill(database: Any, *, region: str = "RU", seed: int = SEED) -> Summary:
-    """Fill an empty database; ``NotEmpty`` when it has clients already."""
+async def fill(database: Any, *, region: str = "RU", seed: int = SEED,
+               attachments_dir: str | Path | None = None) -> Summary:
+    """Fill an empty database; ``NotEmpty`` when it has clients already. ``attachments_dir``: where the
+    demo letter's attachment is stored (without it, that letter comes without its file)."""
     started = time.perf_counter()
     async with database.reading() as s:
         count = await s.scalar(select(func.count()).select_from(Client))
@@ -265,6 +275,7 @@ async def fill(database: Any, *, region: str = "RU", seed: int = SEED) -> Summar
     summary = Summary()
     async with database.transaction() as s:
         await _fill(s, random.Random(seed), region, summary)
+        summary.conversations = await _conversations(s, region, attachments_dir)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -513,12 +524,192 @@ async def _backdate(s: Any, rng: random.Random, now: datetime) -> None:
         await s.execute(update(Task), task_updates)
 
 
+# --- the inbox: conversations as the channels would take them in ------------------------------------
+
+OUR_MAILBOX = "zayavki"
+LETTER_HTML = (
+    "<p>Добрый день!</p><p>Наша компания планирует замену окон в офисе на {address}: "
+    "<b>14 окон ПВХ</b>, часть с поворотно-откидными створками, два окна с москитными сетками.</p>"
+    "<table><tr><th>Помещение</th><th>Окон</th><th>Размер, мм</th></tr>"
+    "<tr><td>Переговорная</td><td>4</td><td>1470 × 1420</td></tr>"
+    "<tr><td>Open space</td><td>8</td><td>1470 × 1420</td></tr>"
+    "<tr><td>Кабинет директора</td><td>2</td><td>1200 × 1420</td></tr></table>"
+    "<p>Просим прислать коммерческое предложение с монтажом и вывозом старых рам.</p>"
+    "<p>С уважением,<br>{name}</p>"
+    "<p><img data-remote-src=\"https://stroyinvest.example.ru/mail/logo.png\" alt=\"Логотип\"></p>"
+)
+QUOTED = ("-----Исходное сообщение-----\nОт: Комфорт Дом — заявки <zayavki@crm.example.ru>\n"
+          "Тема: Ваша заявка №1042 — замер окон\n\n{name}, здравствуйте!\n\nГотовы приехать на замер в "
+          "субботу с 14:00 до 16:00. Подтвердите, пожалуйста, удобно ли вам.\n\n— Комфорт Дом")
+ESTIMATE_PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages "
+                b"/Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+
+
+async def _conversations(s: Any, region: str, attachments_dir: str | Path | None) -> int:
+    """About twelve conversations across the channels, taken in through the CRM's message intake (as
+    if the channels had delivered them over the last day), with the agents' answers and their
+    statuses. → how many conversations."""
+    from hub.crm import messages
+    from hub.crm.attachments import store_bytes
+    from hub.crm.models import Conversation, Message
+    from hub.crm.ports import DeliveryStatus, InboundFile, InboundMessage
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    agents = {u.login: u for u in (await s.scalars(select(User).where(User.login.in_(("agent1", "agent2")))))}
+    if len(agents) < 2:
+        return 0
+    # the agents' clients with an open deal, a phone and an e-mail (of the client itself)
+    rows = (await s.execute(
+        select(Client.id, Client.name, Client.kind, Deal.responsible_id)
+        .join(Deal, Deal.client_id == Client.id).join(Stage, Stage.id == Deal.stage_id)
+        .where(Stage.kind == "active", Deal.responsible_id.in_([u.id for u in agents.values()]))
+        .order_by(Client.id))).all()
+    points: dict[int, dict[str, str]] = {}
+    for client_id, kind, value in (await s.execute(
+            select(ContactPoint.client_id, ContactPoint.kind, ContactPoint.value)
+            .where(ContactPoint.client_id.in_([r[0] for r in rows])).order_by(ContactPoint.id))).all():
+        points.setdefault(client_id, {}).setdefault(kind, value)
+    people: list[dict[str, Any]] = []
+    for client_id, name, kind, responsible_id in rows:
+        found = points.get(client_id, {})
+        if "phone" in found and "email" in found and all(p["id"] != client_id for p in people):
+            user = next(u for u in agents.values() if u.id == responsible_id)
+            people.append({"id": client_id, "name": name, "kind": kind, "user": user,
+                           "phone": found["phone"], "email": found["email"]})
+    if len(people) < 8:
+        return 0
+    ids: set[int] = set()
+
+    async def take(message: InboundMessage, files: tuple[InboundFile, ...] = ()) -> dict[str, Any]:
+        stored = []
+        if files and attachments_dir is not None:
+            stored = [(f, await store_bytes(attachments_dir, f.data)) for f in files]
+        taken = await messages.take_message(s, message, stored, region)
+        assert taken is not None
+        ids.add(taken["conversation_id"])
+        return taken
+
+    def at(minutes: int) -> datetime:
+        return now - timedelta(minutes=minutes)
+
+    async def reply(person: dict[str, Any], channel: str, text: str, minutes: int, status: str,
+                    error: str | None = None, **extra: Any) -> dict[str, Any]:
+        """An agent's answer written ``minutes`` ago, then what the channel reported about it."""
+        queued = (await messages.queue_message(s, person["user"], {
+            "channel": channel, "client_id": person["id"], "text": text, **extra}))[0]
+        when = at(minutes)
+        await s.execute(update(Message).where(Message.id == queued["id"])
+                        .values(created_at=when, status_at=when))
+        await s.execute(update(TimelineEntry).where(TimelineEntry.id == queued["entry_id"])
+                        .values(occurred_at=when))
+        await s.execute(update(Conversation).where(Conversation.id == queued["conversation_id"])
+                        .values(last_message_at=when))
+        provider_id = (f"<demo-out-{queued['id']}@crm.example.ru>" if channel == "email"
+                       else f"SMdemo{queued['id']:06d}" if channel == "sms" else f"demo:{queued['id']}")
+        if status == "failed":
+            await messages.record_outcome(s, queued["id"], "failed", error=error)
+        else:
+            await messages.record_outcome(s, queued["id"], "sent", provider_id=provider_id)
+            if status == "delivered":
+                await messages.apply_status(s, DeliveryStatus(channel=channel, provider_id=provider_id,  # type: ignore[arg-type]
+                                                              status="delivered", at=when))
+        ids.add(queued["conversation_id"])
+        return {**queued, "provider_id": provider_id}
+
+    async def telegram_id(person: dict[str, Any], chat: str) -> None:
+        s.add(ContactPoint(kind="telegram_id", value=chat, raw=chat, client_id=person["id"]))
+        await s.flush()
+
+    def tg(chat: str, n: int, text: str, minutes: int, name: str,
+           username: str | None = None) -> InboundMessage:
+        return InboundMessage(channel="telegram", provider_id=f"{chat}:{n}", address=chat, text=text,
+                              sender_name=name, sender_id=chat, username=username, at=at(minutes))
+
+    def sms(sid: str, phone: str, text: str, minutes: int) -> InboundMessage:
+        return InboundMessage(channel="sms", provider_id=sid, address=phone, text=text, sender_name=phone,
+                              at=at(minutes), to_address="+74951234567")
+
+    def letter(person: dict[str, Any], n: int, subject: str, text: str, minutes: int,
+               **extra: Any) -> InboundMessage:
+        return InboundMessage(channel="email", provider_id=f"<demo-in-{n}@{person['email'].split('@')[1]}>",
+                              address=person["email"], sender_name=person["name"], subject=subject,
+                              text=text, at=at(minutes), mailbox=OUR_MAILBOX,
+                              to_address="zayavki@crm.example.ru", **extra)
+
+    p = people
+    # Telegram with clients (the chats were linked when they shared their phone with the bot)
+    await telegram_id(p[0], "6149027731")
+    await take(tg("6149027731", 1, "Здравствуйте! Хочу заказать замер пластиковых окон в квартире, три окна. "
+                  "Когда сможете приехать?", 300, p[0]["name"], "client_one"))
+    await reply(p[0], "telegram", "Добрый день! Можем в субботу с 10:00 до 12:00 или в понедельник "
+                "после 17:00. "
+                "Как вам удобнее?", 290, "sent")
+    await take(tg("6149027731", 2, "Суббота подходит. Подъезд со двора, домофон 45.", 280, p[0]["name"]))
+    await telegram_id(p[1], "7125590348")
+    await take(tg("7125590348", 1, "Добрый день. После монтажа на балконе остался мусор и плёнка на "
+                  "стеклопакетах. Можно прислать кого-нибудь?", 95, p[1]["name"]))
+    await reply(p[1], "telegram", "Приносим извинения! Бригада приедет завтра до 12:00 и всё уберёт.", 80,
+                "sent")
+    await take(tg("7125590348", 2, "Хорошо, спасибо 👍", 78, p[1]["name"]))
+    # SMS with clients
+    await reply(p[2], "sms", "Комфорт Дом: напоминаем, замер окон завтра в 11:00, мастер Алексей. "
+                "Ответьте 1 для подтверждения.", 600, "delivered")
+    await take(sms("SMdemoIn0001", p[2]["phone"], "1. Ждём, код домофона 17В", 560))
+    await take(sms("SMdemoIn0002", p[3]["phone"], "Перезвоните, пожалуйста, по поводу откосов и "
+                   "подоконников — хотим добавить к заказу", 140))
+    await reply(p[3], "sms", "Здравствуйте! Менеджер перезвонит сегодня до 18:00.", 130, "failed",
+                error="Twilio error 30003: Unreachable destination handset")
+    await take(sms("SMdemoIn0003", p[4]["phone"], "Окна поставили, всё отлично, спасибо мастерам! "
+                   "Счёт за москитные сетки пришлите на почту.", 25))
+    # two unknown people → leads in Unsorted
+    await take(tg("5290183746", 1, "Здравствуйте! Сколько стоит остеклить балкон 3 метра в хрущёвке? "
+                  "Тёплое остекление, с отделкой.", 50, "Дмитрий Лебедев", "dlebedev"))
+    await take(tg("5290183746", 2, "И сколько по времени занимает изготовление?", 49, "Дмитрий Лебедев"))
+    await take(sms("SMdemoIn0004", "+79263418805", "Добрый день, нужна москитная сетка на 2 окна, "
+                   "размеры 60×130. Сколько будет стоить?", 12))
+    # letters: a new request with its HTML, a reply to ours with the quote, one with an attachment
+    await take(letter(p[5], 1, "Запрос КП: замена 14 окон в офисе",
+                      "Добрый день!\n\nНаша компания планирует замену окон в офисе: 14 окон ПВХ, часть с "
+                      "поворотно-откидными створками, два окна с москитными сетками.\nПросим прислать "
+                      "коммерческое предложение с монтажом и вывозом старых рам.\n\nС уважением,\n"
+                      + p[5]["name"], 220,
+                      html=LETTER_HTML.format(address="ул. Ленина, 15", name=p[5]["name"]),
+                      extra={"remote_images": True}))
+    ours = await reply(p[6], "email", "Здравствуйте!\n\nГотовы приехать на замер в субботу с 14:00 до 16:00. "
+                       "Подтвердите, пожалуйста, удобно ли вам.\n\n— Комфорт Дом", 420, "sent",
+                       subject="Ваша заявка №1042 — замер окон")
+    new_text = "Да, суббота подходит. Подъезд со двора, домофон 45, третий этаж.\nПозвоните, пожалуйста, " \
+               "за полчаса до приезда."
+    await take(letter(p[6], 2, "RE: Ваша заявка №1042 — замер окон", new_text, 70,
+                      full_text=new_text + "\n\n" + QUOTED.format(name=p[6]["name"]),
+                      thread_ids=(ours["provider_id"],), lead_allowed=False))
+    await take(letter(p[7], 3, "Смета на остекление — сравните, пожалуйста",
+                      "Здравствуйте! Нам прислали смету на остекление балкона и замену двух окон. Сможете "
+                      "предложить дешевле при тех же окнах? Смета во вложении.", 35),
+               (InboundFile(filename="Смета №1042 на остекление балкона.pdf", content_type="application/pdf",
+                            data=ESTIMATE_PDF),))
+    await reply(p[7], "email", "Добрый день! Посчитаем до конца дня и пришлём наше предложение.", 30,
+                "failed", error=f"{p[7]['email']}: 552 5.2.2 Mailbox full", subject="Re: Смета на остекление")
+    # a mailing: kept out of the timeline, no lead (the agent may make one by hand)
+    await take(InboundMessage(channel="email", provider_id="<news-2611@okna-opt.example.ru>",
+                              address="noreply@okna-opt.example.ru", sender_name="Оконный опт",
+                              subject="Новый прайс на профиль и фурнитуру с 1 декабря",
+                              text="Уважаемые партнёры! С 1 декабря меняются цены на профиль REHAU и "
+                              "фурнитуру Roto. Прайс-лист во вложении личного кабинета.", at=at(15),
+                              mailbox=OUR_MAILBOX, lead_allowed=False,
+                              extra={"automated": ["Precedence: bulk", "List-Unsubscribe header"]}))
+    # the older conversations have been read; the four newest wait
+    newest = select(Conversation.id).order_by(Conversation.last_message_at.desc()).limit(4)
+    await s.execute(update(Conversation).where(Conversation.id.not_in(newest)).values(unread=0))
+    return len(ids)
+
+
 def describe(summary: Summary) -> str:
     """What the CLI prints after a fill."""
     lines = [
         f"demo data created in {summary.seconds:.1f} s: {summary.clients} clients, "
         f"{summary.contacts} contact persons, {summary.leads} leads, {summary.deals} deals, "
-        f"{summary.tasks} tasks, {summary.notes} notes",
+        f"{summary.tasks} tasks, {summary.notes} notes, {summary.conversations} conversations in the inbox",
         "deals by stage: " + ", ".join(f"{name} {n}" for name, n in summary.deals_by_stage.items()),
         "log in as:",
     ]

@@ -1,6 +1,7 @@
-"""The inbox: conversations across channels (Telegram, SMS, later e-mail) and what an agent does with
+"""The inbox: conversations across channels (Telegram, SMS, e-mail) and what an agent does with
 them — list (newest first), read one with its messages, mark it read, assign it, move a message's
-entry to another open deal of the same person.
+entry to another open deal of the same person, make a lead of a conversation that belongs to nobody
+(letters kept out of the timeline: bulk mail, ``noreply`` senders).
 
 Who sees a conversation: staff (and everybody when ``agents_see_all`` is on) see all; an agent sees
 the conversations assigned to them and those whose client or lead they may see (``hub.crm.access``);
@@ -10,16 +11,16 @@ one that belongs to nobody yet is everybody's. Reading one an agent may not see 
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, events
+from hub.crm import access, events, leads
 from hub.crm.errors import NotFound, ValidationError
-from hub.crm.messages import _recipients, conversation_dict, message_dict, placement_deal
+from hub.crm.messages import LEAD_SOURCES, _recipients, conversation_dict, message_dict, placement_deal
 from hub.crm.models import (
     CHANNELS,
     Client,
@@ -33,10 +34,11 @@ from hub.crm.models import (
     User,
 )
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
-from hub.crm.timeline import entry_dict, entry_scope, get_entry, user_refs
+from hub.crm.timeline import add_entry, entry_dict, entry_scope, get_entry, user_refs
 from hub.crm.validate import Fields
 
 MESSAGE_KINDS = ("sms", "telegram", "email")
+MOVED_MESSAGES = 200  # a new lead's timeline gets at most this many of its conversation's messages
 
 
 # --- who sees what ---------------------------------------------------------------------------------------
@@ -112,9 +114,30 @@ async def _shape(session: AsyncSession, c: Conversation, names: dict[str, dict[i
     return result
 
 
+async def _subjects(session: AsyncSession, rows: list[Conversation]) -> dict[int, str]:
+    """The subject of each e-mail conversation's latest letter that has one."""
+    ids = [c.id for c in rows if c.channel == "email"]
+    if not ids:
+        return {}
+    latest = (select(func.max(Message.id)).where(Message.conversation_id.in_(ids), Message.subject != "")
+              .group_by(Message.conversation_id))
+    found = await session.execute(
+        select(Message.conversation_id, Message.subject).where(Message.id.in_(latest)))
+    return {conversation_id: subject for conversation_id, subject in found.all()}
+
+
 async def conversation_dicts(session: AsyncSession, rows: list[Conversation]) -> list[dict[str, Any]]:
+    """Conversations with their person, assignee, deal and display name; an e-mail one also with
+    ``subject``, the subject of its latest letter."""
     names = await _people(session, rows)
-    return [await _shape(session, c, names) for c in rows]
+    subjects = await _subjects(session, rows)
+    result = []
+    for c in rows:
+        shaped = await _shape(session, c, names)
+        if c.channel == "email":
+            shaped["subject"] = subjects.get(c.id, "")
+        result.append(shaped)
+    return result
 
 
 # --- cursor over (last_message_at, id) -------------------------------------------------------------------
@@ -214,7 +237,20 @@ async def get_conversation(session: AsyncSession, actor: User, conversation_id: 
     result = (await conversation_dicts(session, [conversation]))[0]
     result["messages"] = await message_dicts(session, list(reversed(rows)))
     result["messages_cursor"] = encode_cursor(rows[-1].id) if more and rows else None
+    if conversation.channel == "email":
+        result["reply_to"] = await _latest_letter(session, conversation.id)
     return result
+
+
+async def _latest_letter(session: AsyncSession, conversation_id: int) -> dict[str, Any] | None:
+    """The conversation's latest inbound letter on a timeline (what a reply answers by default):
+    ``{"entry_id", "subject"}``, or None."""
+    found = (await session.execute(
+        select(Message.entry_id, Message.subject).where(
+            Message.conversation_id == conversation_id, Message.direction == "in",
+            Message.entry_id.is_not(None))
+        .order_by(Message.id.desc()).limit(1))).first()
+    return {"entry_id": found[0], "subject": found[1]} if found is not None else None
 
 
 async def _announce(session: AsyncSession, conversation: Conversation, **extra: Any) -> dict[str, Any]:
@@ -298,3 +334,43 @@ async def open_deals(session: AsyncSession, actor: User, entry: dict[str, Any]) 
         owner, Stage.kind == "active", await access.deals_filter(session, actor)).order_by(Deal.id)
     return [{"id": i, "title": t} for i, t in (await session.execute(query)).all()]
 
+
+
+async def make_lead(session: AsyncSession, actor: User, conversation_id: Any, *,
+                    region: str = "RU") -> dict[str, Any]:
+    """A lead (managed by the actor) for a conversation that belongs to nobody — letters kept out of
+    the timeline (bulk mail, a ``noreply`` sender) that an agent decides are worth a lead after all:
+    the lead gets the conversation's address and name, the conversation is linked to it, and its
+    messages so far go on the lead's timeline. → ``{"lead", "conversation"}``."""
+    conversation = await _visible(session, actor, conversation_id)
+    if conversation.client_id is not None or conversation.lead_id is not None:
+        raise ValidationError({"conversation": "belongs to a client or lead already"})
+    data: dict[str, Any] = {"name": (conversation.title or conversation.address)[:300],
+                            "source": LEAD_SOURCES.get(conversation.channel, conversation.channel)}
+    points = {"email": "emails", "sms": "phones", "telegram": "telegram"}.get(conversation.channel)
+    if points is not None:
+        data[points] = [conversation.address]
+    try:
+        async with session.begin_nested():
+            lead = await leads.create_lead(session, actor, data, region=region)
+    except ValidationError:  # an address a lead cannot keep (a short code…): the lead without it
+        data.pop(points or "", None)
+        lead = await leads.create_lead(session, actor, data, region=region)
+    conversation.lead_id = lead["id"]
+    rows = (await session.scalars(select(Message).where(
+        Message.conversation_id == conversation.id, Message.entry_id.is_(None))
+        .order_by(Message.id.desc()).limit(MOVED_MESSAGES))).all()
+    for m in reversed(rows):
+        at = m.created_at if m.created_at.tzinfo is not None else m.created_at.replace(tzinfo=UTC)
+        payload: dict[str, Any] = {"channel": m.channel, "address": conversation.address, "status": m.status,
+                                   "message_id": m.id}
+        if m.direction == "in" and conversation.title:
+            payload["from"] = conversation.title
+        if m.subject:
+            payload["subject"] = m.subject
+        entry = await add_entry(session, kind=m.channel, direction=m.direction, text=m.text, payload=payload,
+                                occurred_at=at, lead_id=lead["id"], author_id=m.author_id,
+                                external_key=f"{m.channel}:{m.provider_id}" if m.provider_id else None)
+        if entry is not None:
+            m.entry_id = entry.id
+    return {"lead": lead, "conversation": await _announce(session, conversation)}

@@ -1,4 +1,10 @@
-"""Headers that keep pages from being framed, sniffed or fed foreign scripts."""
+"""Headers that keep pages from being framed, sniffed or fed foreign scripts.
+
+``img-src`` also allows https: images, for one reason: a letter's HTML version is an
+``<iframe sandbox srcdoc>`` (``webui/static/messages.js``), which inherits this policy, and its
+remote images are loaded once the user clicks "show images". Scripts, styles, frames, fonts and
+connections stay same-origin only; the letter's document adds its own stricter policy (remote images
+only after the click) and its sandbox has no ``allow-scripts``."""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy":
-        "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+        "default-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'self'; "
+        "form-action 'self'",
     "Referrer-Policy": "same-origin",
 }
 

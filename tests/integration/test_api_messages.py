@@ -406,3 +406,54 @@ async def test_the_inbox_page_escapes_text_and_keeps_to_what_the_agent_may_see(
     ) as response:
         assert response.status == 200 and "Иван Агентов" in await response.text()
     assert (await agent.get(f"/api/v1/conversations/{conversation_id}"))["assignee"]["id"] == agent.id
+
+
+async def test_a_conversation_of_nobody_becomes_a_lead(app: web.Application, agent: Api, agent2: Api,
+                                                       admin: Api) -> None:
+    """Letters kept out of the timeline (a noreply sender, bulk mail): listed with their text; "create a
+    lead" makes the agent's lead with the address, links the conversation and puts the letters on the
+    lead's timeline; a conversation with a person already is refused."""
+    taken = []
+    for n, text in enumerate(("Новые цены с 1 декабря.", "Скидка 7% на фурнитуру до пятницы.")):
+        taken.append(await intake(app).received(InboundMessage(
+            channel="email", provider_id=f"<news-{n}@okna-opt.example.ru>",
+            address="noreply@okna-opt.example.ru",
+            sender_name="Оконный опт", subject=f"Рассылка №{n + 1}", text=text, lead_allowed=False,
+            at=T0 + timedelta(minutes=n))))
+    conversation_id = taken[0]["conversation_id"]
+    assert all(t["entry"] is None and t["conversation_id"] == conversation_id for t in taken)
+    got = await agent.get(f"/api/v1/conversations/{conversation_id}")
+    assert got["person"] is None and got["subject"] == "Рассылка №2" and got["reply_to"] is None
+    assert [m["text"] for m in got["messages"]] == [
+        "Новые цены с 1 декабря.", "Скидка 7% на фурнитуру до пятницы."]
+    assert all(m["entry"] is None for m in got["messages"])
+
+    made = await agent.post(f"/api/v1/conversations/{conversation_id}/lead", expect=201)
+    lead = made["lead"]
+    assert lead["name"] == "Оконный опт" and lead["source"] == "e-mail" and lead["manager_id"] == agent.id
+    assert lead["emails"] == ["noreply@okna-opt.example.ru"]
+    assert made["conversation"]["lead_id"] == lead["id"] and made["conversation"]["person"]["type"] == "lead"
+    timeline = (await agent.get(f"/api/v1/leads/{lead['id']}/timeline"))["items"]
+    assert [(e["kind"], e["direction"], e["payload"]["subject"]) for e in timeline] == [
+        ("email", "in", "Рассылка №2"), ("email", "in", "Рассылка №1")]
+    got = await agent.get(f"/api/v1/conversations/{conversation_id}")
+    assert [m["entry_id"] for m in got["messages"]] == [e["id"] for e in reversed(timeline)]
+    assert got["reply_to"] == {"entry_id": timeline[0]["id"], "subject": "Рассылка №2"}
+    # a reply now answers the latest letter, "Re: …"
+    sent = await agent.post("/api/v1/messages", {"channel": "email", "lead_id": lead["id"], "text": "Спасибо",
+                                                 "reply_to": timeline[0]["id"]}, expect=201)
+    assert sent["subject"] == "Re: Рассылка №2"
+
+    # once linked, no second lead; the lead's conversation is the agent's, not agent2's
+    refused = await agent.post(f"/api/v1/conversations/{conversation_id}/lead", expect=422)
+    assert "conversation" in refused["error"]["fields"]
+    await agent2.post(f"/api/v1/conversations/{conversation_id}/lead", expect=404)
+    await agent.post("/api/v1/conversations/999999/lead", expect=404)
+    # an SMS from a short code (an address a lead cannot keep): the lead without it
+    short = await intake(app).received(InboundMessage(channel="sms", provider_id="SMshort", address="900",
+                                                      text="Код подтверждения 1234", lead_allowed=False))
+    assert short is not None and short["entry"] is None
+    other = await admin.post(f"/api/v1/conversations/{short['conversation_id']}/lead", expect=201)
+    assert other["lead"]["phones"] == [] and other["lead"]["name"] == "900"
+    spec = await agent.get("/api/v1/openapi.json")
+    assert "post" in spec["paths"]["/api/v1/conversations/{id}/lead"]

@@ -1,5 +1,6 @@
-"""``crmhub demo`` as its own process on a temporary SQLite database: demo data, the simulated PBX
-connected (/healthz), and its calls reaching the call journal."""
+"""``crmhub demo`` as its own process on a temporary SQLite database: demo data (the inbox not empty),
+the simulated PBX connected (/healthz), and its calls reaching the call journal; the demo's
+conversations on each test database."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+
+from hub.crm import demo
+from hub.web.keys import CONFIG, DB
+from tests.integration.conftest import Api
 
 
 async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Path) -> None:
@@ -61,6 +67,9 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
                 async with http.get(f"{base}/api/v1/calls", headers=auth) as r:
                     return list((await r.json())["items"]) if r.status == 200 else []
 
+            async with http.get(f"{base}/api/v1/conversations", headers=auth) as r:
+                assert r.status == 200 and len((await r.json())["items"]) >= 10
+
             [call, *_] = await poll(calls, 60)
             assert call["status"] in ("answered", "missed", "abandoned")
             assert call["external_number"].startswith("+7")
@@ -72,3 +81,26 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
     assert "log in as admin / admin" in text and "demo PBX" in text
     assert "Traceback" not in text, text
     assert proc.returncode in (0, -15)
+
+
+async def test_demo_data_fills_the_inbox(app: web.Application, manager: Api) -> None:
+    summary = await demo.fill(app[DB], attachments_dir=app[CONFIG].server.attachments_dir)
+    assert summary.conversations >= 10
+    items = (await manager.get("/api/v1/conversations", params={"limit": "50"}))["items"]
+    assert len(items) == summary.conversations
+    assert {c["channel"] for c in items} == {"telegram", "sms", "email"}
+    people = [c["person"]["type"] if c["person"] else None for c in items]
+    assert people.count("lead") == 2 and people.count(None) == 1 and people.count("client") >= 7
+    assert any(c["unread"] for c in items) and any(not c["unread"] for c in items)
+    letters = [c for c in items if c["channel"] == "email" and c["person"]]
+    assert all(c["subject"] for c in letters)
+    statuses, quoted, files = set(), 0, 0
+    for c in items:
+        for m in (await manager.get(f"/api/v1/conversations/{c['id']}"))["messages"]:
+            statuses.add(m["status"])
+            payload = (m["entry"] or {}).get("payload", {})
+            quoted += bool(payload.get("full_text"))
+            files += len((m["entry"] or {}).get("attachments", []))
+    assert {"received", "delivered", "sent", "failed"} <= statuses
+    assert quoted == 1 and files == 1
+    assert "conversations in the inbox" in demo.describe(summary)

@@ -70,9 +70,12 @@ async def test_card_shows_main_info_stage_bar_composer_and_the_move_in_the_timel
     assert "Результат:" in html and "Клиент просил КП" in html
     assert "Следующее взаимодействие:" in html and "02.01.2030 12:00" in html
     assert "Позвонить после обеда" in html
-    # the composer offers the channels the client has (SMS to the phone; Telegram off, with the reason)
+    # the composer offers the channels the client has (SMS to the phone, e-mail to the address with a
+    # Subject field shown only for it; Telegram off, with the reason)
     assert re.search(r'<input type="radio" name="channel" value="sms" checked>', html)
-    assert "+79161234567" in html and "E-mail: info@romashka.ru" in html
+    assert re.search(r'<input type="radio" name="channel" value="email">', html)
+    assert "+79161234567" in html and '<span class="muted">info@romashka.ru</span>' in html
+    assert re.search(r'<div class="composer-subject" data-subject-row hidden>', html)
     assert re.search(r'<input type="radio" name="channel" value="telegram" disabled>', html)
     assert "Нет Telegram." in html
     assert re.search(r'<textarea[^>]*name="text"', html) and not re.search(r"<textarea[^>]*disabled", html)

@@ -1,7 +1,20 @@
 // Messages: the composer (cards and the inbox) posts to POST /api/v1/messages (multipart, with a
 // file), Enter sends and Shift+Enter is a new line; "Reply" on a message sets reply_to; "Retry"
 // queues a failed message again; the inbox's chat panel refreshes only on its own conversation's
-// events and stays scrolled to the newest message. User data only through textContent/attributes.
+// events and stays scrolled to the newest message ("show older" loads the earlier ones above).
+// User data only through textContent/attributes.
+//
+// E-mail: the Subject field is shown (and sent) only while e-mail is the chosen channel; the API's
+// refusal of a field is said next to it. A letter's sanitised HTML (data-html) is shown only on
+// "HTML version", in an <iframe sandbox srcdoc> built here: the sandbox has no allow-scripts (nothing in
+// the letter can run, so allow-same-origin only lets it load the hub's own attachment URLs with the
+// user's cookie) and allows popups for the letter's links; the document is parsed with DOMParser
+// (inert: nothing loads), `cid:` images become /api/v1/attachments/{id} through data-cids, every
+// other src is dropped, and remote images (data-remote-src, which the sanitiser left without a
+// src) get a src only after "show images" (http:// upgraded to https://). The srcdoc carries its
+// own CSP (img-src 'self', plus https: after the click) on top of the hub's, which it inherits; the
+// hub's CSP allows remote images (img-src https:) for that, and nothing else: the letter's own
+// inline styles stay off.
 "use strict";
 
 (function () {
@@ -29,15 +42,55 @@
     if (!error) { return form.dataset.msgError; }
     const fields = error.fields || {};
     if (fields.text && /is required/.test(fields.text)) { return form.dataset.msgEmpty; }
+    if (fields.subject && fieldError(form, "subject", form.dataset.msgSubject || fields.subject)) {
+      const input = form.elements.subject;
+      if (input && input.focus) { input.focus(); }
+      return form.dataset.msgRefused + " " + (form.dataset.msgSubject || fields.subject);
+    }
     const parts = Object.keys(fields).map(function (k) { return fields[k]; });
     return form.dataset.msgRefused + " " + (parts.length ? parts.join("; ") : error.message);
   }
 
-  function clearReply(form) {
+  function fieldError(form, name, text) {
+    const place = form.querySelector("[data-field-error='" + name + "']");
+    if (place) { place.textContent = text || ""; }
+    const input = form.elements[name];
+    if (input && input.setAttribute) {
+      if (text) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
+    }
+    return Boolean(place);
+  }
+
+  function channelOf(form) {
+    const fixed = form.querySelector("input[type=hidden][name=channel]");
+    if (fixed) { return fixed.value; }
+    const checked = form.querySelector("input[name=channel]:checked");
+    return checked ? checked.value : "";
+  }
+
+  // The Subject field: shown and sent only for a letter.
+  function showSubject(form) {
+    const row = form.querySelector("[data-subject-row]");
+    if (!row) { return; }
+    const mail = channelOf(form) === "email";
+    row.hidden = !mail;
+    const input = row.querySelector("input[name=subject]");
+    if (input) { input.disabled = !mail; }
+  }
+
+  // Back to the default (the inbox's e-mail composer answers the latest letter), or to no reply.
+  function clearReply(form, toDefault) {
     const input = form.querySelector("[data-reply-to]");
     const box = form.querySelector("[data-reply-box]");
-    if (input) { input.value = ""; }
-    if (box) { box.hidden = true; }
+    const subject = form.querySelector("input[name=subject]");
+    const reply = toDefault ? (form.dataset.defaultReply || "") : "";
+    if (input) { input.value = reply; }
+    if (box) {
+      box.hidden = !reply;
+      const label = box.querySelector("[data-reply-text]");
+      if (label) { label.textContent = reply ? (form.dataset.defaultReplyText || "…") : ""; }
+    }
+    if (subject && toDefault) { subject.value = form.dataset.defaultSubject || ""; }
   }
 
   function send(form) {
@@ -52,6 +105,7 @@
     if (file && !file.files.length) { data.delete(file.name); }
     const button = form.querySelector("button[type=submit]");
     if (button) { button.disabled = true; }
+    fieldError(form, "subject", "");
     fetch("/api/v1/messages", {
       method: "POST", body: data, credentials: "same-origin",
       headers: { "X-CSRF-Token": csrf(), "Accept": "application/json" }
@@ -62,7 +116,7 @@
           if (file) { file.value = ""; }
           const name = form.querySelector("[data-file-name]");
           if (name) { name.textContent = ""; }
-          clearReply(form);
+          clearReply(form, true);
           say(form, form.dataset.msgQueued, false);
           document.body.dispatchEvent(new CustomEvent("message-queued", { detail: body }));
           refreshChat();
@@ -121,6 +175,10 @@
 
   document.addEventListener("change", function (event) {
     const input = event.target;
+    if (input.matches && input.matches("form[data-compose] input[name=channel]")) {
+      showSubject(input.form);
+      return;
+    }
     if (input.matches && input.matches("form[data-compose] input[type=file]")) {
       const name = input.form.querySelector("[data-file-name]");
       if (name) { name.textContent = input.files.length ? input.files[0].name : ""; }
@@ -140,16 +198,41 @@
       const radio = form.querySelector("input[name=channel][value='" + reply.dataset.replyChannel + "']");
       if (radio && radio.disabled) { return; }
       if (radio) { radio.checked = true; }
+      showSubject(form);
       form.querySelector("[data-reply-to]").value = reply.dataset.reply;
       form.querySelector("[data-reply-text]").textContent = reply.dataset.replyText || "…";
       form.querySelector("[data-reply-box]").hidden = false;
+      const subject = form.querySelector("input[name=subject]");
+      if (subject && reply.dataset.replySubject !== undefined) {
+        subject.value = reply.dataset.replySubject;
+        fieldError(form, "subject", "");
+      }
       const text = form.querySelector("textarea");
       if (text) { text.focus(); }
       return;
     }
     const cancel = event.target.closest && event.target.closest("[data-reply-cancel]");
     if (cancel) {
-      clearReply(cancel.closest("form"));
+      clearReply(cancel.closest("form"), false);
+      return;
+    }
+    const toggle = event.target.closest && event.target.closest("[data-letter-toggle]");
+    if (toggle) {
+      toggleLetter(toggle.closest("[data-letter]"), toggle);
+      return;
+    }
+    const images = event.target.closest && event.target.closest("[data-letter-images]");
+    if (images) {
+      const box = images.closest("[data-letter]");
+      const frame = box.querySelector("iframe");
+      if (frame) { frame.srcdoc = letterDocument(box, true); }
+      images.hidden = true;
+      box.dataset.imagesShown = "true";
+      return;
+    }
+    const lead = event.target.closest && event.target.closest("[data-make-lead]");
+    if (lead) {
+      makeLead(lead);
       return;
     }
     const retry = event.target.closest && event.target.closest("[data-retry]");
@@ -163,6 +246,86 @@
       }).catch(function () { retry.disabled = false; });
     }
   });
+
+  // A letter's HTML: see the comment at the top. The frame is built on the first click.
+  function letterDocument(box, withImages) {
+    const parsed = new DOMParser().parseFromString(box.dataset.html || "", "text/html");
+    let cids = {};
+    try { cids = JSON.parse(box.dataset.cids || "{}"); } catch (e) { cids = {}; }
+    parsed.querySelectorAll("script, iframe, object, embed, base, meta, link").forEach(function (node) { node.remove(); });
+    parsed.querySelectorAll("img").forEach(function (img) {
+      const src = (img.getAttribute("src") || "").trim();
+      img.removeAttribute("src");
+      img.removeAttribute("srcset");
+      if (/^cid:/i.test(src)) {
+        const key = src.slice(4);
+        let id = cids[key];
+        if (id === undefined) { try { id = cids[decodeURIComponent(key)]; } catch (e) { id = undefined; } }
+        if (id !== undefined) { img.setAttribute("src", "/api/v1/attachments/" + encodeURIComponent(id)); }
+      }
+      const remote = (img.getAttribute("data-remote-src") || "").trim();
+      if (withImages && /^https?:\/\//i.test(remote)) {
+        img.setAttribute("src", remote.replace(/^http:/i, "https:"));
+      }
+    });
+    const head = parsed.head;
+    const policy = parsed.createElement("meta");
+    policy.setAttribute("http-equiv", "Content-Security-Policy");
+    policy.setAttribute("content", "default-src 'none'; style-src 'self'; img-src 'self'" + (withImages ? " https:" : ""));
+    const charset = parsed.createElement("meta");
+    charset.setAttribute("charset", "utf-8");
+    const base = parsed.createElement("base");
+    base.setAttribute("target", "_blank");
+    const style = parsed.createElement("link");
+    style.setAttribute("rel", "stylesheet");
+    style.setAttribute("href", "/static/letter.css");
+    head.prepend(charset, policy, base, style);
+    return "<!DOCTYPE html>" + parsed.documentElement.outerHTML;
+  }
+
+  function toggleLetter(box, toggle) {
+    let frame = box.querySelector("iframe");
+    const images = box.querySelector("[data-letter-images]");
+    if (!frame) {
+      frame = document.createElement("iframe");
+      frame.className = "letter-frame";
+      frame.setAttribute("sandbox", "allow-same-origin allow-popups allow-popups-to-escape-sandbox");
+      frame.setAttribute("referrerpolicy", "no-referrer");
+      frame.setAttribute("title", box.dataset.title || "");
+      frame.srcdoc = letterDocument(box, box.dataset.imagesShown === "true");
+      box.appendChild(frame);
+    } else {
+      frame.hidden = !frame.hidden;
+    }
+    const open = !frame.hidden;
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (images && box.dataset.imagesShown !== "true") { images.hidden = !open; }
+  }
+
+  // "Create a lead" for a conversation that belongs to nobody; the stream refreshes the panel.
+  function makeLead(button) {
+    const box = button.closest("[data-make-lead-box]");
+    const status = box && box.querySelector("[data-make-lead-status]");
+    button.disabled = true;
+    fetch("/api/v1/conversations/" + encodeURIComponent(button.dataset.makeLead) + "/lead", {
+      method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf(), "Accept": "application/json" }
+    }).then(function (response) {
+      if (response.status === 201) {
+        refreshChat();
+        return;
+      }
+      button.disabled = false;
+      return response.json().catch(function () { return null; }).then(function (body) {
+        const error = body && body.error;
+        const fields = (error && error.fields) || {};
+        const parts = Object.keys(fields).map(function (k) { return fields[k]; });
+        if (status) { status.textContent = parts.length ? parts.join("; ") : ((box && box.dataset.msgError) || ""); }
+      });
+    }).catch(function () {
+      button.disabled = false;
+      if (status && box) { status.textContent = box.dataset.msgError || ""; }
+    });
+  }
 
   // The chat panel refreshes only on events of its own conversation.
   function parse(event) {
@@ -197,7 +360,9 @@
     }
   });
 
-  function scrollChat() {
+  function scrollChat(event) {
+    const info = event && event.detail && event.detail.pathInfo;
+    if (info && /[?&]cursor=/.test(info.requestPath || "")) { return; }  // "show older": stay put
     const list = document.querySelector("#chat [data-chat-messages]");
     if (list) { list.scrollTop = list.scrollHeight; }
   }

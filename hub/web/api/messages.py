@@ -1,5 +1,6 @@
 """Messages and the inbox: send (JSON, or multipart with files), retry, conversations (list, read one,
-mark read, assign) and moving a message's entry to another deal of the same person."""
+mark read, assign, make a lead of one that belongs to nobody) and moving a message's entry to another
+deal of the same person."""
 
 from __future__ import annotations
 
@@ -40,9 +41,13 @@ CONVERSATION = obj({
     "client_id": ID_OR_NULL, "contact_id": ID_OR_NULL, "lead_id": ID_OR_NULL, "assignee_id": ID_OR_NULL,
     "deal_id": ID_OR_NULL, "last_message_at": {"type": "string", "format": "date-time"}, "last_text": TEXT,
     "state": TEXT, "person": {"type": ["object", "null"]}, "assignee": {"type": ["object", "null"]},
+    "subject": {**TEXT, "description": "e-mail: the subject of the latest letter"},
 }, ("id", "channel", "unread"))
 CONVERSATION_FULL = {"allOf": [CONVERSATION, obj({
-    "messages": {"type": "array", "items": MESSAGE}, "messages_cursor": {"type": ["string", "null"]}})]}
+    "messages": {"type": "array", "items": MESSAGE}, "messages_cursor": {"type": ["string", "null"]},
+    "reply_to": {"type": ["object", "null"], "description": "e-mail: the latest letter on a timeline "
+                 "(`entry_id`, `subject`), what a reply answers by default"}})]}
+CONVERSATION_LEAD = obj({"lead": ref("Lead"), "conversation": CONVERSATION}, ("lead", "conversation"))
 CONVERSATION_PAGE = obj({"items": {"type": "array", "items": CONVERSATION},
                          "next_cursor": {"type": ["string", "null"]}}, ("items", "next_cursor"))
 ASSIGN_IN = obj({"assignee_id": ID_OR_NULL}, ("assignee_id",))
@@ -145,6 +150,19 @@ async def assign_conversation(request: web.Request) -> web.Response:
     data = await json_body(request)
     async with request.app[DB].transaction() as s:
         return ok(await inbox.assign(s, request[USER], conversation_id, data))
+
+
+@routes.post("/api/v1/conversations/{id}/lead",
+             "Make a lead of a conversation that belongs to nobody (letters kept out of the timeline: bulk "
+             "mail, a noreply sender): the lead gets the address and the name, managed by the caller; the "
+             "conversation is linked to it and its messages so far go on the lead's timeline. 422 when the "
+             "conversation has a client or lead already",
+             response=CONVERSATION_LEAD, status=201, errors=(401, 404, 422))
+async def conversation_lead(request: web.Request) -> web.Response:
+    conversation_id = path_id(request)
+    region = request.app[CONFIG].phones.default_region
+    async with request.app[DB].transaction() as s:
+        return ok(await inbox.make_lead(s, request[USER], conversation_id, region=region), 201)
 
 
 @routes.post("/api/v1/timeline/{id}/move", "Move a message's entry to another open deal of the same person",

@@ -1,6 +1,7 @@
 """The message composer of the deal, client and lead cards (``_composer.html``): which channels the
-person can be written to (Telegram once they have a chat with the bot, SMS with a phone), the others
-shown off with the reason. The form posts to ``POST /api/v1/messages`` (``messages.js``)."""
+person can be written to (Telegram once they have a chat with the bot, SMS with a phone, e-mail with an
+address — a letter has a Subject field), the others shown off with the reason. The form posts to
+``POST /api/v1/messages`` (``messages.js``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from hub.crm.models import Conversation, Deal, Stage
 from hub.web.i18n import N_
 from hub.web.keys import CHANNELS, DB, USER
 
-LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS")}
+LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS"), "email": N_("E-mail")}
+
+
+def channel_connected(connected: Any, channel: str) -> bool:
+    """Whether the hub runs the channel (e-mail: any mailbox, named ``mail:<name>`` in health)."""
+    if channel == "email":
+        return any(name.startswith("mail:") for name in connected)
+    return channel in connected
 
 
 async def compose_context(request: web.Request, target: str, target_id: int) -> dict[str, Any]:
@@ -31,7 +39,7 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
             client_id = target_id
         else:
             lead_id = target_id
-        points: dict[str, list[str]] = {"phones": [], "telegram": []}
+        points: dict[str, list[str]] = {"phones": [], "telegram": [], "emails": []}
         owners = ([("client_id", client_id), ("contact_id", contact_id)] if client_id
                   else [("lead_id", lead_id)])
         for field, owner in owners:
@@ -39,6 +47,7 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
                 found = (await contact_points.of(s, field, [owner]))[owner]
                 points["phones"] += found["phones"]
                 points["telegram"] += found["telegram"]
+                points["emails"] += found["emails"]
         chats: list[Any] = []
         if client_id or lead_id:
             owned = Conversation.client_id == client_id if client_id else Conversation.lead_id == lead_id
@@ -70,6 +79,11 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
     options.append({"key": "sms", "label": LABELS["sms"], "available": phone is not None,
                     "reason": None if phone else N_("No phone number."), "address": phone or "",
                     "connected": "sms" in connected})
+    mail_chats = [a for ch, a, _ in chats if ch == "email"]
+    email = (mail_chats or points["emails"] or [None])[0]
+    options.append({"key": "email", "label": LABELS["email"], "available": email is not None,
+                    "reason": None if email else N_("No e-mail address."), "address": email or "",
+                    "connected": channel_connected(connected, "email")})
     latest = chats[0][0] if chats else None
     available = [o["key"] for o in options if o["available"]]
     default = latest if latest in available else (available[0] if available else None)

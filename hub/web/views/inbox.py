@@ -5,7 +5,11 @@ that posts to ``POST /api/v1/messages``, the assignment). Live: the list refresh
 (``messages.js`` decides which events are for it).
 
 ``GET /inbox/list`` (the list alone, or the next rows with ``cursor``) and ``GET /inbox/c/{id}`` (the
-panel alone) serve htmx; ``POST /inbox/c/{id}/assign`` assigns (a plain form works without JS).
+panel alone; with ``cursor``, only the older messages for "show older") serve htmx;
+``POST /inbox/c/{id}/assign`` assigns (a plain form works without JS). An e-mail conversation's
+composer answers its latest letter (``reply_to``, subject "Re: …"); a conversation that belongs to
+nobody (letters kept out of the timeline) lists its messages and offers "Create a lead"
+(``POST /api/v1/conversations/{id}/lead``, ``messages.js``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from hub.web.errors import path_id, query_text
 from hub.web.i18n import N_
 from hub.web.keys import CHANNELS, DB
 from hub.web.views.common import is_htmx, render, require_user
+from hub.web.views.compose import channel_connected
 
 PAGE = 30
 MESSAGES = 50
@@ -61,16 +66,18 @@ async def _list(request: web.Request, query: dict[str, str], cursor: str | None 
             return await inbox.list_conversations(s, user, **filters, limit=PAGE)
 
 
-async def _panel(request: web.Request, conversation_id: int) -> dict[str, Any] | None:
+async def _panel(request: web.Request, conversation_id: int,
+                 cursor: str | None = None) -> dict[str, Any] | None:
     user = require_user(request)
     async with request.app[DB].reading() as s:
         try:
-            conversation = await inbox.get_conversation(s, user, conversation_id, limit=MESSAGES)
-        except NotFound:
+            conversation = await inbox.get_conversation(s, user, conversation_id, limit=MESSAGES,
+                                                        cursor=cursor)
+        except (NotFound, ValidationError):
             return None
         users = await deal_card.responsible_choices(s)
     return {"conversation": conversation, "users": users,
-            "connected": conversation["channel"] in request.app[CHANNELS]}
+            "connected": channel_connected(request.app[CHANNELS], conversation["channel"])}
 
 
 def _context(query: dict[str, str], page: Any, panel: dict[str, Any] | None) -> dict[str, Any]:
@@ -106,10 +113,12 @@ async def inbox_list(request: web.Request) -> web.Response:
 async def chat_panel(request: web.Request) -> web.Response:
     require_user(request)
     conversation_id = path_id(request)
-    panel = await _panel(request, conversation_id)
+    cursor = query_text(request, "cursor", max_len=200)
+    panel = await _panel(request, conversation_id, cursor)
     if panel is None:
         raise web.HTTPNotFound()
-    return await render(request, "_chat_panel.html", {"panel": panel, "channel_labels": CHANNEL_LABELS})
+    template = "_chat_older.html" if cursor else "_chat_panel.html"
+    return await render(request, template, {"panel": panel, "channel_labels": CHANNEL_LABELS})
 
 
 async def assign(request: web.Request) -> web.StreamResponse:
