@@ -348,7 +348,12 @@ async def _prefetch(session: AsyncSession, facts: list[Fact]) -> None:
     """Two statements for a whole batch instead of two per fact: the calls' rows (locked) and the
     users the facts' extensions ring. Only for this session (this unit of work)."""
     keys = list(dict.fromkeys(f.call_key for f in facts if _valid_key(f.call_key)))
-    if keys:
+    if keys and len(keys) <= 2 and all(isinstance(f, CallRinging) for f in facts):
+        # a ring or two (the screen-pop): a compiled look for the row, one hop; a call already
+        # there (a queue rings another agent) is read and locked by _find_call as usual
+        conn = await session.connection()
+        session.info[_CALLS] = {k: None for k in keys if not await _CALL_SEEN.all(conn, key=k)}
+    elif keys:
         rows = (await session.scalars(
             select(Call).where(Call.linkedid.in_(keys)).with_for_update()
             .execution_options(populate_existing=True))).all()
@@ -399,6 +404,7 @@ class Agent:
     name: str
 
 
+_CALL_SEEN = Prepared(select(Call.id).where(Call.linkedid == bindparam("key")))
 _AGENT = Prepared(select(User.id, User.name).join(UserExtension, UserExtension.user_id == User.id)
                   .where(UserExtension.extension == bindparam("extension"), User.active.is_(True)))
 
