@@ -159,3 +159,23 @@ async def test_a_letter_kept_out_of_the_timeline_lists_in_the_chat_and_becomes_a
     chat = await page(client, f"/inbox/c/{taken['conversation_id']}")
     assert "Создать лид" not in chat and "data-compose" in chat and "не в ленте" not in chat
     assert f'href="/leads/{made["lead"]["id"]}"' in chat
+
+
+async def test_the_chat_shows_older_messages_on_request(client: TestClient, app: web.Application,
+                                                       agent: Api) -> None:
+    await anna_with_deal(agent)
+    intake = MessageIntake(app[DB], attachments_dir=app[CONFIG].server.attachments_dir)
+    for n in range(53):
+        taken = await intake.received(InboundMessage(
+            channel="email", provider_id=f"<m{n}@mail.ru>", address="anna.sokolova@mail.ru",
+            sender_name="Анна Соколова", subject=f"Письмо №{n}", text=f"Текст письма №{n}."))
+    assert taken is not None
+    await logged_in(client, agent)
+    chat = await page(client, f"/inbox/c/{taken['conversation_id']}")
+    assert "Письмо №52" in chat and "Письмо №3<" in chat and "Письмо №2<" not in chat
+    older = re.search(r'hx-get="(/inbox/c/\d+\?cursor=[^"]+)"[^>]*data-chat-older>Показать более ранние<',
+                      chat)
+    assert older, "no link to the older messages"
+    rest = await page(client, older.group(1).replace("&amp;", "&"), headers={"HX-Request": "true"})
+    assert "Письмо №0<" in rest and "Письмо №2<" in rest and "Письмо №3<" not in rest
+    assert "data-chat-older" not in rest and "<html" not in rest
