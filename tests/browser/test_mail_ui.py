@@ -157,6 +157,8 @@ async def test_the_inbox_answers_the_latest_letter_and_makes_a_lead_of_a_mailing
     # the composer answers the latest letter: the reply box and the subject are there already
     await expect(chat.locator("[data-reply-box]")).to_contain_text("RE: Замер окон на Лесном")
     await expect(chat.get_by_label("Тема")).to_have_value("RE: Замер окон на Лесном")
+    await chat.get_by_label("Тема").press("Enter")  # Enter in the subject goes on to the text
+    await expect(chat.locator("textarea")).to_be_focused()
     await chat.locator("textarea").fill("Анна, ждём вас в субботу!")
     await chat.locator("textarea").press("Enter")
     await expect(chat.locator(".msg-out", has_text="Анна, ждём вас в субботу!")).to_contain_text("в очереди")

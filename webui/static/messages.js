@@ -166,6 +166,13 @@
 
   document.addEventListener("keydown", function (event) {
     const target = event.target;
+    if (event.key === "Enter" && !event.isComposing && target.matches &&
+        target.matches("form[data-compose] input[name=subject]")) {
+      event.preventDefault();  // the subject is not the letter: Enter goes on to the text
+      const text = target.form.querySelector("textarea[name=text]");
+      if (text) { text.focus(); }
+      return;
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches &&
         target.matches("form[data-compose] textarea")) {
       event.preventDefault();
