@@ -164,7 +164,7 @@ def _messaging(app: web.Application, config: Config) -> None:
         senders["email"] = app[MAIL]
     app[OUTBOX] = Outbox(app[DB], app[BUS], senders, attachments_dir=config.server.attachments_dir)
     app[MESSAGE_INTAKE] = intake
-    app[JOURNAL] = JournalWorker(app[DB], processors)
+    app[JOURNAL] = JournalWorker(app[DB], processors, last_arrival=lambda: intake.writer.last_add)
     intake.journal_listeners.append(app[JOURNAL].wake)
 
 

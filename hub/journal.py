@@ -6,6 +6,11 @@ carries and marks the delivery done in the same transaction. A delivery whose pr
 tried again after an exponential backoff (the database down, a file that would not download) and is
 marked ``failed`` after ``max_attempts`` (it stays in the journal with the error; the log says so).
 After a crash, what was stored but not yet processed is simply still pending.
+
+While deliveries are pouring in, the worker gives way: before each delivery it waits (up to
+``max_pause``) until none has arrived for ``quiet`` seconds, so on SQLite's single writer the
+webhooks' journal writes are not queued behind the CRM's units of work; the backlog is taken in
+when the burst is over (and at least one delivery per ``max_pause`` during it).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from hub.crm import journal
@@ -26,8 +31,13 @@ log = logging.getLogger(__name__)
 
 class JournalWorker:
     def __init__(self, db: Database, processors: Mapping[str, JournalProcessor], *, poll_seconds: float = 2.0,
-                 batch: int = 100, max_attempts: int = 8, base_delay: float = 2.0) -> None:
+                 batch: int = 100, max_attempts: int = 8, base_delay: float = 2.0,
+                 last_arrival: Callable[[], float] | None = None, quiet: float = 0.02,
+                 max_pause: float = 1.0) -> None:
         self.db = db
+        self.last_arrival = last_arrival
+        self.quiet = quiet
+        self.max_pause = max_pause
         self.processors = dict(processors)
         self.poll_seconds = poll_seconds
         self.batch = batch
@@ -71,8 +81,17 @@ class JournalWorker:
         async with self.db.reading() as s:
             due = await journal.pending(s, list(self.processors), self.batch)
         for delivery in due:
+            await self._give_way()
             await self._process(delivery)
         return len(due) >= self.batch
+
+    async def _give_way(self) -> None:
+        if self.last_arrival is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_pause
+        while (wait := self.last_arrival() + self.quiet - loop.time()) > 0 and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(min(wait, deadline - loop.time()))  # (a clock is polled, not a flag)
 
     async def _process(self, delivery: journal.Pending) -> None:
         try:

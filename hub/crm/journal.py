@@ -81,13 +81,16 @@ class JournalWriter:
         self.on_written = on_written
         self.max_batch = max_batch
         self._waiting: list[tuple[str, str, bytes | None, asyncio.Future[bool]]] = []
+        self.last_add = 0.0  # loop time of the latest delivery (the journal worker gives way to bursts)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def add(self, channel: str, key: str, body: bytes | None) -> bool:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="journal-writer")
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.last_add = loop.time()
+        future: asyncio.Future[bool] = loop.create_future()
         self._waiting.append((channel, key, body, future))
         self._wake.set()
         return await future
