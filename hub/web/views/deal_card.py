@@ -1,5 +1,5 @@
 """The deal card ``/deals/{id}``: main info edited in place, the stage bar with the move dialog, the
-composer (disabled until the channels land) and the timeline (``timeline_part``).
+composer (Telegram, SMS and e-mail through the outbox) and the timeline (``timeline_part``).
 
 Edit in place: ``GET /deals/{id}/fields/{field}?edit=1`` answers the field's small form, ``POST`` to
 the same path changes the deal through ``deals.update_deal`` and answers the field re-rendered (or
