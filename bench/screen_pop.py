@@ -10,7 +10,9 @@ e-mails and Telegram accounts; deals on some). The agent ``bench`` has extension
 agent). Each call replays ``inbound_answered`` with fresh ids and the caller's number replaced by a
 known client's number (written as a Russian trunk would: ``8916…``, ``+7916…``, ``916…``): first
 the events up to the ring, then — timed — from ``DialBegin`` up to the answer, then the rest (the
-call ends; the next call starts). One call at a time. The hub's resident memory is read from /proc.
+call ends; the next call starts). One call at a time, or with ``--concurrent N`` N callers placing
+calls back to back (see ``in_flight``). The hub's resident memory is read from /proc, the load
+average at the end of the run is in the JSON (the box may be shared).
 
 Target: p99 < 50 ms. Human lines first; the last line is one JSON object.
 """
@@ -285,6 +287,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log(f"kept: {url} (work dir {workdir})")
+    figures["load_average"] = os.getloadavg()[0]  # the 2-core box is shared: say how busy it was
     figures["target_p99_ms"] = TARGET_P99_MS
     figures["meets_target"] = bool("ms" in figures and figures["ms"]["p99"] < TARGET_P99_MS
                                    and not figures["lost"])

@@ -87,7 +87,9 @@ class CallEndedFact:
 
 
 class CallIntakePort(Protocol):
-    """What a telephony adapter calls; one unit of work per fact, events published after commit."""
+    """What a telephony adapter calls, from one task per call (a call's facts one after another;
+    several calls at once): each fact's events are published after the commit of the unit of work
+    that applied it (facts of different calls may share one); the result comes after that commit."""
 
     async def ringing(self, fact: CallRinging) -> dict[str, Any]:
         """→ the screen-pop payload sent to the rung agent as ``call.ringing``."""

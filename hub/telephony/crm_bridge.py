@@ -56,7 +56,9 @@ def to_port(fact: Fact) -> PortFact | None:
 
 
 class CrmBridge:
-    """``on_fact`` for the AMI connection: each fact into the core, in order, one unit of work each."""
+    """``on_fact`` for the AMI connection: each fact into the core. The connection calls it from one
+    lane per call (a call's facts in order, different calls concurrently); the intake decides how
+    facts share units of work (``hub.crm.intake.CallIntake``)."""
 
     def __init__(self, intake: CallIntakePort) -> None:
         self.intake = intake
