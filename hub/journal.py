@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
+from hub import tasks
 from hub.crm import journal
 from hub.crm.models import utcnow
 from hub.crm.ports import JournalProcessor
@@ -55,11 +56,8 @@ class JournalWorker:
             self._task = asyncio.create_task(self._run(), name="inbound-journal")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from hub import tasks
 from hub.bus import Bus, Event
 from hub.crm import messages
 from hub.crm.models import Message, utcnow
@@ -67,11 +68,8 @@ class Outbox:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
 
     def wake(self) -> None:
         self._wake.set()

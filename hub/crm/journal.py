@@ -10,7 +10,6 @@ deliveries into the CRM, each marked ``done`` in the same transaction as what it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -22,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub import tasks
 from hub.crm.models import InboundDelivery, utcnow
 
 log = logging.getLogger(__name__)
@@ -96,11 +96,8 @@ class JournalWriter:
         return await future
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         for *_, future in self._waiting:
             if not future.done():
                 future.set_exception(RuntimeError("the hub is stopping"))

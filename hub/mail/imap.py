@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from aioimaplib import aioimaplib
 
+from hub import tasks
 from hub.config import MailboxConfig
 
 log = logging.getLogger(__name__)
@@ -152,11 +153,8 @@ class FolderWatcher:
         self._task = asyncio.create_task(self._supervise(), name=f"imap-{self.mailbox.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         await self._close()
 
     def poke(self) -> None:

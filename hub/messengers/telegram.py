@@ -53,6 +53,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from hub import tasks
 from hub.config import TelegramConfig
 from hub.crm.ports import (
     InboundFile,
@@ -209,11 +210,8 @@ class TelegramChannel:
             self._set_state(f"error: unknown [telegram] mode {mode!r} (webhook or polling)")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         if self.bot is not None:
             with contextlib.suppress(Exception):
                 await self.bot.shutdown()
