@@ -235,3 +235,15 @@ async def test_a_20_mb_attachment_is_stored(app: web.Application, client: Any, i
     async with app[DB].reading() as s:
         [stored] = (await s.scalars(select(Attachment).where(Attachment.entry_id == entry.id))).all()
     assert stored.size == len(payload) and stored.filename == "plan.dwg"
+
+
+async def test_the_mailbox_state_is_in_healthz_and_on_the_inbox_page(
+        app: web.Application, admin: Api, client: Any) -> None:
+    from hub.web.keys import MAIL
+
+    await until(lambda: app[MAIL].watchers[0].state == "idle", within=10)
+    health = await (await client.get("/healthz")).json()
+    assert health["channels"]["mail:zayavki"] == "idle"
+    page = await admin.client.get("/inbox", headers=admin.auth())
+    text = await page.text()
+    assert "✉ zayavki: idle" in text

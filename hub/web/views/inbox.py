@@ -93,12 +93,30 @@ def _context(query: dict[str, str], page: Any, panel: dict[str, Any] | None) -> 
     }
 
 
+HEALTHY = ("webhook", "polling", "ready", "idle", "connected")
+
+
+def channel_states(channels: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messaging channels' states for the page head (Telegram, SMS, each mailbox)."""
+    states = []
+    for name, state in sorted(channels.items()):
+        if name == "asterisk":
+            continue
+        text = state()
+        label = name.partition(":")[2] if name.startswith("mail:") else CHANNEL_LABELS.get(name, name)
+        states.append({"name": name, "label": label, "state": text,
+                       "ok": text.split(":")[0] in HEALTHY, "mail": name.startswith("mail:")})
+    return states
+
+
 async def inbox_page(request: web.Request) -> web.Response:
     require_user(request)
     query = _query(request)
     page = await _list(request, query)
     panel = await _panel(request, int(query["c"])) if query["c"] else None
-    return await render(request, "inbox.html", _context(query, page, panel))
+    context = _context(query, page, panel)
+    context["channels"] = channel_states(request.app[CHANNELS])
+    return await render(request, "inbox.html", context)
 
 
 async def inbox_list(request: web.Request) -> web.Response:
