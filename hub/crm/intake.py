@@ -227,12 +227,22 @@ class CallIntake:
         try:
             async with self.db.transaction() as session:
                 session.info[_ON_LEAD] = self._note_lead
+                deferred = None
                 if not batch[0].alone:  # alone: the plain path (a savepoint around a new call's row)
                     await _prefetch(session, [job.fact for job in batch])
+                    if len(batch) > 1 and all(job.ring for job in batch):
+                        deferred = session.info[_DEFER] = _Deferred([], [], {})
                 for job in batch:
                     current = job
                     results.append(await job.step(session, job.fact, self.settings))
                 current = None
+                if deferred is not None:
+                    await session.flush()  # the leads
+                    for step in deferred.first:
+                        step()
+                    await session.flush()  # their contact points, the calls
+                    for step in deferred.second:
+                        step()
         except Exception as exc:
             if len(batch) == 1 and batch[0].alone:
                 _fail(batch[0], exc)
@@ -309,6 +319,26 @@ def _seconds(value: float | None) -> int:
 def _person(matches: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The match a call belongs to: the first client, contact or (not converted) lead."""
     return next((m for m in matches if m["type"] in ("client", "contact", "lead")), None)
+
+
+@dataclass(slots=True)
+class _Deferred:
+    """A batch of rings writes its new rows together: leads (one INSERT), then, with their ids,
+    contact points and calls (one INSERT each); ``first`` runs after the leads' flush, ``second``
+    after the calls' (the payloads get their ids before the commit publishes them)."""
+
+    first: list[Callable[[], None]]
+    second: list[Callable[[], None]]
+    leads: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]  # number → (match, its copies)
+
+
+_DEFER = "crm.intake.defer"
+
+
+def _add_call(session: AsyncSession, call: Call, made: tuple[dict[str, Any], list[Any]] | None) -> None:
+    if made is not None and call.client_id is None and call.lead_id is None:
+        call.lead_id = made[0]["id"]
+    session.add(call)
 
 
 def _person_columns(match: dict[str, Any]) -> dict[str, Any]:
@@ -495,18 +525,32 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
     lead = Lead(name=number, source=LEAD_SOURCE, manager_id=None, comment="", utm={}, unsorted=True,
                 converted_client_id=None, converted_at=None, created_at=utcnow())
     session.add(lead)
-    await session.flush()
     session.info.setdefault(_KEEP, []).append(lead)
     if (on_lead := session.info.get(_ON_LEAD)) is not None:
         on_lead(number)
-    session.add_all([ContactPoint(kind="phone", value=value, tail=tail, raw=raw, lead_id=lead.id)
-                     for value, tail, raw in points.phones])
-    data = {"id": lead.id, "name": lead.name, "source": lead.source, "manager_id": None, "manager": None,
+    data = {"id": None, "name": lead.name, "source": lead.source, "manager_id": None, "manager": None,
             "comment": lead.comment, "utm": {}, "unsorted": True, "converted_client_id": None,
             "converted_at": None, "phones": [value for value, _, _ in points.phones], "emails": [],
             "telegram": [], "created_at": iso(lead.created_at)}
+    person = {"type": "lead", "id": None, "name": lead.name, "client_id": None, "open_deals": []}
+    refs: list[dict[str, Any]] = [data, person]
+
+    def ids() -> None:  # the lead has its id: its contact points, and the id where it is shown
+        session.add_all([ContactPoint(kind="phone", value=value, tail=tail, raw=raw, lead_id=lead.id)
+                         for value, tail, raw in points.phones])
+        for ref in refs:
+            ref["id"] = lead.id
+
+    deferred: _Deferred | None = session.info.get(_DEFER)
+    if deferred is None:
+        await session.flush()
+        ids()
+    else:  # a batch of rings: all their leads in one INSERT, then contact points and calls in one each
+        deferred.first.append(ids)
+        deferred.leads[number] = (person, refs)
     events.emit(session, "lead.created", {"lead": data}, scope={"manager_id": None, "unassigned": True})
-    return {"type": "lead", "id": lead.id, "name": lead.name, "client_id": None, "open_deals": []}
+    person["refs"] = refs  # taken out by ring(): copies of the match register there
+    return person
 
 
 async def _unknown_caller_lead(session: AsyncSession, direction: str, number: str | None,
@@ -628,8 +672,15 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
     person = None
     lead_created = None
     ignored = is_ignored(number, settings)
+    deferred: _Deferred | None = session.info.get(_DEFER)
+    made: tuple[dict[str, Any], list[dict[str, Any]]] | None = None  # a lead made in this unit
+    created_here = False
     if number and direction != "internal":
-        if pre:
+        if deferred is not None and number in deferred.leads:  # another ring of this batch made it
+            made = deferred.leads[number]
+            matches = [dict(made[0])]
+            made[1].append(matches[0])
+        elif pre:
             matches = enriched = pre
         elif pre is not None and unchanged is not None and unchanged(number):
             matches = []
@@ -639,9 +690,18 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
         if not matches and live and (call is None or call.lead_id is None):  # a colleague's mobile is no lead
             person = await _unknown_caller_lead(session, direction, number, settings)
             if person is not None:
-                lead_created = person["id"]
+                made = (person, person.pop("refs"))
+                lead_created = person["id"]  # None until the batch's leads are written (then set below)
+                created_here = True
                 matches.append(person)
-    if call is None:
+    if call is None and deferred is not None:  # written with the batch's other new calls
+        call = Call(linkedid=fact.call_key, created_at=utcnow(), direction=fact.direction, status="ringing",
+                    external_number=number, did=fact.did, started_at=fact.started_at or at,
+                    rung_user_ids=[agent.id] if agent is not None else [],
+                    **(_person_columns(person) if person is not None and made is None else {}))
+        session.info[_CALLS][fact.call_key] = call
+        deferred.first.append(functools.partial(_add_call, session, call, made))
+    elif call is None:
         call = await _call_row(session, fact.call_key, direction=fact.direction, status="ringing",
                                external_number=number, did=fact.did, started_at=fact.started_at or at,
                                rung_user_ids=[agent.id] if agent is not None else [],
@@ -651,16 +711,30 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
     if number and not call.external_number:
         call.external_number = number
     if person is not None and call.client_id is None and call.lead_id is None:
-        _set_person(call, person)
+        if deferred is None or made is None:
+            _set_person(call, person)
+        elif call in session:  # a call already stored: its new lead's id comes with the leads' flush
+            deferred.first.append(functools.partial(_add_call, session, call, made))
     if enriched is None:
-        enriched = [_fresh(m) if m["id"] == lead_created and m["type"] == "lead"
-                    else await _enrich(session, m) if i < POP_MATCHES else m for i, m in enumerate(matches)]
+        enriched = []
+        for i, m in enumerate(matches):
+            if made is not None and i == len(matches) - 1:  # the lead made for this number just now
+                enriched.append(_fresh(m))
+                made[1].append(enriched[-1])
+            else:
+                enriched.append(await _enrich(session, m) if i < POP_MATCHES else m)
     payload = {
         "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "number": number,
         "did": fact.did, "extension": fact.extension, "started_at": iso(call.started_at),
         "matches": enriched, "unknown": not matches, "ignored": ignored,
         "lead_created": lead_created, "unknown_caller": settings.unknown_caller,
     }
+    if deferred is not None and (payload["call_id"] is None or made is not None):
+        def ids() -> None:
+            payload["call_id"] = call.id
+            if created_here and made is not None:
+                payload["lead_created"] = made[0]["id"]
+        deferred.second.append(ids)
     if agent is not None and live:
         events.emit(session, "call.ringing", payload, users=[agent.id])
     return payload

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from hub.crm import deals, intake
-from hub.crm.models import Call, Deal, Lead, Notification, Task, TimelineEntry, UserExtension
+from hub.crm.models import Call, ContactPoint, Deal, Lead, Notification, Task, TimelineEntry, UserExtension
 from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRinging, CallSettings
 from hub.db import Database
 from tests.integration.test_deals import make_client, make_user, record
@@ -355,9 +355,29 @@ async def test_a_failing_fact_fails_alone_the_batch_goes_on(database: Database, 
 
 
 async def test_calls_from_one_unknown_number_at_once_make_one_lead(database: Database, world: dict) -> None:
+    published = record(database)
     door = intake.CallIntake(database, AUTO)
-    pops = await asyncio.gather(door.ringing(ringing("D1", UNKNOWN)), door.ringing(ringing("D2", UNKNOWN, "102")),
+    pops = await asyncio.gather(door.ringing(ringing("D1", UNKNOWN)),
+                                door.ringing(ringing("D2", UNKNOWN, "102")),
                                 door.ringing(ringing("D3", UNKNOWN)))
     assert await count(database, Lead) == 1
     assert len([p for p in pops if p["lead_created"]]) == 1
-    assert {p["matches"][0]["id"] for p in pops} == {next(p["lead_created"] for p in pops if p["lead_created"])}
+    [lead_id] = [p["lead_created"] for p in pops if p["lead_created"]]
+    assert {p["matches"][0]["id"] for p in pops} == {lead_id}
+    # the writer busy with another call: three rings of a new number read it unknown, then go in one
+    # unit together — still one lead, its id in every popup and in its lead.created
+    other = "+79035550077"
+    pops = await asyncio.gather(door.ringing(ringing("D4", CLIENT_PHONE)),
+                                *(door.ringing(ringing(f"D{i}", other)) for i in (5, 6, 7)))
+    made = [p["lead_created"] for p in pops if p["lead_created"]]
+    assert len(made) == 1 and all(p["matches"][0]["id"] == made[0] for p in pops[1:])
+    assert all(isinstance(p["call_id"], int) for p in pops) and len({p["call_id"] for p in pops}) == 4
+    assert await count(database, Lead) == 2
+    async with database.reading() as s:
+        calls = {c.linkedid: c for c in (await s.scalars(select(Call))).all()}
+        assert {calls[f"D{i}"].lead_id for i in (5, 6, 7)} == {made[0]}
+        assert (await s.scalar(select(ContactPoint.lead_id).where(ContactPoint.value == other))) == made[0]
+    [created] = [e for e in published if e.name == "lead.created" and e.data["lead"]["phones"] == [other]]
+    assert created.data["lead"]["id"] == made[0]
+    rung = [e.data for e in published if e.name == "call.ringing" and e.data["number"] == other]
+    assert sorted(d["call_id"] for d in rung) == sorted(calls[f"D{i}"].id for i in (5, 6, 7))
