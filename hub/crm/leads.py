@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select, update
+from sqlalchemy import Select, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -110,6 +110,47 @@ async def create_lead(session: AsyncSession, actor: User | None, data: Any,
     await session.flush()
     await contact_points.store(session, "lead_id", lead.id, points)
     result = (await lead_dicts(session, [lead]))[0]
+    events.emit(session, "lead.created", {"lead": result}, scope=_scope(result))
+    return result
+
+
+async def create_channel_lead(session: AsyncSession, data: Any, region: str = "RU") -> dict[str, Any]:
+    """``create_lead`` for a channel (no actor): the same checks, row and ``lead.created`` (the same
+    shape), in two INSERTs instead of five statements — a brand-new lead has no contact points to
+    replace, and what ``lead_dicts`` would read back is what was just written."""
+    v = Fields(data)
+    values = _read(v)
+    given, manager_id = await check_user_id(session, v, "manager_id")
+    points = read_points(v, region)
+    v.check()
+    if given and manager_id is not None:
+        return await create_lead(session, None, data, region=region)
+    values.setdefault("unsorted", True)
+    values.setdefault("utm", {})
+    now = utcnow()
+    lead_id = (await session.execute(
+        insert(Lead).values(**values, manager_id=None, converted_client_id=None, converted_at=None,
+                            created_at=now).returning(Lead.id))).scalar_one()
+    rows: list[dict[str, Any]] = []
+    for value, tail, raw in points.phones or ():
+        rows.append({"kind": "phone", "value": value, "tail": tail, "raw": raw})
+    for value, raw in points.emails or ():
+        rows.append({"kind": "email", "value": value, "tail": None, "raw": raw})
+    for kind, value, raw in points.telegram or ():
+        rows.append({"kind": kind, "value": value, "tail": None, "raw": raw})
+    if rows:
+        await session.execute(insert(ContactPoint).values(
+            [{**row, "label": "", "lead_id": lead_id, "created_at": now} for row in rows]))
+    result = {
+        "id": lead_id, "name": values["name"], "source": values.get("source", ""), "manager_id": None,
+        "manager": None, "comment": values.get("comment", ""), "utm": dict(values["utm"] or {}),
+        "unsorted": values["unsorted"], "converted_client_id": None, "converted_at": None,
+        "phones": [row["value"] for row in rows if row["kind"] == "phone"],
+        "emails": [row["value"] for row in rows if row["kind"] == "email"],
+        "telegram": [("@" if row["kind"] == "telegram_username" else "") + row["value"] for row in rows
+                     if row["kind"] in ("telegram_id", "telegram_username")],
+        "created_at": iso(now),
+    }
     events.emit(session, "lead.created", {"lead": result}, scope=_scope(result))
     return result
 

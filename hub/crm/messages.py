@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, literal, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,8 +48,9 @@ from hub.crm.models import (
     utcnow,
 )
 from hub.crm.ports import DeliveryStatus, InboundMessage, MessageChannel, OutgoingFile, OutgoingMessage
-from hub.crm.timeline import add_entry, entry_dict, entry_scope, storable, user_refs
+from hub.crm.timeline import add_entry, entry_dict, entry_scope, insert_entry, storable, user_refs
 from hub.crm.validate import Fields, iso
+from hub.db import Prepared
 
 SENDABLE = ("telegram", "sms", "email")
 # the longest text one outgoing message carries; a longer Telegram text is split, a longer SMS refused
@@ -129,7 +133,8 @@ def _first_person(matches: list[dict[str, Any]]) -> Person | None:
 
 async def _identify(session: AsyncSession, message: InboundMessage,
                     region: str) -> tuple[Person | None, bool]:
-    """The sender's person, and whether it was found by @username only (the id is then worth keeping)."""
+    """A Telegram or SMS sender's person, and whether it was found by @username only (the id is then
+    worth keeping)."""
     if message.channel == "telegram":
         if message.sender_id:
             found = _first_person(await identify.identify(session, telegram=message.sender_id, region=region))
@@ -142,27 +147,7 @@ async def _identify(session: AsyncSession, message: InboundMessage,
         return None, False
     if message.channel == "sms":
         return _first_person(await identify.identify(session, phone=message.address, region=region)), False
-    return await _letter_person(session, message, region), False
-
-
-async def _letter_person(session: AsyncSession, message: InboundMessage, region: str) -> Person | None:
-    """The sender of a letter; when the sender is one of our users (a letter they sent with the shared
-    mailbox in copy), the first known person among its other addresses."""
-    found = await identify.identify(session, email=message.address, region=region)
-    person = _first_person(found)
-    if person is None and any(m["type"] == "user" for m in found):
-        for address in message.recipients[:20]:
-            person = _first_person(await identify.identify(session, email=address, region=region))
-            if person is not None:
-                break
-    return person
-
-
-async def _from_us(session: AsyncSession, message: InboundMessage, region: str) -> bool:
-    if message.channel != "email":
-        return False
-    found = await identify.identify(session, email=message.address, region=region)
-    return any(m["type"] == "user" for m in found)
+    return None, False  # a letter's sender: see _sender
 
 
 async def _add_point(session: AsyncSession, person: Person, kind: str, value: str, raw: str,
@@ -191,14 +176,14 @@ async def _new_lead(session: AsyncSession, message: InboundMessage, region: str)
     else:
         data["emails"] = [message.address]
     try:
-        lead = await leads.create_lead(session, None, data, region=region)
+        lead = await leads.create_channel_lead(session, data, region=region)
     except ValidationError:
         # an address the lead cannot keep (a short code, a malformed id): the lead without it
         data.pop("phones", None)
         data.pop("telegram", None)
         data.pop("emails", None)
         data.pop("utm", None)
-        lead = await leads.create_lead(session, None, data, region=region)
+        lead = await leads.create_channel_lead(session, data, region=region)
     return "lead", lead["id"], None
 
 
@@ -227,14 +212,6 @@ def _link(conversation: Conversation, person: Person) -> None:
     conversation.client_id = client_id
     conversation.contact_id = person_id if kind == "contact" else None
     conversation.lead_id = person_id if kind == "lead" else None
-
-
-async def _converted(session: AsyncSession, person: Person) -> Person:
-    """A lead converted since: its client now."""
-    if person[0] != "lead":
-        return person
-    client_id = await session.scalar(select(Lead.converted_client_id).where(Lead.id == person[1]))
-    return ("client", client_id, client_id) if client_id is not None else person
 
 
 # --- where an entry goes ----------------------------------------------------------------------------------
@@ -375,14 +352,16 @@ class MessageIntake:
 
 
 async def _remember_delivery(session: AsyncSession, channel: str, key: str) -> bool:
-    """False when this delivery was taken before (a retried webhook, a repeated poll)."""
-    try:
-        async with session.begin_nested():
-            session.add(InboundDelivery(channel=channel, key=str(key)[:100], created_at=utcnow()))
-            await session.flush()
-    except IntegrityError:
-        return False
-    return True
+    """False when this delivery was taken before (a retried webhook, a repeated poll): one
+    ``INSERT … ON CONFLICT DO NOTHING``, no savepoint."""
+    table = InboundDelivery.__table__
+    inserted = (await session.execute(
+        _insert(session, table).values(channel=channel, key=str(key)[:100], status="done", body=None,
+                                       attempts=0, next_attempt_at=None, error=None, processed_at=None,
+                                       created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[table.c.channel, table.c.key])
+        .returning(table.c.id))).scalar()
+    return inserted is not None
 
 
 async def _edit(session: AsyncSession, existing: Message, message: InboundMessage) -> dict[str, Any] | None:
@@ -400,28 +379,6 @@ async def _edit(session: AsyncSession, existing: Message, message: InboundMessag
     return message_dict(existing)
 
 
-async def _thread(session: AsyncSession, message: InboundMessage) -> Message | None:
-    """The message of ours or theirs that this letter answers (the newest of its thread ids we hold)."""
-    for provider_id in message.thread_ids[:20]:
-        found = await session.scalar(select(Message).where(
-            Message.channel == message.channel, Message.provider_id == provider_id))
-        if found is not None:
-            return found
-    return None
-
-
-async def _thread_place(session: AsyncSession, thread: Message) -> tuple[Person | None, int | None]:
-    """The person and the deal of the thread's earlier message (its deal only while still open)."""
-    earlier = await session.get(Conversation, thread.conversation_id)
-    person = _person_of(earlier) if earlier is not None else None
-    entry = await session.get(TimelineEntry, thread.entry_id) if thread.entry_id else None
-    deal_id = None
-    if entry is not None and entry.deal_id is not None:
-        deal_id = await session.scalar(select(Deal.id).join(Stage, Stage.id == Deal.stage_id).where(
-            Deal.id == entry.deal_id, Stage.kind == "active"))
-    return (await _converted(session, person) if person else None), deal_id
-
-
 async def _bounce(session: AsyncSession, message: InboundMessage) -> None:
     """A delivery report about a letter of ours: that letter did not arrive, with the reason."""
     ours = await session.scalar(select(Message).where(
@@ -435,20 +392,6 @@ async def _bounce(session: AsyncSession, message: InboundMessage) -> None:
     await _show_status(session, ours)
 
 
-async def _person_for(session: AsyncSession, conversation: Conversation, message: InboundMessage,
-                      region: str) -> Person | None:
-    """Who wrote: the conversation's person, else identified, else a new lead (when allowed)."""
-    person = _person_of(conversation)
-    if person is not None:
-        return await _converted(session, person)
-    person, by_username = await _identify(session, message, region)
-    if person is not None and by_username and message.sender_id:
-        await _add_point(session, person, "telegram_id", message.sender_id, message.sender_id)
-    if person is None and message.lead_allowed and not await _from_us(session, message, region):
-        person = await _new_lead(session, message, region)
-    return person
-
-
 def _payload(message: InboundMessage) -> dict[str, Any]:
     payload: dict[str, Any] = {"channel": message.channel, "from": message.sender_name,
                                "address": message.address, "status": "received"}
@@ -460,96 +403,375 @@ def _payload(message: InboundMessage) -> dict[str, Any]:
     return payload
 
 
-async def _attach(session: AsyncSession, entry: TimelineEntry, stored: list[tuple[Any, str]]) -> None:
-    """The message's files on its entry; inline images of a letter are mapped from their Content-ID
-    (``payload["cids"]``) so that its HTML can show them."""
-    cids: dict[str, int] = {}
-    for file, digest in stored:
-        name = sanitize_filename(file.filename)
-        attachment = Attachment(filename=name, content_type=content_type_of(file.content_type, name),
-                                size=len(file.data), sha256=digest, created_at=utcnow())
-        entry.attachments.append(attachment)
-        if getattr(file, "content_id", None):
-            await session.flush()
-            cids[file.content_id.strip("<>")] = attachment.id
-    if cids:
-        entry.payload = {**(entry.payload or {}), "cids": cids}
-        await session.flush()
-
-
-async def _assign(session: AsyncSession, conversation: Conversation, login: str | None) -> None:
-    if login and conversation.assignee_id is None and conversation.unread == 0 and not conversation.last_text:
-        conversation.assignee_id = await session.scalar(
-            select(User.id).where(User.login == login, User.active.is_(True)))
-
-
 async def take_message(session: AsyncSession, message: InboundMessage,
                        stored: list[tuple[Any, str]], region: str = "RU") -> dict[str, Any] | None:
-    """Store one inbound message (see the module's docstring). None when it was taken before."""
-    existing = await session.scalar(select(Message).where(
-        Message.channel == message.channel, Message.provider_id == message.provider_id))
+    """Store one inbound message (see the module's docstring). None when it was taken before.
+
+    Lean (about eight statements for a known conversation): the message and its conversation are
+    read in one compiled statement, the person's manager and placement deal in another; the
+    conversation, the entry and the message are each one ``INSERT … ON CONFLICT DO NOTHING``, so a
+    concurrent delivery of the same message loses without a savepoint; the conversation is updated
+    once; the events are built from the rows in hand."""
+    found = await _fetch(session, _LOOKUP, channel=message.channel, address=message.address,
+                         provider_id=message.provider_id)
+    existing = found[0][0] if found else None
     if existing is not None:
-        return await _edit(session, existing, message)
+        row = await session.get(Message, existing)
+        assert row is not None
+        return await _edit(session, row, message)
     if message.bounce_of:
         await _bounce(session, message)
 
-    conversation = await _conversation(session, message.channel, message.address,
-                                       message.sender_name, message.username)
-    await _assign(session, conversation, message.assignee)
-    thread = await _thread(session, message) if message.thread_ids else None
-    person, deal_id = await _thread_place(session, thread) if thread is not None else (None, None)
+    conversation = _conversation_of(found[0][1:]) if found and found[0][1] is not None else None
+    if conversation is None:
+        conversation = await _new_conversation(session, message)
+    assignee_id = await _assignee(session, conversation, message.assignee)
+    thread = await _thread_row(session, message) if message.thread_ids else None
+    person: Person | None = None
+    deal: _Deal | None = None
+    if thread is not None:
+        person, deal = thread.person, thread.deal
+    managers: dict[tuple[str, int], int | None] = {}
+    new_lead = False
     if person is None or _person_of(conversation) is not None:
-        person = await _person_for(session, conversation, message, region)
+        person = _person_of(conversation)
+        if person is None:
+            person, new_lead = await _sender(session, message, region)
+    place: _Deal | None = None
+    if person is not None and not new_lead:
+        person, place = await _facts(session, person, managers)
     if person is not None and message.shared_phone and message.shared_own_phone:
-        person = await _shared_contact(session, conversation, person, message, region)
+        shared = await _shared_contact(session, conversation, person, message, region)
+        if shared != person:
+            person, place = await _facts(session, shared, managers)
     if person is not None:
         _link(conversation, person)
-        if deal_id is None:
-            deal_id = await placement_deal(session, person[2], person[1] if person[0] == "lead" else None)
+        if new_lead:
+            managers[("lead", person[1])] = None
+        if deal is None:
+            deal = place
 
     entry = None
     if person is not None:
-        entry = await add_entry(session, kind=message.channel, direction="in", text=message.text,
-                                payload=_payload(message), occurred_at=message.at,
-                                **_targets(person, deal_id),
-                                external_key=f"{message.channel}:{message.provider_id}")
+        targets = _entry_targets(person, deal)
+        entry = await insert_entry(session, kind=message.channel, direction="in", text=message.text,
+                                   payload=_payload(message), occurred_at=message.at,
+                                   external_key=f"{message.channel}:{message.provider_id}", **targets)
         if entry is None:
-            return None  # a concurrent delivery of the same message won
-        await _attach(session, entry, stored)
+            return None  # taken before, or a concurrent delivery of the same message won
+        if deal is not None and (deal.last_activity_at is None or entry.occurred_at > deal.last_activity_at):
+            await session.execute(
+                update(Deal).where(Deal.id == deal.id, or_(Deal.last_activity_at.is_(None),
+                                                           Deal.last_activity_at < entry.occurred_at))
+                .values(last_activity_at=entry.occurred_at).execution_options(synchronize_session=False))
+        entry_scope_ = await _entry_scope(session, entry, deal, managers)
+        events.emit(session, "timeline.added", {"entry": entry_dict(entry, {})}, scope=entry_scope_)
+        await _attach_rows(session, entry, stored)
     reply_to = thread.id if thread is not None else None
     if message.reply_to_provider_id:
-        reply_to = await session.scalar(select(Message.id).where(
-            Message.channel == message.channel, Message.provider_id == message.reply_to_provider_id))
-    row = Message(channel=message.channel, direction="in", status="received", conversation_id=conversation.id,
-                  entry_id=entry.id if entry else None, provider_id=message.provider_id, reply_to_id=reply_to,
-                  text=storable(message.text), subject=storable(message.subject)[:500], attempts=0,
-                  created_at=utcnow(), status_at=utcnow())
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
+        rows = await _fetch(session, _MESSAGE_ID, channel=message.channel,
+                            provider_id=message.reply_to_provider_id)
+        reply_to = rows[0][0] if rows else None
+    now = utcnow()
+    values: dict[str, Any] = {
+        "channel": message.channel, "direction": "in", "status": "received",
+        "conversation_id": conversation.id, "entry_id": entry.id if entry else None,
+        "provider_id": message.provider_id, "reply_to_id": reply_to, "author_id": None,
+        "text": storable(message.text), "subject": storable(message.subject)[:500], "attempts": 0,
+        "next_attempt_at": None, "error_code": None, "error": None, "created_at": now, "sent_at": None,
+        "status_at": now,
+    }
+    table = Message.__table__
+    message_id = (await session.execute(
+        _insert(session, table).values(**values)
+        .on_conflict_do_nothing(index_elements=[table.c.channel, table.c.provider_id])
+        .returning(table.c.id))).scalar()
+    if message_id is None:
         return None  # a concurrent delivery of the same message (kept out of the timeline) won
-    conversation.unread += 1
-    conversation.last_message_at = entry.occurred_at if entry else (message.at or utcnow())
-    conversation.last_text = _preview(message.subject or message.text, message.files)
-    if message.sender_name and not conversation.title:
-        conversation.title = message.sender_name[:300]
-    await session.flush()
-    return await _announce(session, row, conversation, entry, person, bool(stored))
-
-
-async def _announce(session: AsyncSession, row: Message, conversation: Conversation,
-                    entry: TimelineEntry | None, person: Person | None, files: bool) -> dict[str, Any]:
+    row = Message(id=message_id, **values)  # not added: only for its API shape
+    await _touch(session, conversation, message, entry, assignee_id, linked=person is not None)
     result = message_dict(row, conversation)
     result["entry"] = entry_dict(entry) if entry is not None else None
     result["person"] = {"type": person[0], "id": person[1], "client_id": person[2]} if person else None
-    scope = await _recipients(session, conversation)
-    events.emit(session, "message.received", {"message": result}, scope=scope)
-    if entry is not None and files:  # the entry went out (timeline.added) before its files were attached
-        events.emit(session, "timeline.updated", {"entry": entry_dict(entry)},
-                    scope=await entry_scope(session, entry))
+    events.emit(session, "message.received", {"message": result},
+                scope=await _conversation_scope(session, conversation, managers))
+    if entry is not None and stored:  # the entry went out (timeline.added) before its files were attached
+        events.emit(session, "timeline.updated", {"entry": entry_dict(entry)}, scope=entry_scope_)
     return result
+
+
+# --- the lean intake's reads and writes -------------------------------------------------------------------
+
+_conv = Conversation.__table__
+_msg = Message.__table__
+_CONV_COLUMNS = (_conv.c.id, _conv.c.channel, _conv.c.address, _conv.c.title, _conv.c.username,
+                 _conv.c.client_id, _conv.c.contact_id, _conv.c.lead_id, _conv.c.assignee_id, _conv.c.unread,
+                 _conv.c.last_message_at, _conv.c.last_text, _conv.c.state, _conv.c.created_at)
+_BY_ADDRESS = (_conv.c.channel == bindparam("channel"), _conv.c.address == bindparam("address"))
+_existing = (select(_msg.c.id).where(_msg.c.channel == bindparam("channel"),
+                                     _msg.c.provider_id == bindparam("provider_id")).scalar_subquery())
+_found = select(*_CONV_COLUMNS).where(*_BY_ADDRESS).subquery()
+# the message if taken before, and the conversation: one row (of NULLs when neither is there)
+_LOOKUP = Prepared(select(_existing.label("existing"), *_found.c)
+                   .select_from(select(literal(1).label("one")).subquery().outerjoin(_found, true())))
+_CONVERSATION = Prepared(select(*_CONV_COLUMNS).where(*_BY_ADDRESS))
+_MESSAGE_ID = Prepared(select(_msg.c.id).where(_msg.c.channel == bindparam("channel"),
+                                               _msg.c.provider_id == bindparam("provider_id")))
+_ACTIVE_USER = Prepared(select(User.id).where(User.login == bindparam("login"), User.active.is_(True)))
+_CLIENT_MANAGER = Prepared(select(Client.manager_id).where(Client.id == bindparam("owner")))
+_LEAD_MANAGER = Prepared(select(Lead.manager_id).where(Lead.id == bindparam("owner")))
+
+
+@dataclass(frozen=True, slots=True)
+class _Deal:
+    id: int
+    responsible_id: int | None
+    client_id: int | None
+    lead_id: int | None
+    last_activity_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Thread:
+    id: int
+    person: Person | None
+    deal: _Deal | None  # the earlier message's deal while it is still open
+
+
+def _placement(owner: Any) -> Any:
+    """The placement rule's deal of an owner (bound as ``owner``), as ``placement_deal`` orders it."""
+    return (select(Deal.id, Deal.responsible_id, Deal.client_id, Deal.lead_id, Deal.last_activity_at)
+            .join(Stage, Stage.id == Deal.stage_id).where(owner == bindparam("owner"), Stage.kind == "active")
+            .order_by(Deal.last_activity_at.desc(), Deal.id.desc()).limit(1).subquery())
+
+
+def _head(*columns: Any, owner: Any, deal_owner: Any) -> Prepared:
+    head = select(*columns).where(owner == bindparam("owner")).subquery()
+    deal = _placement(deal_owner)
+    return Prepared(select(*head.c, *deal.c).select_from(head.outerjoin(deal, true())))
+
+
+# a person's manager (a lead: and the client it became) with their placement deal: one statement
+_CLIENT_HEAD = _head(Client.manager_id, owner=Client.id, deal_owner=Deal.client_id)
+_LEAD_HEAD = _head(Lead.manager_id, Lead.converted_client_id, owner=Lead.id, deal_owner=Deal.lead_id)
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    return (postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+async def _fetch(session: AsyncSession, statement: Prepared, **params: Any) -> list[tuple[Any, ...]]:
+    """A compiled read on the unit of work's own connection (after flushing what the ORM holds)."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    return await statement.all(await session.connection(), **params)
+
+
+def _conversation_of(row: Sequence[Any]) -> Conversation:
+    """A detached ``Conversation`` of a row of ``_CONV_COLUMNS`` (written back by ``_touch``)."""
+    return Conversation(**{column.key: value for column, value in zip(_CONV_COLUMNS, row, strict=True)})
+
+
+async def _new_conversation(session: AsyncSession, message: InboundMessage) -> Conversation:
+    """The conversation made for this message, or the one a concurrent delivery made first (on
+    PostgreSQL the INSERT waits for that transaction, so its person is seen: one lead, not two)."""
+    now = utcnow()
+    values = {"channel": message.channel, "address": message.address, "title": message.sender_name[:300],
+              "username": message.username, "client_id": None, "contact_id": None, "lead_id": None,
+              "assignee_id": None, "unread": 0, "last_message_at": now, "last_text": "", "state": "open",
+              "created_at": now}
+    new_id = (await session.execute(
+        _insert(session, _conv).values(**values)
+        .on_conflict_do_nothing(index_elements=[_conv.c.channel, _conv.c.address])
+        .returning(_conv.c.id))).scalar()
+    if new_id is not None:
+        return Conversation(id=new_id, **values)
+    rows = await _fetch(session, _CONVERSATION, channel=message.channel, address=message.address)
+    if not rows:  # pragma: no cover - the conflict was about something else
+        raise RuntimeError("conversation insert conflicted but none was found")
+    return _conversation_of(rows[0])
+
+
+async def _assignee(session: AsyncSession, conversation: Conversation, login: str | None) -> int | None:
+    """A shared mailbox's assignee for a conversation that has had no message yet (else None)."""
+    if login and conversation.assignee_id is None and conversation.unread == 0 and not conversation.last_text:
+        rows = await _fetch(session, _ACTIVE_USER, login=login)
+        if rows:
+            conversation.assignee_id = rows[0][0]
+            return rows[0][0]
+    return None
+
+
+async def _thread_row(session: AsyncSession, message: InboundMessage) -> _Thread | None:
+    """The message this letter answers (the first of its thread ids we hold), its person and its
+    deal while still open: one statement for all the ids."""
+    wanted = list(dict.fromkeys(message.thread_ids[:20]))
+    entry = TimelineEntry.__table__
+    active = (select(Deal.id, Deal.responsible_id, Deal.client_id, Deal.lead_id, Deal.last_activity_at)
+              .join(Stage, Stage.id == Deal.stage_id).where(Stage.kind == "active").subquery())
+    rows = (await session.execute(
+        select(_msg.c.id, _msg.c.provider_id, _conv.c.client_id, _conv.c.contact_id, _conv.c.lead_id,
+               *active.c)
+        .select_from(_msg.outerjoin(_conv, _conv.c.id == _msg.c.conversation_id)
+                     .outerjoin(entry, entry.c.id == _msg.c.entry_id)
+                     .outerjoin(active, active.c.id == entry.c.deal_id))
+        .where(_msg.c.channel == message.channel, _msg.c.provider_id.in_(wanted)))).all()
+    by_id = {row[1]: row for row in rows}
+    for provider_id in wanted:
+        row = by_id.get(provider_id)
+        if row is None:
+            continue
+        _, _, client_id, contact_id, lead_id, deal_id, responsible_id, deal_client, deal_lead, at = row
+        person: Person | None = None
+        if contact_id is not None:
+            person = "contact", contact_id, client_id
+        elif client_id is not None:
+            person = "client", client_id, client_id
+        elif lead_id is not None:
+            person = "lead", lead_id, None
+        deal = _Deal(deal_id, responsible_id, deal_client, deal_lead, at) if deal_id is not None else None
+        return _Thread(row[0], person, deal)
+    return None
+
+
+async def _facts(session: AsyncSession, person: Person,
+                 managers: dict[tuple[str, int], int | None]) -> tuple[Person, _Deal | None]:
+    """The person (a converted lead: its client) and their placement deal; their manager goes into
+    ``managers`` for the events' scope."""
+    if person[0] == "lead":
+        rows = await _fetch(session, _LEAD_HEAD, owner=person[1])
+        if not rows or rows[0][1] is None:
+            if rows:
+                managers[("lead", person[1])] = rows[0][0]
+            return person, _deal_of(rows[0][2:]) if rows else None
+        client_id = rows[0][1]
+        person = ("client", client_id, client_id)
+    rows = await _fetch(session, _CLIENT_HEAD, owner=person[2])
+    if rows:
+        managers[("client", person[2])] = rows[0][0]  # type: ignore[index]
+    return person, _deal_of(rows[0][1:]) if rows else None
+
+
+def _deal_of(row: Sequence[Any]) -> _Deal | None:
+    return _Deal(*row) if row[0] is not None else None
+
+
+async def _sender(session: AsyncSession, message: InboundMessage, region: str) -> tuple[Person | None, bool]:
+    """The sender identified, else a new lead (when allowed): (person, whether the lead is new)."""
+    if message.channel == "email":
+        found = await identify.identify(session, email=message.address, region=region)
+        person = _first_person(found)
+        from_us = any(m["type"] == "user" for m in found)
+        if person is None and from_us:
+            for address in message.recipients[:20]:
+                person = _first_person(await identify.identify(session, email=address, region=region))
+                if person is not None:
+                    break
+        by_username = False
+    else:
+        from_us = False
+        person, by_username = await _identify(session, message, region)
+    if person is not None and by_username and message.sender_id:
+        await _add_point(session, person, "telegram_id", message.sender_id, message.sender_id)
+    if person is None and message.lead_allowed and not from_us:
+        return await _new_lead(session, message, region), True
+    return person, False
+
+
+def _entry_targets(person: Person, deal: _Deal | None) -> dict[str, int | None]:
+    """What ``add_entry`` stores for ``_targets``: an entry on a deal carries the deal's client or lead."""
+    if deal is not None:
+        return {"deal_id": deal.id, "client_id": deal.client_id, "lead_id": deal.lead_id}
+    kind, person_id, client_id = person
+    if kind == "lead":
+        return {"deal_id": None, "client_id": None, "lead_id": person_id}
+    return {"deal_id": None, "client_id": client_id, "lead_id": None}
+
+
+async def _manager(session: AsyncSession, managers: dict[tuple[str, int], int | None], kind: str,
+                   owner: int) -> int | None:
+    if (kind, owner) not in managers:
+        rows = await _fetch(session, _CLIENT_MANAGER if kind == "client" else _LEAD_MANAGER, owner=owner)
+        managers[(kind, owner)] = rows[0][0] if rows else None
+    return managers[(kind, owner)]
+
+
+async def _entry_scope(session: AsyncSession, entry: TimelineEntry, deal: _Deal | None,
+                       managers: dict[tuple[str, int], int | None]) -> dict[str, Any]:
+    """``timeline.entry_scope`` from the rows in hand."""
+    scope: dict[str, Any] = {}
+    if entry.deal_id is not None:
+        scope["responsible_id"] = deal.responsible_id if deal is not None else None
+    if entry.client_id is not None:
+        scope["manager_id"] = await _manager(session, managers, "client", entry.client_id)
+    elif entry.lead_id is not None:
+        manager_id = await _manager(session, managers, "lead", entry.lead_id)
+        scope["manager_id"] = manager_id
+        scope["unassigned"] = manager_id is None
+    return scope
+
+
+async def _conversation_scope(session: AsyncSession, conversation: Conversation,
+                              managers: dict[tuple[str, int], int | None]) -> dict[str, Any]:
+    """``_recipients`` from the rows in hand."""
+    manager_id = None
+    if conversation.client_id is not None:
+        manager_id = await _manager(session, managers, "client", conversation.client_id)
+    elif conversation.lead_id is not None:
+        manager_id = await _manager(session, managers, "lead", conversation.lead_id)
+    scope: dict[str, Any] = {"manager_id": manager_id, "assignee_id": conversation.assignee_id}
+    if manager_id is None and conversation.assignee_id is None:
+        scope["unassigned"] = True
+    return scope
+
+
+async def _attach_rows(session: AsyncSession, entry: TimelineEntry, stored: list[tuple[Any, str]]) -> None:
+    """``_attach`` in one INSERT (and one UPDATE of the payload when a letter has inline images)."""
+    if not stored:
+        return
+    now = utcnow()
+    rows = []
+    for file, digest in stored:
+        name = sanitize_filename(file.filename)
+        rows.append({"entry_id": entry.id, "task_id": None, "filename": name,
+                     "content_type": content_type_of(file.content_type, name), "size": len(file.data),
+                     "sha256": digest, "created_at": now})
+    table = Attachment.__table__
+    ids = (await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                 rows)).scalars().all()
+    cids: dict[str, int] = {}
+    for (file, _), row, attachment_id in zip(stored, rows, ids, strict=True):
+        entry.attachments.append(Attachment(id=attachment_id, **row))
+        if getattr(file, "content_id", None):
+            cids[file.content_id.strip("<>")] = attachment_id
+    if cids:
+        entry.payload = {**(entry.payload or {}), "cids": cids}
+        await session.execute(update(TimelineEntry).where(TimelineEntry.id == entry.id)
+                              .values(payload=entry.payload).execution_options(synchronize_session=False))
+
+
+async def _touch(session: AsyncSession, conversation: Conversation, message: InboundMessage,
+                 entry: TimelineEntry | None, assignee_id: int | None, linked: bool) -> None:
+    """The conversation after this message, in one UPDATE (the unread count counted by the database;
+    the person written only when this message linked one)."""
+    values: dict[str, Any] = {
+        "unread": _conv.c.unread + 1,
+        "last_message_at": entry.occurred_at if entry else (message.at or utcnow()),
+        "last_text": _preview(message.subject or message.text, message.files),
+    }
+    if linked:
+        values.update(client_id=conversation.client_id, contact_id=conversation.contact_id,
+                      lead_id=conversation.lead_id)
+    if message.sender_name and not conversation.title:
+        values["title"] = message.sender_name[:300]
+    if assignee_id is not None:
+        values["assignee_id"] = assignee_id
+    unread = (await session.execute(update(_conv).where(_conv.c.id == conversation.id).values(**values)
+                                    .returning(_conv.c.unread))).scalar_one()
+    for key, value in values.items():
+        if key != "unread":
+            setattr(conversation, key, value)
+    conversation.unread = unread
 
 
 # --- delivery statuses ------------------------------------------------------------------------------------

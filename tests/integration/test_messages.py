@@ -305,3 +305,70 @@ async def test_cursor_round_trip(intake: Any) -> None:
     await intake.set_cursor("telegram.offset", "418730556")
     await intake.set_cursor("telegram.offset", "418730557")
     assert await intake.cursor("telegram.offset") == "418730557"
+
+
+# --- the lean intake: races and the shapes of what it announces -----------------------------------------
+
+async def test_concurrent_deliveries_of_one_message_store_one_entry(database: Database, intake: Any,
+                                                                    world: dict[str, Any]) -> None:
+    results = await asyncio.gather(*(intake.received(sms("SM9", "+79161234567", "Один раз"),
+                                                     delivery_key=f"key-{n}") for n in range(4)))
+    assert sum(r is not None for r in results) == 1
+    assert await count(database, Message) == 1
+    assert await count(database, TimelineEntry, TimelineEntry.kind == "sms") == 1
+    async with database.reading() as s:
+        assert (await s.scalar(select(Conversation))).unread == 1
+
+
+async def test_two_first_messages_of_a_new_sender_at_once_make_one_lead(database: Database,
+                                                                        intake: Any) -> None:
+    results = await asyncio.gather(intake.received(tg(1, "Первое"), delivery_key="u1"),
+                                   intake.received(tg(2, "Второе"), delivery_key="u2"))
+    assert all(r is not None for r in results)
+    assert results[0]["person"] == results[1]["person"]
+    assert await count(database, Lead) == 1
+    assert await count(database, Conversation) == 1
+    assert await count(database, TimelineEntry, TimelineEntry.kind == "telegram") == 2
+    async with database.reading() as s:
+        assert (await s.scalar(select(Conversation))).unread == 2
+
+
+async def test_a_replayed_delivery_key_or_journal_entry_stores_nothing(database: Database,
+                                                                        intake: Any) -> None:
+    assert await intake.received(sms("SM1", "+79035550011"), delivery_key="d1") is not None
+    assert await intake.received(sms("SM2", "+79035550011"), delivery_key="d1") is None
+    assert await intake.delivery_seen("sms", "d2") is True
+    assert await intake.delivery_seen("sms", "d2") is False
+    assert await count(database, Message) == 1
+
+
+async def test_what_the_intake_announces_matches_what_the_api_reads(database: Database, intake: Any,
+                                                                  world: dict[str, Any]) -> None:
+    from hub.crm import leads, timeline
+
+    events = record(database)
+    pdf = InboundFile(filename="Смета.pdf", content_type="application/pdf", data=b"%PDF-1.4 test")
+    taken = await intake.received(tg(3, "Привет", files=(pdf,), utm={"utm_source": "ya"}, source="promo"))
+    known = await intake.received(sms("SM3", "+79161234567", "Клиент пишет"))
+    assert taken is not None and known is not None
+    names = [e.name for e in events]
+    assert names == ["lead.created", "timeline.added", "message.received", "timeline.updated",
+                     "timeline.added", "message.received"]
+    manager = world["manager"]
+    async with database.reading() as s:
+        lead = await leads.get_lead(s, manager, taken["person"]["id"])
+        assert events[0].data == {"lead": lead}
+        assert events[0].scope == {"manager_id": None, "unassigned": True}
+        listed = (await timeline.list_timeline(s, manager, "lead", lead["id"])).items
+        assert events[3].data == {"entry": listed[0]}
+        assert events[1].data == {"entry": {**listed[0], "attachments": []}}
+        assert events[1].scope == await timeline.entry_scope(s, await s.get(TimelineEntry, listed[0]["id"]))
+        on_deal = (await timeline.list_timeline(s, manager, "deal", world["deal"]["id"])).items
+        assert events[4].data == {"entry": on_deal[0]} and on_deal[0]["client_id"] == world["client"].id
+        assert events[4].scope == {"responsible_id": world["agent"].id, "manager_id": world["agent"].id}
+        for event, result in ((events[2], taken), (events[5], known)):
+            conversation = await s.get(Conversation, result["conversation_id"])
+            row = await s.get(Message, result["id"])
+            expected = messages.message_dict(row, conversation)
+            assert event.data["message"] == {**expected, "entry": result["entry"], "person": result["person"]}
+            assert event.scope == await messages._recipients(s, conversation)
