@@ -16,6 +16,7 @@ transaction; ``hub.outbox`` sends it. Delivery statuses never move backwards.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.crm import access, contact_points, events, identify, journal, leads
 from hub.crm.attachments import content_type_of, sanitize_filename, store_bytes, stored_path
 from hub.crm.errors import NotFound, ValidationError
+from hub.crm.events import _KEY as events_key
 from hub.crm.models import (
     Attachment,
     ChannelCursor,
@@ -51,6 +53,8 @@ from hub.crm.ports import DeliveryStatus, InboundMessage, MessageChannel, Outgoi
 from hub.crm.timeline import add_entry, entry_dict, entry_scope, insert_entry, storable, user_refs
 from hub.crm.validate import Fields, iso
 from hub.db import Prepared
+
+log = logging.getLogger(__name__)
 
 SENDABLE = ("telegram", "sms", "email")
 # the longest text one outgoing message carries; a longer Telegram text is split, a longer SMS refused
@@ -343,12 +347,53 @@ class MessageIntake:
 
     async def set_cursor(self, name: str, value: str) -> None:
         async with self.db.transaction() as s:
-            row = await s.get(ChannelCursor, name)
-            if row is None:
-                s.add(ChannelCursor(name=name, value=value, updated_at=utcnow()))
-            else:
-                row.value = value
-            await s.flush()
+            await _save_cursor(s, name, value)
+
+    async def received_batch(self, items: Sequence[tuple[InboundMessage, str | None, str | None]], *,
+                             cursor: str | None = None) -> list[dict[str, Any] | Exception | None]:
+        """Several messages (``(message, delivery key, position)``) in one unit of work, each in a
+        savepoint of its own: one that fails is rolled back alone (its events dropped, its result the
+        exception) and the others are kept. The channel cursor ``cursor`` is set, in the same unit,
+        to the position of the last message of the unbroken run taken from the first one on, so a
+        failed message is offered again (the ones after it are then dropped as taken)."""
+        results: list[dict[str, Any] | Exception | None] = []
+        stored: list[list[tuple[Any, str]] | Exception] = []
+        for message, _, _ in items:
+            try:
+                stored.append([(f, await store_bytes(self.attachments_dir, f.data))
+                               for f in message.files if f.data])
+            except Exception as error:
+                stored.append(error)
+        async with self.db.transaction() as s:
+            for (message, key, _), files in zip(items, stored, strict=True):
+                if isinstance(files, Exception):
+                    results.append(files)
+                    continue
+                mark = len(s.info.get(events_key, ()))
+                try:
+                    async with s.begin_nested():
+                        if key is not None and not await _remember_delivery(s, message.channel, key):
+                            results.append(None)
+                            continue
+                        results.append(await take_message(s, message, files, self.region))
+                except Exception as error:
+                    del s.info.get(events_key, [])[mark:]
+                    log.exception("%s message %s could not be taken in", message.channel, message.provider_id)
+                    results.append(error)
+            taken = next((n for n, r in enumerate(results) if isinstance(r, Exception)), len(results))
+            position = items[taken - 1][2] if taken else None
+            if cursor is not None and position is not None:
+                await _save_cursor(s, cursor, position)
+        return results
+
+
+async def _save_cursor(session: AsyncSession, name: str, value: str) -> None:
+    """Set a channel cursor in one statement (an upsert)."""
+    table = ChannelCursor.__table__
+    statement = _insert(session, table).values(name=name, value=value, updated_at=utcnow())
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=[table.c.name],
+        set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at}))
 
 
 async def _remember_delivery(session: AsyncSession, channel: str, key: str) -> bool:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from hub.config import MailboxConfig
 from hub.crm.ports import InboundFile, InboundMessage, MessageIntakePort, OutgoingMessage, SendReceipt
 from hub.mail import parse
-from hub.mail.imap import FolderWatcher, LetterRef
+from hub.mail.imap import FolderWatcher, LetterRef, OnLetters
 from hub.mail.smtp import SmtpSender
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ class MailChannel:
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.mailboxes = mailboxes
         self.intake = intake
-        self.watchers = [FolderWatcher(m, store=intake, on_letter=self._taker(m), ssl_context=ssl_context)
+        batches = isinstance(intake, BatchIntake)
+        self.watchers = [FolderWatcher(m, store=intake, on_letter=self._taker(m), ssl_context=ssl_context,
+                                       on_letters=self._batch_taker(m) if batches else None)
                          for m in mailboxes]
         self.sender = SmtpSender([m for m in mailboxes], ssl_context=ssl_context)
 
@@ -105,3 +108,34 @@ class MailChannel:
             await self.intake.received(inbound(letter, raw, mailbox), delivery_key=ref.key)
 
         return take
+
+    def _batch_taker(self, mailbox: MailboxConfig) -> OnLetters:
+        async def take(letters: list[tuple[LetterRef, bytes]], cursor_name: str) -> int:
+            items: list[tuple[InboundMessage, str | None, str | None]] = []
+            for ref, raw in letters:
+                try:
+                    letter = parse.parse(raw)
+                    message = inbound(letter, raw, mailbox)
+                except Exception:
+                    log.exception("mailbox %s: letter %s could not be read", mailbox.name, ref.key)
+                    break  # the letters before it are taken; this one is offered again
+                if letter.defects:
+                    log.info("mailbox %s: letter %s: %s", mailbox.name, ref.key,
+                             "; ".join(letter.defects[:3]))
+                items.append((message, ref.key, ref.position))
+            if not items:
+                return 0
+            assert isinstance(self.intake, BatchIntake)
+            results = await self.intake.received_batch(items, cursor=cursor_name)
+            return next((n for n, r in enumerate(results) if isinstance(r, Exception)), len(results))
+
+        return take
+
+
+@runtime_checkable
+class BatchIntake(Protocol):
+    """An intake that takes several messages in one unit of work (``hub.crm.messages.MessageIntake``):
+    each in a savepoint of its own, the channel cursor saved with them."""
+
+    async def received_batch(self, items: Sequence[tuple[InboundMessage, str | None, str | None]], *,
+                             cursor: str | None = None) -> list[dict[str, Any] | Exception | None]: ...

@@ -3,7 +3,9 @@
 ``FolderWatcher`` logs in (implicit TLS, STARTTLS or plain), selects the folder and hands every
 letter it has not handed before, in UID order, to ``on_letter(LetterRef, raw bytes)``; after each
 letter it remembers ``"<uidvalidity>:<uid>"`` through the cursor store (``MessageIntakePort.cursor``
-and ``set_cursor``), so a restart or a reconnect picks up exactly what arrived meanwhile. When the
+and ``set_cursor``), so a restart or a reconnect picks up exactly what arrived meanwhile. With
+``on_letters`` the letters of a FETCH go on several at a time instead, and the cursor is saved by it
+in the unit of work that stores them. When the
 folder's UIDVALIDITY changes (the mailbox was rebuilt or restored) every letter is offered again;
 the core drops the ones it has by their Message-ID, so nothing is doubled.
 
@@ -66,8 +68,22 @@ class LetterRef:
     def key(self) -> str:
         return f"{self.mailbox}:{self.folder}:{self.uidvalidity}:{self.uid}"
 
+    @property
+    def position(self) -> str:
+        """The cursor's value once this letter is taken: ``"<uidvalidity>:<uid>"``."""
+        return f"{self.uidvalidity}:{self.uid}"
+
 
 OnLetter = Callable[[LetterRef, bytes], Awaitable[Any]]
+# several letters of one FETCH, in UID order, and the cursor's name: take them and set the cursor to
+# the position of the last of the unbroken run taken from the first one on, in one unit of work;
+# → the length of that run (shorter than the list: the next letter failed and is offered again)
+OnLetters = Callable[[list[tuple[LetterRef, bytes]], str], Awaitable[int]]
+UNIT_LETTERS = 20  # letters per unit of work: SQLite's one writer is not held for long
+
+
+class LetterNotTaken(Exception):
+    """A letter of a batch failed (the ones before it are kept); the folder is read again from it."""
 
 
 def ssl_context_for(mailbox: MailboxConfig) -> ssl.SSLContext:
@@ -127,11 +143,13 @@ def parse_cursor(value: str | None) -> tuple[int, int] | None:
 class FolderWatcher:
     def __init__(self, mailbox: MailboxConfig, *, store: CursorStore, on_letter: OnLetter,
                  folder: str | None = None, ssl_context: ssl.SSLContext | None = None,
-                 max_backoff: float = 300.0, idle_seconds: float = IDLE_SECONDS) -> None:
+                 max_backoff: float = 300.0, idle_seconds: float = IDLE_SECONDS,
+                 on_letters: OnLetters | None = None) -> None:
         self.mailbox = mailbox
         self.folder = folder or mailbox.folder
         self.store = store
         self.on_letter = on_letter
+        self.on_letters = on_letters
         self.ssl_context = ssl_context
         self.max_backoff = max_backoff
         self.idle_seconds = idle_seconds
@@ -243,10 +261,25 @@ class FolderWatcher:
             batch = uids[start:start + FETCH_BATCH]
             response = _check(await client.uid("fetch", ",".join(map(str, batch)), "(UID BODY.PEEK[])"),
                               "UID FETCH")
-            for uid, raw in sorted(parse_fetch(response.lines)):
-                await self.on_letter(LetterRef(self.mailbox.name, self.folder, validity, uid), raw)
-                await self.store.set_cursor(self.cursor_name, f"{validity}:{uid}")
+            letters = [(LetterRef(self.mailbox.name, self.folder, validity, uid), raw)
+                       for uid, raw in sorted(parse_fetch(response.lines))]
+            if self.on_letters is not None:
+                await self._hand_on(letters)
+                continue
+            for ref, raw in letters:
+                await self.on_letter(ref, raw)
+                await self.store.set_cursor(self.cursor_name, ref.position)
                 self.letters += 1
+
+    async def _hand_on(self, letters: list[tuple[LetterRef, bytes]]) -> None:
+        """A FETCH's letters, ``UNIT_LETTERS`` to a unit of work (each sets the cursor in it)."""
+        assert self.on_letters is not None
+        for start in range(0, len(letters), UNIT_LETTERS):
+            unit = letters[start:start + UNIT_LETTERS]
+            taken = await self.on_letters(unit, self.cursor_name)
+            self.letters += taken
+            if taken < len(unit):
+                raise LetterNotTaken(f"letter {unit[taken][0].key} was not taken in")
 
     async def _idle(self, client: aioimaplib.IMAP4) -> None:
         """Wait in IDLE until the folder changes, we are poked, or it is time to renew IDLE."""

@@ -372,3 +372,35 @@ async def test_what_the_intake_announces_matches_what_the_api_reads(database: Da
             expected = messages.message_dict(row, conversation)
             assert event.data["message"] == {**expected, "entry": result["entry"], "person": result["person"]}
             assert event.scope == await messages._recipients(s, conversation)
+
+
+async def test_a_batch_keeps_the_others_when_one_fails(database: Database, intake: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    events = record(database)
+    touch = messages._touch
+
+    async def failing_touch(session: Any, conversation: Any, message: InboundMessage, *args: Any,
+                            **kw: Any) -> None:
+        if message.provider_id == "SM-bad":
+            raise RuntimeError("the database said no")
+        await touch(session, conversation, message, *args, **kw)
+
+    monkeypatch.setattr(messages, "_touch", failing_touch)
+    items = [(sms("SM-1", "+79035550001"), "k1", "7:1"), (sms("SM-2", "+79035550002"), "k2", "7:2"),
+             (sms("SM-bad", "+79035550003"), "k3", "7:3"), (sms("SM-4", "+79035550004"), "k4", "7:4"),
+             (sms("SM-1", "+79035550001"), "k5", "7:5")]
+    results = await intake.received_batch(items, cursor="imap:test")
+    assert [type(r).__name__ for r in results] == ["dict", "dict", "RuntimeError", "dict", "NoneType"]
+    assert await intake.cursor("imap:test") == "7:2"  # the failed one is offered again
+    assert await count(database, Message) == 3
+    assert await count(database, Lead) == 3  # the failed message's lead was rolled back with it
+    assert await count(database, Conversation) == 3
+    received = [e.data["message"]["provider_id"] for e in events if e.name == "message.received"]
+    assert received == ["SM-1", "SM-2", "SM-4"]
+    assert sum(e.name == "lead.created" for e in events) == 3
+    # offered again (the ones after it are dropped by their delivery keys), it is taken
+    monkeypatch.setattr(messages, "_touch", touch)
+    again = await intake.received_batch(items[2:4], cursor="imap:test")
+    assert again[0] is not None and again[1] is None
+    assert await intake.cursor("imap:test") == "7:4"
+    assert await count(database, Message) == 4
