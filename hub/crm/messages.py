@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, insert, literal, or_, select, true, update
+from sqlalchemy import bindparam, func, insert, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -50,7 +50,7 @@ from hub.crm.models import (
     utcnow,
 )
 from hub.crm.ports import DeliveryStatus, InboundMessage, MessageChannel, OutgoingFile, OutgoingMessage
-from hub.crm.timeline import add_entry, entry_dict, entry_scope, insert_entry, storable, user_refs
+from hub.crm.timeline import add_entry, entry_dict, entry_scope, storable, storable_json, user_refs
 from hub.crm.validate import Fields, iso
 from hub.db import Prepared
 
@@ -399,13 +399,9 @@ async def _save_cursor(session: AsyncSession, name: str, value: str) -> None:
 async def _remember_delivery(session: AsyncSession, channel: str, key: str) -> bool:
     """False when this delivery was taken before (a retried webhook, a repeated poll): one
     ``INSERT … ON CONFLICT DO NOTHING``, no savepoint."""
-    table = InboundDelivery.__table__
-    inserted = (await session.execute(
-        _insert(session, table).values(channel=channel, key=str(key)[:100], status="done", body=None,
-                                       attempts=0, next_attempt_at=None, error=None, processed_at=None,
-                                       created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[table.c.channel, table.c.key])
-        .returning(table.c.id))).scalar()
+    inserted = await _DELIVERY.first(session, channel=channel, key=str(key)[:100], status="done", body=None,
+                                     attempts=0, next_attempt_at=None, error=None, processed_at=None,
+                                     created_at=utcnow())
     return inserted is not None
 
 
@@ -499,16 +495,12 @@ async def take_message(session: AsyncSession, message: InboundMessage,
     entry = None
     if person is not None:
         targets = _entry_targets(person, deal)
-        entry = await insert_entry(session, kind=message.channel, direction="in", text=message.text,
-                                   payload=_payload(message), occurred_at=message.at,
-                                   external_key=f"{message.channel}:{message.provider_id}", **targets)
+        entry = await _new_entry(session, message, targets)
         if entry is None:
             return None  # taken before, or a concurrent delivery of the same message won
         if deal is not None and (deal.last_activity_at is None or entry.occurred_at > deal.last_activity_at):
-            await session.execute(
-                update(Deal).where(Deal.id == deal.id, or_(Deal.last_activity_at.is_(None),
-                                                           Deal.last_activity_at < entry.occurred_at))
-                .values(last_activity_at=entry.occurred_at).execution_options(synchronize_session=False))
+            await _DEAL_ACTIVITY.first(session, deal_id=deal.id, before=entry.occurred_at,
+                                       at=entry.occurred_at, updated_at=utcnow())
         entry_scope_ = await _entry_scope(session, entry, deal, managers)
         events.emit(session, "timeline.added", {"entry": entry_dict(entry, {})}, scope=entry_scope_)
         await _attach_rows(session, entry, stored)
@@ -526,14 +518,10 @@ async def take_message(session: AsyncSession, message: InboundMessage,
         "next_attempt_at": None, "error_code": None, "error": None, "created_at": now, "sent_at": None,
         "status_at": now,
     }
-    table = Message.__table__
-    message_id = (await session.execute(
-        _insert(session, table).values(**values)
-        .on_conflict_do_nothing(index_elements=[table.c.channel, table.c.provider_id])
-        .returning(table.c.id))).scalar()
-    if message_id is None:
+    inserted = await _NEW_MESSAGE.first(session, **values)
+    if inserted is None:
         return None  # a concurrent delivery of the same message (kept out of the timeline) won
-    row = Message(id=message_id, **values)  # not added: only for its API shape
+    row = Message(id=inserted[0], **values)  # not added: only for its API shape
     await _touch(session, conversation, message, entry, assignee_id, linked=person is not None)
     result = message_dict(row, conversation)
     result["entry"] = entry_dict(entry) if entry is not None else None
@@ -601,6 +589,122 @@ _CLIENT_HEAD = _head(Client.manager_id, owner=Client.id, deal_owner=Deal.client_
 _LEAD_HEAD = _head(Lead.manager_id, Lead.converted_client_id, owner=Lead.id, deal_owner=Deal.lead_id)
 
 
+class _Write:
+    """A Core INSERT / UPDATE … RETURNING compiled once per dialect and run on the unit of work's
+    driver connection (``hub.db.Prepared`` for writes): one aiosqlite thread hop instead of four, one
+    asyncpg round trip without SQLAlchemy's execution around it. Run that way only when the driver
+    connection is inside its transaction already (asyncpg's begins with the adapter's first
+    statement); else through the session, which begins it."""
+
+    def __init__(self, build: Callable[[Callable[..., Any]], Any]) -> None:
+        self.build = build  # (the dialect's insert) → the statement, its values bound by name
+        self._statements: dict[str, Any] = {}
+        self._plans: dict[str, tuple[str, list[tuple[str, Any, Any]], list[Any]]] = {}
+
+    def statement(self, dialect: Any) -> Any:
+        if dialect.name not in self._statements:
+            self._statements[dialect.name] = self.build(
+                postgresql_insert if dialect.name == "postgresql" else sqlite_insert)
+        return self._statements[dialect.name]
+
+    def _plan(self, dialect: Any) -> tuple[str, list[tuple[str, Any, Any]], list[Any]]:
+        statement = self.statement(dialect)
+        compiled = statement.compile(dialect=dialect)
+        binds = [(name, compiled.params[name],
+                  compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                 for name in compiled.positiontup or []]
+        results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                   for column in statement.exported_columns]
+        plan = self._plans[dialect.driver] = (str(compiled), binds, results)
+        return plan
+
+    async def first(self, session: AsyncSession, **params: Any) -> tuple[Any, ...] | None:
+        """The first returned row (None: nothing was written, or nothing returned)."""
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
+        conn = await session.connection()
+        dialect = conn.dialect
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        if dialect.driver == "aiosqlite":
+            inside = driver.in_transaction
+        elif dialect.driver == "asyncpg":
+            inside = driver.is_in_transaction()
+        else:
+            inside = False
+        if not inside:
+            result = await session.execute(self.statement(dialect), params)
+            row = result.first() if result.returns_rows else None
+            return tuple(row) if row is not None else None
+        sql, binds, results = self._plans.get(dialect.driver) or self._plan(dialect)
+        args = []
+        for name, default, process in binds:
+            value = params.get(name, default)
+            args.append(process(value) if process is not None else value)
+        if dialect.driver == "aiosqlite":
+            rows = await driver.execute_fetchall(sql, args)
+        else:
+            rows = await driver.fetch(sql, *args)
+        if not rows:
+            return None
+        return tuple(value if process is None else process(value)
+                     for value, process in zip(rows[0], results, strict=True))
+
+
+def _binds(table: Any, *names: str) -> dict[str, Any]:
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+_entries = TimelineEntry.__table__
+_ENTRY_COLUMNS = ("kind", "text", "direction", "author_id", "deal_id", "client_id", "lead_id", "payload",
+                  "occurred_at", "external_key", "pinned", "created_at")
+_MESSAGE_COLUMNS = ("channel", "direction", "status", "conversation_id", "entry_id", "provider_id",
+                    "reply_to_id", "author_id", "text", "subject", "attempts", "next_attempt_at",
+                    "error_code", "error", "created_at", "sent_at", "status_at")
+_DELIVERY_COLUMNS = ("channel", "key", "status", "body", "attempts", "next_attempt_at", "error",
+                     "processed_at", "created_at")
+_NEW_CONVERSATION = _Write(lambda insert_: insert_(_conv).values(**_binds(_conv, *(
+    c.key for c in _CONV_COLUMNS[1:]))).on_conflict_do_nothing(
+        index_elements=[_conv.c.channel, _conv.c.address]).returning(_conv.c.id))
+_NEW_ENTRY = _Write(lambda insert_: insert_(_entries).values(**_binds(_entries, *_ENTRY_COLUMNS))
+                    .on_conflict_do_nothing(index_elements=[_entries.c.external_key]).returning(_entries.c.id))
+_NEW_MESSAGE = _Write(lambda insert_: insert_(_msg).values(**_binds(_msg, *_MESSAGE_COLUMNS))
+                      .on_conflict_do_nothing(index_elements=[_msg.c.channel, _msg.c.provider_id])
+                      .returning(_msg.c.id))
+_DELIVERY = _Write(lambda insert_: insert_(InboundDelivery.__table__)
+                   .values(**_binds(InboundDelivery.__table__, *_DELIVERY_COLUMNS))
+                   .on_conflict_do_nothing(index_elements=[InboundDelivery.__table__.c.channel,
+                                                           InboundDelivery.__table__.c.key])
+                   .returning(InboundDelivery.__table__.c.id))
+_deals = Deal.__table__
+_DEAL_ACTIVITY = _Write(lambda _: update(_deals).where(
+    _deals.c.id == bindparam("deal_id", type_=_deals.c.id.type),
+    or_(_deals.c.last_activity_at.is_(None),
+        _deals.c.last_activity_at < bindparam("before", type_=_deals.c.last_activity_at.type)))
+    .values(last_activity_at=bindparam("at", type_=_deals.c.last_activity_at.type),
+            updated_at=bindparam("updated_at", type_=_deals.c.updated_at.type)))
+
+
+def _touch_statement(linked: bool) -> _Write:
+    def build(_: Any) -> Any:
+        values: dict[str, Any] = {
+            "unread": _conv.c.unread + 1,
+            **_binds(_conv, "last_message_at", "last_text"),
+            "title": func.coalesce(bindparam("new_title", type_=_conv.c.title.type), _conv.c.title),
+            "assignee_id": func.coalesce(bindparam("new_assignee", type_=_conv.c.assignee_id.type),
+                                         _conv.c.assignee_id),
+        }
+        if linked:
+            values.update(_binds(_conv, "client_id", "contact_id", "lead_id"))
+        return (update(_conv).where(_conv.c.id == bindparam("conversation_id", type_=_conv.c.id.type))
+                .values(**values).returning(_conv.c.unread))
+    return _Write(build)
+
+
+# the conversation after a message: the unread count counted by the database, the person written
+# only when the message linked one
+_TOUCH = {True: _touch_statement(True), False: _touch_statement(False)}
+
+
 def _insert(session: AsyncSession, table: Any) -> Any:
     return (postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
 
@@ -625,12 +729,9 @@ async def _new_conversation(session: AsyncSession, message: InboundMessage) -> C
               "username": message.username, "client_id": None, "contact_id": None, "lead_id": None,
               "assignee_id": None, "unread": 0, "last_message_at": now, "last_text": "", "state": "open",
               "created_at": now}
-    new_id = (await session.execute(
-        _insert(session, _conv).values(**values)
-        .on_conflict_do_nothing(index_elements=[_conv.c.channel, _conv.c.address])
-        .returning(_conv.c.id))).scalar()
-    if new_id is not None:
-        return Conversation(id=new_id, **values)
+    inserted = await _NEW_CONVERSATION.first(session, **values)
+    if inserted is not None:
+        return Conversation(id=inserted[0], **values)
     rows = await _fetch(session, _CONVERSATION, channel=message.channel, address=message.address)
     if not rows:  # pragma: no cover - the conflict was about something else
         raise RuntimeError("conversation insert conflicted but none was found")
@@ -797,26 +898,44 @@ async def _attach_rows(session: AsyncSession, entry: TimelineEntry, stored: list
 
 async def _touch(session: AsyncSession, conversation: Conversation, message: InboundMessage,
                  entry: TimelineEntry | None, assignee_id: int | None, linked: bool) -> None:
-    """The conversation after this message, in one UPDATE (the unread count counted by the database;
-    the person written only when this message linked one)."""
+    """The conversation after this message, in one UPDATE (see ``_TOUCH``)."""
     values: dict[str, Any] = {
-        "unread": _conv.c.unread + 1,
+        "conversation_id": conversation.id,
         "last_message_at": entry.occurred_at if entry else (message.at or utcnow()),
         "last_text": _preview(message.subject or message.text, message.files),
+        "new_title": message.sender_name[:300] if message.sender_name and not conversation.title else None,
+        "new_assignee": assignee_id,
     }
     if linked:
         values.update(client_id=conversation.client_id, contact_id=conversation.contact_id,
                       lead_id=conversation.lead_id)
-    if message.sender_name and not conversation.title:
-        values["title"] = message.sender_name[:300]
+    returned = await _TOUCH[linked].first(session, **values)
+    assert returned is not None
+    conversation.unread = returned[0]
+    conversation.last_message_at = values["last_message_at"]
+    conversation.last_text = values["last_text"]
+    if values["new_title"] is not None:
+        conversation.title = values["new_title"]
     if assignee_id is not None:
-        values["assignee_id"] = assignee_id
-    unread = (await session.execute(update(_conv).where(_conv.c.id == conversation.id).values(**values)
-                                    .returning(_conv.c.unread))).scalar_one()
-    for key, value in values.items():
-        if key != "unread":
-            setattr(conversation, key, value)
-    conversation.unread = unread
+        conversation.assignee_id = assignee_id
+
+
+async def _new_entry(session: AsyncSession, message: InboundMessage,
+                     targets: dict[str, int | None]) -> TimelineEntry | None:
+    """The message's entry in one ``INSERT … ON CONFLICT (external_key) DO NOTHING`` (what
+    ``add_entry`` stores; None: the key is taken, by a replay or a concurrent delivery that won); a
+    detached ``TimelineEntry`` for the events' shape."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "kind": message.channel, "text": storable(message.text), "direction": "in", "author_id": None,
+        **targets, "payload": storable_json(_payload(message)), "occurred_at": message.at or now,
+        "external_key": storable(f"{message.channel}:{message.provider_id}"), "pinned": False,
+        "created_at": now,
+    }
+    inserted = await _NEW_ENTRY.first(session, **values)
+    if inserted is None:
+        return None
+    return TimelineEntry(id=inserted[0], attachments=[], **values)
 
 
 # --- delivery statuses ------------------------------------------------------------------------------------

@@ -12,8 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -52,6 +50,9 @@ def _storable_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_storable_json(v) for v in value]
     return value
+
+
+storable_json = _storable_json  # for channels that write entries themselves (hub.crm.messages)
 
 
 async def user_refs(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
@@ -182,37 +183,6 @@ async def add_entry(session: AsyncSession, *, kind: str, text: str = "", directi
     events.emit(session, "timeline.added", {"entry": entry_dict(entry, authors)},
                 scope=await entry_scope(session, entry))
     return entry
-
-
-async def insert_entry(session: AsyncSession, *, kind: str, external_key: str, text: str = "",
-                       direction: str | None = None, author_id: int | None = None,
-                       deal_id: int | None = None, client_id: int | None = None, lead_id: int | None = None,
-                       payload: dict[str, Any] | None = None,
-                       occurred_at: datetime | None = None) -> TimelineEntry | None:
-    """A channel's entry in one statement (``INSERT … ON CONFLICT (external_key) DO NOTHING RETURNING
-    id``): None when the key is taken (a replay, or a concurrent delivery that won). For callers that
-    hold the targets' rows already: nothing is checked but the values; the entry is neither announced
-    nor added to the session (a detached ``TimelineEntry``, attachments empty, for ``entry_dict``).
-    An entry on a deal must be given the deal's client and lead, as ``add_entry`` fills them in."""
-    if kind not in TIMELINE_KINDS or (direction is not None and direction not in DIRECTIONS):
-        raise ValidationError({"kind": "not a channel entry"})
-    if deal_id is None and client_id is None and lead_id is None:
-        raise ValidationError({"target": "an entry belongs to a deal, a client or a lead"})
-    now = utcnow()
-    values: dict[str, Any] = {
-        "kind": kind, "text": storable(text), "direction": direction, "author_id": author_id,
-        "deal_id": deal_id, "client_id": client_id, "lead_id": lead_id,
-        "payload": _storable_json(payload or {}), "occurred_at": occurred_at or now,
-        "external_key": storable(external_key), "pinned": False, "created_at": now,
-    }
-    table = TimelineEntry.__table__
-    dialect_insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (dialect_insert(table).values(**values)
-                 .on_conflict_do_nothing(index_elements=[table.c.external_key]).returning(table.c.id))
-    entry_id = (await session.execute(statement)).scalar()
-    if entry_id is None:
-        return None
-    return TimelineEntry(id=entry_id, attachments=[], **values)
 
 
 # --- services for people -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from hub.crm import deals, messages
 from hub.crm.errors import ValidationError
-from hub.crm.models import ContactPoint, Conversation, Lead, Message, TimelineEntry
+from hub.crm.models import ContactPoint, Conversation, Deal, Lead, Message, TimelineEntry
 from hub.crm.ports import (
     DeliveryStatus,
     InboundFile,
@@ -363,6 +363,8 @@ async def test_what_the_intake_announces_matches_what_the_api_reads(database: Da
         assert events[3].data == {"entry": listed[0]}
         assert events[1].data == {"entry": {**listed[0], "attachments": []}}
         assert events[1].scope == await timeline.entry_scope(s, await s.get(TimelineEntry, listed[0]["id"]))
+        deal = await s.get(Deal, world["deal"]["id"])
+        assert deal is not None and deal.last_activity_at == T0  # the message is the deal's latest activity
         on_deal = (await timeline.list_timeline(s, manager, "deal", world["deal"]["id"])).items
         assert events[4].data == {"entry": on_deal[0]} and on_deal[0]["client_id"] == world["client"].id
         assert events[4].scope == {"responsible_id": world["agent"].id, "manager_id": world["agent"].id}
