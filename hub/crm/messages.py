@@ -50,7 +50,15 @@ from hub.crm.models import (
     utcnow,
 )
 from hub.crm.ports import DeliveryStatus, InboundMessage, MessageChannel, OutgoingFile, OutgoingMessage
-from hub.crm.timeline import add_entry, entry_dict, entry_scope, storable, storable_json, user_refs
+from hub.crm.timeline import (
+    CompiledWrite,
+    add_entry,
+    entry_dict,
+    entry_scope,
+    storable,
+    storable_json,
+    user_refs,
+)
 from hub.crm.validate import Fields, iso
 from hub.db import Prepared
 
@@ -589,67 +597,6 @@ _CLIENT_HEAD = _head(Client.manager_id, owner=Client.id, deal_owner=Deal.client_
 _LEAD_HEAD = _head(Lead.manager_id, Lead.converted_client_id, owner=Lead.id, deal_owner=Deal.lead_id)
 
 
-class _Write:
-    """A Core INSERT / UPDATE … RETURNING compiled once per dialect and run on the unit of work's
-    driver connection (``hub.db.Prepared`` for writes): one aiosqlite thread hop instead of four, one
-    asyncpg round trip without SQLAlchemy's execution around it. Run that way only when the driver
-    connection is inside its transaction already (asyncpg's begins with the adapter's first
-    statement); else through the session, which begins it."""
-
-    def __init__(self, build: Callable[[Callable[..., Any]], Any]) -> None:
-        self.build = build  # (the dialect's insert) → the statement, its values bound by name
-        self._statements: dict[str, Any] = {}
-        self._plans: dict[str, tuple[str, list[tuple[str, Any, Any]], list[Any]]] = {}
-
-    def statement(self, dialect: Any) -> Any:
-        if dialect.name not in self._statements:
-            self._statements[dialect.name] = self.build(
-                postgresql_insert if dialect.name == "postgresql" else sqlite_insert)
-        return self._statements[dialect.name]
-
-    def _plan(self, dialect: Any) -> tuple[str, list[tuple[str, Any, Any]], list[Any]]:
-        statement = self.statement(dialect)
-        compiled = statement.compile(dialect=dialect)
-        binds = [(name, compiled.params[name],
-                  compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-                 for name in compiled.positiontup or []]
-        results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                   for column in statement.exported_columns]
-        plan = self._plans[dialect.driver] = (str(compiled), binds, results)
-        return plan
-
-    async def first(self, session: AsyncSession, **params: Any) -> tuple[Any, ...] | None:
-        """The first returned row (None: nothing was written, or nothing returned)."""
-        if session.new or session.dirty or session.deleted:
-            await session.flush()
-        conn = await session.connection()
-        dialect = conn.dialect
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        if dialect.driver == "aiosqlite":
-            inside = driver.in_transaction
-        elif dialect.driver == "asyncpg":
-            inside = driver.is_in_transaction()
-        else:
-            inside = False
-        if not inside:
-            result = await session.execute(self.statement(dialect), params)
-            row = result.first() if result.returns_rows else None
-            return tuple(row) if row is not None else None
-        sql, binds, results = self._plans.get(dialect.driver) or self._plan(dialect)
-        args = []
-        for name, default, process in binds:
-            value = params.get(name, default)
-            args.append(process(value) if process is not None else value)
-        if dialect.driver == "aiosqlite":
-            rows = await driver.execute_fetchall(sql, args)
-        else:
-            rows = await driver.fetch(sql, *args)
-        if not rows:
-            return None
-        return tuple(value if process is None else process(value)
-                     for value, process in zip(rows[0], results, strict=True))
-
-
 def _binds(table: Any, *names: str) -> dict[str, Any]:
     return {name: bindparam(name, type_=table.c[name].type) for name in names}
 
@@ -662,21 +609,21 @@ _MESSAGE_COLUMNS = ("channel", "direction", "status", "conversation_id", "entry_
                     "error_code", "error", "created_at", "sent_at", "status_at")
 _DELIVERY_COLUMNS = ("channel", "key", "status", "body", "attempts", "next_attempt_at", "error",
                      "processed_at", "created_at")
-_NEW_CONVERSATION = _Write(lambda insert_: insert_(_conv).values(**_binds(_conv, *(
+_NEW_CONVERSATION = CompiledWrite(lambda insert_: insert_(_conv).values(**_binds(_conv, *(
     c.key for c in _CONV_COLUMNS[1:]))).on_conflict_do_nothing(
         index_elements=[_conv.c.channel, _conv.c.address]).returning(_conv.c.id))
-_NEW_ENTRY = _Write(lambda insert_: insert_(_entries).values(**_binds(_entries, *_ENTRY_COLUMNS))
+_NEW_ENTRY = CompiledWrite(lambda insert_: insert_(_entries).values(**_binds(_entries, *_ENTRY_COLUMNS))
                     .on_conflict_do_nothing(index_elements=[_entries.c.external_key]).returning(_entries.c.id))
-_NEW_MESSAGE = _Write(lambda insert_: insert_(_msg).values(**_binds(_msg, *_MESSAGE_COLUMNS))
+_NEW_MESSAGE = CompiledWrite(lambda insert_: insert_(_msg).values(**_binds(_msg, *_MESSAGE_COLUMNS))
                       .on_conflict_do_nothing(index_elements=[_msg.c.channel, _msg.c.provider_id])
                       .returning(_msg.c.id))
-_DELIVERY = _Write(lambda insert_: insert_(InboundDelivery.__table__)
+_DELIVERY = CompiledWrite(lambda insert_: insert_(InboundDelivery.__table__)
                    .values(**_binds(InboundDelivery.__table__, *_DELIVERY_COLUMNS))
                    .on_conflict_do_nothing(index_elements=[InboundDelivery.__table__.c.channel,
                                                            InboundDelivery.__table__.c.key])
                    .returning(InboundDelivery.__table__.c.id))
 _deals = Deal.__table__
-_DEAL_ACTIVITY = _Write(lambda _: update(_deals).where(
+_DEAL_ACTIVITY = CompiledWrite(lambda _: update(_deals).where(
     _deals.c.id == bindparam("deal_id", type_=_deals.c.id.type),
     or_(_deals.c.last_activity_at.is_(None),
         _deals.c.last_activity_at < bindparam("before", type_=_deals.c.last_activity_at.type)))
@@ -684,7 +631,7 @@ _DEAL_ACTIVITY = _Write(lambda _: update(_deals).where(
             updated_at=bindparam("updated_at", type_=_deals.c.updated_at.type)))
 
 
-def _touch_statement(linked: bool) -> _Write:
+def _touch_statement(linked: bool) -> CompiledWrite:
     def build(_: Any) -> Any:
         values: dict[str, Any] = {
             "unread": _conv.c.unread + 1,
@@ -697,7 +644,7 @@ def _touch_statement(linked: bool) -> _Write:
             values.update(_binds(_conv, "client_id", "contact_id", "lead_id"))
         return (update(_conv).where(_conv.c.id == bindparam("conversation_id", type_=_conv.c.id.type))
                 .values(**values).returning(_conv.c.unread))
-    return _Write(build)
+    return CompiledWrite(build)
 
 
 # the conversation after a message: the unread count counted by the database, the person written
