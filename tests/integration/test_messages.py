@@ -406,3 +406,32 @@ async def test_a_batch_keeps_the_others_when_one_fails(database: Database, intak
     assert again[0] is not None and again[1] is None
     assert await intake.cursor("imap:test") == "7:4"
     assert await count(database, Message) == 4
+
+
+def letter(n: int, sender: str, **kw: Any) -> InboundMessage:
+    return InboundMessage(channel="email", provider_id=f"<l{n}@mail.example.ru>", address=sender,
+                          text=kw.pop("text", "Добрый день"), sender_name=kw.pop("name", ""),
+                          subject=kw.pop("subject", "Окна"), at=T0, mailbox="zayavki", **kw)
+
+
+async def test_a_letter_of_one_of_ours_goes_to_the_client_in_copy_and_makes_no_lead(
+        database: Database, intake: Any, world: dict[str, Any]) -> None:
+    async with database.transaction() as s:
+        s.add(ContactPoint(kind="email", value="anna@crm.example.ru", raw="anna@crm.example.ru",
+                           user_id=world["agent"].id))
+        s.add(ContactPoint(kind="email", value="info@romashka.ru", raw="info@romashka.ru",
+                           client_id=world["client"].id))
+    alone = await intake.received(letter(2, "anna@crm.example.ru", recipients=("nobody@example.ru",)))
+    assert alone["person"] is None and alone["entry"] is None  # one of ours: never a lead
+    ours = await intake.received(letter(1, "anna@crm.example.ru",
+                                        recipients=("nobody@example.ru", "info@romashka.ru")))
+    assert ours["person"] == {"type": "client", "id": world["client"].id, "client_id": world["client"].id}
+    assert ours["entry"]["deal_id"] == world["deal"]["id"]
+    automated = await intake.received(letter(3, "noreply@shop.example.ru", lead_allowed=False))
+    assert automated["person"] is None and automated["entry"] is None
+    assert await count(database, Lead) == 0
+    # a reply in the thread of a letter on the deal lands on that deal, whoever answers
+    reply = await intake.received(letter(4, "someone.else@example.ru", thread_ids=("<l1@mail.example.ru>",)))
+    assert reply["person"]["type"] == "client" and reply["entry"]["deal_id"] == world["deal"]["id"]
+    assert reply["reply_to_id"] == ours["id"]
+    assert await count(database, Lead) == 0
