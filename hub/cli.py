@@ -202,31 +202,43 @@ def _serve(config: Config, args: argparse.Namespace, app: Any) -> int:
 
 
 DEMO_INTERVAL_ENV = "CRMHUB_DEMO_CALL_INTERVAL"  # seconds between the demo PBX's calls (default 20–40)
+DEMO_MESSAGE_INTERVAL_ENV = "CRMHUB_DEMO_MESSAGE_INTERVAL"  # between simulated Telegram messages (30–60)
 
 
-def _demo_interval() -> tuple[float, float]:
-    raw = os.environ.get(DEMO_INTERVAL_ENV, "").strip()
+def _demo_interval(env: str = DEMO_INTERVAL_ENV,
+                   default: tuple[float, float] = (20.0, 40.0)) -> tuple[float, float]:
+    raw = os.environ.get(env, "").strip()
     if not raw:
-        return (20.0, 40.0)
+        return default
     try:
         seconds = float(raw)
     except ValueError:
-        raise ConfigError(f"{DEMO_INTERVAL_ENV} must be a number of seconds, not {raw!r}") from None
+        raise ConfigError(f"{env} must be a number of seconds, not {raw!r}") from None
     if not 0 < seconds <= 3600:
-        raise ConfigError(f"{DEMO_INTERVAL_ENV} must be between 0 and 3600 seconds")
+        raise ConfigError(f"{env} must be between 0 and 3600 seconds")
     return (seconds, seconds)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 def cmd_demo(config: Config, args: argparse.Namespace) -> int:
-    """``run`` with demo data (when the database has none) and a simulated PBX on 127.0.0.1."""
+    """``run`` with demo data (when the database has none), a simulated PBX and, unless the config
+    names a bot, a simulated Telegram on 127.0.0.1."""
     from aiohttp import web
 
     from hub.app import create_app
     from hub.crm import demo
+    from hub.messengers.simulator import TelegramSimulator
     from hub.telephony.simulator import AmiSimulator, run_demo_calls
     from hub.web.keys import DB
 
     interval = _demo_interval()
+    message_interval = _demo_interval(DEMO_MESSAGE_INTERVAL_ENV, (30.0, 60.0))
     if args.host:
         config.server.host = args.host
     if args.port is not None:
@@ -242,14 +254,19 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
 
     asyncio.run(_with_database(config, fill))
     _print_login_hint(config)
-    with socket.socket() as sock:  # a free port for the simulated PBX
-        sock.bind(("127.0.0.1", 0))
-        pbx_port = sock.getsockname()[1]
+    pbx_port = _free_port()  # for the simulated PBX
     asterisk = config.asterisk
     asterisk.host, asterisk.port = "127.0.0.1", pbx_port
     asterisk.username, asterisk.secret = "crmhub-demo", secrets.token_urlsafe(16)
     asterisk.trunks = ["trunk"]
     asterisk.recordings_dir = asterisk.recordings_url = ""  # the demo's calls have no audio
+    telegram = config.telegram
+    simulate_telegram = not telegram.token  # a bot of the user's own is kept
+    tg_port = 0
+    if simulate_telegram:
+        tg_port = _free_port()
+        telegram.token = f"{random.randrange(10**9, 10**10)}:AA{secrets.token_urlsafe(24)}"
+        telegram.mode, telegram.api_url = "polling", f"http://127.0.0.1:{tg_port}"
     app = create_app(config)
 
     async def pick_number() -> str | None:
@@ -271,7 +288,27 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
                 await calls
             await sim.stop()
 
+    async def messenger(app: web.Application) -> Any:
+        sim = TelegramSimulator(telegram.token, host="127.0.0.1", port=tg_port)
+        # the clients answer the agent a few seconds later (sooner when they write more often)
+        sim.reply_delay = (min(3.0, message_interval[0]), min(6.0, message_interval[1]))
+        await sim.start()
+        play = asyncio.create_task(sim.play(message_interval), name="demo-telegram")
+        _out(f"demo Telegram (simulated Bot API) on 127.0.0.1:{tg_port}: a client writes every "
+             f"{message_interval[0]:g}–{message_interval[1]:g} s; answer in the inbox, they write back")
+        try:
+            yield
+        finally:
+            play.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await play
+            await sim.stop()
+
     app.cleanup_ctx.insert(0, pbx)  # up before the AMI connection logs in
+    if simulate_telegram:
+        app.cleanup_ctx.insert(0, messenger)  # up before the channel's first getMe
+    else:
+        _out("Telegram: the bot of [telegram] token is used (no simulated Telegram)")
     return _serve(config, args, app)
 
 
@@ -296,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", parents=[common],
-                       help="run with demo data and a simulated PBX placing calls (screen-pops, no Asterisk)")
+                       help="run with demo data, a simulated PBX placing calls (screen-pops, no Asterisk) "
+                            "and simulated Telegram clients writing (no bot needed)")
     p.add_argument("--host", help="address to listen on (overrides [server] host)")
     p.add_argument("--port", type=int, help="port to listen on (overrides [server] port)")
     p.add_argument("--access-log", action="store_true", help="log every HTTP request")

@@ -651,6 +651,10 @@ async def _conversations(s: Any, region: str, attachments_dir: str | Path | None
     await reply(p[1], "telegram", "Приносим извинения! Бригада приедет завтра до 12:00 и всё уберёт.", 80,
                 "sent")
     await take(tg("7125590348", 2, "Хорошо, спасибо 👍", 78, p[1]["name"]))
+    # two more clients on Telegram, silent so far: ``crmhub demo``'s simulated Telegram plays them
+    # (hub.messengers.simulator.DEMO_PEOPLE, the same ids)
+    await telegram_id(p[2], "6873401592")
+    await telegram_id(p[3], "5731946208")
     # SMS with clients
     await reply(p[2], "sms", "Комфорт Дом: напоминаем, замер окон завтра в 11:00, мастер Алексей. "
                 "Ответьте 1 для подтверждения.", 600, "delivered")

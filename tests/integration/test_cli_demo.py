@@ -1,6 +1,6 @@
 """``crmhub demo`` as its own process on a temporary SQLite database: demo data (the inbox not empty),
-the simulated PBX connected (/healthz), and its calls reaching the call journal; the demo's
-conversations on each test database."""
+the simulated PBX and Telegram connected (/healthz), the calls reaching the call journal and the
+simulated clients' messages the inbox; the demo's conversations on each test database."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRMHUB_")}
     env.update(CRMHUB_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
-               CRMHUB_DEMO_CALL_INTERVAL="1", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+               CRMHUB_DEMO_CALL_INTERVAL="1",
+               CRMHUB_DEMO_MESSAGE_INTERVAL="1", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
     log_path = tmp_path / "demo.log"
     with open(log_path, "wb") as log:  # noqa: ASYNC230 - a local file, opened once
         proc = subprocess.Popen(  # noqa: ASYNC220 - the hub under test runs as its own process
@@ -55,7 +56,8 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
 
             async def connected() -> bool:
                 async with http.get(f"{base}/healthz") as resp:
-                    return resp.status == 200 and (await resp.json())["channels"] == {"asterisk": "connected"}
+                    return resp.status == 200 and (await resp.json())["channels"] == {"asterisk": "connected",
+                                                                                  "telegram": "polling"}
 
             await poll(connected, 60)
             login = {"login": "admin", "password": "admin"}
@@ -69,16 +71,23 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
 
             async with http.get(f"{base}/api/v1/conversations", headers=auth) as r:
                 assert r.status == 200 and len((await r.json())["items"]) >= 10
+                started = max(c["last_message_at"] for c in (await r.json())["items"])
+
+            async def written() -> bool:  # the simulated Telegram's people write
+                async with http.get(f"{base}/api/v1/conversations", headers=auth) as r:
+                    return any(c["channel"] == "telegram" and c["last_message_at"] > started
+                               for c in (await r.json())["items"])
 
             [call, *_] = await poll(calls, 60)
             assert call["status"] in ("answered", "missed", "abandoned")
             assert call["external_number"].startswith("+7")
             assert call["agent"]["extension"] in ("101", "102")
+            await poll(written, 30)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     text = output()
-    assert "log in as admin / admin" in text and "demo PBX" in text
+    assert "log in as admin / admin" in text and "demo PBX" in text and "demo Telegram" in text
     assert "Traceback" not in text, text
     assert proc.returncode in (0, -15)
 
