@@ -124,9 +124,9 @@ PHOTO_CAPTIONS = (
 ANSWERS = (
     "Спасибо!", "Хорошо, ждём.", "Отлично, договорились 👍", "А сколько это будет стоить примерно?",
     "А можно пораньше, до обеда?", "Понял, спасибо. Тогда жду звонка.", "Да, так удобно.",
-    "А оплата по счёту или мастеру на месте?", "Хорошо. Адрес тот же.",
     "Спасибо, а доставка входит в стоимость?", "Ок, спасибо большое!",
 )
+CLIENT_ANSWERS = ("Хорошо. Адрес тот же.", "А оплата по счёту или мастеру на месте?")  # clients only
 
 
 def window_png(glass: tuple[int, int, int], width: int = 160, height: int = 120) -> bytes:
@@ -302,7 +302,8 @@ class TelegramSimulator:
             quote = {"message_id": message["message_id"], "from": bot,
                      "chat": person.chat(), "date": message["date"],
                      **{k: message[k] for k in ("text", "caption") if k in message}}
-        self.write(person, self.rng.choice(ANSWERS), reply_to=quote)
+        self.write(person, self.rng.choice(ANSWERS + CLIENT_ANSWERS if person.client else ANSWERS),
+                   reply_to=quote)
 
     # --- the server -------------------------------------------------------------------------------------
 

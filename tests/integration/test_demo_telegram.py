@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from hub.config import Config
 from hub.crm import demo
-from hub.messengers.simulator import ANSWERS, DEMO_PEOPLE, TelegramSimulator, window_png
+from hub.messengers.simulator import ANSWERS, CLIENT_ANSWERS, DEMO_PEOPLE, TelegramSimulator, window_png
 from hub.web.keys import CONFIG, DB, OUTBOX, TELEGRAM
 from tests.integration.conftest import Api, until
 
@@ -100,7 +100,7 @@ async def test_the_simulated_people_write_and_answer_the_agent(app: web.Applicat
             conv = await conversation(admin, olga.id)
             assert conv is not None
             [ours] = [m["id"] for m in conv["messages"] if m["text"].startswith("Добрый день! Мастер")]
-            return any(m["direction"] == "in" and m["id"] > ours and m["text"] in ANSWERS
+            return any(m["direction"] == "in" and m["id"] > ours and m["text"] in ANSWERS + CLIENT_ANSWERS
                        for m in conv["messages"])
 
         await until(answered, within=10)
