@@ -274,6 +274,7 @@ class TelegramChannel:
                     # getUpdates answers 409 while a webhook is set
                     await self.bot.delete_webhook(drop_pending_updates=False)
                     webhook_removed = True
+                    self._set_state("polling")  # the API answered: polling from now on
                 if offset is None:
                     stored = await self.intake.cursor(OFFSET_CURSOR)
                     offset = int(stored) if stored and stored.isdigit() else 0
