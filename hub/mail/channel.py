@@ -8,8 +8,12 @@ restart, a reconnect or a UIDVALIDITY change — is stored once.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import logging
+import multiprocessing
+import os
 import ssl
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -70,6 +74,24 @@ def inbound(letter: parse.ParsedLetter, raw: bytes, mailbox: MailboxConfig) -> I
         extra=extra or None, to_address=ours, assignee=mailbox.assignee or None)
 
 
+POOL_FROM = 8  # letters in one batch from which they are parsed in worker processes
+
+
+Read = tuple[InboundMessage, tuple[str, ...]]  # the letter for the core, and its parsing defects
+
+
+def _read(raw: bytes, mailbox: MailboxConfig) -> Read:
+    letter = parse.parse(raw)
+    return inbound(letter, raw, mailbox), letter.defects
+
+
+def _read_safely(raw: bytes, mailbox: MailboxConfig) -> Read | BaseException:
+    try:
+        return _read(raw, mailbox)
+    except Exception as error:
+        return error
+
+
 class MailChannel:
     """``start``/``stop`` with the hub; ``send`` for the outbox; ``healths()`` per mailbox."""
 
@@ -84,6 +106,7 @@ class MailChannel:
                                        on_letters=self._batch_taker(m) if batches else None)
                          for m in mailboxes]
         self.sender = SmtpSender([m for m in mailboxes], ssl_context=ssl_context)
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def healths(self) -> dict[str, Callable[[], str]]:
         return {f"mail:{w.mailbox.name}": w.health for w in self.watchers}
@@ -95,10 +118,26 @@ class MailChannel:
     async def stop(self) -> None:
         for watcher in self.watchers:
             await watcher.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         receipt = await self.sender.send(message)
         return receipt
+
+    async def _read_all(self, letters: list[tuple[LetterRef, bytes]],
+                        mailbox: MailboxConfig) -> list[Read | BaseException]:
+        """Parse the letters: a backlog's in worker processes (the other CPU cores), so that parsing
+        does not hold up the event loop that stores them; a few letters right here."""
+        if len(letters) < POOL_FROM:
+            return [_read_safely(raw, mailbox) for _, raw in letters]
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=min(4, os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn"))
+        loop = asyncio.get_running_loop()
+        jobs = [loop.run_in_executor(self._pool, _read, raw, mailbox) for _, raw in letters]
+        return list(await asyncio.gather(*jobs, return_exceptions=True))
 
     def _taker(self, mailbox: MailboxConfig) -> Callable[[LetterRef, bytes], object]:
         async def take(ref: LetterRef, raw: bytes) -> None:
@@ -112,16 +151,13 @@ class MailChannel:
     def _batch_taker(self, mailbox: MailboxConfig) -> OnLetters:
         async def take(letters: list[tuple[LetterRef, bytes]], cursor_name: str) -> int:
             items: list[tuple[InboundMessage, str | None, str | None]] = []
-            for ref, raw in letters:
-                try:
-                    letter = parse.parse(raw)
-                    message = inbound(letter, raw, mailbox)
-                except Exception:
-                    log.exception("mailbox %s: letter %s could not be read", mailbox.name, ref.key)
+            for (ref, _), read in zip(letters, await self._read_all(letters, mailbox), strict=True):
+                if isinstance(read, BaseException):
+                    log.error("mailbox %s: letter %s could not be read: %r", mailbox.name, ref.key, read)
                     break  # the letters before it are taken; this one is offered again
-                if letter.defects:
-                    log.info("mailbox %s: letter %s: %s", mailbox.name, ref.key,
-                             "; ".join(letter.defects[:3]))
+                message, defects = read
+                if defects:
+                    log.info("mailbox %s: letter %s: %s", mailbox.name, ref.key, "; ".join(defects[:3]))
                 items.append((message, ref.key, ref.position))
             if not items:
                 return 0
