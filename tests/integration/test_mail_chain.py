@@ -247,3 +247,20 @@ async def test_the_mailbox_state_is_in_healthz_and_on_the_inbox_page(
     page = await admin.client.get("/inbox", headers=admin.auth())
     text = await page.text()
     assert "✉ zayavki: idle" in text
+
+
+async def test_a_backlog_is_parsed_in_worker_processes_and_stored_once(
+        app: web.Application, client: Any, imap_server: dovecot.Dovecot, mailbox_user: str) -> None:
+    from hub.web.keys import MAIL
+
+    await app[MAIL].stop()  # the letters pile up while the hub is away
+    for n in range(12):
+        raw = (f"From: Клиент {n} <backlog{n}@example.ru>\r\nTo: {MAILBOX}\r\nSubject: Заявка {n}\r\n"
+               f"Message-ID: <backlog-{n}@example.ru>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+               f"Нужен замер, заявка {n}.\r\n").encode()
+        await deliver(imap_server, mailbox_user, raw)
+    await app[MAIL].start()
+    await until(lambda: _is(_len(entries(app)), 12), within=30)
+    assert app[MAIL]._pool is not None  # the batch went through the worker processes
+    subjects = sorted(e.payload["subject"] for e in await entries(app))
+    assert subjects == sorted(f"Заявка {n}" for n in range(12))
