@@ -50,25 +50,21 @@ def _insert(session: AsyncSession) -> Any:
 
 
 async def write(session: AsyncSession, deliveries: list[tuple[str, str, bytes | None]]) -> list[bool]:
-    """Store pending deliveries (channel, key, body); → for each, whether it is new."""
+    """Store pending deliveries (channel, key, body); → for each, whether it is new. One multi-row
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING`` names the rows that were new."""
     wanted: dict[tuple[str, str], int] = {}
     for index, (channel, key, _) in enumerate(deliveries):
         wanted.setdefault((channel, key[:MAX_KEY]), index)
-    known: set[tuple[str, str]] = set()
-    for channel in {c for c, _ in wanted}:
-        keys = [k for c, k in wanted if c == channel]
-        for start in range(0, len(keys), 500):
-            rows = await session.execute(select(InboundDelivery.key).where(
-                InboundDelivery.channel == channel, InboundDelivery.key.in_(keys[start:start + 500])))
-            known.update((channel, key) for (key,) in rows)
     now = utcnow()
-    new = [{"channel": c, "key": k, "status": "pending", "body": deliveries[i][2], "attempts": 0,
-            "next_attempt_at": now, "created_at": now}
-           for (c, k), i in wanted.items() if (c, k) not in known]
-    if new:
-        await session.execute(_insert(session), new)
+    rows = [{"channel": c, "key": k, "status": "pending", "body": deliveries[i][2], "attempts": 0,
+             "next_attempt_at": now, "created_at": now} for (c, k), i in wanted.items()]
+    new: set[tuple[str, str]] = set()
+    for start in range(0, len(rows), 200):  # within SQLite's limit of bound parameters
+        statement = _insert(session).values(rows[start:start + 200]).returning(
+            InboundDelivery.channel, InboundDelivery.key)
+        new.update((channel, key) for channel, key in await session.execute(statement))
     firsts = set(wanted.values())
-    return [index in firsts and (channel, key[:MAX_KEY]) not in known
+    return [index in firsts and (channel, key[:MAX_KEY]) in new
             for index, (channel, key, _) in enumerate(deliveries)]
 
 
