@@ -43,7 +43,8 @@ from hub.db import Database, create_engine, migrate  # noqa: E402
 from hub.mail.channel import MailChannel  # noqa: E402
 from tests.fakes.dovecot import Dovecot  # noqa: E402
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "mail"
+FIXTURES = next((p for p in (ROOT.parent / "shared" / "fixtures" / "mail", Path("/work/shared/fixtures/mail"))
+                 if p.exists()), Path("/work/shared/fixtures/mail"))
 USER = "zayavki@crm.example.ru"
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/crmhub_bench_mail"
 TARGET_RATE = 200

@@ -19,7 +19,9 @@ from tests.integration.conftest import until
 pytestmark = pytest.mark.skipif(not dovecot.available(), reason="dovecot-imapd is not installed")
 
 USER = "zayavki@crm.example.ru"
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "mail"
+FIXTURES = next((p for p in (Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "mail",
+                              Path("/work/shared/fixtures/mail")) if p.exists()),
+                Path("/work/shared/fixtures/mail"))
 
 
 def letter(n: int) -> bytes:

@@ -23,7 +23,9 @@ from tests.integration.test_sse import open_stream
 pytestmark = pytest.mark.skipif(not dovecot.available(), reason="dovecot-imapd is not installed")
 
 MAILBOX = "zayavki@crm.example.ru"
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "mail"
+FIXTURES = next((p for p in (Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "mail",
+                              Path("/work/shared/fixtures/mail")) if p.exists()),
+                Path("/work/shared/fixtures/mail"))
 
 
 def fixture(name: str) -> bytes:

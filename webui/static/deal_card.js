@@ -160,12 +160,20 @@
       if (active.id) { refocus = "#" + active.id; }
     }
   });
-  document.addEventListener("htmx:afterSettle", function () {
-    if (refocus) {
+  document.addEventListener("htmx:afterSettle", function (event) {
+    const target = event.detail.target;
+    // only the refresh that saved the focus gives it back (another swap settling in between, such as
+    // a field's form opening, keeps its own focus)
+    if (refocus && target && target.id === "deal-main") {
       const again = document.querySelector(refocus);
       refocus = null;
       if (again && typeof again.focus === "function") { again.focus(); }
+      return;
     }
+    // a field's form just opened: its first input has the focus, whatever settled around it
+    const form = target && target.classList && target.classList.contains("df") ? target.querySelector("form") : null;
+    const first = form ? form.querySelector("[autofocus]") : null;
+    if (first && !form.contains(document.activeElement)) { first.focus(); }
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
