@@ -183,7 +183,8 @@ async def _messaging_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await app[OUTBOX].stop()
         for channel in reversed(started):
             await channel.stop()
-        await app[MESSAGE_INTAKE].close()  # webhooks answered from now on get 503: delivered again
+        # deliveries still waiting to be journaled get an error (503): Telegram and Twilio send them again
+        await app[MESSAGE_INTAKE].close()
         await app[JOURNAL].stop()
 
 
