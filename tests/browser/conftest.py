@@ -7,6 +7,7 @@ browser here. Without chromium these tests are skipped — except with CI=true, 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,10 @@ async def browser(chromium_path: Path) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def page(browser: Any, hub_url: str) -> AsyncIterator[Any]:
+async def page(browser: Any, hub_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A page that fails the test on any browser error, except those the test module names in
+    ``EXPECTED_BROWSER_ERRORS`` (regular expressions matched against the whole line)."""
+    expected = getattr(request.module, "EXPECTED_BROWSER_ERRORS", ())
     context = await browser.new_context(base_url=hub_url, locale="ru-RU",
                                         viewport={"width": 1280, "height": 800})
     context.set_default_timeout(TIMEOUT_MS)
@@ -87,4 +91,5 @@ async def page(browser: Any, hub_url: str) -> AsyncIterator[Any]:
         yield page
     finally:
         await context.close()
-    assert not errors, f"errors in the browser: {errors}"
+    unexpected = [e for e in errors if not any(re.fullmatch(pattern, e) for pattern in expected)]
+    assert not unexpected, f"errors in the browser: {errors}"
