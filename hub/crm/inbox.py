@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from hub.crm import access, events, leads
 from hub.crm.errors import NotFound, ValidationError
-from hub.crm.messages import LEAD_SOURCES, _recipients, conversation_dict, message_dict, placement_deal
+from hub.crm.messages import LEAD_SOURCES, _recipients, conversation_dict, message_dict
 from hub.crm.models import (
     CHANNELS,
     Client,
@@ -95,7 +95,34 @@ async def _people(session: AsyncSession, rows: list[Conversation]) -> dict[str, 
     return names
 
 
-async def _shape(session: AsyncSession, c: Conversation, names: dict[str, dict[int, str]]) -> dict[str, Any]:
+async def _open_deals(session: AsyncSession, rows: list[Conversation]) -> dict[tuple[str, int], int]:
+    """Each conversation's person's placement deal (``messages.placement_deal``), for a whole page in
+    one query: the same order, the first deal of each owner."""
+    clients = {c.client_id for c in rows if c.client_id is not None}
+    leads = {c.lead_id for c in rows if c.client_id is None and c.lead_id is not None}
+    if not clients and not leads:
+        return {}
+    found = await session.execute(
+        select(Deal.id, Deal.client_id, Deal.lead_id).join(Stage, Stage.id == Deal.stage_id)
+        .where(Stage.kind == "active", or_(Deal.client_id.in_(clients), Deal.lead_id.in_(leads)))
+        .order_by(Deal.last_activity_at.desc(), Deal.id.desc()))
+    deals: dict[tuple[str, int], int] = {}
+    for deal_id, client_id, lead_id in found:
+        if client_id in clients:
+            deals.setdefault(("client", client_id), deal_id)
+        if lead_id in leads:
+            deals.setdefault(("lead", lead_id), deal_id)
+    return deals
+
+
+def _deal_of(c: Conversation, deals: dict[tuple[str, int], int]) -> int | None:
+    if c.client_id is not None:
+        return deals.get(("client", c.client_id))
+    return deals.get(("lead", c.lead_id)) if c.lead_id is not None else None
+
+
+def _shape(c: Conversation, names: dict[str, dict[int, str]],
+           deals: dict[tuple[str, int], int]) -> dict[str, Any]:
     result = conversation_dict(c)
     person: dict[str, Any] | None = None
     if c.client_id is not None:
@@ -109,7 +136,7 @@ async def _shape(session: AsyncSession, c: Conversation, names: dict[str, dict[i
     result["person"] = person
     result["assignee"] = ({"id": c.assignee_id, "name": names["user"].get(c.assignee_id, "")}
                           if c.assignee_id is not None else None)
-    result["deal_id"] = await placement_deal(session, c.client_id, c.lead_id if c.client_id is None else None)
+    result["deal_id"] = _deal_of(c, deals)
     result["name"] = (person or {}).get("name") or c.title or c.address
     return result
 
@@ -131,9 +158,10 @@ async def conversation_dicts(session: AsyncSession, rows: list[Conversation]) ->
     ``subject``, the subject of its latest letter."""
     names = await _people(session, rows)
     subjects = await _subjects(session, rows)
+    deals = await _open_deals(session, rows)
     result = []
     for c in rows:
-        shaped = await _shape(session, c, names)
+        shaped = _shape(c, names, deals)
         if c.channel == "email":
             shaped["subject"] = subjects.get(c.id, "")
         result.append(shaped)
