@@ -28,6 +28,7 @@ from hub.crm.messages import MessageIntake
 from hub.crm.ports import JournalProcessor
 from hub.db import Database, create_engine, migrate
 from hub.journal import JournalWorker
+from hub.journal_store import driver_store
 from hub.mail.channel import MailChannel
 from hub.messengers.telegram import TelegramChannel
 from hub.messengers.twilio_sms import TwilioChannel
@@ -147,7 +148,7 @@ def _messaging(app: web.Application, config: Config) -> None:
     """The configured messaging channels and the outbox (which exists even with no channel: messages
     queued meanwhile wait for one)."""
     intake = MessageIntake(app[DB], attachments_dir=config.server.attachments_dir,
-                           region=config.phones.default_region)
+                           region=config.phones.default_region, journal_store=driver_store(app[DB]))
     senders: dict[str, Any] = {}
     processors: dict[str, JournalProcessor] = {}
     if config.telegram.token:

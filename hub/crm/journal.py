@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 MAX_KEY = 100
+Row = tuple[str, str, bytes | None]  # channel, key, body
 
 
 class UnitOfWork(Protocol):
@@ -49,31 +50,62 @@ def _insert(session: AsyncSession) -> Any:
     return module.insert(InboundDelivery).on_conflict_do_nothing(index_elements=["channel", "key"])
 
 
-async def write(session: AsyncSession, deliveries: list[tuple[str, str, bytes | None]]) -> list[bool]:
-    """Store pending deliveries (channel, key, body); → for each, whether it is new. One multi-row
-    ``INSERT … ON CONFLICT DO NOTHING RETURNING`` names the rows that were new."""
-    wanted: dict[tuple[str, str], int] = {}
-    for index, (channel, key, _) in enumerate(deliveries):
-        wanted.setdefault((channel, key[:MAX_KEY]), index)
+async def write(session: AsyncSession, rows: Sequence[Row]) -> set[tuple[str, str]]:
+    """Store pending deliveries (channel, key, body; keys unique); → the (channel, key) of those that
+    were new. A multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` names them."""
     now = utcnow()
-    rows = [{"channel": c, "key": k, "status": "pending", "body": deliveries[i][2], "attempts": 0,
-             "next_attempt_at": now, "created_at": now} for (c, k), i in wanted.items()]
+    values = [{"channel": c, "key": k, "status": "pending", "body": b, "attempts": 0,
+               "next_attempt_at": now, "created_at": now} for c, k, b in rows]
     new: set[tuple[str, str]] = set()
-    for start in range(0, len(rows), 200):  # within SQLite's limit of bound parameters
-        statement = _insert(session).values(rows[start:start + 200]).returning(
+    for start in range(0, len(values), 200):  # within SQLite's limit of bound parameters
+        statement = _insert(session).values(values[start:start + 200]).returning(
             InboundDelivery.channel, InboundDelivery.key)
         new.update((channel, key) for channel, key in await session.execute(statement))
-    firsts = set(wanted.values())
-    return [index in firsts and (channel, key[:MAX_KEY]) in new
-            for index, (channel, key, _) in enumerate(deliveries)]
+    return new
+
+
+class DeliveryStore(Protocol):
+    """Where a batch of deliveries is committed: ``hub.journal_store`` (through the driver, on the
+    webhooks' path) or ``SessionStore`` (through a unit of work)."""
+
+    async def insert(self, rows: Sequence[Row]) -> set[tuple[str, str]]: ...
+    async def close(self) -> None: ...
+
+
+class SessionStore:
+    def __init__(self, db: UnitOfWork) -> None:
+        self.db = db
+
+    async def insert(self, rows: Sequence[Row]) -> set[tuple[str, str]]:
+        # urgent: the channel's server is waiting for our answer, the CRM's work is not
+        async with self.db.transaction(urgent=True) as s:
+            return await write(s, rows)
+
+    async def close(self) -> None:
+        return None
+
+
+def unique_rows(deliveries: Sequence[Row]) -> tuple[list[Row], list[bool]]:
+    """The rows to insert (a key once, cut to the column's length) and, for each delivery, whether
+    it is the first of its key in the batch (a repeat within one batch is not new)."""
+    rows: list[Row] = []
+    firsts: list[bool] = []
+    seen: set[tuple[str, str]] = set()
+    for channel, key, body in deliveries:
+        pair = (channel, key[:MAX_KEY])
+        firsts.append(pair not in seen)
+        if pair not in seen:
+            seen.add(pair)
+            rows.append((channel, pair[1], body))
+    return rows, firsts
 
 
 class JournalWriter:
     """Group commit of deliveries: ``await add(...)`` → True (new) / False (seen before)."""
 
     def __init__(self, db: UnitOfWork, on_written: Callable[[], None] | None = None,
-                 max_batch: int = MAX_BATCH) -> None:
-        self.db = db
+                 max_batch: int = MAX_BATCH, store: DeliveryStore | None = None) -> None:
+        self.store = store or SessionStore(db)
         self.on_written = on_written
         self.max_batch = max_batch
         self._waiting: list[tuple[str, str, bytes | None, asyncio.Future[bool]]] = []
@@ -98,6 +130,7 @@ class JournalWriter:
             if not future.done():
                 future.set_exception(RuntimeError("the hub is stopping"))
         self._waiting.clear()
+        await self.store.close()
 
     async def _run(self) -> None:
         while True:
@@ -105,16 +138,17 @@ class JournalWriter:
             self._wake.clear()
             while self._waiting:
                 batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                rows, firsts = unique_rows([(c, k, b) for c, k, b, _ in batch])
                 try:
-                    # urgent: the channel's server is waiting for our answer, the CRM's work is not
-                    async with self.db.transaction(urgent=True) as s:
-                        results = await write(s, [(c, k, b) for c, k, b, _ in batch])
+                    new = await self.store.insert(rows)
                 except Exception as error:
                     log.exception("inbound journal: %d deliveries could not be written", len(batch))
                     for *_, future in batch:
                         if not future.done():
                             future.set_exception(error)
                     continue
+                results = [first and (c, k[:MAX_KEY]) in new
+                           for (c, k, _, _), first in zip(batch, firsts, strict=True)]
                 for (*_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)

@@ -299,12 +299,13 @@ def _preview(text: str, files: Sequence[Any]) -> str:
 class MessageIntake:
     """``hub.crm.ports.MessageIntakePort`` over a database."""
 
-    def __init__(self, db: UnitOfWork, *, attachments_dir: str | Path, region: str = "RU") -> None:
+    def __init__(self, db: UnitOfWork, *, attachments_dir: str | Path, region: str = "RU",
+                 journal_store: journal.DeliveryStore | None = None) -> None:
         self.db = db
         self.attachments_dir = Path(attachments_dir)
         self.region = region
         self.journal_listeners: list[Callable[[], None]] = []
-        self.writer = journal.JournalWriter(db, on_written=self._journal_written)
+        self.writer = journal.JournalWriter(db, on_written=self._journal_written, store=journal_store)
 
     def _journal_written(self) -> None:
         for listener in self.journal_listeners:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hmac
 import logging
 import mimetypes
 from collections.abc import Mapping
@@ -202,11 +203,18 @@ class TwilioChannel:
             return None, _error(400, "bad_request", "the form body cannot be read")
         signature = request.headers.get("X-Twilio-Signature", "")
         url = self.public_url + request.raw_path
-        if not signature or not self.validator.validate(url, form, signature):
+        if not signature or not self._signed(url, form, signature):
             log.warning("twilio: refused a webhook to %s with %s signature", request.path,
                         "a wrong" if signature else "no")
             return None, _error(403, "invalid_signature", "X-Twilio-Signature is missing or wrong")
         return form, None
+
+    def _signed(self, url: str, form: Any, signature: str) -> bool:
+        """The library's check, computed once for the usual case: ``validate`` always signs the URL
+        twice (with and without a port), which was a tenth of a webhook's CPU."""
+        if hmac.compare_digest(self.validator.compute_signature(url, form).encode(), signature.encode()):
+            return True
+        return bool(self.validator.validate(url, form, signature))
 
     async def handle_sms(self, request: web.Request) -> web.Response:
         """Checked, then journaled (committed) before the answer; ``process`` takes it in later."""
