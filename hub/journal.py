@@ -24,7 +24,7 @@ from datetime import timedelta
 from hub import tasks
 from hub.crm import journal
 from hub.crm.models import utcnow
-from hub.crm.ports import JournalProcessor
+from hub.crm.ports import JournalProcessor, RetryLater
 from hub.db import Database
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,8 @@ class JournalWorker:
             attempt = delivery.attempts + 1
             give_up = attempt >= self.max_attempts
             retry_at = None if give_up else utcnow() + timedelta(seconds=self.base_delay * 2 ** (attempt - 1))
-            (log.error if give_up else log.warning)(
+            expected = isinstance(error, RetryLater) and not give_up  # e.g. a status ahead of its send
+            (log.error if give_up else log.info if expected else log.warning)(
                 "inbound journal: %s delivery %s failed (attempt %d%s): %s", delivery.channel, delivery.key,
                 attempt, ", giving up" if give_up else "", error, exc_info=give_up)
             async with self.db.transaction() as s:

@@ -49,7 +49,14 @@ from hub.crm.models import (
     User,
     utcnow,
 )
-from hub.crm.ports import DeliveryStatus, InboundMessage, MessageChannel, OutgoingFile, OutgoingMessage
+from hub.crm.ports import (
+    DeliveryStatus,
+    InboundMessage,
+    MessageChannel,
+    OutgoingFile,
+    OutgoingMessage,
+    StatusBeforeSend,
+)
 from hub.crm.timeline import (
     CompiledWrite,
     add_entry,
@@ -906,9 +913,15 @@ async def _show_status(session: AsyncSession, message: Message) -> None:
 
 
 async def apply_status(session: AsyncSession, update: DeliveryStatus) -> dict[str, Any] | None:
-    """A provider's report on a message we sent; None for an unknown message or a stale report."""
+    """A provider's report on a message we sent; None for an unknown message or a stale report.
+    ``StatusBeforeSend`` when the message is unknown while a send on the channel has no provider id
+    yet: the report may be that send's, arriving before its id was stored."""
     message = await session.scalar(select(Message).where(
         Message.channel == update.channel, Message.provider_id == update.provider_id))
+    if message is None and await session.scalar(select(Message.id).where(
+            Message.channel == update.channel, Message.direction == "out", Message.status == "sending",
+            Message.provider_id.is_(None)).limit(1)) is not None:
+        raise StatusBeforeSend(f"no message has the id {update.provider_id} yet; a send is in flight")
     status = "accepted" if update.status in ("accepted", "queued", "scheduled") else update.status
     if message is None or message.direction != "out" or status not in STATUS_RANK:
         return None

@@ -208,7 +208,8 @@ class MessageIntakePort(Protocol):
         ...
 
     async def status(self, update: DeliveryStatus) -> dict[str, Any] | None:
-        """Apply a delivery status; a status never moves backwards (delivered stays delivered)."""
+        """Apply a delivery status; a status never moves backwards (delivered stays delivered).
+        Raises ``StatusBeforeSend`` when the message may be one whose send has not returned yet."""
         ...
 
     async def cursor(self, name: str) -> str | None: ...
@@ -259,6 +260,12 @@ class RetryLater(Exception):
         super().__init__(reason)
         self.reason = reason
         self.after = after
+
+
+class StatusBeforeSend(RetryLater):
+    """A delivery status for a message we do not know, while a send on that channel is still waiting
+    for the provider's id (Twilio can call back before our request has returned and been stored):
+    the report is taken in again later instead of being dropped."""
 
 
 class PermanentFailure(Exception):

@@ -37,7 +37,7 @@ from hub.crm.ports import OutgoingMessage, PermanentFailure, RetryLater
 from hub.db import Database
 from hub.messengers.twilio_sms import EMPTY_TWIML, TwilioChannel
 from hub.outbox import Outbox
-from hub.web.keys import DB, OUTBOX, TWILIO
+from hub.web.keys import DB, JOURNAL, OUTBOX, TWILIO
 from tests.fakes.twilio_api import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -49,6 +49,7 @@ from tests.fakes.twilio_api import (
     fixture_fields,
     fixture_form,
     fixture_signature,
+    fresh_sid,
     sign,
 )
 from tests.integration.conftest import until
@@ -402,6 +403,48 @@ async def test_timeout_after_sending_is_unknown(client: TestClient, app: web.App
     assert len(fake.requests) == 1  # it reached Twilio; not resent blindly
     await _drained(app)
     assert len(fake.requests) == 1
+
+
+async def test_a_status_callback_ahead_of_its_send_is_taken_in_later(
+        client: TestClient, app: web.Application, db: Database, fake: FakeTwilio) -> None:
+    """Twilio may call back before our create request has returned and its SID been stored: the
+    callback is journaled, tried again after the send, and applied — not dropped."""
+    agent, ids = await _clients(db, "A")
+    fake.next_sids.append(SID["A"])
+    fake.faults.append(Fault(delay=1.0))  # the send is in flight for a second
+    message_id = await _queue(db, agent, ids["A"], "Замер в субботу")
+    sending = asyncio.create_task(_drained(app))
+
+    async def in_flight() -> bool:
+        return bool(await count(db, Message, Message.id == message_id, Message.status == "sending"))
+
+    await until(in_flight, within=5, interval=0.01)
+    fields = {"MessageSid": SID["A"], "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID,
+              "To": PHONE["A"]}
+    assert (await post_signed(client, "/webhooks/twilio/status", fields))[0] == 204
+
+    async def tried_once() -> bool:
+        return bool(await count(db, InboundDelivery, InboundDelivery.attempts == 1,
+                                InboundDelivery.status == "pending"))
+
+    await until(tried_once, within=5, interval=0.01)  # the send has not returned: postponed
+    await sending
+    assert (await _message(db, message_id))[0].status == "accepted"
+    async with db.transaction() as s:  # (not waiting out the backoff)
+        await s.execute(update(InboundDelivery).values(next_attempt_at=utcnow()))
+    app[JOURNAL].wake()
+    await settle(app)
+    message, payload = await _message(db, message_id)
+    assert (message.status, payload["status"]) == ("delivered", "delivered")
+    assert await count(db, InboundDelivery, InboundDelivery.status == "done") == 1
+
+
+async def test_a_status_callback_for_a_message_we_never_sent_is_dropped(
+        client: TestClient, app: web.Application, db: Database) -> None:
+    fields = {"MessageSid": fresh_sid(), "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID}
+    assert (await post_signed(client, "/webhooks/twilio/status", fields))[0] == 204
+    await settle(app)
+    assert await count(db, InboundDelivery, InboundDelivery.status == "done") == 1
 
 
 # --- the sender alone (no database): error mapping ------------------------------------------------------
