@@ -126,16 +126,19 @@ async def test_the_driver_store_takes_its_turn_at_the_sqlite_writer_gate(databas
         pytest.skip("PostgreSQL's writers need no turns")
     writer = JournalWriter(database, store=driver_store(database))
     try:
-        async with database.transaction() as s:  # another writer of this process holds the database
-            s.add(InboundDelivery(channel="sms", key="held", status="done"))
-            await s.flush()
-            add = asyncio.create_task(writer.add("sms", "waiting", b""))
-            await asyncio.sleep(0.2)
-            assert not add.done()  # waiting for its turn, not failing in SQLite's busy handler
+        await database.gate.acquire()  # another writer of this process has the turn
+        add = asyncio.create_task(writer.add("sms", "waiting", b""))
+        await asyncio.sleep(0.2)
+        assert not add.done()  # the database itself is free: only the gate holds it back
+        async with database.reading() as s:
+            assert await s.scalar(select(func.count()).select_from(InboundDelivery)) == 0
+        database.gate.release()
         assert await asyncio.wait_for(add, 5) is True
+        async with database.transaction() as s:  # and the gate is free again afterwards
+            s.add(InboundDelivery(channel="sms", key="after", status="done"))
     finally:
         await writer.stop()
-    assert await statuses(database) == {"held": "done", "waiting": "pending"}
+    assert await statuses(database) == {"waiting": "pending", "after": "done"}
 
 
 async def test_the_driver_store_reconnects_after_losing_its_postgres_connection(database: Database) -> None:
