@@ -5,6 +5,8 @@ Events are published only after the commit of the unit of work that recorded the
 - ``call_ringing``: identify the external number, create a lead for an unknown inbound caller
   (``unknown_caller = "auto"``, unless the number is ignored), remember who was rung, and send the
   screen-pop (``call.ringing``) to the rung agent only, with the identification inside.
+- ``call_ring_ended``: ``call.ring_ended`` to the agent whose phone stopped ringing while the call
+  goes on unanswered (a queue moved on to the next member): that agent's popup closes.
 - ``call_answered``: ``call.answered`` to every user rung for the call (the popups close).
 - ``call_ended``: store the outcome (idempotent on the call key), write a ``call`` timeline entry
   on the person's open deal (single open deal, else the most recently active one, else the
@@ -53,7 +55,7 @@ from hub.crm.models import (
     UserExtension,
     utcnow,
 )
-from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRinging, CallSettings
+from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRingEnded, CallRinging, CallSettings
 from hub.crm.tasks import task_dict
 from hub.crm.timeline import add_entry, entry_dict, storable, user_refs
 from hub.crm.validate import Fields, iso
@@ -74,7 +76,7 @@ class UnitOfWork(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
 
 
-Fact = CallRinging | CallAnsweredFact | CallEndedFact
+Fact = CallRinging | CallRingEnded | CallAnsweredFact | CallEndedFact
 Step = Callable[[AsyncSession, Any, CallSettings], Awaitable[Any]]
 
 
@@ -152,6 +154,9 @@ class CallIntake:
             log.warning("call intake: reading the caller of %s before the unit of work failed",
                         fact.call_key, exc_info=True)
             return None
+
+    async def ring_ended(self, fact: CallRingEnded) -> dict[str, Any] | None:
+        return await self._submit(stop_ringing, fact)  # type: ignore[no-any-return]
 
     async def answered(self, fact: CallAnsweredFact) -> dict[str, Any] | None:
         return await self._submit(answer, fact)  # type: ignore[no-any-return]
@@ -274,6 +279,12 @@ async def call_ringing(db: UnitOfWork, fact: CallRinging,
                        settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
     async with db.transaction() as s:
         return await ring(s, fact, settings)
+
+
+async def call_ring_ended(db: UnitOfWork, fact: CallRingEnded,
+                          settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
+    async with db.transaction() as s:
+        return await stop_ringing(s, fact, settings)
 
 
 async def call_answered(db: UnitOfWork, fact: CallAnsweredFact,
@@ -738,6 +749,24 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
     if agent is not None and live:
         events.emit(session, "call.ringing", payload, users=[agent.id])
     return payload
+
+
+# --- a ring ended ----------------------------------------------------------------------------------------
+
+async def stop_ringing(session: AsyncSession, fact: CallRingEnded,
+                       settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
+    """``call.ring_ended`` to the agent whose phone stopped ringing, while the call is still waiting
+    for an answer: their popup closes (the next queue member's opens with its own ring)."""
+    call = await _find_call(session, fact.call_key) if _valid_key(fact.call_key) else None
+    if call is None or call.ended_at is not None or call.answered_at is not None:
+        return None
+    agent = (await _agents(session, {fact.extension})).get(fact.extension)
+    if agent is None:
+        return None
+    data = {"call_id": call.id, "call_key": call.linkedid, "extension": fact.extension,
+            "reason": fact.reason}
+    events.emit(session, "call.ring_ended", data, users=[agent.id])
+    return data
 
 
 # --- answered --------------------------------------------------------------------------------------------

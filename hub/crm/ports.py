@@ -48,6 +48,20 @@ class CallRinging:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallRingEnded:
+    """An agent's phone stopped ringing while the call goes on unanswered (a queue moved on to the
+    next member; the agent declined or was busy): that agent's screen-pop closes."""
+
+    call_key: str
+    direction: CallDirection
+    number: str | None
+    did: str | None
+    extension: str
+    reason: str = ""  # the PBX's word for it (NOANSWER, BUSY, …)
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallAnsweredFact:
     """Somebody took the call: ``extension`` is the agent who talks (outbound: who placed it)."""
 
@@ -93,6 +107,10 @@ class CallIntakePort(Protocol):
 
     async def ringing(self, fact: CallRinging) -> dict[str, Any]:
         """→ the screen-pop payload sent to the rung agent as ``call.ringing``."""
+        ...
+
+    async def ring_ended(self, fact: CallRingEnded) -> dict[str, Any] | None:
+        """→ ``call.ring_ended`` sent to that agent (None when the call is unknown or over)."""
         ...
 
     async def answered(self, fact: CallAnsweredFact) -> dict[str, Any] | None: ...

@@ -1,9 +1,10 @@
 """From the tracker's call facts to the CRM's door (``hub.crm.ports``).
 
 The AMI connection hands every fact to ``on_fact``; the composition root makes that a
-``CrmBridge(CallIntake(db, settings))``: agent ringing → screen-pop, answered → popups close,
-ended → the call log, callbacks. Started and transferred facts need nothing from the core yet (the
-end carries the final agent). Pure translation: no database, no web.
+``CrmBridge(CallIntake(db, settings))``: agent ringing → screen-pop, its ring ended → that popup
+closes, answered → popups close, ended → the call log, callbacks. Started and transferred facts
+need nothing from the core yet (the end carries the final agent). Pure translation: no database,
+no web.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from hub.crm.ports import (
     CallAnsweredFact,
     CallEndedFact,
     CallIntakePort,
+    CallRingEnded,
     CallRinging,
     CallSettings,
 )
-from hub.telephony.events import AgentRinging, CallAnswered, CallEnded, Fact
+from hub.telephony.events import AgentRingEnded, AgentRinging, CallAnswered, CallEnded, Fact
 
-PortFact = CallRinging | CallAnsweredFact | CallEndedFact
+PortFact = CallRinging | CallRingEnded | CallAnsweredFact | CallEndedFact
 
 
 def settings_from(asterisk: AsteriskConfig, region: str = "RU") -> CallSettings:
@@ -39,6 +41,9 @@ def to_port(fact: Fact) -> PortFact | None:
     if isinstance(fact, AgentRinging):
         return CallRinging(call_key=fact.call_id, direction=fact.direction, number=fact.external_number,
                            did=fact.did, extension=fact.extension, at=_time(fact.at))
+    if isinstance(fact, AgentRingEnded):
+        return CallRingEnded(call_key=fact.call_id, direction=fact.direction, number=fact.external_number,
+                             did=fact.did, extension=fact.extension, reason=fact.reason, at=_time(fact.at))
     if isinstance(fact, CallAnswered):
         return CallAnsweredFact(call_key=fact.call_id, direction=fact.direction, number=fact.external_number,
                                 did=fact.did, extension=fact.extension, at=_time(fact.at),
@@ -67,6 +72,8 @@ class CrmBridge:
         port_fact = to_port(fact)
         if isinstance(port_fact, CallRinging):
             await self.intake.ringing(port_fact)
+        elif isinstance(port_fact, CallRingEnded):
+            await self.intake.ring_ended(port_fact)
         elif isinstance(port_fact, CallAnsweredFact):
             await self.intake.answered(port_fact)
         elif isinstance(port_fact, CallEndedFact):

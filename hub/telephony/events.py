@@ -8,6 +8,8 @@ call at that moment: direction, external number, DID. Times are epoch seconds ta
 |-----------------|-------------------------------------------------------------------------------|
 | CallStarted     | the direction is known (inbound: trunk leg appears; outbound/internal: dial)  |
 | AgentRinging    | an agent's phone starts ringing (each queue member rung gets one)             |
+| AgentRingEnded  | an agent's phone stopped ringing unanswered while the call goes on (a queue   |
+|                 | moved to the next member, the agent declined or was busy)                     |
 | CallAnswered    | an agent answers (inbound, internal, after a transfer) or the callee (outbound)|
 | CallTransferred | a blind or attended transfer moved the call from one agent to another         |
 | CallEnded       | the last channel of the call hung up (or a resync found it gone)              |
@@ -49,6 +51,13 @@ class AgentRinging(CallFact):
     extension: str
     channel: str
     queue: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRingEnded(CallFact):
+    extension: str
+    channel: str
+    reason: str  # the DialStatus (NOANSWER, BUSY, CANCEL, …) or HANGUP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,4 +114,4 @@ class CallEnded(CallFact):
         return self.direction == INBOUND and self.status != "answered"
 
 
-Fact = CallStarted | AgentRinging | CallAnswered | CallTransferred | CallEnded
+Fact = CallStarted | AgentRinging | AgentRingEnded | CallAnswered | CallTransferred | CallEnded

@@ -22,7 +22,8 @@ Handled events (everything else is ignored on the first dictionary lookup):
 | DialBegin, AgentCalled | an agent rings (AgentRinging) or, outbound, the callee rings; a DialBegin   |
 |                        | with no calling channel is an Originate ringing its first leg               |
 | DialEnd, AgentConnect  | ANSWER opens an agent leg (CallAnswered); other statuses are kept, one per  |
-|                        | DestUniqueid (queues repeat DialEnd)                                        |
+|                        | DestUniqueid (queues repeat DialEnd), and an agent whose phone stops        |
+|                        | ringing while the call goes on unanswered gets AgentRingEnded               |
 | VarSet DIALSTATUS      | CHANUNAVAIL / CONGESTION, which may exist only as a VarSet                  |
 | VarSet MIXMONITOR_FILENAME, UserEvent with File | a recording (for the agent leg that records) |
 | HangupRequest          | who hung up; the caller hanging up before an answer abandons the call      |
@@ -30,7 +31,8 @@ Handled events (everything else is ignored on the first dictionary lookup):
 | BlindTransfer, AttendedTransfer | CallTransferred; the transferer's leg closes                       |
 | OriginateResponse      | links a click-to-call to the hub's ActionID; a failed Originate that made   |
 |                        | no channel ends as failed                                                   |
-| Hangup                 | a leg ends; the last leg of a call ends it (CallEnded)                      |
+| Hangup                 | a leg ends (a ringing one with no DialEnd: AgentRingEnded); the last leg    |
+|                        | of a call ends it (CallEnded)                                               |
 
 ``resync(channels)`` takes the CoreShowChannel events listed after a reconnect: calls known but gone
 are ended, calls present but unknown are started.
@@ -50,6 +52,7 @@ from hub.telephony.events import (
     INTERNAL,
     OUTBOUND,
     AgentLeg,
+    AgentRingEnded,
     AgentRinging,
     CallAnswered,
     CallEnded,
@@ -412,6 +415,16 @@ class Tracker:
                              queue=queue or call.queue)
             )
 
+    def _ring_ended(self, call: Call, ext: str, channel: str, reason: str, ts: float | None,
+                    out: list[Fact]) -> None:
+        """The agent's phone no longer rings for this call, which goes on unanswered (an answer or
+        the end closes every popup anyway)."""
+        if ext in call.ringing.values() or not call.announced or call.live <= 0 or call.caller_gave_up:
+            return  # still ringing on another channel (a Local pair); never shown; or ending
+        if call.state in (CallState.ANSWERED, CallState.ENDED):
+            return
+        out.append(AgentRingEnded(**self._base(call, ts), extension=ext, channel=channel, reason=reason))
+
     def _open_leg(self, call: Call, ext: str | None, chan_uid: str | None, ts: float | None,
                   out: list[Fact]) -> None:
         if ext is not None and call.open_leg(ext) is not None:
@@ -593,7 +606,7 @@ class Tracker:
         dest = call.channels.get(dest_uid)
         if "Uniqueid" not in m and "Channel" not in m:
             return  # the Originate's first leg: the agent picked up, the call is not answered yet
-        call.ringing.pop(dest_uid, None)
+        rang = call.ringing.pop(dest_uid, None)
         if dest is not None and dest.role is Role.TRUNK:
             if status == "ANSWER" and call.direction == OUTBOUND:
                 self._open_leg(call, call.caller_extension, m.get("Uniqueid"), ts, out)
@@ -603,6 +616,8 @@ class Tracker:
         ext = self._agent_of(dest, m.get("DestChannel"))
         if status != "ANSWER":
             self._status(call, status)
+            if rang is not None:
+                self._ring_ended(call, rang, m.get("DestChannel", ""), status, ts, out)
             return
         if ext is None or (call.direction == OUTBOUND and call.state is not CallState.TRANSFERRING):
             return
@@ -764,7 +779,9 @@ class Tracker:
         self._chans.pop(chan.uid, None)
         chan.cause = cause
         call.live -= 1
-        call.ringing.pop(chan.uid, None)
+        rang = call.ringing.pop(chan.uid, None)
+        if rang is not None:  # hung up while ringing with no DialEnd before it
+            self._ring_ended(call, rang, chan.name, "HANGUP", ts, out)
         if chan.role is Role.TRUNK or chan is call.first:
             self._close_legs(call, ts)
         else:

@@ -155,6 +155,29 @@ async def test_inbound_call_pops_up_closes_and_lands_in_the_journal(page: Any, a
         "Math.abs(document.querySelector('.call-row audio').currentTime - 0.5) < 0.05")
 
 
+async def test_a_queue_moving_on_closes_the_popup_of_the_agent_it_left(page: Any, ami: FakeAmiServer,
+                                                                     database: Database) -> None:
+    from hub.crm.models import Call
+
+    await log_in(page, "agent")
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")
+    await asyncio.sleep(0.2)  # the screen-pop subscribes when the stream opens
+    await until(lambda: ami.clients >= 1, within=5)
+    replay = await ami.push("queue_answered", stop_before="AgentRingNoAnswer")  # 101 rings
+    popup = page.locator(".screenpop")
+    await expect(popup).to_have_count(1, timeout=2000)
+    await expect(popup.locator(".sp-name")).to_contain_text(CLIENT)
+    # 8 s later the queue gives up on 101 and rings 102; the caller still waits
+    rest = await ami.push("queue_answered", start_at=_split("queue_answered", "AgentRingNoAnswer"),
+                          stop_before="AgentConnect", rewriter=replay.rewriter)
+    await expect(popup).to_have_count(0, timeout=3000)
+    async with database.reading() as s:
+        call = await s.scalar(select(Call).where(Call.linkedid == replay.linkedids[0]))
+    assert call is not None and call.answered_at is None and call.ended_at is None
+    await ami.push("queue_answered", start_at=_split("queue_answered", "AgentConnect"),
+                   rewriter=rest.rewriter)
+
+
 async def test_popup_from_the_bus_unknown_number_stacking_escape(page: Any, app: web.Application) -> None:
     from hub.web.keys import BUS
 

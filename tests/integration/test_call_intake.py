@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from hub.crm import deals, intake
 from hub.crm.models import Call, ContactPoint, Deal, Lead, Notification, Task, TimelineEntry, UserExtension
-from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRinging, CallSettings
+from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRingEnded, CallRinging, CallSettings
 from hub.db import Database
 from tests.integration.test_deals import make_client, make_user, record
 
@@ -262,6 +262,29 @@ async def test_answered_goes_to_every_agent_rung(database: Database, world: dict
     [event] = [e for e in published if e.name == "call.answered"]
     assert event.users == {world["anna"].id, world["boris"].id}
     assert event.data["agent"]["id"] == world["boris"].id and event.data["call_id"]
+
+
+async def test_a_queue_moving_on_closes_the_first_agents_popup_only(database: Database, world: dict) -> None:
+    published = record(database)
+    door = intake.CallIntake(database, AUTO)
+
+    def stopped(ext: str) -> CallRingEnded:
+        return CallRingEnded(call_key="Q3", direction="inbound", number=CLIENT_PHONE, did=None, extension=ext,
+                             reason="NOANSWER")
+
+    await door.ringing(ringing("Q3", CLIENT_PHONE, "101"))
+    sent = await door.ring_ended(stopped("101"))  # 8 s: the queue moves on to 102
+    await door.ringing(ringing("Q3", CLIENT_PHONE, "102"))
+    [event] = [e for e in published if e.name == "call.ring_ended"]
+    assert event.users == {world["anna"].id} and sent == event.data
+    assert event.data["call_id"] == next(e.data["call_id"] for e in published if e.name == "call.ringing")
+    assert (event.data["extension"], event.data["reason"]) == ("101", "NOANSWER")
+    await door.answered(answered_fact("Q3", CLIENT_PHONE, "102"))
+    assert await door.ring_ended(stopped("103")) is None  # answered: call.answered closed every popup
+    assert await door.ring_ended(CallRingEnded(call_key="nope", direction="inbound", number=None, did=None,
+                                               extension="101")) is None  # an unknown call
+    assert await door.ring_ended(stopped("999")) is None
+    assert [e.name for e in published if e.name == "call.ring_ended"] == ["call.ring_ended"]
 
 
 async def test_internal_calls_touch_no_person_and_a_rolled_back_fact_publishes_nothing(

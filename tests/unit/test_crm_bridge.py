@@ -6,9 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.config import AsteriskConfig
-from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRinging
+from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRingEnded, CallRinging
 from hub.telephony.crm_bridge import CrmBridge, settings_from, to_port
-from hub.telephony.events import AgentRinging, CallAnswered, CallEnded, CallStarted, CallTransferred
+from hub.telephony.events import (
+    AgentRingEnded,
+    AgentRinging,
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    CallTransferred,
+)
 
 BASE: dict[str, Any] = {"call_id": "1795452014.0", "direction": "inbound", "external_number": "+79161234567",
                         "did": "74951234567", "at": 1795452016.0}
@@ -19,6 +26,11 @@ def test_ringing_answered_ended_translate_and_the_rest_is_skipped() -> None:
     assert ring == CallRinging(call_key="1795452014.0", direction="inbound", number="+79161234567",
                                did="74951234567", extension="101",
                                at=datetime.fromtimestamp(1795452016.0, UTC))
+    stopped = to_port(AgentRingEnded(**BASE, extension="101", channel="PJSIP/101-00000001",
+                                     reason="NOANSWER"))
+    assert stopped == CallRingEnded(call_key="1795452014.0", direction="inbound", number="+79161234567",
+                                    did="74951234567", extension="101", reason="NOANSWER",
+                                    at=datetime.fromtimestamp(1795452016.0, UTC))
     answered = to_port(CallAnswered(**BASE, extension="101", channel="PJSIP/101-00000001", wait_seconds=2.0))
     assert isinstance(answered, CallAnsweredFact)
     assert answered.extension == "101" and answered.wait_seconds == 2.0
@@ -42,6 +54,9 @@ async def test_the_bridge_calls_the_intake_in_order() -> None:
             seen.append(fact)
             return {}
 
+        async def ring_ended(self, fact: CallRingEnded) -> None:
+            seen.append(fact)
+
         async def answered(self, fact: CallAnsweredFact) -> None:
             seen.append(fact)
 
@@ -51,8 +66,9 @@ async def test_the_bridge_calls_the_intake_in_order() -> None:
     bridge = CrmBridge(Intake())
     await bridge(CallStarted(**BASE, started_at=1.0))
     await bridge(AgentRinging(**BASE, extension="101", channel="c"))
+    await bridge(AgentRingEnded(**BASE, extension="101", channel="c", reason="NOANSWER"))
     await bridge(CallAnswered(**BASE, extension="101", channel="c", wait_seconds=1.0))
-    assert [type(f) for f in seen] == [CallRinging, CallAnsweredFact]
+    assert [type(f) for f in seen] == [CallRinging, CallRingEnded, CallAnsweredFact]
 
 
 def test_settings_from_the_asterisk_section() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from hub.telephony.ami_parse import AmiParser, iter_jsonl, parse_bytes, read_capture
 from hub.telephony.events import (
+    AgentRingEnded,
     AgentRinging,
     CallAnswered,
     CallEnded,
@@ -155,16 +156,37 @@ def test_queue_answered() -> None:
     assert end.recordings == ("inbound-20261123-164101-79161234567-102-1795452059.8.wav",)
     assert end.legs[0].recording == end.recording  # recorded just after the DialEnd ANSWER
     assert end.rung == ("101", "102")  # the "missed by 101" attempt
+    # 101's phone stops ringing after 8 s (its popup closes) before 102's starts
+    assert [type(f).__name__ for f in facts] == [
+        "CallStarted", "AgentRinging", "AgentRingEnded", "AgentRinging", "CallAnswered", "CallEnded"]
+    stopped = only(facts, AgentRingEnded)
+    assert (stopped.extension, stopped.reason, stopped.call_id) == ("101", "NOANSWER", "1795452050.6")
+    assert stopped.at is not None and rings[0].at < stopped.at < rings[1].at
 
 
 def test_queue_abandoned() -> None:
     facts = replay("queue_abandoned")
     assert [r.extension for r in of(facts, AgentRinging)] == ["101"]
+    assert of(facts, AgentRingEnded) == []  # the caller gave up: the end closes the popup
     end = only(facts, CallEnded)
     assert end.call_id == "1795452069.9"
     assert end.status == "abandoned" and end.missed and end.queue == "sales"
     assert end.wait_seconds == pytest.approx(6, abs=TOL)
     assert end.hangup_cause == 127
+
+
+@pytest.mark.parametrize(("name", "extension", "reason"), [("inbound_missed", "101", "NOANSWER"),
+                                                           ("agent_busy", "103", "BUSY")])
+def test_an_agent_ring_that_ends_unanswered_before_the_call(name: str, extension: str, reason: str) -> None:
+    facts = replay(name)
+    stopped = only(facts, AgentRingEnded)
+    assert (stopped.extension, stopped.reason) == (extension, reason)
+    assert facts.index(stopped) == len(facts) - 2  # then the call ends
+
+
+def test_no_ring_ended_for_an_answered_or_abandoned_call() -> None:
+    for name in ("inbound_answered", "inbound_abandoned", "internal_call", "blind_transfer"):
+        assert of(replay(name), AgentRingEnded) == [], name
 
 
 def test_click_to_call() -> None:
@@ -380,7 +402,7 @@ MATRIX = {
     ("blind transfer to 102", A): (T, ["CallTransferred"]),
     ("blind transfer to 102", T): (T, []),
     ("agent 101 hangs up", N): (N, []),
-    ("agent 101 hangs up", R): (R, []),
+    ("agent 101 hangs up", R): (R, ["AgentRingEnded"]),  # declined: its popup closes
     ("agent 101 hangs up", A): (A, []),
     ("agent 101 hangs up", T): (T, []),
     ("everybody hangs up, caller first", N): (E, ["CallEnded:abandoned"]),

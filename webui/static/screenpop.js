@@ -2,7 +2,8 @@
 // popup with who is calling (the identification is inside the event: client / contact / lead,
 // company, main manager, open deals, the last three interactions, open tasks — or an unknown
 // number) and buttons to open the card, create a lead or a deal. Several ringing calls stack.
-// A popup closes on `call.answered` by someone else, on `call.ended`, on its × or on Escape.
+// A popup closes on `call.answered` by someone else, on `call.ring_ended` (this agent's phone no
+// longer rings), on `call.ended`, on its × or on Escape.
 // When the tab is hidden a browser notification is shown too (permission is asked only after
 // the user clicks "notify me" in a popup, never on load).
 // All user data goes through textContent: no innerHTML anywhere in this file.
@@ -283,6 +284,11 @@
     const data = parse(event);
     if (data) { close(data.call_id); }
   }
+  // my phone stopped ringing while the call waits on (a queue moved on to a colleague)
+  function onRingEnded(event) {
+    const data = parse(event);
+    if (data) { close(data.call_id); }
+  }
 
   // After a reconnect the stream may say "resync" (what happened meanwhile is not replayed): a popup
   // whose call has ended since (or that the user may no longer read) closes.
@@ -304,6 +310,7 @@
     source.addEventListener("call.ringing", onRinging);
     source.addEventListener("call.answered", onAnswered);
     source.addEventListener("call.ended", onEnded);
+    source.addEventListener("call.ring_ended", onRingEnded);
     source.addEventListener("resync", recheck);
   }
 
