@@ -179,3 +179,24 @@ async def test_the_chat_shows_older_messages_on_request(client: TestClient, app:
     rest = await page(client, older.group(1).replace("&amp;", "&"), headers={"HX-Request": "true"})
     assert "Письмо №0<" in rest and "Письмо №2<" in rest and "Письмо №3<" not in rest
     assert "data-chat-older" not in rest and "<html" not in rest
+
+
+async def test_the_inbox_head_rereads_the_channels_states(client: TestClient, app: web.Application,
+                                                          agent: Api) -> None:
+    from hub.web.keys import CHANNELS
+    from tests.integration.test_web_pages import page as raw
+
+    states = {"mail:zayavki": "connecting", "telegram": "polling"}
+    app[CHANNELS]["mail:zayavki"] = lambda: states["mail:zayavki"]
+    app[CHANNELS]["telegram"] = lambda: states["telegram"]
+    await raw(client, "/inbox/channels", 303)  # not logged in: to the login page
+    await logged_in(client, agent)
+    html = await raw(client, "/inbox")
+    assert 'hx-get="/inbox/channels"' in html and 'hx-trigger="every 15s"' in html
+    assert re.search(r'channel-state bad"[^>]*>✉ zayavki: connecting', html)
+    states["mail:zayavki"] = "auth_failed: AUTHENTICATIONFAILED Authentication failed."
+    states["telegram"] = "webhook"
+    fragment = await raw(client, "/inbox/channels")
+    assert "<html" not in fragment and "{#" not in fragment
+    assert re.search(r'channel-state bad"[^>]*>✉ zayavki: auth_failed', fragment)
+    assert re.search(r'class="channel-state"[^>]*>Telegram: webhook', fragment)

@@ -119,6 +119,12 @@ async def inbox_page(request: web.Request) -> web.Response:
     return await render(request, "inbox.html", context)
 
 
+async def channels_fragment(request: web.Request) -> web.Response:
+    """The page head's channel states again (the page polls it: states change without an event)."""
+    require_user(request)
+    return await render(request, "_channel_states.html", {"channels": channel_states(request.app[CHANNELS])})
+
+
 async def inbox_list(request: web.Request) -> web.Response:
     require_user(request)
     query = _query(request)
@@ -155,5 +161,6 @@ async def assign(request: web.Request) -> web.StreamResponse:
 def register_views(router: web.UrlDispatcher) -> None:
     router.add_get("/inbox", inbox_page)
     router.add_get("/inbox/list", inbox_list)
+    router.add_get("/inbox/channels", channels_fragment)
     router.add_get(r"/inbox/c/{id:\d+}", chat_panel)
     router.add_post(r"/inbox/c/{id:\d+}/assign", assign)
