@@ -357,6 +357,13 @@ class MessageIntake:
         async with self.db.transaction() as s:
             return await apply_status(s, update)
 
+    async def part_sent(self, message_id: int, parts: int, first_part_id: str) -> None:
+        async with self.db.transaction() as s:
+            await s.execute(
+                update(Message).where(Message.id == message_id, Message.direction == "out")
+                .values(parts_sent=parts, provider_id=func.coalesce(Message.provider_id, first_part_id))
+                .execution_options(synchronize_session=False))
+
     async def cursor(self, name: str) -> str | None:
         async with self.db.transaction() as s:
             return await s.scalar(select(ChannelCursor.value).where(ChannelCursor.name == name))
@@ -531,8 +538,8 @@ async def take_message(session: AsyncSession, message: InboundMessage,
         "conversation_id": conversation.id, "entry_id": entry.id if entry else None,
         "provider_id": message.provider_id, "reply_to_id": reply_to, "author_id": None,
         "text": storable(message.text), "subject": storable(message.subject)[:500], "attempts": 0,
-        "next_attempt_at": None, "error_code": None, "error": None, "created_at": now, "sent_at": None,
-        "status_at": now,
+        "parts_sent": 0, "next_attempt_at": None, "error_code": None, "error": None, "created_at": now,
+        "sent_at": None, "status_at": now,
     }
     inserted = await _NEW_MESSAGE.first(session, **values)
     if inserted is None:
@@ -613,8 +620,8 @@ _entries = TimelineEntry.__table__
 _ENTRY_COLUMNS = ("kind", "text", "direction", "author_id", "deal_id", "client_id", "lead_id", "payload",
                   "occurred_at", "external_key", "pinned", "created_at")
 _MESSAGE_COLUMNS = ("channel", "direction", "status", "conversation_id", "entry_id", "provider_id",
-                    "reply_to_id", "author_id", "text", "subject", "attempts", "next_attempt_at",
-                    "error_code", "error", "created_at", "sent_at", "status_at")
+                    "reply_to_id", "author_id", "text", "subject", "attempts", "parts_sent",
+                    "next_attempt_at", "error_code", "error", "created_at", "sent_at", "status_at")
 _DELIVERY_COLUMNS = ("channel", "key", "status", "body", "attempts", "next_attempt_at", "error",
                      "processed_at", "created_at")
 _NEW_CONVERSATION = CompiledWrite(lambda insert_: insert_(_conv).values(**_binds(_conv, *(
@@ -1135,7 +1142,8 @@ async def outgoing(session: AsyncSession, message: Message, attachments_dir: str
     return OutgoingMessage(id=message.id, channel=message.channel, address=conversation.address,  # type: ignore[arg-type]
                            text=message.text, files=files, reply_to_provider_id=reply_to,
                            subject=message.subject, attempt=message.attempts, references=references,
-                           mailbox=mailbox, to_name=conversation.title)
+                           mailbox=mailbox, to_name=conversation.title, parts_sent=message.parts_sent,
+                           first_part_id=message.provider_id if message.parts_sent else None)
 
 
 async def _thread_of(session: AsyncSession, earlier: Message) -> tuple[tuple[str, ...], str | None]:

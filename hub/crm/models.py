@@ -546,6 +546,8 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     subject: Mapped[str] = mapped_column(String(500), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # a message sent in parts (a text, then files): how many went out (a retry sends only the rest)
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     error_code: Mapped[str | None] = mapped_column(String(40), default=None)
     error: Mapped[str | None] = mapped_column(String(500), default=None)

@@ -225,6 +225,11 @@ class MessageIntakePort(Protocol):
         """The party blocked (or unblocked) us: the conversation shows it."""
         ...
 
+    async def part_sent(self, message_id: int, parts: int, first_part_id: str) -> None:
+        """``parts`` parts of our message ``message_id`` have gone out (committed at once, so a
+        retry after a crash starts after them); ``first_part_id`` is the provider's id of the first."""
+        ...
+
     async def status(self, update: DeliveryStatus) -> dict[str, Any] | None:
         """Apply a delivery status; a status never moves backwards (delivered stays delivered).
         Raises ``StatusBeforeSend`` when the message may be one whose send has not returned yet."""
@@ -261,6 +266,9 @@ class OutgoingMessage:
     references: tuple[str, ...] = ()
     mailbox: str | None = None
     to_name: str = ""
+    # a message sent in parts: how many went out on earlier attempts, and the first one's id
+    parts_sent: int = 0
+    first_part_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

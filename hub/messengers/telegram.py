@@ -528,8 +528,9 @@ class TelegramChannel:
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         """Text as plain text (no parse_mode), files as photos or documents; a caption when the text
         fits one, else the text first. Errors → RetryLater / PermanentFailure / raised (unknown).
-        The parts of a message already sent are remembered (in this process), so a retry — the
-        outbox's or the agent's — sends only the rest."""
+        The parts of a message already sent are remembered (in the database through the intake, and
+        in this process), so a retry — the outbox's, or the agent's after a crash — sends only the
+        rest."""
         if self.bot is None:
             raise RetryLater("the Telegram channel is not started")
         address = message.address
@@ -549,7 +550,8 @@ class TelegramChannel:
         if not steps:
             raise PermanentFailure("nothing to send: no text and no file", code="empty")
 
-        done, first_id = self._progress.get(message.id, (0, ""))
+        done, first_id = max((message.parts_sent, message.first_part_id or ""),
+                             self._progress.get(message.id, (0, "")))
         try:
             for number, (kind, what) in enumerate(steps):
                 if number < done:
@@ -564,6 +566,8 @@ class TelegramChannel:
                     first_id = f"{sent.chat.id}:{sent.message_id}"
                 done = number + 1
                 self._progress[message.id] = (done, first_id)
+                if len(steps) > 1:
+                    await self._part_sent(message.id, done, first_id)
         except RetryAfter as error:
             after = _retry_after(error)
             raise RetryLater(f"Telegram flood control: retry after {after:g} s", after=after) from error
@@ -595,6 +599,13 @@ class TelegramChannel:
                                    code="file_missing") from error
         self._progress.pop(message.id, None)
         return SendReceipt(provider_id=first_id or None, status="sent")
+
+    async def _part_sent(self, message_id: int, done: int, first_id: str) -> None:
+        try:
+            await self.intake.part_sent(message_id, done, first_id)
+        except Exception:  # the process still remembers it; only a crash now would repeat the part
+            log.warning("telegram: could not record that %d part(s) of message %d went out", done, message_id,
+                        exc_info=True)
 
     def _reason(self, error: TelegramError) -> str:
         return _redact(error.message or type(error).__name__, self.config.token)

@@ -588,6 +588,39 @@ async def test_restart_with_queued_messages_sends_each_once(app: web.Application
     assert [c["text"] for c in tg_api.calls("sendMessage")] == ["№1", "№2", "№3"]
 
 
+async def test_a_crash_between_the_parts_of_a_message_repeats_none_on_retry(
+        app: web.Application, client: TestClient, start_hub: Start, tg_api: FakeTelegramApi, admin: Api,
+        config: Config) -> None:
+    """A text too long for a caption, then a file: the text goes, the hub dies while the file is on its
+    way; after the restart the message is "unknown" (the file may have gone) and the agent's retry
+    sends the file only — the text is not sent twice."""
+    db = app[DB]
+    inbound = await _anna_writes(app, tg_api)
+    pdf = b"%PDF-1.4 offer"
+    digest = await store_bytes(config.server.attachments_dir, pdf)
+    text = "Подробное коммерческое предложение. " * 40  # over 1,024 characters: no caption
+    tg_api.fault("sendDocument", "delay", seconds=0.8)  # the file hangs (the client waits 1 s)...
+    [queued] = await queue(db, await actor(db, "admin"), {"channel": "telegram", "lead_id": inbound.lead_id,
+                                                          "text": text},
+                           [("КП.pdf", "application/pdf", digest, len(pdf))])
+    await until(lambda: tg_api.calls("sendDocument"))
+    halfway = await message_of(db, queued["id"])
+    assert halfway.parts_sent == 1 and halfway.provider_id == f"{ANNA}:{tg_api.sent[ANNA][0]['message_id']}"
+    await client.close()  # ...and the hub stops mid-send
+
+    second = create_app(config)
+    await start_hub(second)
+    db2 = second[DB]
+    unknown = await until(lambda: status_is(db2, queued["id"], "unknown"))
+    assert unknown.parts_sent == 1
+    async with db2.transaction() as s:
+        await messages.retry_message(s, await actor(db2, "admin"), queued["id"])
+    sent = await until(lambda: status_is(db2, queued["id"], "sent"))
+    assert len(tg_api.calls("sendMessage")) == 1  # the text once
+    assert len(tg_api.calls("sendDocument")) == 2  # the file again: its first try's fate was unknown
+    assert sent.provider_id == halfway.provider_id and sent.parts_sent == 2
+
+
 async def test_health_says_when_telegram_is_away(app: web.Application, start_hub: Start,
                                                  tg_api: FakeTelegramApi) -> None:
     tg_api.fault("getMe", "down", times=3)
@@ -631,8 +664,14 @@ async def test_bad_token_is_auth_failed_and_no_secret_refuses_webhooks(
 # --- the channel alone (no database) ---------------------------------------------------------------------
 
 class NoIntake:
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, int, str]] = []
+
     async def blocked(self, channel: str, address: str, blocked: bool) -> None:
         return None
+
+    async def part_sent(self, message_id: int, parts: int, first_part_id: str) -> None:
+        self.parts.append((message_id, parts, first_part_id))
 
 
 async def test_unreachable_api_is_retry_later_and_parts_are_not_repeated(tg_api: FakeTelegramApi,
