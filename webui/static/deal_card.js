@@ -74,6 +74,35 @@
     if (elt.id === "deal-main" && busy(elt)) {  // someone is editing: refresh after they are done
       event.preventDefault();
       elt.dataset.stale = "true";
+    } else if (elt.id === "deal-main" && refreshing) {
+      // a refresh is on its way: one more once it has landed (a request queued behind it would be
+      // dropped, its element being the one the refresh replaces)
+      event.preventDefault();
+      again = true;
+    }
+  });
+
+  let refreshing = null;  // the #deal-main whose refresh is on its way
+  let again = false;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const elt = event.detail.elt;
+    if (!elt || elt.id !== "deal-main" || !event.detail.xhr) { return; }
+    refreshing = elt;
+    event.detail.xhr.addEventListener("loadend", function () {
+      if (refreshing === elt) { refreshing = null; }
+      // not swapped (kept for an editing, or failed): it is still the live one; when it was
+      // replaced, the new one takes triggers only once settled (see afterSettle)
+      if (again && window.htmx && document.body.contains(elt)) {
+        again = false;
+        window.htmx.trigger(elt, "deal-refresh");
+      }
+    });
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    const now = document.getElementById("deal-main");
+    if (again && !refreshing && now && window.htmx) {
+      again = false;
+      window.htmx.trigger(now, "deal-refresh");
     }
   });
 
@@ -149,8 +178,30 @@
 
   // A live refresh of the deal's main part keeps the keyboard focus where it was.
   let refocus = null;
+  // A field's request on its way (its form opening, saving, closing) answers into the element it
+  // came from: a live refresh swapped in meanwhile would leave that answer nowhere to go.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const elt = event.detail.elt;
+    const main = elt && elt.closest ? elt.closest("#deal-main") : null;
+    if (!main || elt === main || !elt.closest(".df") || !event.detail.xhr) { return; }
+    main.dataset.fieldPending = String((Number(main.dataset.fieldPending) || 0) + 1);
+    event.detail.xhr.addEventListener("loadend", function () {
+      const left = (Number(main.dataset.fieldPending) || 1) - 1;
+      if (left > 0) { main.dataset.fieldPending = String(left); } else { delete main.dataset.fieldPending; }
+    });
+  });
+
   document.addEventListener("htmx:beforeSwap", function (event) {
     const target = event.detail.target;
+    // a live refresh that arrives while a field is being edited (its form open, or a request of
+    // it on its way) or the move dialog is open would wipe that: not now — after the editing
+    const config = event.detail.requestConfig;
+    if (target && target.id === "deal-main" && config && config.elt === target &&
+        (busy(target) || target.dataset.fieldPending)) {
+      event.detail.shouldSwap = false;
+      target.dataset.stale = "true";
+      return;
+    }
     const active = document.activeElement;
     refocus = null;
     if (target && target.id === "deal-main" && active && target.contains(active)) {
