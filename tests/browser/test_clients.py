@@ -74,7 +74,12 @@ async def test_create_a_client_find_it_by_phone_open_the_card_and_add_a_contact(
     call = page.get_by_role("button", name="Позвонить")
     await expect(call).to_be_disabled()
     await expect(call).to_have_attribute("title", "Звонки из CRM появятся с подключением телефонии.")
-    await expect(page.get_by_role("button", name="Написать")).to_be_disabled()
+    # "Написать" next to the e-mail opens the timeline's composer on e-mail, the subject asked for
+    await page.get_by_role("link", name="Написать").click()
+    await expect(page).to_have_url(re.compile(r"\?tab=timeline&write=email#timeline$"))
+    await expect(page.get_by_role("radio", name=re.compile("E-mail"))).to_be_checked()
+    await expect(page.get_by_label("Тема")).to_be_visible()
+    await page.goto(card_url)
 
     await tabs.get_by_role("link", name="Контактные лица").click()
     await expect(page.get_by_text("Контактных лиц пока нет.")).to_be_visible()

@@ -130,8 +130,11 @@ async def test_card_tabs_escape_names_and_keep_channel_buttons_honest(client: Te
     assert 'href="tel:+79161234567"' in main and "+7 916 123-45-67" in main
     call = re.search(r'<button[^>]*disabled[^>]*>Позвонить</button>', main)
     assert call and "Звонки из CRM появятся с подключением телефонии." in call.group(0)
-    assert main.count(">Написать</button>") == 2  # e-mail and Telegram, both off
-    assert "после подключения телефонии и каналов сообщений" in main
+    # "Write" opens the timeline's composer on that channel (a message waits in the queue until
+    # its channel is connected); the call button stays off until telephony is
+    for channel, label in (("sms", "SMS"), ("email", "Написать"), ("telegram", "Написать")):
+        assert f'href="{base}?tab=timeline&amp;write={channel}#timeline">{label}</a>' in main
+    assert "Сообщение, написанное, пока его канал не подключён, ждёт в очереди." in main
 
     requisites = await page(client, base + "?tab=requisites")
     assert "7707083893" in requisites and "773601001" in requisites and "00032537" in requisites

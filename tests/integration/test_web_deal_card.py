@@ -253,3 +253,24 @@ async def test_custom_fields_show_and_edit_in_place(client: TestClient, app: web
     assert "—" in html
     custom = (await agent.get(f"/api/v1/deals/{deal['id']}"))["custom"]
     assert custom == {"volume": 7.25, "delivery": "курьер"}
+
+
+async def test_write_next_to_an_address_opens_the_composer_on_that_channel(client: TestClient,
+                                                                          agent: Api) -> None:
+    deal = await make_deal(agent)
+    lead = await agent.post("/api/v1/leads", {"name": "Анна", "emails": ["anna@mail.ru"],
+                                              "phones": ["+7 921 456-78-12"]}, expect=201)
+    await logged_in(client, agent)
+    card = await raw_page(client, f"/clients/{deal['client_id']}")
+    write = f'href="/clients/{deal["client_id"]}?tab=timeline&amp;write=email#timeline"'
+    assert write in card and "arrives with the e-mail channel" not in card
+    timeline_tab = await raw_page(client, f"/clients/{deal['client_id']}?tab=timeline&write=email")
+    assert re.search(r'<input type="radio" name="channel" value="email" checked>', timeline_tab)
+    assert re.search(r'<input type="radio" name="channel" value="sms">', timeline_tab)
+    lead_card = await raw_page(client, f"/leads/{lead['id']}")
+    assert f'href="/leads/{lead["id"]}?write=email#timeline"' in lead_card.replace("&amp;", "&")
+    asked = await raw_page(client, f"/leads/{lead['id']}?write=email")
+    assert re.search(r'<input type="radio" name="channel" value="email" checked>', asked)
+    # a channel the person cannot be written on is not forced
+    unknown = await raw_page(client, f"/leads/{lead['id']}?write=telegram")
+    assert re.search(r'<input type="radio" name="channel" value="sms" checked>', unknown)

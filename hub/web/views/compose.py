@@ -86,6 +86,7 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
                     "connected": channel_connected(connected, "email")})
     latest = chats[0][0] if chats else None
     available = [o["key"] for o in options if o["available"]]
-    default = latest if latest in available else (available[0] if available else None)
+    asked = request.query.get("write")  # "Write" next to an address in the card: that channel
+    default = next((key for key in (asked, latest) if key in available), available[0] if available else None)
     return {"target": target, "target_id": target_id, "channels": options, "default": default,
             "any": bool(available), "deals": deals}
