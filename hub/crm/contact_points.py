@@ -9,15 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import phones as phone_numbers
 from hub.crm.errors import ValidationError
 from hub.crm.models import ContactPoint
-from hub.crm.validate import clean_text
+from hub.crm.validate import clean_text, iso
 
 OWNER_FIELDS = ("client_id", "contact_id", "lead_id", "user_id")
 MAX_ITEMS = 20
@@ -135,6 +136,14 @@ def _owner(owner_field: str) -> Any:
     return getattr(ContactPoint, owner_field)
 
 
+async def mark_bounced(session: AsyncSession, address: str, reason: str, at: datetime) -> None:
+    """Letters to ``address`` come back: every owner's e-mail point with it says so."""
+    await session.execute(
+        update(ContactPoint)
+        .where(ContactPoint.kind == "email", ContactPoint.value == address.strip().lower())
+        .values(bounced_at=at, bounce_reason=reason[:500]).execution_options(synchronize_session=False))
+
+
 async def store(session: AsyncSession, owner_field: str, owner_id: int, points: Normalised) -> None:
     """Replace the kinds present in ``points`` (already validated) for this owner."""
     column = _owner(owner_field)
@@ -146,8 +155,12 @@ async def store(session: AsyncSession, owner_field: str, owner_id: int, points: 
                  for v, t, r in points.phones]
     if points.emails is not None:
         kinds.append("email")
-        rows += [ContactPoint(kind="email", value=v, raw=r, **{owner_field: owner_id})
-                 for v, r in points.emails]
+        bounced = {value: (at, reason) for value, at, reason in await session.execute(
+            select(ContactPoint.value, ContactPoint.bounced_at, ContactPoint.bounce_reason).where(
+                column == owner_id, ContactPoint.kind == "email", ContactPoint.bounced_at.is_not(None)))}
+        rows += [ContactPoint(kind="email", value=v, raw=r, bounced_at=bounced.get(v, (None, None))[0],
+                              bounce_reason=bounced.get(v, (None, None))[1], **{owner_field: owner_id})
+                 for v, r in points.emails]  # an address kept keeps its bounce
     if points.telegram is not None:
         kinds += ["telegram_id", "telegram_username"]
         rows += [ContactPoint(kind=k, value=v, raw=r, **{owner_field: owner_id})
@@ -171,27 +184,31 @@ async def replace(session: AsyncSession, owner_field: str, owner_id: int, phones
     await store(session, owner_field, owner_id, points)
 
 
-def empty() -> dict[str, list[str]]:
-    return {"phones": [], "emails": [], "telegram": []}
+def empty() -> dict[str, Any]:
+    return {"phones": [], "emails": [], "telegram": [], "bounced_emails": {}}
 
 
-async def of(session: AsyncSession, owner_field: str, ids: Iterable[int]) -> dict[int, dict[str, list[str]]]:
-    """``{owner_id: {"phones": [...], "emails": [...], "telegram": [...]}}`` for every id asked for."""
+async def of(session: AsyncSession, owner_field: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """``{owner_id: {"phones": [...], "emails": [...], "telegram": [...], "bounced_emails": {address:
+    {"at", "reason"}}}}`` for every id asked for (``bounced_emails``: letters to it came back)."""
     column = _owner(owner_field)
     wanted = list(dict.fromkeys(ids))
     result = {i: empty() for i in wanted}
     if not wanted:
         return result
     rows = await session.execute(
-        select(column, ContactPoint.kind, ContactPoint.value)
+        select(column, ContactPoint.kind, ContactPoint.value, ContactPoint.bounced_at,
+               ContactPoint.bounce_reason)
         .where(column.in_(wanted)).order_by(ContactPoint.id)
     )
-    for owner_id, kind, value in rows:
+    for owner_id, kind, value, bounced_at, reason in rows:
         bucket = result[owner_id]
         if kind == "phone":
             bucket["phones"].append(value)
         elif kind == "email":
             bucket["emails"].append(value)
+            if bounced_at is not None:
+                bucket["bounced_emails"][value] = {"at": iso(bounced_at), "reason": reason or ""}
         elif kind == "telegram_username":
             bucket["telegram"].append("@" + value)
         else:

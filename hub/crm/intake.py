@@ -542,7 +542,7 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
     data = {"id": None, "name": lead.name, "source": lead.source, "manager_id": None, "manager": None,
             "comment": lead.comment, "utm": {}, "unsorted": True, "converted_client_id": None,
             "converted_at": None, "phones": [value for value, _, _ in points.phones], "emails": [],
-            "telegram": [], "created_at": iso(lead.created_at)}
+            "telegram": [], "bounced_emails": {}, "created_at": iso(lead.created_at)}
     person = {"type": "lead", "id": None, "name": lead.name, "client_id": None, "open_deals": []}
     refs: list[dict[str, Any]] = [data, person]
 

@@ -166,7 +166,7 @@ async def create_channel_lead(session: AsyncSession, data: Any, region: str = "R
         "emails": [row["value"] for row in rows if row["kind"] == "email"],
         "telegram": [("@" if row["kind"] == "telegram_username" else "") + row["value"] for row in rows
                      if row["kind"] in ("telegram_id", "telegram_username")],
-        "created_at": iso(now),
+        "bounced_emails": {}, "created_at": iso(now),
     }
     events.emit(session, "lead.created", {"lead": result}, scope=_scope(result))
     return result

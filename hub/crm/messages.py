@@ -454,6 +454,9 @@ async def _bounce(session: AsyncSession, message: InboundMessage) -> None:
     ours.error = (message.bounce_reason or "the letter was returned")[:500]
     await session.flush()
     await _show_status(session, ours)
+    conversation = await session.get(Conversation, ours.conversation_id)
+    if conversation is not None and conversation.channel == "email":  # the card warns before the next letter
+        await contact_points.mark_bounced(session, conversation.address, ours.error, ours.status_at)
 
 
 def _payload(message: InboundMessage) -> dict[str, Any]:

@@ -244,6 +244,9 @@ class ContactPoint(Base):
     raw: Mapped[str] = mapped_column(String(320), default="")
     tail: Mapped[str | None] = mapped_column(String(10), default=None)
     label: Mapped[str] = mapped_column(String(64), default="")
+    # e-mail: our letters to this address came back (the last bounce's time and the server's reason)
+    bounced_at: Mapped[datetime | None] = mapped_column(default=None)
+    bounce_reason: Mapped[str | None] = mapped_column(String(500), default=None)
     client_id: Mapped[int | None] = mapped_column(
         ForeignKey("clients.id", ondelete="CASCADE"), index=True, default=None
     )

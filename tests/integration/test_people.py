@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -459,11 +460,28 @@ async def test_contact_points_replace_and_of(database: Database, people: dict[st
                                      ["A@B.ru"], ["@Some_User", "42"])
         got = await contact_points.of(s, "client_id", [client["id"], 424242])
         assert got[client["id"]] == {"phones": ["+79161234567"], "emails": ["a@b.ru"],
-                                     "telegram": ["@some_user", "42"]}
-        assert got[424242] == {"phones": [], "emails": [], "telegram": []}
+                                     "telegram": ["@some_user", "42"], "bounced_emails": {}}
+        assert got[424242] == {"phones": [], "emails": [], "telegram": [], "bounced_emails": {}}
         await contact_points.replace(s, "client_id", client["id"], phones=[])  # others kept
         got = await contact_points.of(s, "client_id", [client["id"]])
         assert got[client["id"]]["phones"] == [] and got[client["id"]]["emails"] == ["a@b.ru"]
         with pytest.raises(ValidationError) as err:
             await contact_points.replace(s, "client_id", client["id"], phones=["+7 916"])
         assert err.value.fields == {"phones": "'+7 916' is not a valid phone number"}
+
+
+async def test_a_bounced_address_is_marked_and_stays_marked_while_kept(database: Database,
+                                                                         people: dict[str, User]) -> None:
+    at = datetime(2030, 6, 15, 9, 0, tzinfo=UTC)
+    async with database.transaction() as s:
+        client = await clients.create_client(s, people["manager"],
+                                             {"name": "C", "emails": ["a@b.ru", "c@d.ru"]})
+        await contact_points.mark_bounced(s, " A@B.ru", "550 5.1.1 user unknown", at)
+        got = (await contact_points.of(s, "client_id", [client["id"]]))[client["id"]]
+        assert got["bounced_emails"] == {
+            "a@b.ru": {"at": "2030-06-15T09:00:00Z", "reason": "550 5.1.1 user unknown"}}
+        await contact_points.replace(s, "client_id", client["id"], emails=["a@b.ru", "e@f.ru"])  # kept
+        got = (await contact_points.of(s, "client_id", [client["id"]]))[client["id"]]
+        assert list(got["bounced_emails"]) == ["a@b.ru"]
+        await contact_points.replace(s, "client_id", client["id"], emails=["new@b.ru"])  # replaced
+        assert (await contact_points.of(s, "client_id", [client["id"]]))[client["id"]]["bounced_emails"] == {}

@@ -117,7 +117,7 @@ async def test_a_letter_in_the_deal_card_and_the_chat(client: TestClient, app: w
 
 async def test_automated_and_undelivered_letters_are_marked(client: TestClient, app: web.Application,
                                                             agent: Api) -> None:
-    _person, deal = await anna_with_deal(agent)
+    person, deal = await anna_with_deal(agent)
     intake = MessageIntake(app[DB], attachments_dir=app[CONFIG].server.attachments_dir)
     await intake.received(InboundMessage(
         channel="email", provider_id="<auto-1@mail.ru>", address="anna.sokolova@mail.ru",
@@ -140,6 +140,12 @@ async def test_automated_and_undelivered_letters_are_marked(client: TestClient, 
     mine = mine[:mine.index("</li>")]
     assert "не доставлено: anna.sokolova@mail.ru: 550 5.1.1 User unknown" in mine
     assert "Кому:</span> anna.sokolova@mail.ru" in mine and f'data-retry="{sent["id"]}"' in mine
+    # the address itself is marked, on the card and in the composer, until it is changed
+    card = await page(client, f"/clients/{person['id']}")
+    assert re.search(r'class="point-bounced" title="anna.sokolova@mail.ru: 550 5.1.1 User unknown">'
+                     r"⚠ письма возвращаются \(\d\d\.\d\d\.\d{4} \d\d:\d\d\)", card)
+    assert re.search(r'class="small channel-bounced" title="[^"]*User unknown">'
+                     "⚠ письма на этот адрес возвращались", html)
 
 
 async def test_a_letter_kept_out_of_the_timeline_lists_in_the_chat_and_becomes_a_lead(

@@ -39,7 +39,7 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
             client_id = target_id
         else:
             lead_id = target_id
-        points: dict[str, list[str]] = {"phones": [], "telegram": [], "emails": []}
+        points: dict[str, Any] = {"phones": [], "telegram": [], "emails": [], "bounced_emails": {}}
         owners = ([("client_id", client_id), ("contact_id", contact_id)] if client_id
                   else [("lead_id", lead_id)])
         for field, owner in owners:
@@ -48,6 +48,7 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
                 points["phones"] += found["phones"]
                 points["telegram"] += found["telegram"]
                 points["emails"] += found["emails"]
+                points["bounced_emails"].update(found["bounced_emails"])
         chats: list[Any] = []
         if client_id or lead_id:
             owned = Conversation.client_id == client_id if client_id else Conversation.lead_id == lead_id
@@ -83,7 +84,8 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
     email = (mail_chats or points["emails"] or [None])[0]
     options.append({"key": "email", "label": LABELS["email"], "available": email is not None,
                     "reason": None if email else N_("No e-mail address."), "address": email or "",
-                    "connected": channel_connected(connected, "email")})
+                    "connected": channel_connected(connected, "email"),
+                    "bounced": points["bounced_emails"].get(email or "")})
     latest = chats[0][0] if chats else None
     available = [o["key"] for o in options if o["available"]]
     asked = request.query.get("write")  # "Write" next to an address in the card: that channel
