@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +28,9 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.crm.journal import Row
 from hub.crm.models import InboundDelivery, utcnow
 
-log = logging.getLogger(__name__)
-
-Row = tuple[str, str, bytes | None]  # channel, key, body
 TABLE = InboundDelivery.__tablename__
 COLUMNS = "channel, key, status, body, attempts, next_attempt_at, created_at"
 SQLITE_CHUNK = 150  # rows per statement: 5 parameters each, under SQLite's oldest limit of 999

@@ -158,9 +158,10 @@ async def store(session: AsyncSession, owner_field: str, owner_id: int, points: 
         bounced = {value: (at, reason) for value, at, reason in await session.execute(
             select(ContactPoint.value, ContactPoint.bounced_at, ContactPoint.bounce_reason).where(
                 column == owner_id, ContactPoint.kind == "email", ContactPoint.bounced_at.is_not(None)))}
-        rows += [ContactPoint(kind="email", value=v, raw=r, bounced_at=bounced.get(v, (None, None))[0],
-                              bounce_reason=bounced.get(v, (None, None))[1], **{owner_field: owner_id})
-                 for v, r in points.emails]  # an address kept keeps its bounce
+        for value, raw in points.emails:  # an address kept keeps its bounce
+            at, reason = bounced.get(value, (None, None))
+            rows.append(ContactPoint(kind="email", value=value, raw=raw, bounced_at=at, bounce_reason=reason,
+                                     **{owner_field: owner_id}))
     if points.telegram is not None:
         kinds += ["telegram_id", "telegram_username"]
         rows += [ContactPoint(kind=k, value=v, raw=r, **{owner_field: owner_id})

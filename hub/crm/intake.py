@@ -5,8 +5,8 @@ Events are published only after the commit of the unit of work that recorded the
 - ``call_ringing``: identify the external number, create a lead for an unknown inbound caller
   (``unknown_caller = "auto"``, unless the number is ignored), remember who was rung, and send the
   screen-pop (``call.ringing``) to the rung agent only, with the identification inside.
-- ``call_ring_ended``: ``call.ring_ended`` to the agent whose phone stopped ringing while the call
-  goes on unanswered (a queue moved on to the next member): that agent's popup closes.
+- ``stop_ringing`` (``CallIntake.ring_ended``): ``call.ring_ended`` to the agent whose phone stopped
+  ringing while the call goes on unanswered (a queue moved on to the next member): their popup closes.
 - ``call_answered``: ``call.answered`` to every user rung for the call (the popups close).
 - ``call_ended``: store the outcome (idempotent on the call key), write a ``call`` timeline entry
   on the person's open deal (single open deal, else the most recently active one, else the
@@ -279,12 +279,6 @@ async def call_ringing(db: UnitOfWork, fact: CallRinging,
                        settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
     async with db.transaction() as s:
         return await ring(s, fact, settings)
-
-
-async def call_ring_ended(db: UnitOfWork, fact: CallRingEnded,
-                          settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
-    async with db.transaction() as s:
-        return await stop_ringing(s, fact, settings)
 
 
 async def call_answered(db: UnitOfWork, fact: CallAnsweredFact,
