@@ -1,4 +1,4 @@
-"""AMI throughput end to end: the 400-call load trace (48,438 events, ``../shared/fixtures/ami``)
+"""AMI throughput end to end: the 400-call load trace (48,438 events, ``tests/fixtures/ami``)
 written by the fake Asterisk (``tests/fakes/ami_server.py``) through a real TCP socket on 127.0.0.1
 into the full pipeline — ``AmiConnection`` (panoramisk) → tracker → ``CrmBridge`` →
 ``CallIntake`` (database) → bus — against panoramisk alone parsing the same stream over a socket,

@@ -3,7 +3,7 @@
     python bench/mail_ingest.py [--db sqlite|postgres] [--db-url URL] [--letters 10000] [--idle 100] [--keep]
 
 A private Dovecot (``tests/fakes/dovecot.py``) gets ``--letters`` letters written straight into its
-maildir before the clock starts: the fixture letters of ``../shared/fixtures/mail`` (every charset,
+maildir before the clock starts: the fixture letters of ``tests/fixtures/mail`` (every charset,
 HTML, inline images and PDFs, auto-replies, bounces; the 2 MB attachment once in 500 letters) with
 fresh Message-IDs and senders — one in three a known client (2,000 clients with e-mails), the rest
 unknown people who become leads. Then the
@@ -43,8 +43,7 @@ from hub.db import Database, create_engine, migrate  # noqa: E402
 from hub.mail.channel import MailChannel  # noqa: E402
 from tests.fakes.dovecot import Dovecot  # noqa: E402
 
-FIXTURES = next((p for p in (ROOT.parent / "shared" / "fixtures" / "mail", Path("/work/shared/fixtures/mail"))
-                 if p.exists()), Path("/work/shared/fixtures/mail"))
+FIXTURES = ROOT / "tests" / "fixtures" / "mail"
 USER = "zayavki@crm.example.ru"
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/crmhub_bench_mail"
 TARGET_RATE = 200

@@ -1,6 +1,6 @@
 """How fast the pure call tracker digests the 400-call load trace (48,438 AMI messages).
 
-    python bench/tracker.py [--runs 5] [--fixtures /work/shared/fixtures/ami]
+    python bench/tracker.py [--runs 5] [--fixtures tests/fixtures/ami]
 
 Measures, best of ``--runs``, in one process and without I/O:
 - ``tracker``: ``Tracker.feed`` over the already parsed messages;
@@ -58,7 +58,7 @@ def best(runs: int, fn, *args) -> tuple[float, object]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--fixtures", default="/work/shared/fixtures/ami")
+    ap.add_argument("--fixtures", default=str(Path(__file__).resolve().parents[1] / "tests/fixtures/ami"))
     args = ap.parse_args()
     raw = gzip.decompress((Path(args.fixtures) / "load_test.ami.gz").read_bytes())
     messages = parse(raw)

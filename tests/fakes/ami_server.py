@@ -1,5 +1,5 @@
 """A fake Asterisk for the tests: the product's simulated PBX (``hub.telephony.simulator``) replaying
-the full capture set of ``../shared/fixtures/ami`` (every scenario, the load trace too).
+the full capture set of ``tests/fixtures/ami`` (every scenario, the load trace too).
 
 Control API for tests::
 
@@ -23,11 +23,12 @@ from typing import Any
 
 from hub.telephony import simulator
 from hub.telephony.simulator import BANNER, LOGIN_ARTIFACTS, AmiSimulator, Replay, Rewriter, encode
+from tests.paths import AMI_FIXTURES
 
 __all__ = ["BANNER", "FIXTURES", "LOGIN_ARTIFACTS", "FakeAmiServer", "Replay", "Rewriter", "encode",
            "load_trace", "scenarios"]
 
-FIXTURES = Path("/work/shared/fixtures/ami")
+FIXTURES = AMI_FIXTURES
 
 
 def load_trace(name: str, fixtures: Path = FIXTURES) -> list[dict[str, Any]]:

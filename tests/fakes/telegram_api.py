@@ -1,5 +1,5 @@
 """A fake Telegram Bot API server for the tests: the product's simulated Telegram
-(``hub.messengers.simulator``) with the JSON shapes of ``/work/shared/fixtures/telegram``, faults and a
+(``hub.messengers.simulator``) with the JSON shapes of ``tests/fixtures/telegram``, faults and a
 log of every call; the real python-telegram-bot ``Bot`` pointed at it.
 
 Control API for tests::
@@ -30,15 +30,15 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from hub.messengers.simulator import TelegramSimulator
+from tests.paths import TELEGRAM_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/telegram")
+FIXTURES = TELEGRAM_FIXTURES
 TOKEN = "8291746530:AAFakeTokenForTheCrmHubTests_0123456789"
 
 

@@ -1,6 +1,6 @@
 """A fake Twilio REST API for the tests and the benchmark: aiohttp on 127.0.0.1, a random port.
 
-It answers what the hub calls, in the shapes of ``../shared/fixtures/twilio`` (``Messages_create_201``,
+It answers what the hub calls, in the shapes of ``tests/fixtures/twilio`` (``Messages_create_201``,
 ``Messages_error_400_21211``, ``Messages_error_429_20429``), checks HTTP Basic auth, records every
 request, and injects faults. It also signs webhook bodies the way Twilio does, so tests can post
 signed webhooks to the hub.
@@ -34,14 +34,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-FIXTURES = Path("/work/shared/fixtures/twilio")
+from tests.paths import TWILIO_FIXTURES
+
+FIXTURES = TWILIO_FIXTURES
 ACCOUNT_SID = "ACf552cc5023d8319aea1181f76f3adcbd"
 AUTH_TOKEN = "12345678901234567890123456789012"
 SERVICE_SID = "MGc189941acf780de956fe5d1483d7a598"

@@ -4,7 +4,6 @@ elsewhere) — on both databases."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,9 @@ from hub.telephony.ami_parse import iter_jsonl
 from hub.telephony.crm_bridge import CrmBridge
 from hub.telephony.tracker import Tracker
 from tests.integration.test_deals import make_client, make_user, record
+from tests.paths import AMI_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/ami")
+FIXTURES = AMI_FIXTURES
 CALLER = "+79161234567"
 
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="the AMI fixtures are not here")

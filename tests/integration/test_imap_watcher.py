@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -15,13 +14,12 @@ from hub.config import MailboxConfig
 from hub.mail.imap import FolderWatcher, LetterRef, append_copy
 from tests.fakes import dovecot
 from tests.integration.conftest import until
+from tests.paths import MAIL_FIXTURES
 
 pytestmark = pytest.mark.skipif(not dovecot.available(), reason="dovecot-imapd is not installed")
 
 USER = "zayavki@crm.example.ru"
-FIXTURES = next((p for p in (Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "mail",
-                              Path("/work/shared/fixtures/mail")) if p.exists()),
-                Path("/work/shared/fixtures/mail"))
+FIXTURES = MAIL_FIXTURES
 
 
 def letter(n: int) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,13 +18,12 @@ from tests.fakes import dovecot
 from tests.fakes.smtp_server import SmtpServer
 from tests.integration.conftest import Api, until
 from tests.integration.test_sse import open_stream
+from tests.paths import MAIL_FIXTURES
 
 pytestmark = pytest.mark.skipif(not dovecot.available(), reason="dovecot-imapd is not installed")
 
 MAILBOX = "zayavki@crm.example.ru"
-FIXTURES = next((p for p in (Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "mail",
-                              Path("/work/shared/fixtures/mail")) if p.exists()),
-                Path("/work/shared/fixtures/mail"))
+FIXTURES = MAIL_FIXTURES
 
 
 def fixture(name: str) -> bytes:

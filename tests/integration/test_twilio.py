@@ -1,6 +1,6 @@
 """The SMS channel (hub.messengers.twilio_sms) through the whole app, on both databases.
 
-The hub's ``[twilio]`` is the fixtures' account (``../shared/fixtures/twilio``) with ``api_url`` on the
+The hub's ``[twilio]`` is the fixtures' account (``tests/fixtures/twilio``) with ``api_url`` on the
 fake Twilio REST server (tests/fakes/twilio_api.py) and ``public_url = https://crm.example.ru``, so
 the fixture webhooks are posted with their real, known-good signatures. The real twilio ``Client``
 sends through the outbox to the fake.

@@ -11,13 +11,13 @@ import time
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from pathlib import Path
 
 import pytest
 
 from hub.mail.parse import ParsedLetter, fold_quotes, parse, sanitize_html, thread_ids
+from tests.paths import MAIL_FIXTURES
 
-FIXTURES = Path(os.environ.get("CRMHUB_MAIL_FIXTURES", "/work/shared/fixtures/mail"))
+FIXTURES = MAIL_FIXTURES
 if not (FIXTURES / "expected.json").exists():  # pragma: no cover
     pytest.skip(f"no mail fixtures at {FIXTURES}", allow_module_level=True)
 EXPECTED: dict[str, dict] = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))

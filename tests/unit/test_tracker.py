@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import logging
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,9 @@ from hub.telephony.events import (
     CallTransferred,
 )
 from hub.telephony.tracker import TRANSITIONS, CallState, Tracker
+from tests.paths import AMI_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/ami")
+FIXTURES = AMI_FIXTURES
 SCENARIOS = [
     "inbound_answered",
     "inbound_missed",
