@@ -1,10 +1,11 @@
 """Languages of the pages: gettext catalogs compiled in memory at startup, and Russian formats.
 
-The catalogs are ``webui/locale/{ru,en}/LC_MESSAGES/messages.po`` (English msgids); Babel compiles
-them when the app is created, so nothing generated is kept in git. Templates say ``{{ _("Deals") }}``
-(Jinja2's ``i18n`` extension); Python code marks a message with ``N_("...")`` and the template
-translates it. Russian is the default; a logged-in user's ``language`` wins, else the
-``crmhub_lang`` cookie that the header switch sets.
+The catalogs are ``hub/webui/locale/{ru,en}/LC_MESSAGES/messages.po`` (English msgids). In a source
+checkout Babel compiles them when the app is created, so nothing generated is kept in git; a wheel
+carries only the ``messages.mo`` that its build compiled (``setup.py``), and those are read instead.
+Templates say ``{{ _("Deals") }}`` (Jinja2's ``i18n`` extension); Python code marks a message with
+``N_("...")`` and the template translates it. Russian is the default; a logged-in user's ``language``
+wins, else the ``crmhub_lang`` cookie that the header switch sets.
 
 After changing texts, refresh both catalogs (new msgids get an empty translation to fill in):
 
@@ -66,6 +67,10 @@ def read_catalog(locale_dir: Path, language: str) -> Catalog:
         return read_po(f, locale=language, domain=DOMAIN)
 
 
+def compiled_path(locale_dir: Path, language: str) -> Path:
+    return catalog_path(locale_dir, language).with_suffix(".mo")
+
+
 def compile_catalog(catalog: Catalog) -> gettext.GNUTranslations:
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
@@ -73,12 +78,20 @@ def compile_catalog(catalog: Catalog) -> gettext.GNUTranslations:
     return gettext.GNUTranslations(buffer)
 
 
+def _load_one(locale_dir: Path, language: str) -> gettext.GNUTranslations:
+    """The ``.po`` when there is one (a source checkout: always current), else the wheel's ``.mo``."""
+    if catalog_path(locale_dir, language).exists():
+        return compile_catalog(read_catalog(locale_dir, language))
+    with compiled_path(locale_dir, language).open("rb") as f:
+        return gettext.GNUTranslations(f)
+
+
 def load(locale_dir: Path) -> Translations:
     """Every language's translations; a missing or broken catalog logs why and shows msgids."""
     result: Translations = {}
     for language in LANGUAGES:
         try:
-            result[language] = compile_catalog(read_catalog(locale_dir, language))
+            result[language] = _load_one(locale_dir, language)
         except (OSError, ValueError) as exc:
             log.error("translations for %r not loaded from %s: %s", language,
                       catalog_path(locale_dir, language), exc)
@@ -225,7 +238,7 @@ def main(argv: list[str]) -> int:
     if argv[1:] != ["update"]:
         print("usage: python -m hub.web.i18n update", file=sys.stderr)
         return 2
-    update(root / "webui", root)
+    update(root / "hub" / "webui", root)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Headers that keep pages from being framed, sniffed or fed foreign scripts.
 
 ``img-src`` also allows https: images, for one reason: a letter's HTML version is an
-``<iframe sandbox srcdoc>`` (``webui/static/messages.js``), which inherits this policy, and its
+``<iframe sandbox srcdoc>`` (``hub/webui/static/messages.js``), which inherits this policy, and its
 remote images are loaded once the user clicks "show images". Scripts, styles, frames, fonts and
 connections stay same-origin only; the letter's document adds its own stricter policy (remote images
 only after the click) and its sandbox has no ``allow-scripts``."""

@@ -1,13 +1,14 @@
-"""Third-party front-end files, installed from npm into ``webui/node_modules`` (never committed).
+"""Third-party front-end files, installed from npm into ``hub/webui/node_modules`` (never committed).
 
 Only the four distribution files the pages use are reachable, under ``/static/vendor/<name>``.
-When ``node_modules`` is missing (``scripts/setup`` runs ``npm ci --prefix webui``) the hub still
+When ``node_modules`` is missing (``scripts/setup`` runs ``npm ci --prefix hub/webui``) the hub still
 starts and says so once in its log; the pages work without their enhancements, and each missing
 file answers 404 with the command that fixes it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -15,14 +16,12 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 
-# Served name → path inside node_modules (see webui/package.json for the pinned versions).
-FILES = {
-    "htmx.min.js": "htmx.org/dist/htmx.min.js",
-    "sse.min.js": "htmx-ext-sse/dist/sse.min.js",
-    "Sortable.min.js": "sortablejs/Sortable.min.js",
-    "chart.umd.min.js": "chart.js/dist/chart.umd.min.js",
-}
-FIX = "run scripts/setup (or: npm ci --prefix webui)"
+# ``hub/webui/vendor.json``: served name → path inside node_modules and the licence files a wheel
+# carries (setup.py reads the same manifest; hub/webui/package.json pins the versions).
+MANIFEST = Path(__file__).resolve().parent.parent / "webui" / "vendor.json"
+FILES: dict[str, str] = {name: entry["path"]
+                         for name, entry in json.loads(MANIFEST.read_text(encoding="utf-8"))["files"].items()}
+FIX = "run scripts/setup (or: npm ci --prefix hub/webui)"
 CACHE = "public, max-age=3600"
 
 

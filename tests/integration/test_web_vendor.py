@@ -1,4 +1,4 @@
-"""The front-end libraries come from npm (webui/node_modules) and are served under /static/vendor/."""
+"""The front-end libraries come from npm (hub/webui/node_modules) and are served under /static/vendor/."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from hub.web import vendor
 
-WEBUI = Path(__file__).resolve().parents[2] / "webui"
+WEBUI = Path(__file__).resolve().parents[2] / "hub" / "webui"
 
 
 def test_versions_are_pinned_exactly_and_locked() -> None:
@@ -29,7 +29,7 @@ def test_versions_are_pinned_exactly_and_locked() -> None:
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_vendor_files_are_served(client: TestClient) -> None:
     if vendor.missing(WEBUI / "node_modules"):
-        pytest.skip("webui/node_modules is not installed (scripts/setup installs it)")
+        pytest.skip("hub/webui/node_modules is not installed (scripts/setup installs it)")
     for name in vendor.FILES:
         async with client.get(f"/static/vendor/{name}") as response:
             assert response.status == 200, name
@@ -43,7 +43,7 @@ async def test_missing_node_modules_is_logged_and_answers_404(tmp_path: Path, ai
     app = web.Application()
     with caplog.at_level(logging.WARNING, "hub.web.vendor"):
         vendor.setup(app.router, tmp_path / "node_modules")
-    assert "npm ci --prefix webui" in caplog.text
+    assert "npm ci --prefix hub/webui" in caplog.text
     client = await aiohttp_client(app)
     async with client.get("/static/vendor/htmx.min.js") as response:
         assert response.status == 404

@@ -13,7 +13,7 @@ import pytest
 from hub.web import i18n
 
 ROOT = Path(__file__).resolve().parents[2]
-WEBUI = ROOT / "webui"
+WEBUI = ROOT / "hub" / "webui"
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 
