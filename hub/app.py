@@ -25,7 +25,7 @@ from hub.config import Config
 from hub.crm.extensions import all_extensions
 from hub.crm.intake import CallIntake
 from hub.crm.messages import MessageIntake
-from hub.crm.ports import JournalProcessor
+from hub.crm.ports import CallSettings, JournalProcessor
 from hub.db import Database, create_engine, migrate
 from hub.journal import JournalWorker
 from hub.journal_store import driver_store
@@ -45,6 +45,7 @@ from hub.web.errors import error_middleware
 from hub.web.keys import (
     AMI,
     BUS,
+    CALL_SETTINGS,
     CHANNELS,
     CONFIG,
     DB,
@@ -75,7 +76,7 @@ log = logging.getLogger(__name__)
 # How often the tracker re-reads the users' extensions (users.py publishes no change event).
 EXTENSIONS_REFRESH_SECONDS = 30.0
 
-WEBUI = Path(__file__).resolve().parent.parent / "webui"
+WEBUI = Path(__file__).resolve().parent / "webui"
 
 # Every documented route table; the OpenAPI document is written from exactly these.
 ROUTE_TABLES = (
@@ -91,6 +92,7 @@ def create_app(config: Config) -> web.Application:
         middlewares=[error_middleware, auth.auth_middleware],
     )
     app[CONFIG] = config
+    app[CALL_SETTINGS] = settings_from(config.asterisk, config.phones.default_region)
     app[BUS] = InProcessBus()
     # The engine connects lazily: nothing touches the database before startup migrates it.
     app[DB] = Database(create_engine(config.database.url, echo=config.database.echo), app[BUS])
@@ -123,7 +125,7 @@ def create_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(_database)
     if config.asterisk.host:
-        app[AMI] = _ami_connection(config, app[DB])
+        app[AMI] = _ami_connection(config, app[DB], app[CALL_SETTINGS])
         app[CHANNELS]["asterisk"] = app[AMI].health
         app.cleanup_ctx.append(_asterisk)
     _messaging(app, config)
@@ -196,8 +198,8 @@ async def _recordings_http(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def _ami_connection(config: Config, db: Database) -> AmiConnection:
-    intake = CallIntake(db, settings_from(config.asterisk, config.phones.default_region))
+def _ami_connection(config: Config, db: Database, settings: CallSettings) -> AmiConnection:
+    intake = CallIntake(db, settings)
     # no extension is known before startup reads them: nothing is taken for an agent's phone
     return AmiConnection.from_config(config.asterisk, on_fact=CrmBridge(intake), extensions=())
 

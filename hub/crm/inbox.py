@@ -350,20 +350,6 @@ async def move_entry(session: AsyncSession, actor: User, entry_id: Any, data: An
     return result
 
 
-async def open_deals(session: AsyncSession, actor: User, entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """The open deals of the entry's person the actor sees: where a message may be moved."""
-    if entry.get("client_id") is not None:
-        owner = Deal.client_id == entry["client_id"]
-    elif entry.get("lead_id") is not None:
-        owner = Deal.lead_id == entry["lead_id"]
-    else:
-        return []
-    query = select(Deal.id, Deal.title).join(Stage, Stage.id == Deal.stage_id).where(
-        owner, Stage.kind == "active", await access.deals_filter(session, actor)).order_by(Deal.id)
-    return [{"id": i, "title": t} for i, t in (await session.execute(query)).all()]
-
-
-
 async def make_lead(session: AsyncSession, actor: User, conversation_id: Any, *,
                     region: str = "RU") -> dict[str, Any]:
     """A lead (managed by the actor) for a conversation that belongs to nobody — letters kept out of

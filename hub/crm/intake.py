@@ -623,38 +623,6 @@ async def _enrich(session: AsyncSession, match: dict[str, Any]) -> dict[str, Any
          "overdue": due is not None and due < now, "assignee_id": assignee}
         for i, subject, kind, due, assignee in tasks]
     return enriched
-    if match["type"] == "lead":
-        owner = (Lead.manager_id, Lead.id == match["id"])
-        entries_on, tasks_on = TimelineEntry.lead_id == match["id"], Task.lead_id == match["id"]
-    else:
-        owner = (Client.manager_id, Client.id == match["client_id"])
-        client_id = match["client_id"]
-        entries_on, tasks_on = TimelineEntry.client_id == client_id, Task.client_id == client_id
-        if match["type"] == "contact":
-            company = await session.scalar(select(Client.name).where(Client.id == match["client_id"]))
-            enriched["company"] = {"id": match["client_id"], "name": company}
-    manager_id = select(owner[0]).where(owner[1]).scalar_subquery()
-    row = (await session.execute(select(User.id, User.name).where(User.id == manager_id))).first()
-    enriched["manager"] = {"id": row[0], "name": row[1]} if row else None
-    entries = (await session.execute(
-        select(TimelineEntry.id, TimelineEntry.kind, TimelineEntry.direction, TimelineEntry.occurred_at,
-               TimelineEntry.text, TimelineEntry.payload, TimelineEntry.deal_id)
-        .where(entries_on, TimelineEntry.kind.in_(INTERACTION_KINDS))
-        .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(3))).all()
-    enriched["last_interactions"] = [
-        {"id": i, "kind": kind, "direction": direction, "occurred_at": iso(at), "text": text[:200],
-         "status": (payload or {}).get("status") if kind == "call" else None, "deal_id": deal_id}
-        for i, kind, direction, at, text, payload, deal_id in entries]
-    now = utcnow()
-    tasks = (await session.execute(
-        select(Task.id, Task.subject, Task.kind, Task.due_at, Task.assignee_id)
-        .where(tasks_on, Task.completed_at.is_(None))
-        .order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(POP_TASKS))).all()
-    enriched["open_tasks"] = [
-        {"id": i, "subject": subject, "kind": kind, "due_at": iso(due),
-         "overdue": due is not None and due < now, "assignee_id": assignee}
-        for i, subject, kind, due, assignee in tasks]
-    return enriched
 
 
 async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings = DEFAULT_SETTINGS,

@@ -175,10 +175,6 @@ class FolderWatcher:
         self._task = None
         await self._close()
 
-    def poke(self) -> None:
-        """Check the folder now (tests, or after we APPENDed to it ourselves)."""
-        self._wake.set()
-
     # --- the loop ------------------------------------------------------------------------------------------
 
     async def _supervise(self) -> None:

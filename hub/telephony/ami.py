@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import itertools
 import logging
 import random
@@ -79,11 +78,6 @@ class _OriginateRequest:
 
 _LOST = object()  # the connection ended: a listing in progress is incomplete
 _STOP = object()  # stop() was called: the consumer ends after what is already queued
-
-
-def fact_payload(fact: Fact) -> dict[str, Any]:
-    """A fact as a JSON-ready dict, its kind under ``fact``."""
-    return {"fact": type(fact).__name__, **dataclasses.asdict(fact)}
 
 
 # ------------------------------------------------------------------ panoramisk, wrapped

@@ -248,13 +248,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-def require_login(request: web.Request) -> User:
-    """The logged-in user of an HTML page, or a redirect to the login form."""
-    if USER not in request:
-        raise web.HTTPSeeOther("/login")
-    return request[USER]
-
-
 def register_views(router: web.UrlDispatcher) -> None:
     router.add_get("/login", login_page)
     router.add_post("/login", mark_public(login_submit))

@@ -15,6 +15,7 @@ from hub.bus import InProcessBus
 from hub.config import Config
 from hub.crm.messages import MessageIntake
 from hub.crm.models import User
+from hub.crm.ports import CallSettings
 from hub.db import Database
 from hub.journal import JournalWorker
 from hub.mail.channel import MailChannel
@@ -35,6 +36,8 @@ class Session:
 
 
 CONFIG = web.AppKey("config", Config)
+# the call intake's settings from [asterisk] and [phones], mapped once by the composition root
+CALL_SETTINGS = web.AppKey("call_settings", CallSettings)
 DB = web.AppKey("database", Database)
 BUS = web.AppKey("bus", InProcessBus)
 # Open event streams, stopped on shutdown so that they do not hold the server open.

@@ -11,7 +11,6 @@ from aiohttp import web
 from hub.crm import calls, extensions, intake, phones
 from hub.crm.errors import ValidationError
 from hub.crm.models import CALL_DIRECTIONS
-from hub.crm.ports import CallSettings
 from hub.telephony.ami import AmiUnavailable, OriginateFailed
 from hub.web.api import schemas
 from hub.web.api.common import ok, paging
@@ -25,7 +24,7 @@ from hub.web.errors import (
     query_int,
     query_text,
 )
-from hub.web.keys import AMI, CONFIG, DB, RECORDINGS_HTTP, USER
+from hub.web.keys import AMI, CALL_SETTINGS, CONFIG, DB, RECORDINGS_HTTP, USER
 from hub.web.routing import PAGING, Param, Routes, page_of, ref
 
 routes = Routes("calls")
@@ -42,13 +41,6 @@ ORIGINATE_OUT = schemas.obj({
     "extension": {**schemas.TEXT, "description": "the caller's phone, rung first"},
     "number": {**schemas.TEXT, "description": "the number dialled once it answers (E.164)"},
 }, ("action_id", "extension", "number"))
-
-
-def call_settings(request: web.Request) -> CallSettings:
-    config = request.app[CONFIG]
-    mode = config.asterisk.unknown_caller if config.asterisk.unknown_caller in ("auto", "ask") else "auto"
-    return CallSettings(region=config.phones.default_region, unknown_caller=mode,  # type: ignore[arg-type]
-                        ignored_numbers=tuple(str(n) for n in config.asterisk.ignored_numbers))
 
 
 @routes.get("/api/v1/calls", "The call journal, newest first (finished calls the caller may see)",
@@ -138,7 +130,7 @@ async def lead_from_call(request: web.Request) -> web.Response:
     call_id = path_id(request)
     data = await optional_json_body(request)
     async with request.app[DB].transaction() as s:
-        result = await intake.lead_from_call(s, request[USER], call_id, data, call_settings(request))
+        result = await intake.lead_from_call(s, request[USER], call_id, data, request.app[CALL_SETTINGS])
     return ok(result, 201)
 
 
