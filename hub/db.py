@@ -130,7 +130,7 @@ class Prepared:
     statement cache. Bind and result values go through the columns' types as usual.
     """
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self.statement = statement
         self._plans: dict[str, tuple[str, list[tuple[str, Any, Any]], list[Any]]] = {}
 

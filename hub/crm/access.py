@@ -12,6 +12,7 @@ one may see but not change answers "forbidden".
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, true
@@ -103,7 +104,8 @@ async def can_see_task(session: AsyncSession, user: User, task: Task) -> bool:
 
 async def visible(session: AsyncSession, user: User, obj: Any, what: str) -> Any:
     """``obj`` if the user may see it, else NotFound (also for None)."""
-    checks = {Client: can_see_client, Lead: can_see_lead, Deal: can_see_deal, Task: can_see_task}
+    checks: dict[type, Callable[[AsyncSession, User, Any], Awaitable[bool]]] = {
+        Client: can_see_client, Lead: can_see_lead, Deal: can_see_deal, Task: can_see_task}
     if obj is None or not await checks[type(obj)](session, user, obj):
         raise NotFound(f"{what} not found")
     return obj

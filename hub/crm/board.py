@@ -144,7 +144,7 @@ async def first_cards(session: AsyncSession, actor: User, stage_ids: list[int], 
                      .where(Deal.stage_id == sid, Deal.next_interaction_at.is_(None), *where)
                      .order_by(Deal.id.asc()).limit(limit + 1).subquery())
     keys = (await session.execute(union_all(*(select(p.c.id, p.c.stage_id, p.c.next_interaction_at)
-                                              for p in parts)))).all()
+                                              for p in parts)))).tuples().all()
     far = datetime.max.replace(tzinfo=UTC)
     wanted: dict[int, list[int]] = {sid: [] for sid in stage_ids}
     for deal_id, stage_id, _ in sorted(keys, key=lambda k: (k[2] is None, k[2] or far, k[0])):

@@ -33,7 +33,7 @@ async def call_dicts(session: AsyncSession, calls: list[Call]) -> list[dict[str,
         if not ids:
             return {}
         rows = await session.execute(select(column, label).where(column.in_(ids)))
-        return {i: {"id": i, "name": n} for i, n in rows}
+        return {i: {"id": i, "name": n} for i, n in rows.tuples()}
 
     agents = await names(User.id, User.name, {c.agent_id for c in calls if c.agent_id})
     clients = await names(Client.id, Client.name, {c.client_id for c in calls if c.client_id})

@@ -102,15 +102,16 @@ def normalise(phones: Any = None, emails: Any = None, telegram: Any = None,
 
     raw_tg = _items("telegram", telegram, errors)
     if raw_tg is not None:
-        out.telegram, seen = [], set()
+        out.telegram = []
+        seen_tg: set[tuple[str, str]] = set()
         for raw in raw_tg:
             parsed = parse_telegram(raw)
             if parsed is None:
                 errors.setdefault("telegram", f"'{_shown(raw)}' is not a Telegram "
                                   "id or @username")
                 continue
-            if parsed not in seen:
-                seen.add(parsed)
+            if parsed not in seen_tg:
+                seen_tg.add(parsed)
                 out.telegram.append((*parsed, raw[:MAX_RAW]))
     return out
 
@@ -202,7 +203,7 @@ async def of(session: AsyncSession, owner_field: str, ids: Iterable[int]) -> dic
                ContactPoint.bounce_reason)
         .where(column.in_(wanted)).order_by(ContactPoint.id)
     )
-    for owner_id, kind, value, bounced_at, reason in rows:
+    for owner_id, kind, value, bounced_at, reason in rows.tuples():
         bucket = result[owner_id]
         if kind == "phone":
             bucket["phones"].append(value)

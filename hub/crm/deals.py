@@ -65,7 +65,7 @@ async def _names(session: AsyncSession, column: Any, label: Any, ids: set[int]) 
     if not ids:
         return {}
     rows = await session.execute(select(column, label).where(column.in_(ids)))
-    return {i: {"id": i, "name": name} for i, name in rows}
+    return {i: {"id": i, "name": name} for i, name in rows.tuples()}
 
 
 async def deal_dicts(session: AsyncSession, deals: list[Deal]) -> list[dict[str, Any]]:

@@ -394,19 +394,19 @@ async def _fill(s: Any, rng: random.Random, region: str, summary: Summary) -> No
     paths: list[list[Stage]] = []
     for target in targets:
         if stages[target].kind == "active":
-            full = active[:target + 1]
+            route = active[:target + 1]
         elif stages[target] is won:
-            full = [*active, won]
+            route = [*active, won]
         else:
-            full = [*active[:rng.randint(1, 4)], lost]
-        cut = 0 if rng.random() < 1 / 3 else max(0, len(full) - 2)
-        starts.append(full[cut])
-        paths.append(full[cut + 1:])
+            route = [*active[:rng.randint(1, 4)], lost]
+        cut = 0 if rng.random() < 1 / 3 else max(0, len(route) - 2)
+        starts.append(route[cut])
+        paths.append(route[cut + 1:])
     deal_ids: list[tuple[int, User, int | None]] = []  # (deal id, responsible, client id)
     for n, target in enumerate(targets):
         on_lead = n % 12 == 0 and lead_rows
         title = rng.choice(DEAL_TITLES)
-        amount = rng.choice((15_000, 48_000, 120_000, 250_000, 600_000, 1_200_000, 3_500_000))
+        amount: float = rng.choice((15_000, 48_000, 120_000, 250_000, 600_000, 1_200_000, 3_500_000))
         amount = round(amount * rng.uniform(0.6, 1.6), -2)
         data = {"title": title, "pipeline_id": pipeline.id, "stage_id": starts[n].id,
                 "amount": amount, "currency": "RUB",
@@ -460,23 +460,23 @@ async def _fill(s: Any, rng: random.Random, region: str, summary: Summary) -> No
     # Tasks ---------------------------------------------------------------------------------------------
     for i in range(40):
         deal_id, responsible, client_id = deal_ids[(i * 7) % len(deal_ids)]
-        kind = i % 4  # 0: overdue, 1: done, 2: in progress, 3: planned
+        task_kind = i % 4  # 0: overdue, 1: done, 2: in progress, 3: planned
         days = timedelta(days=1)
-        if kind == 0:
+        if task_kind == 0:
             start, due, percent = now - rng.randint(3, 9) * days, now - rng.randint(1, 2) * days, 0
-        elif kind == 1:
+        elif task_kind == 1:
             start, due, percent = now - rng.randint(5, 20) * days, now - rng.randint(1, 4) * days, 100
-        elif kind == 2:
+        elif task_kind == 2:
             start, due, percent = now - days, now + rng.randint(1, 5) * days, rng.choice((25, 50, 75))
         else:
             start, due, percent = now + days, now + rng.randint(3, 14) * days, 0
         data = {"subject": rng.choice(TASK_SUBJECTS), "description": rng.choice(NOTES),
-                "start_at": iso(start), "due_at": iso(due), "percent": 80 if kind == 1 else percent,
+                "start_at": iso(start), "due_at": iso(due), "percent": 80 if task_kind == 1 else percent,
                 "deal_id": deal_id, "assignee_id": responsible.id}
         if client_id:
             data["client_id"] = client_id
         task = await tasks.create_task(s, manager if i % 5 == 0 else responsible, data)
-        if kind == 1:
+        if task_kind == 1:
             await tasks.complete_task(s, responsible, task["id"])
         summary.tasks += 1
 

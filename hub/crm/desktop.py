@@ -55,7 +55,7 @@ async def _name_whom(session: AsyncSession, entries: list[dict[str, Any]]) -> No
         if not ids:
             return {}
         rows = await session.execute(select(column, label).where(column.in_(ids)))
-        return {key: name for key, name in rows}
+        return {key: name for key, name in rows.tuples()}
 
     clients = await names(Client.id, Client.name, {e["client_id"] for e in entries if e["client_id"]})
     leads = await names(Lead.id, Lead.name, {e["lead_id"] for e in entries if e["lead_id"]})
@@ -85,8 +85,11 @@ async def desktop(session: AsyncSession, actor: User, *, today_start: datetime,
         .order_by(Task.due_at, Task.id).limit(MAX_TASKS)
     )).all())
     tasks = await task_dicts(session, task_rows, now)
-    tasks_today = [t for t, row in zip(tasks, task_rows, strict=True) if row.due_at < tomorrow]
-    tasks_tomorrow = [t for t, row in zip(tasks, task_rows, strict=True) if row.due_at >= tomorrow]
+    # (every due_at is set: the query asks for it)
+    tasks_today = [t for t, row in zip(tasks, task_rows, strict=True)
+                   if row.due_at is not None and row.due_at < tomorrow]
+    tasks_tomorrow = [t for t, row in zip(tasks, task_rows, strict=True)
+                      if row.due_at is not None and row.due_at >= tomorrow]
 
     deal_rows = list((await session.scalars(
         select(Deal).options(selectinload(Deal.stage), selectinload(Deal.tags))

@@ -28,4 +28,5 @@ def emit(session: AsyncSession, name: str, data: dict[str, Any], *, users: Itera
 
 
 def take_pending(session: AsyncSession) -> list[PendingEvent]:
-    return session.info.pop(_KEY, [])
+    pending: list[PendingEvent] = session.info.pop(_KEY, [])
+    return pending

@@ -103,11 +103,12 @@ async def _rows(conn: AsyncConnection, names: tuple[str, ...], keys: dict[str, A
         compiled = statement.compile(dialect=dialect)
         _compiled[cache_key] = (str(compiled), list(compiled.positiontup or []), dict(compiled.params))
     sql, order, constants = _compiled[cache_key]
-    params = [keys[n] if n in keys else constants[n] for n in order]
+    args = [keys[n] if n in keys else constants[n] for n in order]
     driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None  # a connection taken from the pool is open
     if dialect.driver == "aiosqlite":
-        return list(await driver.execute_fetchall(sql, params))  # type: ignore[union-attr]
-    return list(await driver.fetch(sql, *params))  # type: ignore[union-attr]
+        return list(await driver.execute_fetchall(sql, args))
+    return list(await driver.fetch(sql, *args))
 
 
 async def identify(session: AsyncSession, *, phone: str | None = None, email: str | None = None,

@@ -91,7 +91,7 @@ async def _people(session: AsyncSession, rows: list[Conversation]) -> dict[str, 
     for key, model, wanted in sources:
         if wanted:
             result = await session.execute(select(model.id, model.name).where(model.id.in_(wanted)))
-            names[key] = {row_id: name for row_id, name in result.all()}
+            names[key] = {row_id: name for row_id, name in result.tuples().all()}
     return names
 
 

@@ -26,13 +26,13 @@ import asyncio
 import collections
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import BindParameter, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -128,7 +128,7 @@ class CallIntake:
             pre = await self._identified(fact)
             if pre is not None:
                 step = functools.partial(ring, pre=pre, unchanged=lambda n: self._lead_made.get(n, 0) <= mark)
-        return await self._submit(step, fact, ring=True)  # type: ignore[no-any-return]
+        return await self._submit(step, fact, ring=True)
 
     def _note_lead(self, number: str) -> None:
         """A lead was made for this number (maybe not committed yet): rings read before it look again."""
@@ -156,13 +156,13 @@ class CallIntake:
             return None
 
     async def ring_ended(self, fact: CallRingEnded) -> dict[str, Any] | None:
-        return await self._submit(stop_ringing, fact)  # type: ignore[no-any-return]
+        return await self._submit(stop_ringing, fact)
 
     async def answered(self, fact: CallAnsweredFact) -> dict[str, Any] | None:
-        return await self._submit(answer, fact)  # type: ignore[no-any-return]
+        return await self._submit(answer, fact)
 
     async def ended(self, fact: CallEndedFact) -> dict[str, Any] | None:
-        return await self._submit(end, fact)  # type: ignore[no-any-return]
+        return await self._submit(end, fact)
 
     async def _submit(self, step: Step, fact: Fact, ring: bool = False) -> Any:
         job = _Job(step, fact, asyncio.get_running_loop().create_future(), ring)
@@ -403,8 +403,8 @@ async def _prefetch(session: AsyncSession, facts: list[Fact]) -> None:
     if wanted:
         conn = await session.connection()
         for extension in sorted(wanted):
-            rows = await _AGENT.all(conn, extension=extension)
-            agents[extension] = Agent(*rows[0]) if rows else None
+            agent_rows = await _AGENT.all(conn, extension=extension)
+            agents[extension] = Agent(*agent_rows[0]) if agent_rows else None
     session.info[_AGENTS] = agents
 
 
@@ -444,7 +444,7 @@ _AGENT = Prepared(select(User.id, User.name).join(UserExtension, UserExtension.u
                   .where(UserExtension.extension == bindparam("extension"), User.active.is_(True)))
 
 
-async def _agents(session: AsyncSession, extensions: set[str]) -> dict[str, Agent | User]:
+async def _agents(session: AsyncSession, extensions: set[str]) -> Mapping[str, Agent | User]:
     """Active users by extension, from the batch's prefetch when it has them all."""
     wanted = {e for e in extensions if isinstance(e, str) and e and len(e) <= 32}
     cache: dict[str, Agent | None] | None = session.info.get(_AGENTS)
@@ -465,7 +465,7 @@ async def _find_call(session: AsyncSession, key: str) -> Call | None:
     cache: dict[str, Call | None] | None = session.info.get(_CALLS)
     if cache is not None and key in cache:
         return cache[key]
-    return await session.scalar(_lock_query(key))  # type: ignore[no-any-return]
+    return await session.scalar(_lock_query(key))
 
 
 async def _call_row(session: AsyncSession, key: str, **values: Any) -> Call:
@@ -525,7 +525,8 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
     ``leads.create_lead`` announces it (the same shape), in two INSERTs instead of its four
     statements (a brand-new lead has no contact points to replace nor to read back)."""
     points = contact_points.normalise(phones=[number], region=settings.region)
-    if points.errors or not points.phones:
+    phones_found = points.phones
+    if points.errors or not phones_found:
         return None  # a number the lead cannot keep (not a valid phone): the agent decides
     lead = Lead(name=number, source=LEAD_SOURCE, manager_id=None, comment="", utm={}, unsorted=True,
                 converted_client_id=None, converted_at=None, created_at=utcnow())
@@ -533,16 +534,18 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
     session.info.setdefault(_KEEP, []).append(lead)
     if (on_lead := session.info.get(_ON_LEAD)) is not None:
         on_lead(number)
-    data = {"id": None, "name": lead.name, "source": lead.source, "manager_id": None, "manager": None,
-            "comment": lead.comment, "utm": {}, "unsorted": True, "converted_client_id": None,
-            "converted_at": None, "phones": [value for value, _, _ in points.phones], "emails": [],
-            "telegram": [], "bounced_emails": {}, "created_at": iso(lead.created_at)}
-    person = {"type": "lead", "id": None, "name": lead.name, "client_id": None, "open_deals": []}
+    data: dict[str, Any] = {
+        "id": None, "name": lead.name, "source": lead.source, "manager_id": None, "manager": None,
+        "comment": lead.comment, "utm": {}, "unsorted": True, "converted_client_id": None,
+        "converted_at": None, "phones": [value for value, _, _ in phones_found], "emails": [],
+        "telegram": [], "bounced_emails": {}, "created_at": iso(lead.created_at)}
+    person: dict[str, Any] = {"type": "lead", "id": None, "name": lead.name, "client_id": None,
+                              "open_deals": []}
     refs: list[dict[str, Any]] = [data, person]
 
     def ids() -> None:  # the lead has its id: its contact points, and the id where it is shown
         session.add_all([ContactPoint(kind="phone", value=value, tail=tail, raw=raw, lead_id=lead.id)
-                         for value, tail, raw in points.phones])
+                         for value, tail, raw in phones_found])
         for ref in refs:
             ref["id"] = lead.id
 
@@ -575,7 +578,7 @@ def _fresh(match: dict[str, Any]) -> dict[str, Any]:
 
 def _pop_queries(model: type[Client] | type[Lead], entries_owner: Any,
                  tasks_owner: Any) -> tuple[Prepared, ...]:
-    owner = bindparam("owner")
+    owner: BindParameter[Any] = bindparam("owner")
     head = Prepared(select(model.name, User.id, User.name).select_from(model)
                     .outerjoin(User, User.id == model.manager_id).where(model.id == owner))
     entries = Prepared(
@@ -775,7 +778,7 @@ async def _deal_for(session: AsyncSession, client_id: int | None, lead_id: int |
     if cached is not None:  # the batch's prefetch (with this unit of work's own changes to them)
         return max(cached, key=lambda d: (d.last_activity_at, d.id), default=None)
     owner = Deal.client_id == client_id if client_id is not None else Deal.lead_id == lead_id
-    return await session.scalar(  # type: ignore[no-any-return]
+    return await session.scalar(
         select(Deal).join(Stage, Stage.id == Deal.stage_id).where(owner, Stage.kind == "active")
         .order_by(Deal.last_activity_at.desc(), Deal.id.desc()).limit(1))
 
@@ -823,7 +826,7 @@ async def _ref(session: AsyncSession, model: type[Client] | type[Lead],
                key: int | None) -> dict[str, Any] | None:
     if key is None:
         return None
-    row = await session.get(model, key)  # usually in the identity map already
+    row: Client | Lead | None = await session.get(model, key)  # usually in the identity map already
     return {"id": key, "name": row.name if row is not None else None}
 
 

@@ -60,7 +60,7 @@ async def write(session: AsyncSession, rows: Sequence[Row]) -> set[tuple[str, st
     for start in range(0, len(values), 200):  # within SQLite's limit of bound parameters
         statement = _insert(session).values(values[start:start + 200]).returning(
             InboundDelivery.channel, InboundDelivery.key)
-        new.update((channel, key) for channel, key in await session.execute(statement))
+        new.update((channel, key) for channel, key in (await session.execute(statement)).tuples())
     return new
 
 
@@ -173,6 +173,7 @@ async def finish(session: AsyncSession, journal_id: int) -> bool:
         update(InboundDelivery).where(InboundDelivery.id == journal_id, InboundDelivery.status == "pending")
         .values(status="done", processed_at=utcnow(), error=None)
         .execution_options(synchronize_session=False))
+    # AsyncSession.execute is typed to return Result; for a DML statement it is a CursorResult
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 

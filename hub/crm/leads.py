@@ -261,6 +261,7 @@ async def convert_lead(session: AsyncSession, actor: User, lead_id: Any, data: A
         .values(converted_at=utcnow(), converted_client_id=client.id, unsorted=False),
         execution_options={"synchronize_session": False},
     )
+    # AsyncSession.execute is typed to return Result; for a DML statement it is a CursorResult
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("the lead is converted already")
 
@@ -283,7 +284,7 @@ async def convert_lead(session: AsyncSession, actor: User, lead_id: Any, data: A
     await session.execute(update(Task).where(Task.lead_id == lead.id, Task.client_id.is_(None))
                           .values(client_id=client.id), execution_options=plain)
 
-    lead = await _load(session, lead.id)  # type: ignore[assignment]
+    lead = await _load(session, lead.id)
     if lead is None:  # pragma: no cover - deleted under our feet
         raise NotFound("lead not found")
     loaded = (await session.scalars(

@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from sqlalchemy import bindparam, func, insert, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -84,7 +84,8 @@ FINAL = ("delivered", "undelivered", "failed")
 
 
 class UnitOfWork(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+    # urgent: as in ``hub.crm.journal.UnitOfWork`` (the intake's journal writer shares it)
+    def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[AsyncSession]: ...
 
 
 # --- shapes ---------------------------------------------------------------------------------------------
@@ -245,7 +246,13 @@ async def placement_deal(session: AsyncSession, client_id: int | None, lead_id: 
         .order_by(Deal.last_activity_at.desc(), Deal.id.desc()).limit(1))
 
 
-def _targets(person: Person | None, deal_id: int | None) -> dict[str, int | None]:
+class _Targets(TypedDict, total=False):
+    deal_id: int
+    client_id: int | None
+    lead_id: int
+
+
+def _targets(person: Person | None, deal_id: int | None) -> _Targets:
     if deal_id is not None:
         return {"deal_id": deal_id}
     if person is None:
@@ -726,7 +733,7 @@ async def _thread_row(session: AsyncSession, message: InboundMessage) -> _Thread
         .select_from(_msg.outerjoin(_conv, _conv.c.id == _msg.c.conversation_id)
                      .outerjoin(entry, entry.c.id == _msg.c.entry_id)
                      .outerjoin(active, active.c.id == entry.c.deal_id))
-        .where(_msg.c.channel == message.channel, _msg.c.provider_id.in_(wanted)))).all()
+        .where(_msg.c.channel == message.channel, _msg.c.provider_id.in_(wanted)))).tuples().all()
     by_id = {row[1]: row for row in rows}
     for provider_id in wanted:
         row = by_id.get(provider_id)
@@ -1045,7 +1052,9 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
         conversation = await session.get(Conversation, reply_to.conversation_id)
         assert conversation is not None
         person = _person_of(conversation)
-        deal_id = (await session.get(TimelineEntry, reply_to.entry_id)).deal_id if reply_to.entry_id else None  # type: ignore[union-attr]
+        replied = await session.get(TimelineEntry, reply_to.entry_id) if reply_to.entry_id else None
+        assert replied is not None or not reply_to.entry_id  # a message's entry_id is a foreign key
+        deal_id = replied.deal_id if replied is not None else None
     else:
         person, deal_id = await _target_person(session, actor, v)
         conversation = await _person_conversation(session, channel, person)
@@ -1134,6 +1143,7 @@ async def outgoing(session: AsyncSession, message: Message, attachments_dir: str
                                       .order_by(Attachment.id))).all()
         files = tuple(OutgoingFile(filename=a.filename, content_type=a.content_type,
                                    path=str(stored_path(attachments_dir, a.sha256))) for a in rows)
+    references: tuple[str, ...]
     reply_to, references, mailbox = None, (), None
     if message.reply_to_id is not None:
         earlier = await session.get(Message, message.reply_to_id)
@@ -1178,6 +1188,7 @@ async def claim(session: AsyncSession, message_id: int) -> Message | None:
                               Message.next_attempt_at <= utcnow())
         .values(status="sending", attempts=Message.attempts + 1, status_at=utcnow())
         .execution_options(synchronize_session=False))
+    # AsyncSession.execute is typed to return Result; for a DML statement it is a CursorResult
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
     message = await session.get(Message, message_id, populate_existing=True)

@@ -6,7 +6,7 @@ Money is stored in kopecks (``amount_minor``) so that sums are exact on SQLite a
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -64,6 +64,9 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument, list[Any]: JSONDocument}
+    if TYPE_CHECKING:
+        # Every model here maps one Table (DeclarativeBase says FromClause: it could be a join)
+        __table__: ClassVar[Table]
 
 
 ROLES = ("admin", "manager", "agent")

@@ -94,6 +94,7 @@ async def mark_read(session: AsyncSession, actor: User, ids: Any = None) -> int:
     query = query.values(read_at=utcnow()).execution_options(synchronize_session=False)
     result = await session.execute(query)
     await session.flush()
+    # AsyncSession.execute is typed to return Result; for a DML statement it is a CursorResult
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -102,4 +103,5 @@ async def delete_all(session: AsyncSession, actor: User) -> int:
         delete(Notification).where(Notification.user_id == actor.id)
         .execution_options(synchronize_session=False)
     )
+    # AsyncSession.execute is typed to return Result; for a DML statement it is a CursorResult
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -130,7 +130,8 @@ async def create_pipeline(session: AsyncSession, actor: User, data: Any) -> dict
     v.check()
     assert specs is not None
     if position is None:
-        position = (await session.scalar(select(func.coalesce(func.max(Pipeline.position), -1)))) + 1
+        last = select(func.coalesce(func.max(Pipeline.position), -1))
+        position = (await session.execute(last)).scalar_one() + 1
     if make_default:
         await session.execute(update(Pipeline).values(is_default=False))
     pipeline = Pipeline(name=name, position=position, is_default=make_default, stages=[

@@ -164,7 +164,7 @@ async def funnel(session: AsyncSession, actor: User, *, pipeline_id: Any, since:
         .outerjoin(LossReason, LossReason.id == Deal.loss_reason_id)
         .where(*cohort, Stage.kind == "lost")
         .group_by(Deal.loss_reason_id, LossReason.name))
-    reasons = sorted(
+    reasons: list[dict[str, Any]] = sorted(
         ({"id": rid, "name": name, "count": int(n), "amount": roubles(total)}
          for rid, name, n, total in reason_rows),
         key=lambda r: (-r["count"], r["name"] is None, r["name"] or ""))
@@ -225,7 +225,7 @@ async def funnel(session: AsyncSession, actor: User, *, pipeline_id: Any, since:
     # One statement, so that the stage changes are read (and their JSON parsed) once.
     histogram: dict[int, int] = {}
     times: dict[int, tuple[float, int]] = {}
-    for what, key, n, secs in await session.execute(union_all(per_furthest, per_stage)):
+    for what, key, n, secs in (await session.execute(union_all(per_furthest, per_stage))).tuples():
         if int(what) == 0:
             histogram[int(key)] = int(n)
         elif key is not None:

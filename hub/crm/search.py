@@ -18,7 +18,7 @@ PHONE_LIKE = re.compile(r"[\d\s()+\-.]{5,30}")
 
 
 def contains(column: Any, q: str) -> ColumnElement[bool]:
-    return column.icontains(q, autoescape=True)  # type: ignore[no-any-return]
+    return column.icontains(q, autoescape=True)
 
 
 def contact_point_match(q: str, region: str) -> ColumnElement[bool] | None:

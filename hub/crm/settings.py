@@ -101,11 +101,11 @@ async def create_custom_field(session: AsyncSession, actor: User, data: Any) -> 
     if await session.scalar(select(CustomField.id).where(CustomField.entity == entity,
                                                          CustomField.key == key)) is not None:
         raise Conflict("a field with this key exists already", {"key": "exists already"})
-    if (await session.scalar(select(func.count()).select_from(CustomField))) >= MAX_FIELDS:
+    if (await session.execute(select(func.count()).select_from(CustomField))).scalar_one() >= MAX_FIELDS:
         raise Conflict(f"at most {MAX_FIELDS} custom fields")
     if position is None:
-        position = (await session.scalar(select(func.coalesce(func.max(CustomField.position), -1))
-                                         .where(CustomField.entity == entity))) + 1
+        position = (await session.execute(select(func.coalesce(func.max(CustomField.position), -1))
+                                          .where(CustomField.entity == entity))).scalar_one() + 1
     field = CustomField(entity=entity, key=key, label=label, type=kind, choices=choices or [],
                         position=position)
     try:
@@ -152,7 +152,7 @@ async def _tag_counts(session: AsyncSession, table: Any, tag_ids: list[int] | No
     query = select(table.c.tag_id, func.count()).group_by(table.c.tag_id)
     if tag_ids is not None:
         query = query.where(table.c.tag_id.in_(tag_ids))
-    return {tag_id: int(n) for tag_id, n in (await session.execute(query)).all()}
+    return {tag_id: int(n) for tag_id, n in (await session.execute(query)).tuples().all()}
 
 
 def _tag_dict(tag: Tag, clients: dict[int, int], deals: dict[int, int]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ async def task_dicts(session: AsyncSession, tasks: list[Task],
         if not ids:
             return {}
         rows = await session.execute(select(column, label).where(column.in_(ids)))
-        return {i: {"id": i, "name": n} for i, n in rows}
+        return {i: {"id": i, "name": n} for i, n in rows.tuples()}
 
     clients = await names(Client.id, Client.name, {t.client_id for t in tasks if t.client_id})
     leads = await names(Lead.id, Lead.name, {t.lead_id for t in tasks if t.lead_id})

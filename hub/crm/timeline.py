@@ -110,7 +110,8 @@ class CompiledWrite:
             inside = False
         if not inside:
             result = await session.execute(self.statement(dialect), params)
-            row = result.first() if result.returns_rows else None
+            # AsyncSession.execute is typed to return Result; for a DML statement it is a CursorResult
+            row = result.first() if result.returns_rows else None  # type: ignore[attr-defined]
             return tuple(row) if row is not None else None
         sql, binds, results = self._plans.get(dialect.driver) or self._plan(dialect)
         args = []
