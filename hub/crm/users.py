@@ -284,15 +284,3 @@ async def list_users(session: AsyncSession, actor: User, *, cursor: str | None =
         stmt = stmt.where(User.active.is_(active))
     rows, next_cursor = await page_rows(session, stmt, User.id, cursor, limit)
     return Page(await user_dicts(session, rows), next_cursor)
-
-
-async def user_by_extension(session: AsyncSession, extension: str) -> User | None:
-    """The active user this extension rings, or None."""
-    if not isinstance(extension, str) or not _EXTENSION.fullmatch(extension):
-        return None
-    return (await session.scalars(
-        select(User).options(selectinload(User.extensions))
-        .join(UserExtension, UserExtension.user_id == User.id)
-        .where(UserExtension.extension == extension, User.active.is_(True))
-    )).one_or_none()
-
