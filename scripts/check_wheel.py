@@ -31,10 +31,12 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.browser.conftest import ARGS as CHROMIUM_ARGS  # noqa: E402  (the browser tests' chromium)
+from tests.browser.conftest import CHROMIUM  # noqa: E402
+
 LOCK = ROOT / "requirements" / "dev.lock"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # page → what its scripts define once loaded (the front-end libraries come from the wheel)
 PAGES = {
     "/": ("htmx",),
