@@ -42,8 +42,10 @@ class Gate(Protocol):
 
 
 class DatabaseLike(Protocol):
-    engine: AsyncEngine
-    gate: Gate | None
+    @property
+    def engine(self) -> AsyncEngine: ...
+    @property
+    def gate(self) -> Gate | None: ...
 
 
 def _timestamp(engine: AsyncEngine) -> Callable[[datetime], Any]:

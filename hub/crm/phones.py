@@ -14,7 +14,7 @@ MAX_INPUT = 64  # longer input is not a phone number (and phonenumbers itself st
 TAIL_DIGITS = 10
 
 
-def normalize(raw: str, region: str = "RU") -> str:
+def normalize(raw: object, region: str = "RU") -> str:
     """``raw`` in any usual format → E.164, or ``ValueError`` with a reason a person can read."""
     if not isinstance(raw, str):
         raise ValueError("must be a string")

@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from hub.config import MailboxConfig
 from hub.crm.ports import InboundFile, InboundMessage, MessageIntakePort, OutgoingMessage, SendReceipt
 from hub.mail import parse
-from hub.mail.imap import FolderWatcher, LetterRef, OnLetters
+from hub.mail.imap import FolderWatcher, LetterRef, OnLetter, OnLetters
 from hub.mail.smtp import SmtpSender
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class MailChannel:
         jobs = [loop.run_in_executor(self._pool, _read, raw, mailbox) for _, raw in letters]
         return list(await asyncio.gather(*jobs, return_exceptions=True))
 
-    def _taker(self, mailbox: MailboxConfig) -> Callable[[LetterRef, bytes], object]:
+    def _taker(self, mailbox: MailboxConfig) -> OnLetter:
         async def take(ref: LetterRef, raw: bytes) -> None:
             letter = parse.parse(raw)
             if letter.defects:

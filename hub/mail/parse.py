@@ -53,7 +53,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import collapse_rfc2231_value, getaddresses
 from html.parser import HTMLParser
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import unquote
 
 import nh3
@@ -1140,7 +1140,8 @@ def _headers_of(part: Message) -> Message | None:
     ctype = part.get_content_type()
     if ctype in ("message/rfc822", "message/global"):
         payload = part.get_payload()
-        return payload[0] if isinstance(payload, list) and payload else None
+        # a message/* part's payload is a list holding the one enclosed Message (typeshed: Message | str)
+        return cast(Message, payload[0]) if isinstance(payload, list) and payload else None
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
         return None

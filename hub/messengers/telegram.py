@@ -173,7 +173,7 @@ class TelegramChannel:
     def _build_bot(self) -> Bot:
         root = self.config.api_url.rstrip("/")
         # trust_env=False: a proxy from the environment must not capture a local Bot API server
-        kwargs = {"httpx_kwargs": {"trust_env": False}}
+        kwargs: dict[str, Any] = {"httpx_kwargs": {"trust_env": False}}
         timeout = self.request_timeout
         request = HTTPXRequest(connection_pool_size=16, read_timeout=timeout, write_timeout=timeout,
                                connect_timeout=timeout, pool_timeout=timeout, media_write_timeout=60.0,
@@ -486,17 +486,17 @@ class TelegramChannel:
             v = message.voice
             return v, f"voice_{mid}.ogg", v.mime_type or "audio/ogg", v.file_size
         if message.video is not None:
-            v = message.video
-            return v, v.file_name or f"video_{mid}.mp4", v.mime_type or "video/mp4", v.file_size
+            vid = message.video
+            return vid, vid.file_name or f"video_{mid}.mp4", vid.mime_type or "video/mp4", vid.file_size
         if message.audio is not None:
             a = message.audio
             return a, a.file_name or f"audio_{mid}.mp3", a.mime_type or "audio/mpeg", a.file_size
         if message.animation is not None:
-            a = message.animation
-            return a, a.file_name or f"animation_{mid}.mp4", a.mime_type or "video/mp4", a.file_size
+            gif = message.animation
+            return gif, gif.file_name or f"animation_{mid}.mp4", gif.mime_type or "video/mp4", gif.file_size
         if message.video_note is not None:
-            v = message.video_note
-            return v, f"video_note_{mid}.mp4", "video/mp4", v.file_size
+            note = message.video_note
+            return note, f"video_note_{mid}.mp4", "video/mp4", note.file_size
         return None
 
     async def _download(self, file_id: str, filename: str, notes: list[str],

@@ -94,7 +94,7 @@ class _HubHttpClient(AsyncHttpClient):
         super().__init__(log, is_async=True)
         self.channel = channel
 
-    async def request(self, method: str, uri: str, params: dict[str, object] | None = None,
+    async def request(self, method: str, uri: str, params: dict[str, Any] | None = None,
                       data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
                       auth: tuple[str, str] | None = None, timeout: float | None = None,  # noqa: ASYNC109
                       allow_redirects: bool = False) -> TwilioResponse:

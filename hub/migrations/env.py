@@ -23,7 +23,10 @@ def run_with(connection) -> None:
 
 
 async def run_standalone() -> None:
-    engine = create_async_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: no sqlalchemy.url to connect to")
+    engine = create_async_engine(url)
     async with engine.begin() as connection:
         await connection.run_sync(run_with)
     await engine.dispose()

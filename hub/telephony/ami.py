@@ -101,6 +101,8 @@ class _Protocol(AMIProtocol):
 class _Manager(Manager):
     """One connection's panoramisk Manager, with its own reconnect, pinger and replay switched off."""
 
+    pinger: asyncio.TimerHandle | None  # panoramisk's (untyped)
+
     def __init__(self, *, sink: Callable[[Any], None], on_lost: Callable[[Any], None],
                  **config: Any) -> None:
         super().__init__(**config)

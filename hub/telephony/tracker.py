@@ -766,7 +766,7 @@ class Tracker:
         call, chan = found
         cause_raw = m.get("Cause")
         try:
-            cause = int(cause_raw) if cause_raw not in (None, "") else None
+            cause = int(cause_raw) if cause_raw is not None and cause_raw != "" else None
         except (TypeError, ValueError):
             cause = None
         ts = _ts(m)

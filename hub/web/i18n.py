@@ -102,7 +102,7 @@ def load(locale_dir: Path) -> Translations:
 def language_of(user_language: str | None, cookie: str | None) -> str:
     for candidate in (user_language, cookie):
         if candidate in LANGUAGES:
-            return candidate  # type: ignore[return-value]
+            return candidate
     return DEFAULT
 
 
@@ -208,7 +208,7 @@ def extract(webui: Path, root: Path) -> Catalog:
     return catalog
 
 
-def _translated(string: str | tuple[str, ...]) -> bool:
+def _translated(string: str | tuple[str, ...] | list[str] | None) -> bool:
     return all(string) if isinstance(string, tuple) else bool(string)
 
 

@@ -124,6 +124,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 async def stop_streams(app: web.Application) -> None:
     """on_shutdown: open streams would otherwise hold the server for a minute."""
-    for stream in list(app[STREAMS]):
+    streams = app[STREAMS]
+    for stream in list(streams):
         if stream.is_connected():
             stream.stop_streaming()

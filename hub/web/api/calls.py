@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 import uuid
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -53,7 +54,7 @@ ORIGINATE_OUT = schemas.obj({
                 Param("until", "date-time", "calls started before"),
                 *PAGING))
 async def list_calls(request: web.Request) -> web.Response:
-    filters = {
+    filters: dict[str, Any] = {
         "status": query_text(request, "status", max_len=100),
         "direction": query_choice(request, "direction", CALL_DIRECTIONS),
         "agent_id": query_int(request, "agent"),

@@ -64,7 +64,7 @@ async def _form(request: web.Request) -> tuple[dict[str, Any], list[tuple[str, s
     files: list[tuple[str, str, bytes]] = []
     for key, value in form.items():
         if not isinstance(value, str):
-            if getattr(value, "filename", None):
+            if isinstance(value, web.FileField) and value.filename:
                 content = value.file.read()
                 if content:
                     files.append((upload_name(value.filename), value.content_type, content))

@@ -67,6 +67,8 @@ def _day(text: str) -> date | None:
 def period_of(request: web.Request) -> Period:
     today = utcnow().astimezone(zone(request)).date()
     since, until = request.query.get("since", ""), request.query.get("until", "")
+    first: date | None
+    last: date | None
     if not since and not until:
         preset = request.query.get("preset", DEFAULT_PRESET)
         preset = preset if preset in dict(PRESETS) else DEFAULT_PRESET

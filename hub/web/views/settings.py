@@ -506,7 +506,7 @@ async def field_delete(request: web.Request) -> web.StreamResponse:
 # --- tags ------------------------------------------------------------------------------------------
 
 async def _tags_page(request: web.Request, *, errors: dict[str, Any] | None = None,
-                     values: dict[str, Any] | None = None, status: int = 200) -> web.Response:
+                     values: dict[int, Any] | None = None, status: int = 200) -> web.Response:
     user = require_user(request)
     async with request.app[DB].reading() as s:
         tags = (await settings.list_tags(s, user)).items

@@ -229,7 +229,7 @@ async def _save(request: web.Request, task_id: int | None) -> web.StreamResponse
     user = require_user(request)
     form = await request.post()
     values, body, errors = _parse(request, form)
-    uploads = [f for f in form.getall("files", []) if getattr(f, "filename", "")]
+    uploads = [f for f in form.getall("files", []) if isinstance(f, web.FileField) and f.filename]
     server = request.app[CONFIG].server
     task = None
     if task_id is not None:
