@@ -48,6 +48,7 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         dialect = engine.sync_engine.dialect
+        # patched on this engine's dialect instance only; mypy forbids assigning to a method
         dialect.do_rollback = partial(_sqlite_rollback, dialect.do_rollback)  # type: ignore[method-assign]
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)

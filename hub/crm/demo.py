@@ -552,7 +552,7 @@ async def _conversations(s: Any, region: str, attachments_dir: str | Path | None
     from hub.crm import messages
     from hub.crm.attachments import store_bytes
     from hub.crm.models import Conversation, Message
-    from hub.crm.ports import DeliveryStatus, InboundFile, InboundMessage
+    from hub.crm.ports import DeliveryStatus, InboundFile, InboundMessage, MessageChannel
 
     now = datetime.now(UTC).replace(microsecond=0)
     agents = {u.login: u for u in (await s.scalars(select(User).where(User.login.in_(("agent1", "agent2")))))}
@@ -592,7 +592,7 @@ async def _conversations(s: Any, region: str, attachments_dir: str | Path | None
     def at(minutes: int) -> datetime:
         return now - timedelta(minutes=minutes)
 
-    async def reply(person: dict[str, Any], channel: str, text: str, minutes: int, status: str,
+    async def reply(person: dict[str, Any], channel: MessageChannel, text: str, minutes: int, status: str,
                     error: str | None = None, **extra: Any) -> dict[str, Any]:
         """An agent's answer written ``minutes`` ago, then what the channel reported about it."""
         queued = (await messages.queue_message(s, person["user"], {
@@ -611,7 +611,7 @@ async def _conversations(s: Any, region: str, attachments_dir: str | Path | None
         else:
             await messages.record_outcome(s, queued["id"], "sent", provider_id=provider_id)
             if status == "delivered":
-                await messages.apply_status(s, DeliveryStatus(channel=channel, provider_id=provider_id,  # type: ignore[arg-type]
+                await messages.apply_status(s, DeliveryStatus(channel=channel, provider_id=provider_id,
                                                               status="delivered", at=when))
         ids.add(queued["conversation_id"])
         return {**queued, "provider_id": provider_id}

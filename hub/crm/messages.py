@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypedDict
+from typing import Any, Protocol, TypedDict, cast
 
 from sqlalchemy import bindparam, func, insert, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -765,8 +765,8 @@ async def _facts(session: AsyncSession, person: Person,
         client_id = rows[0][1]
         person = ("client", client_id, client_id)
     rows = await _fetch(session, _CLIENT_HEAD, owner=person[2])
-    if rows:
-        managers[("client", person[2])] = rows[0][0]  # type: ignore[index]
+    if rows and person[2] is not None:  # (rows found by owner=person[2]: it is not None)
+        managers[("client", person[2])] = rows[0][0]
     return person, _deal_of(rows[0][1:]) if rows else None
 
 
@@ -988,6 +988,7 @@ async def _person_conversation(session: AsyncSession, channel: str, person: Pers
     found = await session.scalar(select(Conversation).where(Conversation.channel == channel, owned)
                                  .order_by(Conversation.last_message_at.desc()).limit(1))
     if found is not None or (kind == "contact" and (
+            # a contact's Person carries its client's id, never None there (Person says int | None)
             found := await _person_conversation(session, channel, ("client", client_id, client_id)))):  # type: ignore[arg-type]
         return found
     owner_field = {"client": "client_id", "contact": "contact_id", "lead": "lead_id"}[kind]
@@ -1152,7 +1153,8 @@ async def outgoing(session: AsyncSession, message: Message, attachments_dir: str
             references, mailbox = await _thread_of(session, earlier)
     if message.channel == "email" and mailbox is None:
         mailbox = await _last_mailbox(session, conversation.id)
-    return OutgoingMessage(id=message.id, channel=message.channel, address=conversation.address,  # type: ignore[arg-type]
+    channel = cast(MessageChannel, message.channel)  # a column of str, always one of MessageChannel
+    return OutgoingMessage(id=message.id, channel=channel, address=conversation.address,
                            text=message.text, files=files, reply_to_provider_id=reply_to,
                            subject=message.subject, attempt=message.attempts, references=references,
                            mailbox=mailbox, to_name=conversation.title, parts_sent=message.parts_sent,

@@ -205,7 +205,10 @@ class TelegramSimulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = site._server
+        assert server is not None  # start() has made it
+        # aiohttp types it AbstractServer; loop.create_server made a Server, which has sockets
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         return self.port
 
     async def stop(self) -> None:

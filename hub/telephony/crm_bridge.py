@@ -19,6 +19,7 @@ from hub.crm.ports import (
     CallRingEnded,
     CallRinging,
     CallSettings,
+    UnknownCaller,
 )
 from hub.telephony.events import AgentRingEnded, AgentRinging, CallAnswered, CallEnded, Fact
 
@@ -27,8 +28,8 @@ PortFact = CallRinging | CallRingEnded | CallAnsweredFact | CallEndedFact
 
 def settings_from(asterisk: AsteriskConfig, region: str = "RU") -> CallSettings:
     """The intake's settings from ``[asterisk]`` and ``[phones] default_region``."""
-    mode = asterisk.unknown_caller if asterisk.unknown_caller in ("auto", "ask") else "auto"
-    return CallSettings(region=region or "RU", unknown_caller=mode,  # type: ignore[arg-type]
+    mode: UnknownCaller = "ask" if asterisk.unknown_caller == "ask" else "auto"
+    return CallSettings(region=region or "RU", unknown_caller=mode,
                         ignored_numbers=tuple(str(n) for n in asterisk.ignored_numbers))
 
 

@@ -45,7 +45,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from hub.telephony.events import (
     INBOUND,
@@ -59,6 +59,7 @@ from hub.telephony.events import (
     CallStarted,
     CallTransferred,
     Fact,
+    Status,
 )
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ class Call:
     answered_at: float | None = None
     transferred_at: float | None = None
     caller_gave_up: bool = False
-    hangup_by: str | None = None
+    hangup_by: Literal["external", "agent"] | None = None
     last_ts: float | None = None
 
     def open_leg(self, extension: str | None = None) -> _Leg | None:
@@ -809,6 +810,7 @@ class Tracker:
                      talk_seconds=_seconds(leg.answered_at, leg.ended_at), recording=leg.recording)
             for leg in call.legs
         )
+        status: Status
         if legs:
             status = "answered"
         elif call.caller_gave_up:
@@ -828,7 +830,7 @@ class Tracker:
         cause_chan = trunk or call.first
         out.append(CallEnded(
             **self._base(call, ts),
-            status=status,  # type: ignore[arg-type]
+            status=status,
             agent=agent or None,
             caller_extension=call.caller_extension if call.direction != INBOUND else None,
             started_at=call.started_at,
@@ -837,7 +839,7 @@ class Tracker:
             wait_seconds=_seconds(call.started_at, call.answered_at if call.answered_at is not None else ts),
             talk_seconds=round(sum(leg.talk_seconds for leg in legs), 3),
             hangup_cause=cause_chan.cause if cause_chan is not None else None,
-            hangup_by=call.hangup_by or "system",  # type: ignore[arg-type]
+            hangup_by=call.hangup_by or "system",
             dial_status="ANSWER" if legs else call.last_status,
             recording=call.recordings[0] if call.recordings else None,
             recordings=tuple(call.recordings),

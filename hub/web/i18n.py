@@ -178,6 +178,7 @@ def setup_jinja(env: jinja2.Environment, translations: Translations, zone: tzinf
         return format_decimal(value or 0, locale=_lang(ctx))
 
     env.add_extension("jinja2.ext.i18n")
+    # jinja2's i18n extension adds this method to the Environment at run time; its types don't say so
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update({"datetime": format_datetime, "time": format_time, "date": format_day,
                         "money": money, "number": number})

@@ -115,6 +115,7 @@ PAGING = (Param("cursor", description="next_cursor of the previous page"),
 
 def mark_public(handler: Handler) -> Handler:
     """Mark a handler as reachable without logging in."""
+    # a function takes attributes, but no Callable type can declare one
     handler.__crmhub_public__ = True  # type: ignore[attr-defined]
     return handler
 
