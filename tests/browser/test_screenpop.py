@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -125,19 +124,18 @@ async def test_inbound_call_pops_up_closes_and_lands_in_the_journal(page: Any, a
     await until(lambda: ami.clients >= 1, within=5)  # the hub is logged in to the fake Asterisk
 
     answered_at = _split("inbound_answered", "BridgeEnter")
-    started = time.monotonic()
     replay = await ami.push("inbound_answered", stop_before="BridgeEnter")
     popup = page.locator(".screenpop")
-    await expect(popup).to_have_count(1, timeout=1000)
-    await expect(popup.locator(".sp-name")).to_contain_text(CLIENT, timeout=1000)
-    shown = time.monotonic() - started
-    assert shown < 1.0, f"the popup took {shown:.3f} s"
+    # The waits are the page's default (TIMEOUT_MS): how soon the popup shows is bench/screen_pop.py's
+    # figure (p99 < 50 ms), not something a browser on a loaded box can time.
+    await expect(popup).to_have_count(1)
+    await expect(popup.locator(".sp-name")).to_contain_text(CLIENT)
     await expect(popup.get_by_role("link", name="Открыть карточку")).to_have_attribute(
         "href", re.compile(r"^/clients/\d+$"))
     await expect(popup.get_by_text("Иван Агентов")).to_be_visible()  # the main manager
 
     rest = await ami.push("inbound_answered", start_at=answered_at, rewriter=replay.rewriter)
-    await expect(popup).to_have_count(0, timeout=3000)
+    await expect(popup).to_have_count(0)
     _recording(replay.messages + rest.messages, Path(config.asterisk.recordings_dir))
 
     await page.goto("/calls")
@@ -165,12 +163,12 @@ async def test_a_queue_moving_on_closes_the_popup_of_the_agent_it_left(page: Any
     await until(lambda: ami.clients >= 1, within=5)
     replay = await ami.push("queue_answered", stop_before="AgentRingNoAnswer")  # 101 rings
     popup = page.locator(".screenpop")
-    await expect(popup).to_have_count(1, timeout=2000)
+    await expect(popup).to_have_count(1)
     await expect(popup.locator(".sp-name")).to_contain_text(CLIENT)
     # 8 s later the queue gives up on 101 and rings 102; the caller still waits
     rest = await ami.push("queue_answered", start_at=_split("queue_answered", "AgentRingNoAnswer"),
                           stop_before="AgentConnect", rewriter=replay.rewriter)
-    await expect(popup).to_have_count(0, timeout=3000)
+    await expect(popup).to_have_count(0)
     async with database.reading() as s:
         call = await s.scalar(select(Call).where(Call.linkedid == replay.linkedids[0]))
     assert call is not None and call.answered_at is None and call.ended_at is None
@@ -231,7 +229,7 @@ async def test_call_button_next_to_a_phone_originates(page: Any, app: web.Applic
 
     ami.originate_error = "Extension does not exist."
     EXPECTED.add("502 /api/v1/calls/originate")
-    await expect(button).to_be_enabled(timeout=5000)
+    await expect(button).to_be_enabled()  # after the page's 3 s pause (screenpop.js)
     await button.click()
     await expect(page.locator(".call-error").first).to_have_text("АТС отклонила звонок")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -533,17 +532,15 @@ async def test_stage_totals_in_sql_with_ten_thousand_deals(database: Database, p
         )
     async with database.transaction() as s:
         await s.execute(insert(Deal), rows)
+    # How fast (the kanban and its totals over 10,000 deals) is bench/pages_deals.py's figure: not timed here.
     async with database.reading() as s:
-        started = time.perf_counter()
         totals = await deals.stage_totals(s, manager, 1)
-        elapsed = time.perf_counter() - started
         assert list(totals) == [st.id for st in stages]
         counts = [totals[st.id]["count"] for st in stages]
         assert counts == [3334, 3333, 3333, 0, 0, 0, 0]
         assert totals[stages[0].id]["amount"] == 3334 * 10.01
         assert totals[stages[2].id]["amount"] == 3333 * 30.01
         assert sum(t["count"] for t in totals.values()) == await s.scalar(select(func.count(Deal.id)))
-        assert elapsed < 1.0
         own = await deals.stage_totals(s, anna, 1)
         assert sum(t["count"] for t in own.values()) == 5000
         assert await deals.stage_totals(s, manager, 1, responsible_id=anna.id) == own

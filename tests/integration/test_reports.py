@@ -7,7 +7,6 @@ replaced), so stage times, conversion and the period comparison are known to the
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -313,7 +312,8 @@ async def test_widgets_access_and_manager_filter(database: Database, office: dic
 # --- scale ---------------------------------------------------------------------------------------------
 
 
-async def test_funnel_over_ten_thousand_deals_is_fast(database: Database, world: dict) -> None:
+async def test_funnel_over_ten_thousand_deals(database: Database, world: dict) -> None:
+    # Its speed is bench/funnel.py's figure (p99 ≤ 300 ms); a wall clock here would only measure the box.
     stages, anna, admin = world["stages"], world["anna"], world["admin"]
     rng = random.Random(7)
     start = datetime(2025, 1, 1, tzinfo=UTC)
@@ -356,10 +356,7 @@ async def test_funnel_over_ten_thousand_deals_is_fast(database: Database, world:
         await s.execute(insert(TimelineEntry), moves)
     period = {"since": "2025-01-01", "until": "2025-03-01"}
     async with database.reading() as s:
-        await reports.funnel(s, admin, pipeline_id=1, **period)  # warm up
-        started = time.perf_counter()
         report = await reports.funnel(s, admin, pipeline_id=1, **period)
-        elapsed = time.perf_counter() - started
         own = await reports.funnel(s, anna, pipeline_id=1, **period)
     assert report["total"]["count"] == 10_000
     assert own["total"]["count"] == 5_000
@@ -367,4 +364,3 @@ async def test_funnel_over_ten_thousand_deals_is_fast(database: Database, world:
     assert reached[0] == 10_000  # every deal started in the first stage
     assert reached[:5] == sorted(reached[:5], reverse=True)
     assert report["won"]["count"] == reached[5]
-    assert elapsed < 2.0, f"funnel over 10,000 deals took {elapsed:.3f} s"

@@ -9,7 +9,6 @@ import asyncio
 import itertools
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -649,7 +648,6 @@ async def test_bad_token_is_auth_failed_and_no_secret_refuses_webhooks(
 
     config.telegram.webhook_secret = SECRET
     polling = create_app(config)
-    start = time.monotonic()
     channel2 = polling[TELEGRAM]
     channel2.backoff_base = channel2.backoff_cap = 0.05
     await channel2.start()
@@ -657,8 +655,7 @@ async def test_bad_token_is_auth_failed_and_no_secret_refuses_webhooks(
         await until(lambda: channel2.health().startswith("auth_failed"))
         assert "WRONG" not in channel2.health()
     finally:
-        await channel2.stop()
-    assert time.monotonic() - start < 5
+        await channel2.stop()  # (a stop that hangs is the per-test timeout's to catch)
 
 
 # --- the channel alone (no database) ---------------------------------------------------------------------

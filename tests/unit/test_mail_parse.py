@@ -242,13 +242,10 @@ def test_rfc2231_and_rfc2047_file_names() -> None:
     assert not pdf.inline and pdf.content_id is None
 
 
-def test_the_2mb_attachment_parses_fast() -> None:
-    raw = (FIXTURES / "08_attachment_2mb.eml").read_bytes()
-    parse(raw)  # warm-up (imports, regex compilation)
-    started = time.perf_counter()
-    got = parse(raw)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.5, elapsed
+def test_the_2mb_attachment_parses() -> None:
+    # Its speed (≈0.07 s on a quiet 2-core box) is a figure, not a function: no wall-clock limit here.
+    # No bench times this letter alone; bench/mail_ingest.py carries it once in 500 letters.
+    got = parse((FIXTURES / "08_attachment_2mb.eml").read_bytes())
     (dwg,) = got.attachments
     assert dwg.size == 2 * 1024 * 1024
     assert dwg.content_id == "<f_mb3x9q1k0>" and not dwg.inline and not dwg.shown_in_body
@@ -376,7 +373,9 @@ def test_20mb_attachment_parses_in_reasonable_time() -> None:
     started = time.perf_counter()
     got = parse(raw)
     elapsed = time.perf_counter() - started
-    assert elapsed < 10, elapsed  # ≈1 s on the shared 2-core box; a hang or a quadratic copy fails
+    # ≈1 s on a quiet 2-core box, so ≈10 s on a box ten times slower; a quadratic copy of 20 MB (line by
+    # line: terabytes of memcpy) does not finish in minutes. The limit only tells those two apart.
+    assert elapsed < 60, elapsed
     (att,) = got.attachments
     assert att.size == size and att.filename == "проект.zip"
     assert got.body_text.strip() == "Смотрите вложение."
@@ -437,14 +436,17 @@ def test_attachment_names_cannot_escape_a_folder() -> None:
 
 
 def test_base64_decoding_of_a_text_part_is_not_a_copy_chain() -> None:
-    body = ("строка текста " * 8 + "\n") * 20000  # ≈3.6 MB of text
+    body = ("строка текста " * 8 + "\n") * 80000  # ≈17 MB of UTF-8 text
     raw = (
         b"From: a@b.ru\r\nSubject: long\r\nContent-Type: text/plain; charset=utf-8\r\n"
         b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(body.encode())
     )
     started = time.perf_counter()
     got = parse(raw)
-    assert time.perf_counter() - started < 5
+    # A quadratic guard: ≈0.55 s on a quiet 2-core box (so ≈6 s on one ten times slower), while a copy
+    # chain (simulated: the decoded bytes grown line by line) took 180 s on that box at this size (4.7 s
+    # at a quarter of it: too close to a slow box's linear time to tell the two apart).
+    assert time.perf_counter() - started < 20
     assert got.body_text == body.rstrip()
 
 
