@@ -13,7 +13,7 @@ one may see but not change answers "forbidden".
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,7 +102,10 @@ async def can_see_task(session: AsyncSession, user: User, task: Task) -> bool:
     return user.id in (task.assignee_id, task.author_id) or await sees_all(session, user)
 
 
-async def visible(session: AsyncSession, user: User, obj: Any, what: str) -> Any:
+_Seen = TypeVar("_Seen", Client, Lead, Deal, Task)
+
+
+async def visible(session: AsyncSession, user: User, obj: _Seen | None, what: str) -> _Seen:
     """``obj`` if the user may see it, else NotFound (also for None)."""
     checks: dict[type, Callable[[AsyncSession, User, Any], Awaitable[bool]]] = {
         Client: can_see_client, Lead: can_see_lead, Deal: can_see_deal, Task: can_see_task}

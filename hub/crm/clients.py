@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -88,7 +89,7 @@ async def page_rows(session: AsyncSession, stmt: Select[Any], id_column: Any, cu
 def _read(v: Fields) -> dict[str, Any]:
     """The plain columns present in the body (all of them on create)."""
     values: dict[str, Any] = {}
-    specs = {
+    specs: dict[str, Callable[[], Any]] = {
         "name": lambda: v.text("name", required=True, max_len=300),
         "kind": lambda: v.choice("kind", CLIENT_KINDS, default="company"),
         "full_name": lambda: v.text("full_name", max_len=1000),

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -123,7 +123,7 @@ async def deal_dict(session: AsyncSession, deal: Deal) -> dict[str, Any]:
 
 # --- loading and checking ---------------------------------------------------------------------------
 
-def deal_query() -> Any:
+def deal_query() -> Select[Deal]:
     return select(Deal).options(selectinload(Deal.stage), selectinload(Deal.tags))
 
 
@@ -255,7 +255,8 @@ def _nullable_datetime(v: Fields, name: str, current: datetime | None) -> dateti
     """A datetime field that an explicit null clears."""
     if name in v.data and v.data[name] is None:
         return None
-    return v.datetime(name, default=current)
+    value: datetime | None = v.datetime(name, default=current)
+    return value
 
 
 # --- services ------------------------------------------------------------------------------------------

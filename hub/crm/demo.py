@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -199,7 +200,7 @@ class _Gen:
         patronymic = rng.choice(PATRONYMICS)[g]
         return f"{surname} {first} {patronymic}", first, surname, "f" if female else "m"
 
-    def _unique_phone(self, make: Any) -> str:
+    def _unique_phone(self, make: Callable[[], str]) -> str:
         for _ in range(1000):
             digits10 = make()
             e164 = "+7" + digits10

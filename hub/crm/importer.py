@@ -92,7 +92,7 @@ async def default_actor(database: Any, login: str | None = None) -> User:
     transient administrator that exists only for this import (a database with no users yet)."""
     async with database.reading() as s:
         if login:
-            user = await s.scalar(select(User).where(User.login == login))
+            user: User | None = await s.scalar(select(User).where(User.login == login))
             if user is None:
                 raise NotFound(f"no user with login {login!r}")
             return user

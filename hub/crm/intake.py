@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, bindparam, func, or_, select
+from sqlalchemy import BindParameter, Select, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -128,7 +128,8 @@ class CallIntake:
             pre = await self._identified(fact)
             if pre is not None:
                 step = functools.partial(ring, pre=pre, unchanged=lambda n: self._lead_made.get(n, 0) <= mark)
-        return await self._submit(step, fact, ring=True)
+        pop: dict[str, Any] = await self._submit(step, fact, ring=True)
+        return pop
 
     def _note_lead(self, number: str) -> None:
         """A lead was made for this number (maybe not committed yet): rings read before it look again."""
@@ -156,13 +157,16 @@ class CallIntake:
             return None
 
     async def ring_ended(self, fact: CallRingEnded) -> dict[str, Any] | None:
-        return await self._submit(stop_ringing, fact)
+        result: dict[str, Any] | None = await self._submit(stop_ringing, fact)
+        return result
 
     async def answered(self, fact: CallAnsweredFact) -> dict[str, Any] | None:
-        return await self._submit(answer, fact)
+        result: dict[str, Any] | None = await self._submit(answer, fact)
+        return result
 
     async def ended(self, fact: CallEndedFact) -> dict[str, Any] | None:
-        return await self._submit(end, fact)
+        result: dict[str, Any] | None = await self._submit(end, fact)
+        return result
 
     async def _submit(self, step: Step, fact: Fact, ring: bool = False) -> Any:
         job = _Job(step, fact, asyncio.get_running_loop().create_future(), ring)
@@ -447,7 +451,7 @@ async def _agents(session: AsyncSession, extensions: set[str]) -> Mapping[str, A
     return await users_by_extension(session, wanted)
 
 
-def _lock_query(key: str) -> Any:
+def _lock_query(key: str) -> Select[Call]:
     return (select(Call).where(Call.linkedid == key).with_for_update()
             .execution_options(populate_existing=True))
 

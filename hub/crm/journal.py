@@ -174,7 +174,8 @@ async def finish(session: AsyncSession, journal_id: int) -> bool:
         .values(status="done", processed_at=utcnow(), error=None)
         .execution_options(synchronize_session=False))
     # AsyncSession.execute is typed to return Result; for a DML statement it is a CursorResult
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    count: int = result.rowcount  # type: ignore[attr-defined]
+    return count == 1
 
 
 async def is_pending(session: AsyncSession, journal_id: int) -> bool:

@@ -284,9 +284,10 @@ async def convert_lead(session: AsyncSession, actor: User, lead_id: Any, data: A
     await session.execute(update(Task).where(Task.lead_id == lead.id, Task.client_id.is_(None))
                           .values(client_id=client.id), execution_options=plain)
 
-    lead = await _load(session, lead.id)
-    if lead is None:  # pragma: no cover - deleted under our feet
+    reloaded = await _load(session, lead.id)
+    if reloaded is None:  # pragma: no cover - deleted under our feet
         raise NotFound("lead not found")
+    lead = reloaded
     loaded = (await session.scalars(
         select(Client).options(selectinload(Client.tags), selectinload(Client.manager))
         .where(Client.id == client.id).execution_options(populate_existing=True))).one()

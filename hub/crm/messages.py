@@ -715,8 +715,9 @@ async def _assignee(session: AsyncSession, conversation: Conversation, login: st
     if login and conversation.assignee_id is None and conversation.unread == 0 and not conversation.last_text:
         rows = await _fetch(session, _ACTIVE_USER, login=login)
         if rows:
-            conversation.assignee_id = rows[0][0]
-            return rows[0][0]
+            assignee: int = rows[0][0]
+            conversation.assignee_id = assignee
+            return assignee
     return None
 
 
@@ -966,7 +967,8 @@ async def _target_person(session: AsyncSession, actor: User, v: Fields) -> tuple
             contact_id = deal.contact_id
             return (("contact", contact_id, deal.client_id) if contact_id else
                     ("client", deal.client_id, deal.client_id)), deal.id
-        return ("lead", deal.lead_id, None), deal.id
+        # a deal has a client or a lead (deals.create_deal requires one)
+        return ("lead", cast(int, deal.lead_id), None), deal.id
     if client_id is not None:
         await access.visible(session, actor, await session.get(Client, client_id), "client")
         return ("client", client_id, client_id), None

@@ -72,7 +72,7 @@ def _moment(errors: dict[str, str], name: str, value: Any) -> datetime | None:
     return parsed
 
 
-def _positive_id(errors: dict[str, str], name: str, value: Any, required: bool) -> int | None:
+def _positive_id(errors: dict[str, str], name: str, value: object, required: bool) -> int | None:
     if value is None:
         if required:
             errors[name] = "is required"

@@ -18,7 +18,8 @@ PHONE_LIKE = re.compile(r"[\d\s()+\-.]{5,30}")
 
 
 def contains(column: Any, q: str) -> ColumnElement[bool]:
-    return column.icontains(q, autoescape=True)
+    condition: ColumnElement[bool] = column.icontains(q, autoescape=True)
+    return condition
 
 
 def contact_point_match(q: str, region: str) -> ColumnElement[bool] | None:

@@ -87,7 +87,8 @@ def _require_change(actor: User, task: Task) -> None:
 def _nullable_datetime(v: Fields, name: str, current: datetime | None) -> datetime | None:
     if name in v.data and v.data[name] is None:
         return None
-    return v.datetime(name, default=current)
+    value: datetime | None = v.datetime(name, default=current)
+    return value
 
 
 async def _check_refs(session: AsyncSession, actor: User, v: Fields, refs: dict[str, int | None],

@@ -92,7 +92,8 @@ class Fields:
         return value
 
     def id(self, name: str, *, required: bool = False) -> int | None:
-        return self.integer(name, required=required, minimum=1, maximum=2**62)
+        value: int | None = self.integer(name, required=required, minimum=1, maximum=2**62)
+        return value
 
     def money(self, name: str, *, default: Any = 0) -> Any:
         """An amount in roubles (number or numeric string) → kopecks."""
