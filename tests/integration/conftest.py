@@ -43,8 +43,9 @@ async def client(app: web.Application, aiohttp_client: Any) -> TestClient:
     return await aiohttp_client(app)
 
 
-async def until(condition: Callable[[], Any], within: float = 5.0, interval: float = 0.02) -> Any:
-    """Wait for ``condition()`` (sync or async) to be truthy and return it; fail after ``within`` s."""
+async def until(condition: Callable[[], Any], within: float = 15.0, interval: float = 0.02) -> Any:
+    """Wait for ``condition()`` (sync or async) to be truthy and return it; fail after ``within`` s
+    (generous: a wait costs only what it takes, and the shared 2-core box is sometimes slow)."""
     async with asyncio.timeout(within):
         while True:
             value = condition()

@@ -5,7 +5,6 @@ Ping watchdog, click-to-call refused while down, a quick stop."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,19 +25,11 @@ from hub.telephony.ami import (
 from hub.telephony.events import AgentRinging, CallAnswered, CallEnded, CallStarted, Fact
 from hub.telephony.tracker import Tracker
 from tests.fakes.ami_server import FakeAmiServer
+from tests.integration.conftest import until
 
 TIMINGS: dict[str, float] = {}  # measured, printed with -s
 
 
-async def until(condition: Callable[[], Any], within: float = 3.0) -> Any:
-    async with asyncio.timeout(within):
-        while True:
-            value = condition()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.005)
 
 
 class Facts(list[Fact]):
@@ -263,7 +254,9 @@ async def test_stop_is_quick_in_every_state(server: FakeAmiServer, facts: Facts)
     await until(lambda: away.attempts >= 1 and away.state == "disconnected")
     TIMINGS["stop_backing_off_s"] = await timed_stop(away)
 
-    assert max(TIMINGS[k] for k in ("stop_connected_s", "stop_auth_failed_s", "stop_backing_off_s")) < 1.0
+    # a stop that waited for the backoff (5 s) or the auth retry (30 s) would take that long: 4 s is far
+    # below both and far above a stop on a loaded 2-core box (milliseconds when quiet)
+    assert max(TIMINGS[k] for k in ("stop_connected_s", "stop_auth_failed_s", "stop_backing_off_s")) < 4.0
     assert up.health() == refused.health() == away.health() == "disconnected"
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("ami-")]
     print("\nAMI timings:", {k: round(v, 4) for k, v in TIMINGS.items()})

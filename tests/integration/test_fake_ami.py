@@ -4,8 +4,7 @@ Originate, reconnect after a drop, a frozen server, wrong credentials."""
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,19 +13,11 @@ from panoramisk import Manager
 from hub.telephony.events import CallEnded, CallStarted
 from hub.telephony.tracker import Tracker
 from tests.fakes.ami_server import FakeAmiServer
+from tests.integration.conftest import until
 
 ORIGINAL_LINKEDID = "1795452014.0"
 
 
-async def until(condition: Callable[[], Any], within: float = 5.0) -> Any:
-    async with asyncio.timeout(within):
-        while True:
-            value = condition()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.01)
 
 
 class Client:
