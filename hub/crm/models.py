@@ -577,9 +577,10 @@ class InboundDelivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(10))
     key: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(10), default="done")  # pending | done | failed
+    # pending | done | failed (the server defaults are migration 0005's, which filled the existing rows)
+    status: Mapped[str] = mapped_column(String(10), default="done", server_default="done")
     body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     error: Mapped[str | None] = mapped_column(String(500), default=None)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)

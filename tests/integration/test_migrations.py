@@ -74,8 +74,9 @@ def _schema(connection: Connection) -> dict[str, Any]:
 
 def _diff(connection: Connection, metadata: MetaData) -> list[Any]:
     # The options of hub/migrations/env.py, i.e. what `alembic revision --autogenerate` would write:
-    # types compared, server defaults not (see below).
-    return compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), metadata)
+    # types and server defaults compared.
+    return compare_metadata(MigrationContext.configure(
+        connection, opts={"compare_type": True, "compare_server_default": True}), metadata)
 
 
 async def test_upgrade_downgrade_upgrade_and_the_models_match_the_schema(empty_url: str) -> None:
@@ -106,9 +107,7 @@ async def test_upgrade_downgrade_upgrade_and_the_models_match_the_schema(empty_u
             # schema at all: against no models, every table of the app shows as one to drop.
             dropped = await connection.run_sync(_diff, MetaData())
             assert {d[1].name for d in dropped if d[0] == "remove_table"} == app_tables
-            # No filter is needed on either backend. Server defaults are not compared (as in env.py):
-            # migration 0005 gave inbound_deliveries.status and .attempts server defaults (to fill the
-            # rows already there) which the model has only as Python-side defaults.
+            # No filter is needed on either backend.
             assert await connection.run_sync(_diff, Base.metadata) == []
             # and the data the migrations seed is there again: the default pipeline with its 7 stages
             default = (await connection.execute(select(Pipeline.id).where(Pipeline.is_default))).scalar_one()
