@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,8 +144,8 @@ async def first_cards(session: AsyncSession, actor: User, stage_ids: list[int], 
         parts.append(select(Deal.id, Deal.stage_id, Deal.next_interaction_at)
                      .where(Deal.stage_id == sid, Deal.next_interaction_at.is_(None), *where)
                      .order_by(Deal.id.asc()).limit(limit + 1).subquery())
-    keys = (await session.execute(union_all(*(select(p.c.id, p.c.stage_id, p.c.next_interaction_at)
-                                              for p in parts)))).tuples().all()
+    keys: Sequence[tuple[int, int, datetime | None]] = (await session.execute(union_all(
+        *(select(p.c.id, p.c.stage_id, p.c.next_interaction_at) for p in parts)))).all()
     far = datetime.max.replace(tzinfo=UTC)
     wanted: dict[int, list[int]] = {sid: [] for sid in stage_ids}
     for deal_id, stage_id, _ in sorted(keys, key=lambda k: (k[2] is None, k[2] or far, k[0])):

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import ColumnElement, Result, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import access
@@ -32,8 +32,8 @@ async def call_dicts(session: AsyncSession, calls: list[Call]) -> list[dict[str,
     async def names(column: Any, label: Any, ids: set[int]) -> dict[int, dict[str, Any]]:
         if not ids:
             return {}
-        rows = await session.execute(select(column, label).where(column.in_(ids)))
-        return {i: {"id": i, "name": n} for i, n in rows.tuples()}
+        rows: Result[int, str] = await session.execute(select(column, label).where(column.in_(ids)))
+        return {i: {"id": i, "name": n} for i, n in rows}
 
     agents = await names(User.id, User.name, {c.agent_id for c in calls if c.agent_id})
     clients = await names(Client.id, Client.name, {c.client_id for c in calls if c.client_id})

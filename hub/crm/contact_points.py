@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Result, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import phones as phone_numbers
@@ -198,12 +198,12 @@ async def of(session: AsyncSession, owner_field: str, ids: Iterable[int]) -> dic
     result = {i: empty() for i in wanted}
     if not wanted:
         return result
-    rows = await session.execute(
+    rows: Result[int, str, str, datetime | None, str | None] = await session.execute(
         select(column, ContactPoint.kind, ContactPoint.value, ContactPoint.bounced_at,
                ContactPoint.bounce_reason)
         .where(column.in_(wanted)).order_by(ContactPoint.id)
     )
-    for owner_id, kind, value, bounced_at, reason in rows.tuples():
+    for owner_id, kind, value, bounced_at, reason in rows:
         bucket = result[owner_id]
         if kind == "phone":
             bucket["phones"].append(value)

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Result, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -64,8 +64,8 @@ def is_overdue(deal: Deal, now: datetime | None = None) -> bool:
 async def _names(session: AsyncSession, column: Any, label: Any, ids: set[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
-    rows = await session.execute(select(column, label).where(column.in_(ids)))
-    return {i: {"id": i, "name": name} for i, name in rows.tuples()}
+    rows: Result[int, str] = await session.execute(select(column, label).where(column.in_(ids)))
+    return {i: {"id": i, "name": name} for i, name in rows}
 
 
 async def deal_dicts(session: AsyncSession, deals: list[Deal]) -> list[dict[str, Any]]:

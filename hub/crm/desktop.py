@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import ColumnElement, Result, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -54,8 +54,8 @@ async def _name_whom(session: AsyncSession, entries: list[dict[str, Any]]) -> No
     async def names(column: Any, label: Any, ids: set[int]) -> dict[int, str]:
         if not ids:
             return {}
-        rows = await session.execute(select(column, label).where(column.in_(ids)))
-        return {key: name for key, name in rows.tuples()}
+        rows: Result[int, str] = await session.execute(select(column, label).where(column.in_(ids)))
+        return {key: name for key, name in rows}
 
     clients = await names(Client.id, Client.name, {e["client_id"] for e in entries if e["client_id"]})
     leads = await names(Lead.id, Lead.name, {e["lead_id"] for e in entries if e["lead_id"]})

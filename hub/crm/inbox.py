@@ -14,7 +14,7 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, Result, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -90,8 +90,9 @@ async def _people(session: AsyncSession, rows: list[Conversation]) -> dict[str, 
         ("lead", Lead, ids("lead_id")), ("user", User, ids("assignee_id")))
     for key, model, wanted in sources:
         if wanted:
-            result = await session.execute(select(model.id, model.name).where(model.id.in_(wanted)))
-            names[key] = {row_id: name for row_id, name in result.tuples().all()}
+            result: Result[int, str] = await session.execute(
+                select(model.id, model.name).where(model.id.in_(wanted)))
+            names[key] = {row_id: name for row_id, name in result.all()}
     return names
 
 

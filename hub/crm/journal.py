@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Result, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,7 +60,8 @@ async def write(session: AsyncSession, rows: Sequence[Row]) -> set[tuple[str, st
     for start in range(0, len(values), 200):  # within SQLite's limit of bound parameters
         statement = _insert(session).values(values[start:start + 200]).returning(
             InboundDelivery.channel, InboundDelivery.key)
-        new.update((channel, key) for channel, key in (await session.execute(statement)).tuples())
+        returned: Result[str, str] = await session.execute(statement)
+        new.update((channel, key) for channel, key in returned)
     return new
 
 

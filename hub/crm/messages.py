@@ -728,13 +728,13 @@ async def _thread_row(session: AsyncSession, message: InboundMessage) -> _Thread
     entry = TimelineEntry.__table__
     active = (select(Deal.id, Deal.responsible_id, Deal.client_id, Deal.lead_id, Deal.last_activity_at)
               .join(Stage, Stage.id == Deal.stage_id).where(Stage.kind == "active").subquery())
-    rows = (await session.execute(
+    rows: Sequence[tuple[Any, ...]] = (await session.execute(
         select(_msg.c.id, _msg.c.provider_id, _conv.c.client_id, _conv.c.contact_id, _conv.c.lead_id,
                *active.c)
         .select_from(_msg.outerjoin(_conv, _conv.c.id == _msg.c.conversation_id)
                      .outerjoin(entry, entry.c.id == _msg.c.entry_id)
                      .outerjoin(active, active.c.id == entry.c.deal_id))
-        .where(_msg.c.channel == message.channel, _msg.c.provider_id.in_(wanted)))).tuples().all()
+        .where(_msg.c.channel == message.channel, _msg.c.provider_id.in_(wanted)))).all()
     by_id = {row[1]: row for row in rows}
     for provider_id in wanted:
         row = by_id.get(provider_id)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Result,
     and_,
     case,
     distinct,
@@ -225,7 +226,8 @@ async def funnel(session: AsyncSession, actor: User, *, pipeline_id: Any, since:
     # One statement, so that the stage changes are read (and their JSON parsed) once.
     histogram: dict[int, int] = {}
     times: dict[int, tuple[float, int]] = {}
-    for what, key, n, secs in (await session.execute(union_all(per_furthest, per_stage))).tuples():
+    counted: Result[int, Any, int, Any] = await session.execute(union_all(per_furthest, per_stage))
+    for what, key, n, secs in counted:
         if int(what) == 0:
             histogram[int(key)] = int(n)
         elif key is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Result, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,7 +152,8 @@ async def _tag_counts(session: AsyncSession, table: Any, tag_ids: list[int] | No
     query = select(table.c.tag_id, func.count()).group_by(table.c.tag_id)
     if tag_ids is not None:
         query = query.where(table.c.tag_id.in_(tag_ids))
-    return {tag_id: int(n) for tag_id, n in (await session.execute(query)).tuples().all()}
+    counts: Result[int, int] = await session.execute(query)
+    return {tag_id: int(n) for tag_id, n in counts.all()}
 
 
 def _tag_dict(tag: Tag, clients: dict[int, int], deals: dict[int, int]) -> dict[str, Any]:

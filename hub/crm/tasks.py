@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Result, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import access, events, notifications
@@ -31,8 +31,8 @@ async def task_dicts(session: AsyncSession, tasks: list[Task],
     async def names(column: Any, label: Any, ids: set[int]) -> dict[int, dict[str, Any]]:
         if not ids:
             return {}
-        rows = await session.execute(select(column, label).where(column.in_(ids)))
-        return {i: {"id": i, "name": n} for i, n in rows.tuples()}
+        rows: Result[int, str] = await session.execute(select(column, label).where(column.in_(ids)))
+        return {i: {"id": i, "name": n} for i, n in rows}
 
     clients = await names(Client.id, Client.name, {t.client_id for t in tasks if t.client_id})
     leads = await names(Lead.id, Lead.name, {t.lead_id for t in tasks if t.lead_id})
