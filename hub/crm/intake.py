@@ -285,6 +285,12 @@ async def call_ringing(db: UnitOfWork, fact: CallRinging,
         return await ring(s, fact, settings)
 
 
+async def call_answered(db: UnitOfWork, fact: CallAnsweredFact,
+                        settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
+    async with db.transaction() as s:
+        return await answer(s, fact, settings)
+
+
 async def call_ended(db: UnitOfWork, fact: CallEndedFact,
                      settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
     async with db.transaction() as s:

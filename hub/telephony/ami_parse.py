@@ -96,6 +96,15 @@ def parse_bytes(data: bytes) -> tuple[str | None, list[Message]]:
     return parser.banner, messages
 
 
+def read_capture(path: str | Path) -> list[Message]:
+    """Every message of a ``.ami`` capture (``.ami.gz`` too)."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    return parse_bytes(data)[1]
+
+
 def iter_jsonl(path: str | Path) -> Iterator[dict]:
     """The messages of a fixture's ``.jsonl`` (``.jsonl.gz`` too), banner line skipped."""
     import json
