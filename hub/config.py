@@ -55,6 +55,11 @@ class AsteriskConfig:
     recordings_url: str = ""
     unknown_caller: str = "auto"
     ignored_numbers: list[str] = field(default_factory=list)
+    reconnect_max_seconds: float = 2.0  # the AMI reconnect backoff's cap (docs/decisions.md)
+
+
+# numbers with a range, low < value <= high (a value outside stops the hub, naming the key)
+_RANGES: dict[str, tuple[float, float]] = {"asterisk.reconnect_max_seconds": (0.0, 300.0)}
 
 
 @dataclass
@@ -198,6 +203,11 @@ def _from_env(key: str, text: str, default: Any) -> Any:
             return int(text)
         except ValueError as exc:
             raise ConfigError(f"{key}: expected an integer, got {text!r}") from exc
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: expected a number, got {text!r}") from exc
     if isinstance(default, list):
         text = text.strip()
         if text.startswith("["):
@@ -215,6 +225,14 @@ def _checked(name: str, value: Any, default: Any) -> Any:
         raise ConfigError(f"{name}: expected true or false")
     if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ConfigError(f"{name}: expected an integer")
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name}: expected a number")
+        value = float(value)
+        limits = _RANGES.get(name)
+        if limits is not None and not limits[0] < value <= limits[1]:  # NaN and inf fail too
+            low, high = limits
+            raise ConfigError(f"{name}: expected a number > {low:g} and <= {high:g}, got {value:g}")
     if expected is str and not isinstance(value, str):
         raise ConfigError(f"{name}: expected a string")
     if expected is list and not isinstance(value, list):

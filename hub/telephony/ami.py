@@ -154,7 +154,7 @@ class AmiConnection:
         ping_timeout: float = 5.0,
         connect_timeout: float = 5.0,
         backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_max: float = 2.0,
         auth_retry: float = 30.0,
         drain_timeout: float = 0.5,
         max_lanes: int = 256,
@@ -204,6 +204,7 @@ class AmiConnection:
     @classmethod
     def from_config(cls, config: AsteriskConfig, *, on_fact: OnFact, **options: Any) -> AmiConnection:
         options.setdefault("trunks", config.trunks or ("trunk",))
+        options.setdefault("backoff_max", config.reconnect_max_seconds)
         return cls(config.host, config.port, config.username, config.secret, on_fact=on_fact, **options)
 
     # -------------------------------------------------------------- public
@@ -296,11 +297,21 @@ class AmiConnection:
             level = logging.INFO if state in (CONNECTING, CONNECTED) else logging.WARNING
             log.log(level, "AMI %s:%s %s%s", self.host, self.port, state, f" ({reason})" if reason else "")
 
+    @staticmethod
+    def backoff_delay(failures: int, initial: float, cap: float, *, floor: float = 0.2,
+                      uniform: Callable[[float, float], float] = random.uniform) -> float:
+        """The wait after ``failures`` failed attempts in a row: min(cap, initial·2^failures), jittered
+        to 50–100 % of that (many hubs do not reconnect in lockstep), never below ``floor`` (no tight
+        loop; a cap below the floor wins: whoever set it asked for it) nor above ``cap``. A small cap
+        (``[asterisk] reconnect_max_seconds``, 2 s) so calls are tracked again soon after Asterisk is
+        back (docs/decisions.md)."""
+        base = min(cap, initial * 2 ** min(failures, 30))
+        return min(cap, max(floor, base * uniform(0.5, 1.0)))
+
     def _delay(self, failures: int, auth_failed: bool) -> float:
         if auth_failed:
-            return self.auth_retry
-        base = min(self.backoff_max, self.backoff_initial * 2 ** min(failures, 30))
-        return base * random.uniform(0.5, 1.0)  # jitter: many hubs do not hammer a restarted Asterisk
+            return self.auth_retry  # wrong credentials: not fixed by hammering
+        return self.backoff_delay(failures, self.backoff_initial, self.backoff_max)
 
     async def _supervise(self) -> None:
         failures = 0

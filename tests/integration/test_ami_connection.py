@@ -249,13 +249,14 @@ async def test_stop_is_quick_in_every_state(server: FakeAmiServer, facts: Facts)
     TIMINGS["stop_auth_failed_s"] = await timed_stop(refused)
 
     await server.stop()
-    away = AmiConnection(server.host, server.port, "hub", "hubsecret", on_fact=facts, backoff_initial=5)
+    away = AmiConnection(server.host, server.port, "hub", "hubsecret", on_fact=facts, backoff_initial=10,
+                         backoff_max=10)
     await away.start()
     await until(lambda: away.attempts >= 1 and away.state == "disconnected")
     TIMINGS["stop_backing_off_s"] = await timed_stop(away)
 
-    # a stop that waited for the backoff (5 s) or the auth retry (30 s) would take that long: 4 s is far
-    # below both and far above a stop on a loaded 2-core box (milliseconds when quiet)
+    # a stop that waited for the backoff (5-10 s with the jitter) or the auth retry (30 s) would take that
+    # long: 4 s is far below both and far above a stop on a loaded 2-core box (milliseconds when quiet)
     assert max(TIMINGS[k] for k in ("stop_connected_s", "stop_auth_failed_s", "stop_backing_off_s")) < 4.0
     assert up.health() == refused.health() == away.health() == "disconnected"
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("ami-")]
