@@ -96,6 +96,9 @@ class MailboxConfig:
     smtp_tls: str = "ssl"
     smtp_username: str = ""  # defaults to username
     smtp_password: str = ""  # defaults to password
+    # SMTP login: None (unset) when the server offers AUTH and there are credentials; True always
+    # (a server without AUTH is a configuration failure); False never (a relay that takes our IP)
+    smtp_auth: bool | None = None
     from_address: str = ""
     from_name: str = ""
     assignee: str = ""  # a user's login: a shared mailbox's new conversations go to them
@@ -166,6 +169,8 @@ def _mailbox(index: int, entry: Any) -> MailboxConfig:
     for key in ("imap_tls", "smtp_tls"):
         if getattr(mailbox, key) not in MAILBOX_TLS:
             raise ConfigError(f"{where}.{key}: expected one of {', '.join(MAILBOX_TLS)}")
+    if mailbox.smtp_auth is not None and not isinstance(mailbox.smtp_auth, bool):
+        raise ConfigError(f"{where}.smtp_auth: expected true or false")
     mailbox.smtp_username = mailbox.smtp_username or mailbox.username
     mailbox.smtp_password = mailbox.smtp_password or mailbox.password
     return mailbox

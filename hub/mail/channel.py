@@ -109,7 +109,16 @@ class MailChannel:
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def healths(self) -> dict[str, Callable[[], str]]:
-        return {f"mail:{w.mailbox.name}": w.health for w in self.watchers}
+        return {f"mail:{w.mailbox.name}": self._health(w) for w in self.watchers}
+
+    def _health(self, watcher: FolderWatcher) -> Callable[[], str]:
+        """The watcher's state, unless sending from the mailbox fails for its configuration:
+        ``smtp_failed: <why> (IMAP: <the watcher's state>)``."""
+        def health() -> str:
+            problem = self.sender.problem(watcher.mailbox.name)
+            return f"smtp_failed: {problem} (IMAP: {watcher.health()})" if problem else watcher.health()
+
+        return health
 
     async def start(self) -> None:
         for watcher in self.watchers:

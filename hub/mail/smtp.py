@@ -5,6 +5,11 @@ the outbox stores, so a reply's In-Reply-To finds it) and, when it answers a let
 References. SMTP answers map to the outbox's outcomes: 4xx and a connection that could not be made
 → try again later; 5xx → failed with the server's reason; a connection lost or timed out after the
 letter's data was sent → the result is unknown (the server may have taken it).
+
+Logging in follows the mailbox's ``smtp_auth``: unset — only when the server offers AUTH after EHLO
+(a local relay that takes mail by IP offers none) and there are credentials; ``false`` — never;
+``true`` — always, and a server that offers no AUTH fails every letter at once (``PermanentFailure``,
+no retries) and is shown in the mailbox's state (``problem``) until a letter goes again.
 """
 
 from __future__ import annotations
@@ -64,6 +69,11 @@ class SmtpSender:
         self.default = mailboxes[0]
         self.ssl_context = ssl_context
         self.timeout = timeout
+        self._problems: dict[str, str] = {}  # mailbox name → why it cannot send (its configuration)
+
+    def problem(self, mailbox: str) -> str:
+        """Why the mailbox cannot send, when the SMTP server contradicts its configuration; else ""."""
+        return self._problems.get(mailbox, "")
 
     def mailbox_for(self, message: OutgoingMessage) -> MailboxConfig:
         return self.mailboxes.get(message.mailbox or "", self.default)
@@ -72,6 +82,7 @@ class SmtpSender:
         mailbox = self.mailbox_for(message)
         letter = build_letter(mailbox, message)
         await self._deliver(mailbox, letter)
+        self._problems.pop(mailbox.name, None)
         if mailbox.sent_folder:
             try:
                 await append_copy(mailbox, mailbox.sent_folder, letter.as_bytes(),
@@ -81,6 +92,29 @@ class SmtpSender:
                             letter["Message-ID"], mailbox.sent_folder, error)
         return SendReceipt(provider_id=str(letter["Message-ID"]), status="sent")
 
+    async def _must_log_in(self, mailbox: MailboxConfig, client: aiosmtplib.SMTP) -> bool:
+        if mailbox.smtp_auth is False:
+            return False
+        if client.is_ehlo_or_helo_needed:  # the extensions the server offers (after STARTTLS, if any)
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()  # an old server without ESMTP: no AUTH either
+        offered = client.supports_extension("auth")
+        if mailbox.smtp_auth is None:
+            return offered and bool(mailbox.smtp_username)
+        where = f"{mailbox.smtp_host}:{mailbox.smtp_port}"
+        if not offered:
+            reason = (f"the SMTP server {where} offers no AUTH, but the mailbox says smtp_auth = true "
+                      "(set smtp_auth = false to send through it without a login)")
+        elif not mailbox.smtp_username:
+            reason = "the mailbox says smtp_auth = true but has no SMTP username"
+        else:
+            return True
+        self._problems[mailbox.name] = reason
+        log.error("mailbox %s: %s", mailbox.name, reason)
+        raise PermanentFailure(reason, "smtp_auth")
+
     async def _deliver(self, mailbox: MailboxConfig, letter: EmailMessage) -> None:
         context = self.ssl_context or ssl_context_for(mailbox)
         client = aiosmtplib.SMTP(hostname=mailbox.smtp_host, port=mailbox.smtp_port, timeout=self.timeout,
@@ -88,8 +122,11 @@ class SmtpSender:
                                  tls_context=context)
         try:
             await client.connect()
-            if mailbox.smtp_username:
+            if await self._must_log_in(mailbox, client):
                 await client.login(mailbox.smtp_username, mailbox.smtp_password)
+        except PermanentFailure:
+            await _goodbye(client)
+            raise
         except aiosmtplib.SMTPAuthenticationError as error:
             raise PermanentFailure(f"the SMTP server refused our login: {error.code} {error.message}",
                                    str(error.code)) from error
@@ -110,7 +147,11 @@ class SmtpSender:
             raise PermanentFailure(f"the server refused the letter: {error.code} {error.message}",
                                    str(error.code)) from error
         finally:
-            try:
-                await client.quit()
-            except Exception:
-                client.close()
+            await _goodbye(client)
+
+
+async def _goodbye(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except Exception:
+        client.close()

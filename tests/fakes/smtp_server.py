@@ -1,6 +1,10 @@
 """An SMTP server for the tests (aiosmtpd) that keeps what it receives and answers with an error on
 demand: ``server.fail_rcpt = "451 4.7.1 Try again later"`` or ``server.fail_data = "554 5.7.1 Rejected"``
-(each used once)."""
+(each used once).
+
+Without ``accounts`` it is a relay that offers no AUTH (a local Postfix taking mail by IP). With
+``SmtpServer(accounts={"login": "password"})`` it offers AUTH PLAIN/LOGIN over the plain connection
+and keeps the logins made in ``logins``; ``auth_required=True`` also refuses MAIL before a login."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.fakes.dovecot import free_port
 
@@ -35,12 +40,29 @@ class _Handler:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    def __init__(self, *, accounts: dict[str, str] | None = None, auth_required: bool = False) -> None:
         self.port = free_port()
         self.received: list[tuple[str, list[str], bytes]] = []
         self.fail_rcpt: str | None = None
         self.fail_data: str | None = None
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.accounts = accounts
+        self.logins: list[str] = []  # the logins accepted
+        self.refused_logins: list[str] = []
+        auth: dict[str, Any] = {}
+        if accounts is not None:
+            auth = dict(authenticator=self._authenticate, auth_require_tls=False, auth_required=auth_required)
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **auth)
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword) or self.accounts is None:
+            return AuthResult(success=False, handled=False)
+        login = auth_data.login.decode()
+        if self.accounts.get(login) == auth_data.password.decode():
+            self.logins.append(login)
+            return AuthResult(success=True)
+        self.refused_logins.append(login)
+        return AuthResult(success=False, handled=False)
 
     def start(self) -> None:
         self.controller.start()
