@@ -201,7 +201,8 @@ async def _recordings_http(app: web.Application) -> AsyncIterator[None]:
 def _ami_connection(config: Config, db: Database, settings: CallSettings) -> AmiConnection:
     intake = CallIntake(db, settings)
     # no extension is known before startup reads them: nothing is taken for an agent's phone
-    return AmiConnection.from_config(config.asterisk, on_fact=CrmBridge(intake), extensions=())
+    return AmiConnection.from_config(config.asterisk, on_fact=CrmBridge(intake),
+                                     on_resync=intake.close_unfinished, extensions=())
 
 
 async def _load_extensions(app: web.Application) -> None:

@@ -26,11 +26,11 @@ import asyncio
 import collections
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import BindParameter, Select, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.crm import contact_points, events, identify, leads, notifications, phones
 from hub.crm.calls import call_dict, call_shape, users_by_extension, visible_call
 from hub.crm.errors import Conflict, ValidationError
+from hub.crm.extensions import extensions_of
 from hub.crm.models import (
     Call,
     Client,
@@ -55,7 +56,15 @@ from hub.crm.models import (
     UserExtension,
     utcnow,
 )
-from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRingEnded, CallRinging, CallSettings
+from hub.crm.ports import (
+    CallAnsweredFact,
+    CallDirection,
+    CallEndedFact,
+    CallRingEnded,
+    CallRinging,
+    CallSettings,
+    CallStatus,
+)
 from hub.crm.tasks import task_dict
 from hub.crm.timeline import add_entry, entry_dict, storable, user_refs
 from hub.crm.validate import Fields, iso
@@ -68,6 +77,9 @@ POP_MATCHES = 5  # matches enriched with history and tasks in a screen-pop
 POP_TASKS = 5
 DEFAULT_SETTINGS = CallSettings()
 MAX_BATCH = 32  # facts per unit of work in CallIntake (a ring waits at most one such batch)
+# calls this intake had a fact of, remembered (oldest forgotten first) so that closing the calls a
+# previous run left unfinished never touches one of this run's
+SEEN_CALLS = 100_000
 
 
 class UnitOfWork(Protocol):
@@ -118,6 +130,7 @@ class CallIntake:
         self._busy: set[str] = set()  # calls with a fact in a unit of work now
         self._leads = 0  # leads this intake made (for the rings read before them)
         self._lead_made: dict[str, int] = {}  # number → self._leads when its lead was made
+        self._seen: dict[str, None] = {}  # call keys with a fact submitted here, oldest first
         self.units = 0  # units of work committed (for tests and benchmarks)
         self.applied = 0  # facts applied in them
 
@@ -168,7 +181,26 @@ class CallIntake:
         result: dict[str, Any] | None = await self._submit(end, fact)
         return result
 
+    async def close_unfinished(self, live: frozenset[str]) -> list[dict[str, Any]]:
+        """After the PBX listed the calls it has (at a start or a reconnect): each call the database
+        holds as unfinished that is neither in ``live`` nor one this intake had a fact of ended while
+        the hub was away. It ends as ``ended`` would end it (timeline entry, callback task,
+        ``call.ended``), at the last moment known of it. → the stored calls."""
+        keep = live | self._seen.keys()
+        async with self.db.transaction() as s:
+            facts = await unfinished_calls(s, keep)
+        if facts:
+            log.info("calls left unfinished by an earlier run, now ended: %d", len(facts))
+        closed = [await self.ended(fact) for fact in facts]
+        return [call for call in closed if call is not None]
+
+    def _note_seen(self, call_key: str) -> None:
+        self._seen[call_key] = None
+        if len(self._seen) > SEEN_CALLS:
+            del self._seen[next(iter(self._seen))]
+
     async def _submit(self, step: Step, fact: Fact, ring: bool = False) -> Any:
+        self._note_seen(fact.call_key)
         job = _Job(step, fact, asyncio.get_running_loop().create_future(), ring)
         self._pending.append(job)
         self._kick()
@@ -295,6 +327,35 @@ async def call_ended(db: UnitOfWork, fact: CallEndedFact,
                      settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
     async with db.transaction() as s:
         return await end(s, fact, settings)
+
+
+async def unfinished_calls(session: AsyncSession, keep: Collection[str]) -> list[CallEndedFact]:
+    """The ends of the calls stored as ringing or talking, but for those in ``keep``: the last moment
+    known of each (its answer, else its start), answered when it was, else missed (failed when
+    outbound); the talk time after the last moment known is unknown, so none is counted."""
+    rows = (await session.scalars(select(Call).where(Call.ended_at.is_(None)).order_by(Call.id))).all()
+    return [_end_of_unfinished(call, await _last_agent_extension(session, call))
+            for call in rows if call.linkedid not in keep]
+
+
+async def _last_agent_extension(session: AsyncSession, call: Call) -> str | None:
+    """The phone of the agent who answered, else of the last one it rang (as the tracker names it)."""
+    if call.agent_extension or not call.rung_user_ids:
+        return call.agent_extension
+    found = await extensions_of(session, int(call.rung_user_ids[-1]))
+    return found[0] if found else None
+
+
+def _end_of_unfinished(call: Call, agent_extension: str | None) -> CallEndedFact:
+    answered = call.answered_at is not None or call.status == "talking"
+    status: CallStatus = "answered" if answered else "failed" if call.direction == "outbound" else "missed"
+    last_known = call.answered_at or call.started_at
+    waited = (call.answered_at - call.started_at).total_seconds() if call.answered_at else 0.0
+    return CallEndedFact(
+        call_key=call.linkedid, direction=cast(CallDirection, call.direction), status=status,
+        number=call.external_number, did=call.did, agent_extension=agent_extension,
+        started_at=call.started_at, answered_at=call.answered_at, ended_at=last_known,
+        wait_seconds=float(call.wait_seconds) or waited, recording=call.recording)
 
 
 # --- helpers -------------------------------------------------------------------------------------------

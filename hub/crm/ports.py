@@ -119,6 +119,12 @@ class CallIntakePort(Protocol):
         """→ the stored call (API shape); a replayed end changes nothing."""
         ...
 
+    async def close_unfinished(self, live: frozenset[str]) -> list[dict[str, Any]]:
+        """After the PBX listed its calls in progress (``live``, with those the listing itself ended):
+        every other call the database holds as unfinished, left by an earlier run of the hub, ends
+        now with what is known of it. → the calls so ended."""
+        ...
+
 
 # --- messaging: what the Telegram and SMS (and later e-mail) adapters hand the core ----------------------
 

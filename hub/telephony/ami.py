@@ -47,6 +47,7 @@ AUTH_FAILED = "auth_failed"
 DISCONNECTED = "disconnected"
 
 OnFact = Callable[[Fact], Awaitable[None]]
+OnResync = Callable[[frozenset[str]], Awaitable[object]]
 
 
 class AmiUnavailable(Exception):
@@ -147,6 +148,7 @@ class AmiConnection:
         secret: str,
         *,
         on_fact: OnFact,
+        on_resync: OnResync | None = None,
         tracker: Tracker | None = None,
         trunks: Iterable[str] = ("trunk",),
         extensions: Iterable[str] | None = None,
@@ -167,6 +169,12 @@ class AmiConnection:
         self.username = username
         self.secret = secret
         self.on_fact = on_fact
+        # after each resync: the calls Asterisk still has (and those the resync ended), so the
+        # core can end what an earlier run of the hub left unfinished
+        self.on_resync = on_resync
+        self.resync_closings = 0  # on_resync calls completed (for tests)
+        self._live_after_resync: frozenset[str] | None = None
+        self._resync_tasks: set[asyncio.Task[None]] = set()
         self.tracker = tracker if tracker is not None else Tracker(trunks=trunks, extensions=extensions)
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -251,7 +259,7 @@ class AmiConnection:
                 consumer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await consumer
-        lanes = list(self._lane_tasks.values())
+        lanes = [*self._lane_tasks.values(), *self._resync_tasks]
         for lane in lanes:
             lane.cancel()
         for lane in lanes:
@@ -439,8 +447,28 @@ class AmiConnection:
                 continue
             for fact in facts:
                 await self._dispatch(fact)
+            if self._live_after_resync is not None:
+                self._close_unfinished(self._live_after_resync)
+                self._live_after_resync = None
         while self._lane_tasks:  # stop(): what the lanes hold is handed on too
             await asyncio.wait(list(self._lane_tasks.values()))
+
+    def _close_unfinished(self, live: frozenset[str]) -> None:
+        """Hand the resync's result to ``on_resync`` beside the lanes (the calls it may end are
+        none of theirs: those are in ``live`` or were never seen by this run)."""
+        if self.on_resync is None:
+            return
+        task = asyncio.create_task(self._run_on_resync(self.on_resync, live), name="ami-resync-close")
+        self._resync_tasks.add(task)
+        task.add_done_callback(self._resync_tasks.discard)
+
+    async def _run_on_resync(self, on_resync: OnResync, live: frozenset[str]) -> None:
+        try:
+            await on_resync(live)
+        except Exception:
+            log.exception("AMI: ending the calls left unfinished failed")
+        else:
+            self.resync_closings += 1
 
     async def _dispatch(self, fact: Fact) -> None:
         """Give the fact to its call's lane (made when the call has none; at most ``max_lanes``
@@ -493,6 +521,7 @@ class AmiConnection:
             if event == "CoreShowChannelsComplete":
                 channels, self._listing_id, self._listing = self._listing, None, []
                 facts = self.tracker.resync(channels, now=time.time())
+                self._live_after_resync = self.tracker.call_ids() | {f.call_id for f in facts}
                 self.resyncs += 1
                 self.last_resync_seconds = time.monotonic() - self._login_at
                 log.info("AMI: resync after login: %d channels listed, %d facts, %d calls in progress",

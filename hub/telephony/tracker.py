@@ -260,6 +260,10 @@ class Tracker:
     def active_calls(self) -> int:
         return len(self._calls)
 
+    def call_ids(self) -> frozenset[str]:
+        """The calls in progress (their Linkedids)."""
+        return frozenset(self._calls)
+
     def call_state(self, call_id: str) -> CallState | None:
         call = self._calls.get(call_id)
         return None if call is None else call.state
