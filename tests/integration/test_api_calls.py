@@ -135,6 +135,56 @@ async def test_recording_with_range(client: TestClient, manager: Api, agent: Api
         assert response.status == 401
 
 
+# Range as RFC 9110 §14 reads it: (Range, status, the bytes, Content-Range) for the 1068-byte WAV
+N = len(WAV)
+RANGE_CASES = [
+    ("bytes=0-99", 206, WAV[:100], f"bytes 0-99/{N}"),
+    ("bytes=100-", 206, WAV[100:], f"bytes 100-{N - 1}/{N}"),
+    ("bytes=-100", 206, WAV[-100:], f"bytes {N - 100}-{N - 1}/{N}"),
+    ("bytes=-999999", 206, WAV, f"bytes 0-{N - 1}/{N}"),      # a suffix longer than the file
+    ("bytes=0-999999", 206, WAV, f"bytes 0-{N - 1}/{N}"),     # the end clamped
+    ("bytes=0-0", 206, WAV[:1], f"bytes 0-0/{N}"),
+    (f"bytes={N}-", 416, b"", f"bytes */{N}"),                # starts past the end
+    ("bytes=-0", 416, b"", f"bytes */{N}"),                   # a suffix of 0 bytes selects nothing
+    ("bytes=abc", 200, WAV, None),                            # invalid: ignored
+    ("items=0-1", 200, WAV, None),                            # an unknown unit: ignored
+    ("bytes=5-2", 200, WAV, None),                            # last before first: invalid, ignored
+    ("bytes=0-1,5-6", 200, WAV, None),                        # several ranges: ignored
+    ("bytes=-", 200, WAV, None),
+]
+
+
+async def check_range(client: TestClient, url: str, auth: dict[str, str], header: str, status: int,
+                      body: bytes, content_range: str | None) -> None:
+    async with client.get(url, headers={**auth, "Range": header}) as response:
+        assert (header, response.status) == (header, status), await response.text()
+        assert response.headers.get("Content-Range") == content_range, header
+        assert "no-store" in response.headers["Cache-Control"]
+        if status != 416:
+            assert await response.read() == body, header
+            assert response.headers["Accept-Ranges"] == "bytes"
+            assert response.headers["Content-Length"] == str(len(body))
+
+
+async def test_recording_range_as_rfc_9110_says(client: TestClient, agent: Api, world: dict) -> None:
+    url = f"/api/v1/calls/{world['calls']['a1']['id']}/recording"
+    for case in RANGE_CASES:
+        await check_range(client, url, agent.auth(), *case)
+    # If-Range as before: a stale date makes any Range, even an unsatisfiable one, the whole file
+    stale = {**agent.auth(), "If-Range": "Mon, 01 Jan 2001 00:00:00 GMT"}
+    for header in ("bytes=0-99", "bytes=-0"):
+        async with client.get(url, headers={**stale, "Range": header}) as response:
+            assert response.status == 200 and await response.read() == WAV
+    async with client.get(url, headers={**agent.auth(), "Range": "bytes=0-99"}) as response:
+        last_modified = response.headers["Last-Modified"]
+    current = {**agent.auth(), "If-Range": last_modified}
+    async with client.get(url, headers={**current, "Range": "bytes=-0"}) as response:
+        assert response.status == 416
+    # Range is defined for GET only: HEAD describes the whole file
+    async with client.head(url, headers={**agent.auth(), "Range": "bytes=0-99"}) as response:
+        assert response.status == 200 and response.headers["Content-Length"] == str(N)
+
+
 async def test_missing_recordings_say_so(manager: Api, world: dict) -> None:
     gone = world["calls"]["a5"]
     assert gone["recording_url"] is not None  # the PBX named a file ...

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.config import Config
 from tests.integration.conftest import Api
-from tests.integration.test_api_calls import WAV, end
+from tests.integration.test_api_calls import RANGE_CASES, WAV, check_range, end
 
 
 @pytest.fixture
@@ -73,3 +73,26 @@ async def test_recordings_are_streamed_from_the_url_with_range(
     assert len(recording_server["seen"]) == before
     body = await manager.get(f"/api/v1/calls/{gone['id']}/recording", expect=404)
     assert body["error"]["code"] == "recording_missing"
+
+
+async def test_proxied_recordings_pass_on_a_valid_single_range_only(
+        app: web.Application, client: TestClient, manager: Api, agent: Api,
+        recording_server: dict[str, Any]) -> None:
+    await manager.post("/api/v1/clients", {"name": "ООО Агентов", "phones": ["+79161110001"],
+                                           "manager_id": agent.id}, expect=201)
+    call = await end(app, "u1", "+79161110001", recording="/var/spool/asterisk/monitor/in 101.wav")
+    url = f"/api/v1/calls/{call['id']}/recording"
+    sent = {  # what the recording server is asked for: a valid single range, else the whole file
+        "bytes=-0": "", "bytes=abc": "", "items=0-1": "", "bytes=5-2": "", "bytes=0-1,5-6": "", "bytes=-": ""}
+    for header, *answer in RANGE_CASES:
+        await check_range(client, url, agent.auth(), header, *answer)
+        assert recording_server["seen"][-1]["range"] == sent.get(header, header), header
+    async with client.get(url, headers={**agent.auth(), "Range": " BYTES=007-9, "}) as response:
+        assert response.status == 206 and await response.read() == WAV[7:10]
+    assert recording_server["seen"][-1]["range"] == "bytes=7-9"
+    # If-Range goes along with a Range passed on, and never alone
+    stale = {**agent.auth(), "If-Range": "Mon, 01 Jan 2001 00:00:00 GMT"}
+    async with client.get(url, headers={**stale, "Range": "bytes=0-99"}) as response:
+        assert response.status == 200 and await response.read() == WAV
+    async with client.get(url, headers={**stale, "Range": "bytes=-0"}) as response:
+        assert response.status == 200 and await response.read() == WAV  # the Range ignored, as one may

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 import uuid
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
 
 from hub.crm import calls, extensions, intake, phones
 from hub.crm.errors import ValidationError
@@ -86,7 +90,108 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
         path = await calls.recording_path(s, request[USER], call_id, asterisk.recordings_dir)
     if path is None:
         return error_response(404, RECORDING_MISSING, "the call has no recording, or its file is missing")
-    return web.FileResponse(path, headers={"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"})
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return error_response(404, RECORDING_MISSING, "the call has no recording, or its file is missing")
+    chosen = parse_range(request.headers.get(hdrs.RANGE), size) if request.method == "GET" else None
+    return _RecordingFile(path, chosen, size,
+                          headers={"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"})
+
+
+# --- HTTP Range (RFC 9110 §14) -----------------------------------------------------------------------
+
+class Unsatisfiable:
+    """parse_range's answer for a valid byte range that selects nothing: 416, ``bytes */<size>``."""
+
+    def __repr__(self) -> str:
+        return "UNSATISFIABLE"
+
+
+UNSATISFIABLE: Final = Unsatisfiable()
+_INT_RANGE = re.compile(r"([0-9]+)-([0-9]*)", re.ASCII)
+_SUFFIX_RANGE = re.compile(r"-([0-9]+)", re.ASCII)
+
+
+def _number(digits: str, cap: int) -> int:
+    """The decimal value, at most ``cap`` (no int() of thousands of digits: Python refuses them)."""
+    digits = digits.lstrip("0") or "0"
+    return cap if len(digits) > len(str(cap)) else min(int(digits), cap)
+
+
+def _less(a: str, b: str) -> bool:
+    """a < b for decimal digit strings of any length."""
+    a, b = a.lstrip("0") or "0", b.lstrip("0") or "0"
+    return (len(a), a) < (len(b), b)
+
+
+def range_spec(header: str | None) -> tuple[str, str] | None:
+    """The one byte range a Range header asks for, as its two digit strings (first-pos and last-pos, or
+    "" and suffix-length), when it is valid and single; None when it is absent, invalid (another unit, bad
+    syntax, last-pos before first-pos) or asks for several ranges — all of which a server ignores."""
+    if header is None:
+        return None
+    unit, eq, ranges = header.strip(" \t").partition("=")
+    if not eq or unit.lower() != "bytes":
+        return None
+    specs = [spec.strip(" \t") for spec in ranges.split(",")]
+    specs = [spec for spec in specs if spec]  # a list may carry empty elements (RFC 9110 §5.6.1)
+    if len(specs) != 1:
+        return None
+    if match := _INT_RANGE.fullmatch(specs[0]):
+        first, last = match.groups()
+        return None if last and _less(last, first) else (first, last)
+    if match := _SUFFIX_RANGE.fullmatch(specs[0]):
+        return "", match.group(1)
+    return None
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | Unsatisfiable | None:
+    """What a Range header asks of a representation of ``size`` bytes: (first, last) byte positions, both
+    inclusive and inside it, for 206; UNSATISFIABLE for 416 (first-pos at or past the end, a suffix of 0
+    bytes); None when the header is to be ignored (absent, invalid, several ranges; and any range of an
+    empty file, which has no bytes to send) and the whole representation is the answer."""
+    spec = range_spec(header)
+    if spec is None:
+        return None
+    first, last = spec
+    if not first:  # suffix-range: the last N bytes, or all of them when N is more
+        if not last.strip("0"):
+            return UNSATISFIABLE
+        return (size - _number(last, size), size - 1) if size else None
+    start = _number(first, size)
+    if start >= size:
+        return UNSATISFIABLE
+    return start, (_number(last, size - 1) if last else size - 1)
+
+
+def _aiohttp_range(chosen: tuple[int, int] | Unsatisfiable | None, size: int) -> str | None:
+    """The chosen range in the one form aiohttp's FileResponse reads right (``request.http_range``)."""
+    if chosen is None:
+        return None
+    if isinstance(chosen, Unsatisfiable):
+        return f"bytes={size}-"  # FileResponse answers 416 with Content-Range: bytes */<size>
+    return f"bytes={chosen[0]}-{chosen[1]}"
+
+
+class _RecordingFile(web.FileResponse):
+    """A FileResponse that sees only the Range parse_range chose, never one it decided to ignore (aiohttp
+    answers 416 to those, and a whole-file 206 to ``bytes=-0``). Preconditions, If-Range and the rest are
+    FileResponse's own."""
+
+    def __init__(self, path: Path, chosen: tuple[int, int] | Unsatisfiable | None, size: int,
+                 headers: dict[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._range = _aiohttp_range(chosen, size)
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if request.headers.get(hdrs.RANGE) != self._range:
+            headers = CIMultiDict(request.headers)
+            headers.popall(hdrs.RANGE, None)
+            if self._range is not None:
+                headers[hdrs.RANGE] = self._range
+            request = request.clone(headers=headers)
+        return await super().prepare(request)
 
 
 # what the recording server's answer may pass on to the browser
@@ -95,15 +200,30 @@ PROXIED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Content-E
 
 
 async def _proxied_recording(request: web.Request, call_id: int) -> web.StreamResponse:
-    """The recording streamed from ``recordings_url`` + "/" + its base name, the Range passed through."""
+    """The recording streamed from ``recordings_url`` + "/" + its base name, a valid single Range (and its
+    If-Range) passed through."""
     async with request.app[DB].reading() as s:
         name = await calls.recording_name(s, request[USER], call_id)
     if name is None:
         return error_response(404, RECORDING_MISSING, "the call has no recording")
     url = request.app[CONFIG].asterisk.recordings_url.rstrip("/") + "/" + urllib.parse.quote(name)
-    headers = {key: request.headers[key] for key in ("Range", "If-Range") if key in request.headers}
+    # the Range goes upstream only when valid and single (with its If-Range); otherwise the whole file.
+    # A suffix of 0 bytes is unsatisfiable whatever the size: the whole file's length makes the 416
+    # (unless an If-Range asks, which we cannot judge here: then the Range is ignored, as one may)
+    spec = range_spec(request.headers.get(hdrs.RANGE)) if request.method == "GET" else None
+    headers: dict[str, str] = {}
+    empty_suffix = spec is not None and not spec[0] and not spec[1].strip("0")
+    if spec is not None and not empty_suffix:
+        first, last = (digits.lstrip("0") or "0" if digits else "" for digits in spec)
+        headers[hdrs.RANGE] = f"bytes={first}-{last}"
+        if hdrs.IF_RANGE in request.headers:
+            headers[hdrs.IF_RANGE] = request.headers[hdrs.IF_RANGE]
     try:
         async with request.app[RECORDINGS_HTTP].get(url, headers=headers) as upstream:
+            if (empty_suffix and upstream.status == 200 and hdrs.IF_RANGE not in request.headers
+                    and (length := upstream.headers.get(hdrs.CONTENT_LENGTH, "")).isdecimal()):
+                return web.Response(status=416, headers={
+                    hdrs.CONTENT_RANGE: f"bytes */{int(length)}", "Cache-Control": "private, no-store"})
             if upstream.status == 416:
                 return web.Response(status=416, headers={
                     k: upstream.headers[k] for k in ("Content-Range",) if k in upstream.headers})
