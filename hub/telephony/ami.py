@@ -174,6 +174,7 @@ class AmiConnection:
         self.on_resync = on_resync
         self.resync_closings = 0  # on_resync calls completed (for tests)
         self._live_after_resync: frozenset[str] | None = None
+        self._up_until: float | None = None  # when the last logged-in session ended (epoch seconds)
         self._resync_tasks: set[asyncio.Task[None]] = set()
         self.tracker = tracker if tracker is not None else Tracker(trunks=trunks, extensions=extensions)
         self.ping_interval = ping_interval
@@ -360,6 +361,7 @@ class AmiConnection:
             sink=queue.put_nowait, on_lost=on_lost,
         )
         self.attempts += 1
+        logged_in = False
         if self.state != AUTH_FAILED:
             self._set_state(CONNECTING)
         try:
@@ -375,6 +377,7 @@ class AmiConnection:
             if not response.success:
                 raise _AuthFailed(str(response.get("Message") or "login refused"))
             self._manager, self._lost = manager, lost
+            logged_in = True
             self.logins += 1
             self._login_at = time.monotonic()
             self._set_state(CONNECTED)
@@ -383,6 +386,8 @@ class AmiConnection:
             exc = lost.result() if lost.done() else None
             raise ConnectionError(f"connection lost{f': {exc}' if exc else ''}")
         finally:
+            if logged_in:  # the calls Asterisk had were last known up now
+                self._up_until = time.time()
             self._manager = self._lost = None
             manager.close()
             manager.forget_pending()
@@ -520,7 +525,7 @@ class AmiConnection:
                 return []
             if event == "CoreShowChannelsComplete":
                 channels, self._listing_id, self._listing = self._listing, None, []
-                facts = self.tracker.resync(channels, now=time.time())
+                facts = self.tracker.resync(channels, now=time.time(), gone_at=self._up_until)
                 self._live_after_resync = self.tracker.call_ids() | {f.call_id for f in facts}
                 self.resyncs += 1
                 self.last_resync_seconds = time.monotonic() - self._login_at

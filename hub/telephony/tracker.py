@@ -120,6 +120,11 @@ def _seconds(start: float | None, end: float | None) -> float:
     return round(max(0.0, end - start), 3)
 
 
+def _known_times(call: Call) -> list[float]:
+    """The moments a call is known to have been up at: its start and its answers."""
+    return [t for t in (call.last_ts, *(leg.answered_at for leg in call.legs)) if t is not None]
+
+
 def _strip_suffix(rest: str) -> str:
     """``trunk-0000000d`` → ``trunk``; ``101@ctx-00000001;2`` → ``101@ctx``."""
     rest = rest.split(";", 1)[0]
@@ -287,11 +292,14 @@ class Tracker:
             out.extend(self.feed(message))
         return out
 
-    def resync(self, channels: Iterable[Message], now: float | None = None) -> list[Fact]:
+    def resync(self, channels: Iterable[Message], now: float | None = None,
+               gone_at: float | None = None) -> list[Fact]:
         """Reconcile with the channels Asterisk lists after a reconnect (CoreShowChannel events).
 
-        Known calls whose channels are gone end (status from what was seen; ``resynced=True``);
-        unknown channels start calls, with their age taken from ``Duration``.
+        Known calls whose channels are gone end (status from what was seen; ``resynced=True``) at
+        ``gone_at``, the last moment the hub knew them up (when it lost the connection: a crashed
+        Asterisk took its calls down then), never before their own last event; without it, at
+        ``now``. Unknown channels start calls, with their age taken from ``Duration``.
         """
         listed = [c for c in channels if c.get("Uniqueid") and c.get("Channel")]
         if now is None:
@@ -300,9 +308,12 @@ class Tracker:
         present = {str(c["Uniqueid"]) for c in listed}
         out: list[Fact] = []
         for call in list(self._calls.values()):
+            ended = now if gone_at is None else max(gone_at, *_known_times(call))
+            if now is not None and ended is not None:
+                ended = min(ended, now)
             for uid, chan in list(call.channels.items()):
                 if uid not in present and uid in self._chans:
-                    self._leg_gone(call, chan, now, None, out, resynced=True)
+                    self._leg_gone(call, chan, ended, None, out, resynced=True)
         groups: dict[str, list[Message]] = {}
         for chan_msg in listed:
             if str(chan_msg["Uniqueid"]) in self._chans:

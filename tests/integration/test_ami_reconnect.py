@@ -15,7 +15,7 @@ import pytest
 from hub.config import AsteriskConfig, load_config
 from hub.telephony.ami import CONNECTED, AmiConnection
 from hub.telephony.events import AgentRinging, CallAnswered, CallEnded, CallStarted
-from tests.fakes.ami_server import FakeAmiServer
+from tests.fakes.ami_server import FakeAmiServer, Rewriter
 from tests.integration.conftest import until
 from tests.integration.test_ami_connection import Facts
 
@@ -104,6 +104,39 @@ async def test_after_a_long_outage_the_hub_logs_in_within_the_cap_and_tracks_cal
         assert [type(f) for f in facts if f.call_id == call] == [CallStarted, AgentRinging, CallAnswered,
                                                                  CallEnded]
         assert conn.health() == "connected"
+    finally:
+        await conn.stop()
+        await server.stop()
+
+
+async def test_after_an_asterisk_crash_the_talk_time_ends_when_the_connection_was_lost() -> None:
+    """Asterisk dies mid-call (its calls with it) and is back 3 s later: the call ends at the moment
+    the hub lost the connection, not at the reconnect."""
+    facts = Facts()
+    server = FakeAmiServer()
+    await server.start()
+    conn = AmiConnection(server.host, server.port, "hub", "hubsecret", on_fact=facts, trunks=["trunk"],
+                         extensions=["101", "102", "103"])
+    try:
+        await conn.start()
+        await until(lambda: conn.resyncs == 1)
+        # the trace's clock a minute behind: its events all lie before the crash
+        replay = await server.push("inbound_answered", stop_before="HangupRequest",
+                                   rewriter=Rewriter(now=time.time() - 60))
+        call = replay.linkedids[0]
+        await until(lambda: facts.of(CallAnswered, call))
+        server.channels.clear()  # the crash takes the calls down with Asterisk
+        await server.stop()
+        await until(lambda: conn.state != CONNECTED)
+        await asyncio.sleep(3.0)
+        await server.start()
+        back = time.time()
+        (end,) = await until(lambda: facts.of(CallEnded, call))
+        assert end.resynced and end.status == "answered"
+        answered_at = end.legs[0].answered_at
+        # ended when the connection was lost, about 3 s before Asterisk was back (1 s of slack)
+        assert answered_at <= end.ended_at < back - 2.0
+        assert end.talk_seconds < back - answered_at - 2.0
     finally:
         await conn.stop()
         await server.stop()

@@ -666,6 +666,24 @@ def test_resync_ends_an_answered_call_as_answered() -> None:
     assert end.status == "answered" and end.agent == "101" and end.talk_seconds > 90
 
 
+def test_resync_ends_the_calls_gone_when_the_connection_was_lost_not_at_the_reconnect() -> None:
+    """Asterisk crashed 3.8 s into the talk; the hub logged in again 55 s later: 3.8 s of talk."""
+    t, p = at_state(CallState.ANSWERED)
+    answered = only(t.resync([], now=p.t + 1000), CallEnded).legs[0].answered_at  # (a twin's answer)
+    t, p = at_state(CallState.ANSWERED)
+    end = only(t.resync([], now=answered + 55.0, gone_at=answered + 3.8), CallEnded)
+    assert end.status == "answered" and end.ended_at == answered + 3.8
+    assert round(end.talk_seconds, 1) == 3.8 and round(end.legs[0].talk_seconds, 1) == 3.8
+
+
+def test_resync_never_ends_a_call_before_its_answer_or_after_now() -> None:
+    t, p = at_state(CallState.ANSWERED)
+    early = only(t.resync([], now=p.t + 9, gone_at=p.t - 3600), CallEnded)
+    assert early.ended_at >= early.legs[0].answered_at and early.talk_seconds >= 0
+    t, p = at_state(CallState.ANSWERED)
+    assert only(t.resync([], now=p.t + 9, gone_at=p.t + 60), CallEnded).ended_at == p.t + 9
+
+
 def test_resync_keeps_a_call_still_present() -> None:
     t, _ = at_state(CallState.ANSWERED)
     listed = [show(TRUNK, LID, "Up", "00:00:05", CALLER, "b1"),
