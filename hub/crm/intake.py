@@ -735,6 +735,11 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
                 lead_created = person["id"]  # None until the batch's leads are written (then set below)
                 created_here = True
                 matches.append(person)
+    elif direction == "internal" and (caller := fact.caller_extension or fact.number):
+        colleague = (await _agents(session, {caller})).get(caller)  # a colleague calls: the pop names them
+        if colleague is not None:
+            matches = [{"type": "user", "id": colleague.id, "name": colleague.name, "client_id": None,
+                        "open_deals": []}]
     if call is None and deferred is not None:  # written with the batch's other new calls
         call = Call(linkedid=fact.call_key, created_at=utcnow(), direction=fact.direction, status="ringing",
                     external_number=number, did=fact.did, started_at=fact.started_at or at,

@@ -45,6 +45,7 @@ class CallRinging:
     extension: str  # the agent phone that rings
     at: datetime | None = None
     started_at: datetime | None = None
+    caller_extension: str | None = None  # an internal call: the colleague's phone that calls
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -324,4 +325,21 @@ class JournalProcessor(Protocol):
     async def process(self, key: str, body: bytes, journal_id: int) -> None:
         """Take the delivery in: ``intake.received(..., journal_id=journal_id)`` or
         ``intake.finish(journal_id)``. An exception: tried again later."""
+        ...
+
+
+# --- presence: what the telephony adapter tells the core about the agents' phones ------------------------
+
+# free: idle and reachable; ringing; on_call: in use, busy or on hold; unavailable: offline,
+# unregistered or unknown; dnd: do-not-disturb set on the PBX
+PresenceState = Literal["free", "ringing", "on_call", "unavailable", "dnd"]
+
+
+class PresencePort(Protocol):
+    """What a telephony adapter calls (synchronously, in the PBX's event order) when phones change.
+    Presence is no database fact: the core keeps it in memory and publishes ``presence.changed``."""
+
+    def phones_changed(self, states: dict[str, PresenceState], *, complete: bool = False) -> None:
+        """``states``: extension → its phone's state now. ``complete``: the PBX's whole picture
+        (after a (re)connect's listing): an extension not in it is ``unavailable``."""
         ...

@@ -41,7 +41,8 @@ def to_port(fact: Fact) -> PortFact | None:
     """The core's fact for a tracker fact, or None when the core needs nothing from it."""
     if isinstance(fact, AgentRinging):
         return CallRinging(call_key=fact.call_id, direction=fact.direction, number=fact.external_number,
-                           did=fact.did, extension=fact.extension, at=_time(fact.at))
+                           did=fact.did, extension=fact.extension, at=_time(fact.at),
+                           caller_extension=fact.caller_extension)
     if isinstance(fact, AgentRingEnded):
         return CallRingEnded(call_key=fact.call_id, direction=fact.direction, number=fact.external_number,
                              did=fact.did, extension=fact.extension, reason=fact.reason, at=_time(fact.at))

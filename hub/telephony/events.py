@@ -51,6 +51,7 @@ class AgentRinging(CallFact):
     extension: str
     channel: str
     queue: str | None = None
+    caller_extension: str | None = None  # an internal call: the colleague's phone that calls
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -428,7 +428,8 @@ class Tracker:
         if call.announced and call.state is not CallState.ENDED:
             out.append(
                 AgentRinging(**self._base(call, ts), extension=ext, channel=channel,
-                             queue=queue or call.queue)
+                             queue=queue or call.queue,
+                             caller_extension=call.caller_extension if call.direction == INTERNAL else None)
             )
 
     def _ring_ended(self, call: Call, ext: str, channel: str, reason: str, ts: float | None,

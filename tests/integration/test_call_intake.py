@@ -287,6 +287,20 @@ async def test_a_queue_moving_on_closes_the_first_agents_popup_only(database: Da
     assert [e.name for e in published if e.name == "call.ring_ended"] == ["call.ring_ended"]
 
 
+async def test_an_internal_call_pops_with_the_colleagues_name(database: Database,
+                                                           world: dict[str, Any]) -> None:
+    pop = await intake.call_ringing(database, ringing("I0", None, ext="101", direction="internal",
+                                                      caller_extension="102"), AUTO)
+    assert not pop["unknown"] and pop["lead_created"] is None
+    assert [(m["type"], m["id"], m["name"]) for m in pop["matches"]] == [("user", world["boris"].id, "Борис")]
+    stranger = await intake.call_ringing(database, ringing("I9", None, direction="internal",
+                                                           caller_extension="109"), AUTO)
+    assert stranger["unknown"] and stranger["matches"] == []  # an extension nobody has: no lead either
+    async with database.reading() as s:
+        calls = (await s.scalars(select(Call).where(Call.linkedid.in_(["I0", "I9"])))).all()
+    assert all(c.client_id is None and c.lead_id is None for c in calls)
+
+
 async def test_internal_calls_touch_no_person_and_a_rolled_back_fact_publishes_nothing(
         database: Database, world: dict) -> None:
     result = await intake.call_ended(database, ended("I1", None, direction="internal"), AUTO)

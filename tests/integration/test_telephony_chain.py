@@ -123,3 +123,16 @@ async def test_click_to_call_errors_are_reported(
     await until(lambda: app[AMI].state != CONNECTED)
     down = await server_error(agent, 503)
     assert down["error"]["code"] == "telephony_unavailable"
+
+
+async def test_an_internal_call_pops_with_the_colleagues_name(
+        app: web.Application, ami_server: FakeAmiServer, make_api: MakeApi) -> None:
+    caller = await make_api("ivan", "agent", "Иван Агентов", ["101"])
+    callee = await make_api("petr", "agent", "Пётр Коллегов", ["102"])
+    await connected(app, "102")
+    stream = await open_stream(callee)
+    await ami_server.push("internal_call")  # 101 dials 102
+    pop = (await stream.until_event("call.ringing"))["data"]
+    assert pop["direction"] == "internal" and pop["extension"] == "102" and not pop["unknown"]
+    assert [(m["type"], m["id"], m["name"]) for m in pop["matches"]] == [("user", caller.id, "Иван Агентов")]
+    stream.response.close()
