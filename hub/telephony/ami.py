@@ -36,7 +36,9 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
 from hub.config import AsteriskConfig
+from hub.crm.ports import PresenceState
 from hub.telephony.events import Fact
+from hub.telephony.presence import PresenceTracker
 from hub.telephony.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ DISCONNECTED = "disconnected"
 
 OnFact = Callable[[Fact], Awaitable[None]]
 OnResync = Callable[[frozenset[str]], Awaitable[object]]
+# the phones' presence (hub.crm.ports.PresencePort.phones_changed): extension → state, whole picture?
+OnPresence = Callable[..., None]
+# after each login's resync: the phones' states are listed (each action's error or silence is skipped)
+PRESENCE_LISTS = ("DeviceStateList", "ExtensionStateList", "PresenceStateList", "PJSIPShowContacts")
 
 
 class AmiUnavailable(Exception):
@@ -77,6 +83,8 @@ class _OriginateRequest:
     number: str
 
 
+_PRESENCE_LISTING = object()  # the presence listing begins: the tracker forgets what it knew
+_PRESENCE_LISTED = object()  # ... and is over: its whole picture goes to on_presence
 _LOST = object()  # the connection ended: a listing in progress is incomplete
 _STOP = object()  # stop() was called: the consumer ends after what is already queued
 
@@ -152,6 +160,7 @@ class AmiConnection:
         tracker: Tracker | None = None,
         trunks: Iterable[str] = ("trunk",),
         extensions: Iterable[str] | None = None,
+        only_named_trunks: bool = False,
         ping_interval: float = 10.0,
         ping_timeout: float = 5.0,
         connect_timeout: float = 5.0,
@@ -160,6 +169,7 @@ class AmiConnection:
         auth_retry: float = 30.0,
         drain_timeout: float = 0.5,
         max_lanes: int = 256,
+        on_presence: OnPresence | None = None,
         originate_channel: str = "PJSIP/{extension}",
         originate_context: str = "from-internal",
         originate_timeout: float = 30.0,
@@ -176,7 +186,11 @@ class AmiConnection:
         self._live_after_resync: frozenset[str] | None = None
         self._up_until: float | None = None  # when the last logged-in session ended (epoch seconds)
         self._resync_tasks: set[asyncio.Task[None]] = set()
-        self.tracker = tracker if tracker is not None else Tracker(trunks=trunks, extensions=extensions)
+        self.tracker = tracker if tracker is not None else Tracker(
+            trunks=trunks, extensions=extensions, only_named_trunks=only_named_trunks)
+        # the phones' presence (hub/telephony/presence.py), only when somebody listens
+        self.on_presence = on_presence
+        self.presence = PresenceTracker()
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.connect_timeout = connect_timeout
@@ -213,6 +227,7 @@ class AmiConnection:
     @classmethod
     def from_config(cls, config: AsteriskConfig, *, on_fact: OnFact, **options: Any) -> AmiConnection:
         options.setdefault("trunks", config.trunks or ("trunk",))
+        options.setdefault("only_named_trunks", bool(config.trunks))
         options.setdefault("backoff_max", config.reconnect_max_seconds)
         return cls(config.host, config.port, config.username, config.secret, on_fact=on_fact, **options)
 
@@ -382,6 +397,7 @@ class AmiConnection:
             self._login_at = time.monotonic()
             self._set_state(CONNECTED)
             await self._resync(manager, lost)
+            await self._list_presence(manager, lost)
             await self._watchdog(manager, lost)
             exc = lost.result() if lost.done() else None
             raise ConnectionError(f"connection lost{f': {exc}' if exc else ''}")
@@ -403,6 +419,23 @@ class AmiConnection:
         except TimeoutError:
             self._abort(manager, "no answer to CoreShowChannels")
             raise ConnectionError("no answer to CoreShowChannels") from None
+
+    async def _list_presence(self, manager: _Manager, lost: asyncio.Future[Any]) -> None:
+        """The phones' states now (``PRESENCE_LISTS``), framed on the queue by two markers: every
+        listed item is sunk before its action's answer, so before the closing marker."""
+        if self.on_presence is None:
+            return
+        assert self._queue is not None
+        self._queue.put_nowait(_PRESENCE_LISTING)
+        try:
+            for name in PRESENCE_LISTS:
+                action = {"Action": name, "ActionID": f"hub-presence-{next(self._ids)}"}
+                try:
+                    await self._ask(manager, lost, action, self.ping_timeout)
+                except TimeoutError:
+                    log.warning("AMI: no answer to %s: the phones' states may be incomplete", name)
+        finally:
+            self._queue.put_nowait(_PRESENCE_LISTED)
 
     async def _watchdog(self, manager: _Manager, lost: asyncio.Future[Any]) -> None:
         while True:
@@ -513,6 +546,13 @@ class AmiConnection:
             return []
         if item is _LOST:
             self._listing_id, self._listing = None, []
+            self._presence_changed(self.presence.lost())
+            return []
+        if item is _PRESENCE_LISTING:
+            self.presence.begin_listing()
+            return []
+        if item is _PRESENCE_LISTED:
+            self._presence_changed(self.presence.end_listing(), complete=True)
             return []
         if isinstance(item, _OriginateRequest):
             self.tracker.originate_requested(item.action_id, item.extension, item.number)
@@ -532,7 +572,17 @@ class AmiConnection:
                 log.info("AMI: resync after login: %d channels listed, %d facts, %d calls in progress",
                          len(channels), len(facts), self.tracker.active_calls)
                 return facts
+        if self.on_presence is not None:
+            self._presence_changed(self.presence.feed(message))
         return self.tracker.feed(message)
+
+    def _presence_changed(self, states: dict[str, PresenceState], *, complete: bool = False) -> None:
+        if self.on_presence is None or not (states or complete):
+            return
+        try:
+            self.on_presence(states, complete=complete)
+        except Exception:
+            log.exception("AMI: the phones' presence could not be handed on")
 
 
 def _plain(message: Any) -> dict[str, Any]:

@@ -219,13 +219,18 @@ class Tracker:
         self,
         trunks: Iterable[str] = ("trunk",),
         extensions: Iterable[str] | None = (),
+        *,
+        only_named_trunks: bool = False,
     ) -> None:
         """``trunks``: endpoint names of carrier trunks; ``extensions``: the agents' extensions.
 
         An endpoint that is neither counts as external (a carrier not listed in ``trunks``).
-        ``extensions=None`` instead treats every endpoint that is no trunk as an agent's phone.
+        ``extensions=None`` or ``only_named_trunks`` (the PBX's trunks were named in the config)
+        instead treat every endpoint that is no trunk as a phone: a user's, or one nobody has (its
+        answer is still an answer).
         """
         self.trunks = frozenset(trunks)
+        self.only_named_trunks = only_named_trunks
         self.extensions: frozenset[str] | None = None if extensions is None else frozenset(extensions)
         self._calls: dict[str, Call] = {}
         self._chans: dict[str, Call] = {}  # channel Uniqueid → its call
@@ -335,7 +340,7 @@ class Tracker:
         endpoint = _strip_suffix(rest)
         if endpoint in self.trunks:
             return Role.TRUNK, None
-        if self.extensions is None or endpoint in self.extensions:
+        if self.extensions is None or self.only_named_trunks or endpoint in self.extensions:
             return Role.AGENT, endpoint
         return Role.TRUNK, None
 
@@ -356,7 +361,8 @@ class Tracker:
         elif "/" in rest:
             rest, _, number = rest.partition("/")
         endpoint = rest
-        if endpoint in self.trunks or (self.extensions is not None and endpoint not in self.extensions):
+        if endpoint in self.trunks or (self.extensions is not None and not self.only_named_trunks
+                                       and endpoint not in self.extensions):
             return Role.TRUNK, None, number or None
         return Role.AGENT, endpoint, None
 

@@ -16,6 +16,7 @@ from hub.telephony.ami import CONNECTED
 from tests.fakes.ami_server import FakeAmiServer
 from tests.integration.conftest import Api, MakeApi, until
 from tests.integration.test_sse import open_stream
+from tests.integration.test_web_pages import logged_in, page
 
 CALLER = "+79161234567"  # the caller number in the inbound_answered trace
 
@@ -136,3 +137,25 @@ async def test_an_internal_call_pops_with_the_colleagues_name(
     assert pop["direction"] == "internal" and pop["extension"] == "102" and not pop["unknown"]
     assert [(m["type"], m["id"], m["name"]) for m in pop["matches"]] == [("user", caller.id, "Иван Агентов")]
     stream.response.close()
+
+
+async def test_with_the_trunks_named_an_answer_on_a_phone_that_is_no_users_is_an_answer(
+        app: web.Application, ami_server: FakeAmiServer, make_api: MakeApi, admin: Api) -> None:
+    from hub.web.keys import DB
+
+    await make_api("petr", "agent", "Пётр Коллегов", ["102"])  # 101, which answers, is nobody's
+    await connected(app, "102")
+    replay = await ami_server.push("inbound_answered")
+
+    async def stored() -> Any:
+        async with app[DB].reading() as s:
+            call = (await s.scalars(select(Call).where(Call.linkedid == replay.linkedids[0]))).first()
+            return call if call is not None and call.ended_at is not None else None
+
+    call = await until(stored)
+    assert call.status == "answered" and call.agent_extension == "101" and call.agent_id is None
+    assert call.callback_task_id is None  # no false callback
+    listed = (await admin.get("/api/v1/calls"))["items"]
+    assert listed[0]["agent"] == {"id": None, "name": None, "extension": "101"}
+    await logged_in(admin.client, admin)
+    assert "добавочный 101 (не пользователь)" in await page(admin.client, "/calls")

@@ -782,3 +782,19 @@ def test_tracker_skips_malformed_messages_and_keeps_tracking(caplog: pytest.LogC
     ])
     end = only(facts, CallEnded)
     assert end.status == "missed" and end.started_at is None and end.hangup_cause == 19
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_with_the_trunks_named_a_phone_that_is_no_users_answers_the_call(named: bool) -> None:
+    """101 is a PBX endpoint nobody made a user for. With ``trunks`` named in the config it is a
+    phone like any other, so the call it answers is answered; without, an endpoint that is no
+    user's counts as external (the documented default), and the caller is left unanswered."""
+    t = Tracker(trunks=["trunk"], extensions={"102", "103"}, only_named_trunks=named)
+    facts = t.feed_all(iter_jsonl(FIXTURES / "inbound_answered.jsonl"))
+    end = only(facts, CallEnded)
+    if named:
+        assert end.status == "answered" and end.agent == "101" and end.direction == "inbound"
+        assert [type(f).__name__ for f in facts if isinstance(f, AgentRinging | CallAnswered)] == [
+            "AgentRinging", "CallAnswered"]
+    else:
+        assert end.status != "answered"
