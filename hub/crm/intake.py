@@ -585,7 +585,8 @@ def _agent_ref(call: Call, agent: Agent | User | None) -> dict[str, Any] | None:
             "extension": call.agent_extension}
 
 
-async def _create_lead(session: AsyncSession, number: str, settings: CallSettings) -> dict[str, Any] | None:
+async def _create_lead(session: AsyncSession, number: str, settings: CallSettings,
+                       name: str | None = None) -> dict[str, Any] | None:
     """An unsorted, unassigned lead owning the caller's number; ``lead.created`` as
     ``leads.create_lead`` announces it (the same shape), in two INSERTs instead of its four
     statements (a brand-new lead has no contact points to replace nor to read back)."""
@@ -593,7 +594,7 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
     phones_found = points.phones
     if points.errors or not phones_found:
         return None  # a number the lead cannot keep (not a valid phone): the agent decides
-    lead = Lead(name=number, source=LEAD_SOURCE, manager_id=None, comment="", utm={}, unsorted=True,
+    lead = Lead(name=name or number, source=LEAD_SOURCE, manager_id=None, comment="", utm={}, unsorted=True,
                 converted_client_id=None, converted_at=None, created_at=utcnow())
     session.add(lead)
     session.info.setdefault(_KEEP, []).append(lead)
@@ -627,11 +628,11 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
 
 
 async def _unknown_caller_lead(session: AsyncSession, direction: str, number: str | None,
-                               settings: CallSettings) -> dict[str, Any] | None:
+                               settings: CallSettings, name: str | None = None) -> dict[str, Any] | None:
     if (direction != "inbound" or settings.unknown_caller != "auto" or not number
             or not number.startswith("+") or is_ignored(number, settings)):
         return None
-    return await _create_lead(session, number, settings)
+    return await _create_lead(session, number, settings, name)
 
 
 # --- the screen-pop ------------------------------------------------------------------------------------
@@ -729,7 +730,7 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
             matches = await identify.identify(session, phone=number, region=settings.region)
         person = _person(matches)
         if not matches and live and (call is None or call.lead_id is None):  # a colleague's mobile is no lead
-            person = await _unknown_caller_lead(session, direction, number, settings)
+            person = await _unknown_caller_lead(session, direction, number, settings, fact.caller_name)
             if person is not None:
                 made = (person, person.pop("refs"))
                 lead_created = person["id"]  # None until the batch's leads are written (then set below)
@@ -773,6 +774,7 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
         "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "number": number,
         "did": fact.did, "extension": fact.extension, "started_at": iso(call.started_at),
         "matches": enriched, "unknown": not matches, "ignored": ignored,
+        "caller_name": fact.caller_name, "hidden_number": fact.hidden_number and not number,
         "lead_created": lead_created, "unknown_caller": settings.unknown_caller,
     }
     if deferred is not None and (payload["call_id"] is None or made is not None):
@@ -1065,7 +1067,7 @@ async def end(session: AsyncSession, fact: CallEndedFact,
         matches = await identify.identify(session, phone=number, region=settings.region)
         person = _person(matches)
         if not matches:
-            person = await _unknown_caller_lead(session, fact.direction, number, settings)
+            person = await _unknown_caller_lead(session, fact.direction, number, settings, fact.caller_name)
         if person is not None:
             _set_person(call, person)
     name = await _person_name(session, call)

@@ -46,6 +46,8 @@ class CallRinging:
     at: datetime | None = None
     started_at: datetime | None = None
     caller_extension: str | None = None  # an internal call: the colleague's phone that calls
+    caller_name: str | None = None  # the caller's display name from the PBX (names a new lead)
+    hidden_number: bool = False  # the caller withheld the number: «Скрытый номер», no lead
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +95,7 @@ class CallEndedFact:
     talk_seconds: float = 0.0
     hangup_cause: int | None = None
     recording: str | None = None  # the recording's file name (base name under recordings_dir)
+    caller_name: str | None = None  # the caller's display name from the PBX (names a new lead)
     rung_extensions: tuple[str, ...] = ()  # every agent extension that rang, in order
 
     @property

@@ -42,7 +42,8 @@ def to_port(fact: Fact) -> PortFact | None:
     if isinstance(fact, AgentRinging):
         return CallRinging(call_key=fact.call_id, direction=fact.direction, number=fact.external_number,
                            did=fact.did, extension=fact.extension, at=_time(fact.at),
-                           caller_extension=fact.caller_extension)
+                           caller_extension=fact.caller_extension, caller_name=fact.caller_name,
+                           hidden_number=fact.hidden_number)
     if isinstance(fact, AgentRingEnded):
         return CallRingEnded(call_key=fact.call_id, direction=fact.direction, number=fact.external_number,
                              did=fact.did, extension=fact.extension, reason=fact.reason, at=_time(fact.at))
@@ -58,7 +59,7 @@ def to_port(fact: Fact) -> PortFact | None:
             started_at=_time(fact.started_at), answered_at=_time(fact.answered_at),
             ended_at=_time(fact.ended_at if fact.ended_at is not None else fact.at),
             wait_seconds=fact.wait_seconds, talk_seconds=fact.talk_seconds, hangup_cause=fact.hangup_cause,
-            recording=fact.recording, rung_extensions=tuple(fact.rung))
+            recording=fact.recording, rung_extensions=tuple(fact.rung), caller_name=fact.caller_name)
     return None
 
 

@@ -35,6 +35,8 @@ class CallFact:
     external_number: str | None
     did: str | None
     at: float | None
+    caller_name: str | None = None  # the caller's display name as the PBX had it (CallerIDName)
+    hidden_number: bool = False  # the caller withheld the number (anonymous, restricted, private)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -96,12 +96,28 @@ INTERNAL_TECHS = frozenset(
 )
 FAILED_STATUSES = frozenset({"CHANUNAVAIL", "CONGESTION"})
 UNKNOWN_NUMBERS = frozenset({"", "<unknown>", "unknown", "anonymous", "s"})
+HIDDEN_NUMBERS = frozenset({"anonymous", "restricted", "private", "withheld", "unavailable"})
 
 
 def _number(value: Any) -> str | None:
-    if not isinstance(value, str) or value in UNKNOWN_NUMBERS:
+    if not isinstance(value, str) or value in UNKNOWN_NUMBERS or value.lower() in HIDDEN_NUMBERS:
         return None
     return value
+
+
+def _caller_name(message: Message) -> str | None:
+    """CallerIDName when it names somebody (not a placeholder, not the number again)."""
+    name = message.get("CallerIDName")
+    if not isinstance(name, str) or name.strip().lower() in UNKNOWN_NUMBERS | HIDDEN_NUMBERS:
+        return None
+    name = name.strip()
+    return None if name == message.get("CallerIDNum") else name[:200]
+
+
+def _hidden(message: Message) -> bool:
+    """The caller withheld the number: Asterisk says so in CallerIDNum or CallerIDName."""
+    return any(isinstance(v := message.get(k), str) and v.strip().lower() in HIDDEN_NUMBERS
+               for k in ("CallerIDNum", "CallerIDName"))
 
 
 def _ts(message: Message) -> float | None:
@@ -188,6 +204,8 @@ class Call:
     external: str | None = None
     did: str | None = None
     caller_extension: str | None = None
+    caller_name: str | None = None
+    hidden_number: bool = False
     announced: bool = False
     originated: bool = False
     action_id: str | None = None
@@ -392,6 +410,8 @@ class Tracker:
             "external_number": call.external,
             "did": call.did,
             "at": ts,
+            "caller_name": call.caller_name,
+            "hidden_number": call.hidden_number,
         }
 
     def _announce(self, call: Call, ts: float | None, out: list[Fact]) -> None:
@@ -516,6 +536,7 @@ class Tracker:
             call.first = chan
             if role is Role.TRUNK:
                 call.external = chan.caller_num
+                call.caller_name, call.hidden_number = _caller_name(m), _hidden(m)
                 exten = m.get("Exten")
                 call.did = exten if isinstance(exten, str) and exten not in UNKNOWN_NUMBERS else None
                 self._set_direction(call, INBOUND, ts, out)
@@ -535,6 +556,8 @@ class Tracker:
         chan.caller_num = _number(m.get("CallerIDNum"))
         if chan.role is Role.TRUNK and call.direction == OUTBOUND and chan.caller_num is not None:
             call.external = chan.caller_num
+        if chan is call.first and chan.role is Role.TRUNK and call.direction == INBOUND:
+            call.caller_name = _caller_name(m) or call.caller_name
 
     def _on_newstate(self, m: Message, out: list[Fact]) -> None:
         found = self._lookup(m)

@@ -340,3 +340,24 @@ async def test_after_a_resync_a_popup_of_a_call_gone_meanwhile_closes(page: Any,
     EXPECTED.add("404 /api/v1/calls/424242")
     app[BUS].publish("resync", {}, users=[me])  # as a lagging stream is told; the call is not there
     await expect(page.locator(".screenpop")).to_have_count(0)
+
+
+async def test_a_hidden_number_and_a_callers_name_in_the_popup(page: Any, app: web.Application) -> None:
+    from hub.web.keys import BUS
+
+    await log_in(page, "agent")
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")
+    await asyncio.sleep(0.2)
+    me = int(await page.locator("script[src='/static/screenpop.js']").get_attribute("data-user"))
+    app[BUS].publish("call.ringing", {"call_id": 9101, "direction": "inbound", "number": None, "matches": [],
+                                      "unknown": True, "hidden_number": True, "lead_created": None}, users=[me])
+    app[BUS].publish("call.ringing", {"call_id": 9102, "direction": "inbound", "number": "+74950000001",
+                                      "matches": [], "unknown": True, "caller_name": "Иванов Пётр",
+                                      "lead_created": None}, users=[me])
+    popups = page.locator(".screenpop")
+    await expect(popups).to_have_count(2)
+    hidden = popups.filter(has=page.locator(".sp-name", has_text="Скрытый номер"))
+    await expect(hidden).to_have_count(1)
+    await expect(hidden.get_by_role("button", name="Создать лид")).to_have_count(0)  # nothing to keep
+    named = popups.filter(has=page.locator(".sp-name", has_text="Иванов Пётр"))
+    await expect(named.get_by_role("button", name="Создать лид")).to_have_count(1)

@@ -287,6 +287,22 @@ async def test_a_queue_moving_on_closes_the_first_agents_popup_only(database: Da
     assert [e.name for e in published if e.name == "call.ring_ended"] == ["call.ring_ended"]
 
 
+async def test_the_callers_display_name_names_the_new_lead_and_a_hidden_number_makes_none(
+        database: Database, world: dict[str, Any]) -> None:
+    pop = await intake.call_ringing(database, ringing("N1", "+79169990011", caller_name="Иванов Пётр"), AUTO)
+    assert pop["caller_name"] == "Иванов Пётр" and pop["lead_created"] is not None
+    async with database.reading() as s:
+        lead = await s.get(Lead, pop["lead_created"])
+    assert lead is not None and lead.name == "Иванов Пётр"
+    hidden = await intake.call_ringing(database, ringing("N2", None, hidden_number=True), AUTO)
+    assert hidden["hidden_number"] and hidden["unknown"] and hidden["lead_created"] is None
+    await intake.call_ended(database, ended("N2", None, "missed"), AUTO)
+    async with database.reading() as s:
+        call = (await s.scalars(select(Call).where(Call.linkedid == "N2"))).one()
+        leads = (await s.scalars(select(Lead))).all()
+    assert call.status == "missed" and call.lead_id is None and len(leads) == 1
+
+
 async def test_an_internal_call_pops_with_the_colleagues_name(database: Database,
                                                            world: dict[str, Any]) -> None:
     pop = await intake.call_ringing(database, ringing("I0", None, ext="101", direction="internal",

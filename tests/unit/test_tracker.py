@@ -798,3 +798,22 @@ def test_with_the_trunks_named_a_phone_that_is_no_users_answers_the_call(named: 
             "AgentRinging", "CallAnswered"]
     else:
         assert end.status != "answered"
+
+
+@pytest.mark.parametrize(("num", "name", "number", "caller_name", "hidden"), [
+    (CALLER, "Иванов Пётр", CALLER, "Иванов Пётр", False),  # the PBX's display name, UTF-8
+    (CALLER, CALLER, CALLER, None, False),  # the name is the number again: no name
+    (CALLER, "<unknown>", CALLER, None, False),
+    ("anonymous", "Anonymous", None, None, True),  # a withheld number
+    ("restricted", "", None, None, True),
+])
+def test_the_callers_display_name_and_a_withheld_number_reach_the_facts(
+        num: str, name: str, number: str | None, caller_name: str | None, hidden: bool) -> None:
+    t, p = tracker(), Pbx()
+    trunk = p.newchannel(*TRUNK, LID, num, "74951234567")
+    trunk["CallerIDName"] = name
+    facts = t.feed_all([trunk, p.newchannel(*A101, LID, "101"), p.dialbegin(TRUNK, A101),
+                        p.hangup(A101), p.hangup(TRUNK)])
+    ring, end = only(facts, AgentRinging), only(facts, CallEnded)
+    for fact in (ring, end):
+        assert (fact.external_number, fact.caller_name, fact.hidden_number) == (number, caller_name, hidden)

@@ -13,7 +13,7 @@
   const RU = document.documentElement.lang !== "en";
   const T = RU ? {
     incoming: "Входящий звонок", outgoing: "Исходящий звонок", internal: "Внутренний звонок",
-    unknown: "Неизвестный номер", company: "Компания", manager: "Ответственный",
+    unknown: "Неизвестный номер", hidden: "Скрытый номер", company: "Компания", manager: "Ответственный",
     deals: "Открытые сделки", last: "Последние взаимодействия", tasks: "Открытые задачи",
     open: "Открыть карточку", lead: "Создать лид", deal: "Создать сделку", close: "Закрыть",
     notify: "Уведомлять, когда вкладка в фоне", leadMade: "Лид создан", failed: "Не удалось: ",
@@ -21,7 +21,7 @@
     more: "ещё совпадений: ", kinds: { call: "Звонок", note: "Заметка", message: "Сообщение", email: "Письмо" },
   } : {
     incoming: "Incoming call", outgoing: "Outgoing call", internal: "Internal call",
-    unknown: "Unknown number", company: "Company", manager: "Manager",
+    unknown: "Unknown number", hidden: "Hidden number", company: "Company", manager: "Manager",
     deals: "Open deals", last: "Last interactions", tasks: "Open tasks",
     open: "Open the card", lead: "Create a lead", deal: "Create a deal", close: "Close",
     notify: "Notify me when the tab is in the background", leadMade: "Lead created", failed: "Failed: ",
@@ -134,7 +134,9 @@
     const matches = Array.isArray(data.matches) ? data.matches : [];
     const match = matches[0] || null;
     const title = data.direction === "outbound" ? T.outgoing : data.direction === "internal" ? T.internal : T.incoming;
-    const name = match ? (match.name || data.number || "") : T.unknown;
+    // no match: the name the PBX gave the caller, else «Скрытый номер» or «Неизвестный номер»
+    const name = match ? (match.name || data.number || "")
+      : data.caller_name || (data.hidden_number ? T.hidden : T.unknown);
 
     const box = el("section", "screenpop");
     box.setAttribute("role", "dialog");
@@ -217,7 +219,7 @@
         const lead = el("a", "button small", T.open);
         lead.href = "/leads/" + data.lead_created;
         actions.appendChild(lead);
-      } else if (data.direction !== "internal") {
+      } else if (data.direction !== "internal" && !data.hidden_number) {
         const make = el("button", "small", T.lead);
         make.type = "button";
         make.addEventListener("click", function () {
