@@ -349,8 +349,9 @@ async def test_a_hidden_number_and_a_callers_name_in_the_popup(page: Any, app: w
     await expect(page.locator("body")).to_have_attribute("data-live", "true")
     await asyncio.sleep(0.2)
     me = int(await page.locator("script[src='/static/screenpop.js']").get_attribute("data-user"))
-    app[BUS].publish("call.ringing", {"call_id": 9101, "direction": "inbound", "number": None, "matches": [],
-                                      "unknown": True, "hidden_number": True, "lead_created": None}, users=[me])
+    app[BUS].publish("call.ringing", {"call_id": 9101, "direction": "inbound", "number": None,
+                                      "matches": [], "unknown": True, "hidden_number": True,
+                                      "lead_created": None}, users=[me])
     app[BUS].publish("call.ringing", {"call_id": 9102, "direction": "inbound", "number": "+74950000001",
                                       "matches": [], "unknown": True, "caller_name": "Иванов Пётр",
                                       "lead_created": None}, users=[me])
