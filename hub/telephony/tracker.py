@@ -27,7 +27,8 @@ Handled events (everything else is ignored on the first dictionary lookup):
 | VarSet DIALSTATUS      | CHANUNAVAIL / CONGESTION, which may exist only as a VarSet                  |
 | VarSet MIXMONITOR_FILENAME, UserEvent with File | a recording (for the agent leg that records) |
 | HangupRequest          | who hung up; the caller hanging up before an answer abandons the call      |
-| QueueCallerJoin/Abandon| the queue's name; the caller gave up                                        |
+| QueueCallerJoin        | the queue's name (QueueCallerAbandon is ignored: Asterisk sends it on a     |
+|                        | queue timeout too; only the caller's HangupRequest means they gave up)      |
 | BlindTransfer, AttendedTransfer | CallTransferred; the transferer's leg closes                       |
 | OriginateResponse      | links a click-to-call to the hub's ActionID; a failed Originate that made   |
 |                        | no channel ends as failed                                                   |
@@ -268,7 +269,6 @@ class Tracker:
             "UserEvent": self._on_userevent,
             "HangupRequest": self._on_hanguprequest,
             "QueueCallerJoin": self._on_queuejoin,
-            "QueueCallerAbandon": self._on_queueabandon,
             "BlindTransfer": self._on_blindtransfer,
             "AttendedTransfer": self._on_attendedtransfer,
             "OriginateResponse": self._on_originateresponse,
@@ -726,11 +726,6 @@ class Tracker:
         found = self._lookup(m)
         if found is not None:
             found[0].queue = m.get("Queue") or found[0].queue
-
-    def _on_queueabandon(self, m: Message, out: list[Fact]) -> None:
-        found = self._lookup(m)
-        if found is not None:
-            found[0].caller_gave_up = True
 
     def _on_blindtransfer(self, m: Message, out: list[Fact]) -> None:
         if m.get("Result", "Success") != "Success":

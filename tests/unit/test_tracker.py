@@ -817,3 +817,23 @@ def test_the_callers_display_name_and_a_withheld_number_reach_the_facts(
     ring, end = only(facts, AgentRinging), only(facts, CallEnded)
     for fact in (ring, end):
         assert (fact.external_number, fact.caller_name, fact.hidden_number) == (number, caller_name, hidden)
+
+
+def queue_timeout_trace() -> list[dict]:
+    """queue_abandoned as a queue timeout makes it: the caller never hangs up (no HangupRequest);
+    Asterisk still sends QueueCallerAbandon, then the dialplan hangs the caller up with cause 19."""
+    out = []
+    for message in iter_jsonl(FIXTURES / "queue_abandoned.jsonl"):
+        if message.get("Event") == "HangupRequest":
+            continue
+        if message.get("Event") in ("SoftHangupRequest", "Hangup") and "trunk" in message.get("Channel", ""):
+            message = {**message, "Cause": "19", "Cause-txt": "No answer"}
+        out.append(message)
+    return out
+
+
+def test_a_queue_timeout_is_missed_and_a_caller_who_hangs_up_in_the_queue_abandons() -> None:
+    timeout = only(tracker().feed_all(queue_timeout_trace()), CallEnded)
+    assert timeout.status == "missed" and timeout.hangup_cause == 19 and timeout.direction == "inbound"
+    gave_up = only(tracker().feed_all(iter_jsonl(FIXTURES / "queue_abandoned.jsonl")), CallEnded)
+    assert gave_up.status == "abandoned"
