@@ -26,6 +26,7 @@ from hub.crm.extensions import all_extensions
 from hub.crm.intake import CallIntake
 from hub.crm.messages import MessageIntake
 from hub.crm.ports import CallSettings, JournalProcessor
+from hub.crm.presence import PresenceBoard, owners
 from hub.db import Database, create_engine, migrate
 from hub.journal import JournalWorker
 from hub.journal_store import driver_store
@@ -40,6 +41,7 @@ from hub.web.api import attachments as attachment_api
 from hub.web.api import calls as call_api
 from hub.web.api import deals, notifications, people, timeline, webhooks
 from hub.web.api import messages as message_api
+from hub.web.api import presence as presence_api
 from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
 from hub.web.keys import (
@@ -55,6 +57,7 @@ from hub.web.keys import (
     MESSAGE_INTAKE,
     OPENAPI,
     OUTBOX,
+    PRESENCE,
     RECORDINGS_HTTP,
     STREAMS,
     TELEGRAM,
@@ -67,6 +70,7 @@ from hub.web.views import clients as client_views
 from hub.web.views import deal_card as deal_card_views
 from hub.web.views import inbox as inbox_views
 from hub.web.views import leads as lead_views
+from hub.web.views import presence as presence_views
 from hub.web.views import reports as report_views
 from hub.web.views import settings as settings_views
 from hub.web.views import tasks as task_views
@@ -82,7 +86,7 @@ WEBUI = Path(__file__).resolve().parent / "webui"
 ROUTE_TABLES = (
     auth.routes, openapi.routes, health.routes, sse.routes,
     people.routes, deals.routes, timeline.routes, notifications.routes, attachment_api.routes,
-    settings_api.routes, call_api.routes, webhooks.routes, message_api.routes,
+    settings_api.routes, call_api.routes, webhooks.routes, message_api.routes, presence_api.routes,
 )
 
 
@@ -120,12 +124,15 @@ def create_app(config: Config) -> web.Application:
     lead_views.register_views(app.router)
     inbox_views.register_views(app.router)
     settings_views.register_views(app.router)
+    presence_views.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 
     app.cleanup_ctx.append(_database)
     if config.asterisk.host:
-        app[AMI] = _ami_connection(config, app[DB], app[CALL_SETTINGS])
+        # who is free: in memory, fed by the AMI connection (docs/decisions.md)
+        app[PRESENCE] = PresenceBoard(app[BUS].publish)
+        app[AMI] = _ami_connection(config, app[DB], app[CALL_SETTINGS], app[PRESENCE])
         app[CHANNELS]["asterisk"] = app[AMI].health
         app.cleanup_ctx.append(_asterisk)
     _messaging(app, config)
@@ -198,17 +205,21 @@ async def _recordings_http(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def _ami_connection(config: Config, db: Database, settings: CallSettings) -> AmiConnection:
+def _ami_connection(config: Config, db: Database, settings: CallSettings,
+                    presence: PresenceBoard) -> AmiConnection:
     intake = CallIntake(db, settings)
     # no extension is known before startup reads them: nothing is taken for an agent's phone
     return AmiConnection.from_config(config.asterisk, on_fact=CrmBridge(intake),
-                                     on_resync=intake.close_unfinished, extensions=())
+                                     on_resync=intake.close_unfinished, extensions=(),
+                                     on_presence=presence.phones_changed)
 
 
 async def _load_extensions(app: web.Application) -> None:
     async with app[DB].reading() as s:
         extensions = await all_extensions(s)
+        phones = await owners(s)
     app[AMI].tracker.set_extensions(extensions)
+    app[PRESENCE].set_owners(phones)
 
 
 async def _refresh_extensions(app: web.Application) -> None:

@@ -121,11 +121,11 @@ def may_receive(user: User, users: frozenset[int], scope: dict[str, Any], shared
 
     ``users`` names the exact recipients (a screen-pop, a bell item); otherwise ``scope`` carries the
     ids the access rule looks at: ``responsible_id``, ``manager_id``, ``assignee_id``, ``author_id``,
-    and ``unassigned`` for a lead nobody manages yet.
+    ``unassigned`` for a lead nobody manages yet, and ``everyone`` for what every user sees (presence).
     """
     if users:
         return user.id in users
-    if is_staff(user) or shared or scope.get("unassigned"):
+    if is_staff(user) or shared or scope.get("unassigned") or scope.get("everyone"):
         return True
     return user.id in {scope.get(k) for k in ("responsible_id", "manager_id", "assignee_id", "author_id")}
 

@@ -3,8 +3,9 @@
 ``crmhub demo`` runs one on 127.0.0.1 so a newcomer sees screen-pops with no Asterisk; the tests'
 fake Asterisk (``tests/fakes/ami_server.py``) extends it. It greets with the banner, answers
 ``Login`` (Success, or ``Authentication failed``), ``Ping``, ``CoreShowChannels`` (from the channels
-its replays left alive), ``Originate`` (queued, then the ``click_to_call`` trace with an
-``OriginateResponse`` carrying the request's ActionID) and ``Logoff``; every answer echoes the
+its replays left alive), ``DeviceStateList`` (the device states its replays last set), ``Originate``
+(queued, then the ``click_to_call`` trace with an ``OriginateResponse`` carrying the request's
+ActionID) and ``Logoff``; every answer echoes the
 ActionID. Replays rewrite ``Uniqueid``/``Linkedid`` values and channel-name suffixes to fresh ones
 (and numbers on request), and shift ``Timestamp`` to now.
 
@@ -169,6 +170,7 @@ class AmiSimulator:
         self.login_failures = 0
         self.connections = 0
         self.channels: dict[str, dict[str, Any]] = {}  # Uniqueid → the channel's latest headers
+        self.devices: dict[str, str] = {}  # Device → its latest state (DeviceStateList answers them)
         self._clients: set[_Client] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -258,6 +260,8 @@ class AmiSimulator:
 
     # ---------------------------------------------------------------- internals
     def _track(self, message: dict[str, Any]) -> None:
+        if message.get("Event") == "DeviceStateChange" and "Device" in message:
+            self.devices[str(message["Device"])] = str(message.get("State", "UNKNOWN"))
         uid = message.get("Uniqueid")
         if not isinstance(uid, str):
             return
@@ -336,6 +340,8 @@ class AmiSimulator:
                                 "Timestamp": f"{time.time():.6f}"})
         elif name == "coreshowchannels":
             self._core_show_channels(client, reply)
+        elif name == "devicestatelist":
+            self._device_state_list(client, reply)
         elif name == "originate" and self.originate_error:
             self._send(client, {"Response": "Error", **reply, "Message": self.originate_error})
         elif name == "originate":
@@ -370,6 +376,15 @@ class AmiSimulator:
             })
         self._send(client, {"Event": "CoreShowChannelsComplete", **reply, "EventList": "Complete",
                             "ListItems": str(len(self.channels))})
+
+
+    def _device_state_list(self, client: _Client, reply: dict[str, Any]) -> None:
+        self._send(client, {"Response": "Success", **reply, "EventList": "start",
+                            "Message": "Device State Changes will follow"})
+        for device, state in self.devices.items():
+            self._send(client, {"Event": "DeviceStateChange", **reply, "Device": device, "State": state})
+        self._send(client, {"Event": "DeviceStateListComplete", **reply, "EventList": "Complete",
+                            "ListItems": str(len(self.devices))})
 
 
 def scenarios(fixtures: Path = TRACES) -> Iterable[str]:

@@ -16,6 +16,7 @@ from hub.config import Config
 from hub.crm.messages import MessageIntake
 from hub.crm.models import User
 from hub.crm.ports import CallSettings
+from hub.crm.presence import PresenceBoard
 from hub.db import Database
 from hub.journal import JournalWorker
 from hub.mail.channel import MailChannel
@@ -47,6 +48,8 @@ CHANNELS = web.AppKey("channels", dict[str, Callable[[], str]])
 
 # The Asterisk connection, when [asterisk] host is set (click-to-call sends through it).
 AMI = web.AppKey("ami_connection", AmiConnection)
+# Who is free: the phones' states in memory (fed by the AMI connection when [asterisk] host is set).
+PRESENCE = web.AppKey("presence_board", PresenceBoard)
 # The messaging channels, when configured ([telegram] token, [twilio] account_sid), and the outbox.
 TELEGRAM = web.AppKey("telegram_channel", TelegramChannel)
 TWILIO = web.AppKey("twilio_channel", TwilioChannel)
