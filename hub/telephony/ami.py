@@ -14,6 +14,10 @@ the pure :class:`~hub.telephony.tracker.Tracker` and hands each fact it emits to
 | supervisor task  | connect → Login → CoreShowChannels resync → Ping watchdog; on any end: backoff |
 |                  | (exponential, jitter, capped) and again; a refused Login waits ``auth_retry``  |
 
+With ``on_presence`` (the phones' states, ``hub.crm.ports.PresencePort``) the consumer also feeds
+every message to the pure :class:`~hub.telephony.presence.PresenceTracker`, and after the resync the
+supervisor lists the phones (``PRESENCE_LISTS``) between two queue markers: docs/decisions.md.
+
 The state (``connecting``, ``connected``, ``auth_failed: <reason>``, ``disconnected``) is read by
 ``health()``. ``originate()`` refuses while not connected: panoramisk would queue the action and
 dial it late after a reconnect. Why we drive the reconnect ourselves: docs/decisions.md.
