@@ -202,7 +202,7 @@ def _serve(config: Config, args: argparse.Namespace, app: Any) -> int:
 
 
 DEMO_INTERVAL_ENV = "CRMHUB_DEMO_CALL_INTERVAL"  # seconds between the demo PBX's calls (default 20–40)
-DEMO_MESSAGE_INTERVAL_ENV = "CRMHUB_DEMO_MESSAGE_INTERVAL"  # between simulated Telegram messages (30–60)
+DEMO_MESSAGE_INTERVAL_ENV = "CRMHUB_DEMO_MESSAGE_INTERVAL"  # between simulated Telegram/SMS messages (30–60)
 
 
 def _demo_interval(env: str = DEMO_INTERVAL_ENV,
@@ -228,12 +228,13 @@ def _free_port() -> int:
 
 def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     """``run`` with demo data (when the database has none), a simulated PBX and, unless the config
-    names a bot, a simulated Telegram on 127.0.0.1."""
+    names a bot or a Twilio account, a simulated Telegram and a simulated Twilio on 127.0.0.1."""
     from aiohttp import web
 
     from hub.app import create_app
     from hub.crm import demo
     from hub.messengers.simulator import TelegramSimulator
+    from hub.messengers.twilio_simulator import DEMO_ACCOUNT_SID, DEMO_NUMBER, SmsPerson, TwilioSimulator
     from hub.telephony.simulator import AmiSimulator, run_demo_calls
     from hub.web.keys import DB
 
@@ -267,6 +268,18 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
         tg_port = _free_port()
         telegram.token = f"{random.randrange(10**9, 10**10)}:AA{secrets.token_urlsafe(24)}"
         telegram.mode, telegram.api_url = "polling", f"http://127.0.0.1:{tg_port}"
+    twilio = config.twilio
+    simulate_sms = not twilio.account_sid  # a Twilio account of the user's own is kept
+    sms_port = 0
+    hub_host = config.server.host if config.server.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    hub_url = f"http://{_display_host(hub_host)}:{config.server.port}"  # where its webhooks go
+    if simulate_sms:
+        sms_port = _free_port()
+        twilio.account_sid, twilio.auth_token = DEMO_ACCOUNT_SID, secrets.token_hex(16)
+        twilio.from_number, twilio.messaging_service_sid = DEMO_NUMBER, ""
+        twilio.api_url = f"http://127.0.0.1:{sms_port}"
+        if not config.server.public_url:  # the signatures of its webhooks are checked against it
+            config.server.public_url = hub_url
     app = create_app(config)
 
     async def pick_number() -> str | None:
@@ -304,11 +317,37 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
                 await play
             await sim.stop()
 
+    async def sms_people() -> list[SmsPerson]:
+        async with app[DB].reading() as s:
+            return [SmsPerson(phone, client) for phone, client in await demo.sms_people(s)]
+
+    async def sms(app: web.Application) -> Any:
+        sim = TwilioSimulator(twilio.account_sid, twilio.auth_token, number=twilio.from_number,
+                              host="127.0.0.1", port=sms_port, hub_url=hub_url,
+                              public_url=config.server.public_url)
+        sim.reply_delay = (min(3.0, message_interval[0]), min(6.0, message_interval[1]))
+        sim.people_source = sms_people
+        await sim.start()
+        play = asyncio.create_task(sim.play(message_interval), name="demo-sms")
+        _out(f"demo SMS (simulated Twilio) on 127.0.0.1:{sms_port}: a client texts every "
+             f"{message_interval[0]:g}–{message_interval[1]:g} s; answer in the inbox, they text back")
+        try:
+            yield
+        finally:
+            play.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await play
+            await sim.stop()
+
     app.cleanup_ctx.insert(0, pbx)  # up before the AMI connection logs in
     if simulate_telegram:
         app.cleanup_ctx.insert(0, messenger)  # up before the channel's first getMe
     else:
         _out("Telegram: the bot of [telegram] token is used (no simulated Telegram)")
+    if simulate_sms:
+        app.cleanup_ctx.insert(0, sms)  # up before the outbox's first SMS
+    else:
+        _out("SMS: the Twilio account of [twilio] account_sid is used (no simulated Twilio)")
     return _serve(config, args, app)
 
 
@@ -334,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common],
                        help="run with demo data, a simulated PBX placing calls (screen-pops, no Asterisk) "
-                            "and simulated Telegram clients writing (no bot needed)")
+                            "and simulated Telegram and SMS clients writing (no bot, no Twilio account)")
     p.add_argument("--host", help="address to listen on (overrides [server] host)")
     p.add_argument("--port", type=int, help="port to listen on (overrides [server] port)")
     p.add_argument("--access-log", action="store_true", help="log every HTTP request")

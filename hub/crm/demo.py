@@ -731,3 +731,22 @@ async def client_phones(session: Any, limit: int = 500) -> list[str]:
         select(ContactPoint.value).where(ContactPoint.kind == "phone", ContactPoint.client_id.is_not(None))
         .order_by(ContactPoint.id).limit(limit))
     return list(rows)
+
+
+async def sms_people(session: Any, at_least: int = 4) -> list[tuple[str, bool]]:
+    """The phones ``crmhub demo``'s simulated SMS people write from, with whether each is a client's
+    (else a lead's): those of the SMS conversations with a client or a lead (the demo data has four),
+    then other clients' mobiles until there are ``at_least``."""
+    from hub.crm.models import Conversation
+
+    rows = (await session.execute(
+        select(Conversation.address, Conversation.client_id)
+        .where(Conversation.channel == "sms",
+               (Conversation.client_id.is_not(None)) | (Conversation.lead_id.is_not(None)))
+        .order_by(Conversation.id))).all()
+    people = [(address, client_id is not None) for address, client_id in rows]
+    if len(people) < at_least:
+        taken = {phone for phone, _ in people}
+        mobiles = [n for n in await client_phones(session) if n.startswith("+79") and n not in taken]
+        people += [(phone, True) for phone in mobiles[:at_least - len(people)]]
+    return people

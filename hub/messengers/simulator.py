@@ -11,7 +11,8 @@ It answers what ``hub.messengers.telegram.TelegramChannel`` calls — ``getMe``,
 windows (a measurement, an estimate, a delivery, the fitting...), now and then with a photo (a small
 generated PNG of a window); one in four times it is somebody new (a lead in Unsorted for the CRM).
 When the bot writes to one of them, the person answers a few seconds later ("Спасибо!", "Хорошо,
-ждём", a question).
+ждём", a question). The texts and that rhythm are ``DemoPeople``'s, which the simulated Twilio
+(``hub.messengers.twilio_simulator``) shares.
 
     sim = TelegramSimulator(token="123:abc")
     await sim.start()                     # sim.url is the api_url of [telegram]
@@ -31,7 +32,7 @@ import random
 import struct
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +156,70 @@ def window_png(glass: tuple[int, int, int], width: int = 160, height: int = 120)
             + chunk(b"IEND", b""))
 
 
+class DemoPeople:
+    """What the simulated channels of ``crmhub demo`` share (Telegram here, SMS in
+    ``hub.messengers.twilio_simulator``): a seeded random generator, the demo people's texts, the
+    rhythm of their messages (``play``: one every ``interval`` seconds) and their answers
+    ``reply_delay`` seconds after the hub writes to one of them (while playing; one answer however
+    many parts the hub's message had)."""
+
+    channel = ""  # for the log: "demo <channel>: <who> wrote"
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.reply_delay: tuple[float, float] = (3.0, 6.0)
+        self._answering: dict[Hashable, asyncio.Task[None]] = {}
+        self._playing = False
+
+    def first_text(self) -> str:
+        """What somebody new writes."""
+        return self.rng.choice(NEW_TEXTS)
+
+    def text(self, client: bool) -> str:
+        """What a known person writes: a client about the order, a lead with questions."""
+        return self.rng.choice(CLIENT_TEXTS if client else NEW_TEXTS + LEAD_TEXTS)
+
+    def answer(self, client: bool) -> str:
+        """A person's answer to the hub."""
+        return self.rng.choice(ANSWERS + CLIENT_ANSWERS if client else ANSWERS)
+
+    async def play_once(self) -> str:
+        """One message of a demo person → who wrote (for the log)."""
+        raise NotImplementedError
+
+    async def play(self, interval: tuple[float, float] = (30.0, 60.0)) -> None:
+        """Until cancelled: a message every ``interval`` seconds (uniform), answers to the hub's messages."""
+        self._playing = True
+        try:
+            while True:
+                await asyncio.sleep(self.rng.uniform(*interval))
+                log.info("demo %s: %s wrote", self.channel, await self.play_once())
+        finally:
+            self._playing = False
+
+    def answer_later(self, key: Hashable, answer: Callable[[], Awaitable[None]]) -> None:
+        """While playing: ``answer()`` after ``reply_delay`` seconds, unless one for ``key`` is pending."""
+        if not self._playing:
+            return
+        pending = self._answering.get(key)
+        if pending is not None and not pending.done():
+            return  # several parts of one answer: one reply
+        self._answering[key] = asyncio.create_task(self._later(answer),
+                                                   name=f"demo-{self.channel.lower()}-answer-{key}")
+
+    async def _later(self, answer: Callable[[], Awaitable[None]]) -> None:
+        await asyncio.sleep(self.rng.uniform(*self.reply_delay))
+        await answer()
+
+    async def stop_answering(self) -> None:
+        for task in list(self._answering.values()):
+            task.cancel()
+        for task in list(self._answering.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._answering.clear()
+
+
 def _decode(value: str) -> Any:
     try:
         return json.loads(value)
@@ -162,11 +227,14 @@ def _decode(value: str) -> Any:
         return value
 
 
-class TelegramSimulator:
+class TelegramSimulator(DemoPeople):
     """The Bot API server; ``play`` for the demo people's messages and answers."""
+
+    channel = "Telegram"
 
     def __init__(self, token: str = DEMO_TOKEN, *, host: str = "127.0.0.1", port: int = 0,
                  people: Sequence[Person] = DEMO_PEOPLE, seed: int | None = None) -> None:
+        super().__init__(seed)
         self.token = token
         self.host = host
         self.port = port
@@ -179,8 +247,6 @@ class TelegramSimulator:
         self.written: list[dict[str, Any]] = []  # the messages the people wrote, in order
         self.people: list[Person] = list(people)
         self.known = {p.id: p for p in self.people}
-        self.rng = random.Random(seed)
-        self.reply_delay: tuple[float, float] = (3.0, 6.0)
         # ids that grow across restarts: the hub keeps its offset and the "<chat>:<message>" keys
         now = int(time.time())
         self._update_ids = itertools.count(now * 10)
@@ -188,8 +254,6 @@ class TelegramSimulator:
         self._file_ids = itertools.count(1)
         self._new_update = asyncio.Event()
         self._runner: web.AppRunner | None = None
-        self._answering: dict[int, asyncio.Task[None]] = {}
-        self._playing = False
 
     # --- control ----------------------------------------------------------------------------------------
 
@@ -212,12 +276,7 @@ class TelegramSimulator:
         return self.port
 
     async def stop(self) -> None:
-        for task in list(self._answering.values()):
-            task.cancel()
-        for task in list(self._answering.values()):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._answering.clear()
+        await self.stop_answering()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -267,46 +326,31 @@ class TelegramSimulator:
         """One demo message: a known person most of the time, somebody new one time in four."""
         rng = self.rng
         if rng.random() < 0.25 or not self.people:
-            return self.write(self.new_person(), rng.choice(NEW_TEXTS))
+            return self.write(self.new_person(), self.first_text())
         person = rng.choice(self.people)
         if rng.random() < 0.2:
             glass = rng.choice(((150, 190, 230), (170, 200, 215), (140, 175, 205)))
             return self.write(person, rng.choice(PHOTO_CAPTIONS), photo=window_png(glass))
-        return self.write(person, rng.choice(CLIENT_TEXTS if person.client else NEW_TEXTS + LEAD_TEXTS))
+        return self.write(person, self.text(person.client))
 
-    async def play(self, interval: tuple[float, float] = (30.0, 60.0)) -> None:
-        """Until cancelled: a message every ``interval`` seconds (uniform), answers to the bot's messages."""
-        self._playing = True
-        try:
-            while True:
-                await asyncio.sleep(self.rng.uniform(*interval))
-                update = self.write_something()
-                sender = update["message"]["from"]
-                log.info("demo Telegram: %s %s wrote", sender["first_name"], sender.get("last_name", ""))
-        finally:
-            self._playing = False
+    async def play_once(self) -> str:
+        sender = self.write_something()["message"]["from"]
+        return f"{sender['first_name']} {sender.get('last_name', '')}".strip()
 
     def _bot_wrote(self, chat_id: int, message: dict[str, Any]) -> None:
         """The bot sent ``message`` to ``chat_id``: one of the people answers a little later."""
         person = self.known.get(chat_id)
-        if not self._playing or person is None:
-            return
-        pending = self._answering.get(chat_id)
-        if pending is not None and not pending.done():
-            return  # several parts of one answer: one reply
-        self._answering[chat_id] = asyncio.create_task(self._answer(person, message),
-                                                       name=f"demo-telegram-answer-{chat_id}")
+        if person is not None:
+            self.answer_later(chat_id, lambda: self._answer(person, message))
 
     async def _answer(self, person: Person, message: dict[str, Any]) -> None:
-        await asyncio.sleep(self.rng.uniform(*self.reply_delay))
         quote = None
         if self.rng.random() < 0.3:
             bot = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
             quote = {"message_id": message["message_id"], "from": bot,
                      "chat": person.chat(), "date": message["date"],
                      **{k: message[k] for k in ("text", "caption") if k in message}}
-        self.write(person, self.rng.choice(ANSWERS + CLIENT_ANSWERS if person.client else ANSWERS),
-                   reply_to=quote)
+        self.write(person, self.answer(person.client), reply_to=quote)
 
     # --- the server -------------------------------------------------------------------------------------
 

@@ -32,14 +32,13 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from hub.messengers.twilio_simulator import message_resource
 from tests.paths import TWILIO_FIXTURES
 
 FIXTURES = TWILIO_FIXTURES
@@ -183,18 +182,7 @@ class FakeTwilio:
 
     def _message(self, form: dict[str, str]) -> dict[str, Any]:
         sid = self.next_sids.pop(0) if self.next_sids else fresh_sid()
-        now = format_datetime(datetime.now(UTC), usegmt=True).replace("GMT", "+0000")
-        service = form.get("MessagingServiceSid")
-        base = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}"
-        return {
-            "body": form.get("Body", ""), "num_segments": "0" if service else "1",
-            "direction": "outbound-api", "from": form.get("From") or None,
-            "date_updated": now, "price": None, "error_message": None, "uri": base + ".json",
-            "account_sid": self.account_sid, "num_media": "0", "to": form["To"], "date_created": now,
-            "status": "accepted" if service else "queued", "sid": sid, "date_sent": None,
-            "messaging_service_sid": service, "error_code": None, "price_unit": "USD",
-            "api_version": "2010-04-01", "subresource_uris": {"media": base + "/Media.json"},
-        }
+        return message_resource(self.account_sid, sid, form)  # the simulated Twilio's shape
 
     async def _get_media(self, request: web.Request) -> web.Response:
         self.media_requests.append(Recorded("GET", request.path, {}, dict(request.headers)))

@@ -1,6 +1,6 @@
 """``crmhub demo`` as its own process on a temporary SQLite database: demo data (the inbox not empty),
-the simulated PBX and Telegram connected (/healthz), the calls reaching the call journal and the
-simulated clients' messages the inbox; the demo's conversations on each test database."""
+the simulated PBX, Telegram and Twilio connected (/healthz), the calls reaching the call journal and the
+simulated clients' messages and SMS the inbox; the demo's conversations on each test database."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
 
             async def connected() -> bool:
                 async with http.get(f"{base}/healthz") as resp:
-                    return resp.status == 200 and (await resp.json())["channels"] == {"asterisk": "connected",
-                                                                                  "telegram": "polling"}
+                    return resp.status == 200 and (await resp.json())["channels"] == {
+                        "asterisk": "connected", "telegram": "polling", "sms": "ready"}
 
             await poll(connected, 60)
             login = {"login": "admin", "password": "admin"}
@@ -73,10 +73,11 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
                 assert r.status == 200 and len((await r.json())["items"]) >= 10
                 started = max(c["last_message_at"] for c in (await r.json())["items"])
 
-            async def written() -> bool:  # the simulated Telegram's people write
+            async def written() -> bool:  # the simulated Telegram's and Twilio's people write
                 async with http.get(f"{base}/api/v1/conversations", headers=auth) as r:
-                    return any(c["channel"] == "telegram" and c["last_message_at"] > started
-                               for c in (await r.json())["items"])
+                    items = (await r.json())["items"]
+                    fresh = {c["channel"] for c in items if c["last_message_at"] > started}
+                    return {"telegram", "sms"} <= fresh
 
             [call, *_] = await poll(calls, 60)
             assert call["status"] in ("answered", "missed", "abandoned")
@@ -88,6 +89,7 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
         proc.wait(timeout=20)
     text = output()
     assert "log in as admin / admin" in text and "demo PBX" in text and "demo Telegram" in text
+    assert "demo SMS" in text and "demo SMS: the hub answered" not in text
     assert "Traceback" not in text, text
     assert proc.returncode in (0, -15)
 
