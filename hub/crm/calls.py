@@ -27,6 +27,23 @@ def recording_url(call: Call) -> str | None:
     return f"/api/v1/calls/{call.id}/recording" if call.recording else None
 
 
+def recordings_of(call: Call) -> list[dict[str, Any]]:
+    """The call's recordings in the order they were made, each ``{"file", "agent_extension"}`` (a row
+    with only ``recording`` has that one, its agent unknown)."""
+    found = [{"file": r["file"], "agent_extension": r.get("agent_extension") or None}
+             for r in call.recordings or ()
+             if isinstance(r, dict) and isinstance(r.get("file"), str) and r["file"]]
+    if not found and call.recording:
+        found = [{"file": call.recording, "agent_extension": None}]
+    return found
+
+
+def recording_refs(call: Call) -> list[dict[str, Any]]:
+    """The API's ``recordings``: each one's URL (``/recordings/{n}``, n from 1) and its leg's agent."""
+    return [{"url": f"/api/v1/calls/{call.id}/recordings/{n}", "agent_extension": r["agent_extension"]}
+            for n, r in enumerate(recordings_of(call), start=1)]
+
+
 async def call_dicts(session: AsyncSession, calls: list[Call]) -> list[dict[str, Any]]:
     """API.md's call shape, plus the names of the agent, client and lead for the journal."""
     async def names(column: Any, label: Any, ids: set[int]) -> dict[int, dict[str, Any]]:
@@ -64,6 +81,7 @@ def call_shape(c: Call, agent_name: str | None, client: dict[str, Any] | None,
         "talk_seconds": c.talk_seconds,
         "hangup_cause": c.hangup_cause,
         "recording_url": recording_url(c),
+        "recordings": recording_refs(c),
         "client_id": c.client_id,
         "client": client,
         "contact_id": c.contact_id,
@@ -193,16 +211,17 @@ def resolve_recording(name: str | None, recordings_dir: str | Path | None) -> Pa
 
 
 async def recording_path(session: AsyncSession, actor: User, call_id: Any,
-                         recordings_dir: str | Path | None) -> Path | None:
-    """The file of the call's recording; NotFound when the actor may not see the call, None when the
-    call has no recording or its file is missing."""
-    call = await visible_call(session, actor, call_id)
-    return resolve_recording(call.recording, recordings_dir)
+                         recordings_dir: str | Path | None, number: int = 1) -> Path | None:
+    """The file of the call's recording ``number`` (from 1; the first by default); NotFound when the
+    actor may not see the call, None when the call has no such recording or its file is missing."""
+    return resolve_recording(await recording_name(session, actor, call_id, number), recordings_dir)
 
 
-async def recording_name(session: AsyncSession, actor: User, call_id: Any) -> str | None:
-    """The base name of the call's recording (NotFound when the actor may not see the call)."""
-    return recording_basename((await visible_call(session, actor, call_id)).recording)
+async def recording_name(session: AsyncSession, actor: User, call_id: Any, number: int = 1) -> str | None:
+    """The base name of the call's recording ``number`` (from 1), or None when it has no such one
+    (NotFound when the actor may not see the call)."""
+    found = recordings_of(await visible_call(session, actor, call_id))
+    return recording_basename(found[number - 1]["file"]) if 1 <= number <= len(found) else None
 
 
 async def users_by_extension(session: AsyncSession, extensions: set[str]) -> dict[str, User]:

@@ -39,7 +39,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import contact_points, events, identify, leads, notifications, phones
-from hub.crm.calls import call_dict, call_shape, users_by_extension, visible_call
+from hub.crm.calls import (
+    call_dict,
+    call_shape,
+    recording_refs,
+    recordings_of,
+    users_by_extension,
+    visible_call,
+)
 from hub.crm.errors import Conflict, ValidationError
 from hub.crm.extensions import extensions_of
 from hub.crm.models import (
@@ -355,7 +362,9 @@ def _end_of_unfinished(call: Call, agent_extension: str | None) -> CallEndedFact
         call_key=call.linkedid, direction=cast(CallDirection, call.direction), status=status,
         number=call.external_number, did=call.did, agent_extension=agent_extension,
         started_at=call.started_at, answered_at=call.answered_at, ended_at=last_known,
-        wait_seconds=float(call.wait_seconds) or waited, recording=call.recording)
+        wait_seconds=float(call.wait_seconds) or waited, recording=call.recording,
+        recordings=tuple(r["file"] for r in recordings_of(call)),
+        recording_extensions=tuple(r["agent_extension"] for r in recordings_of(call)))
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -380,6 +389,19 @@ def is_ignored(number: str | None, settings: CallSettings) -> bool:
     tail = phones.tail(number)
     return bool(tail) and any(isinstance(other, str) and phones.tail(other) == tail
                               for other in settings.ignored_numbers)
+
+
+def _fact_recordings(fact: CallEndedFact) -> list[dict[str, Any]]:
+    """The ended call's recordings as stored (``Call.recordings``): in order, once each, with the agent
+    extension of the leg that made each where known."""
+    names = fact.recordings or ((fact.recording,) if fact.recording else ())
+    found: list[dict[str, Any]] = []
+    for i, name in enumerate(names):
+        if not name or any(r["file"] == name for r in found):
+            continue
+        ext = fact.recording_extensions[i] if i < len(fact.recording_extensions) else None
+        found.append({"file": name[:300], "agent_extension": ext[:32] if ext else None})
+    return found
 
 
 def _seconds(value: float | None) -> int:
@@ -876,6 +898,7 @@ def _entry_payload(call: Call, agent: Agent | User | None) -> dict[str, Any]:
         "ended_at": iso(call.ended_at), "wait_seconds": call.wait_seconds,
         "talk_seconds": call.talk_seconds, "hangup_cause": call.hangup_cause,
         "recording_url": f"/api/v1/calls/{call.id}/recording" if call.recording else None,
+        "recordings": recording_refs(call),
     }
 
 
@@ -1085,7 +1108,8 @@ async def end(session: AsyncSession, fact: CallEndedFact,
     call.wait_seconds = _seconds(fact.wait_seconds) or call.wait_seconds
     call.talk_seconds = _seconds(fact.talk_seconds)
     call.hangup_cause = fact.hangup_cause
-    call.recording = fact.recording
+    call.recordings = _fact_recordings(fact)
+    call.recording = call.recordings[0]["file"] if call.recordings else None
     if fact.agent_extension:
         call.agent_extension = fact.agent_extension
         call.agent_id = agent.id if agent else None

@@ -469,6 +469,9 @@ class Call(Base):
     talk_seconds: Mapped[int] = mapped_column(Integer, default=0)
     hangup_cause: Mapped[int | None] = mapped_column(Integer, default=None)
     recording: Mapped[str | None] = mapped_column(String(300), default=None)
+    # every recording in order, ``{"file": base name, "agent_extension": str | None}`` (``recording``
+    # is the first one's file)
+    recordings: Mapped[list[Any]] = mapped_column(default=list)
     client_id: Mapped[int | None] = mapped_column(
         ForeignKey("clients.id", ondelete="SET NULL"), index=True, default=None)
     contact_id: Mapped[int | None] = mapped_column(

@@ -94,7 +94,11 @@ class CallEndedFact:
     wait_seconds: float = 0.0
     talk_seconds: float = 0.0
     hangup_cause: int | None = None
-    recording: str | None = None  # the recording's file name (base name under recordings_dir)
+    recording: str | None = None  # the first recording's file name (base name under recordings_dir)
+    # every recording in the order they were made (one per agent leg: a transfer makes two), and the
+    # agent extension of each where known (same length, or empty when none is known)
+    recordings: tuple[str, ...] = ()
+    recording_extensions: tuple[str | None, ...] = ()
     caller_name: str | None = None  # the caller's display name from the PBX (names a new lead)
     rung_extensions: tuple[str, ...] = ()  # every agent extension that rang, in order
 

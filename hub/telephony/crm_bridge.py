@@ -59,8 +59,15 @@ def to_port(fact: Fact) -> PortFact | None:
             started_at=_time(fact.started_at), answered_at=_time(fact.answered_at),
             ended_at=_time(fact.ended_at if fact.ended_at is not None else fact.at),
             wait_seconds=fact.wait_seconds, talk_seconds=fact.talk_seconds, hangup_cause=fact.hangup_cause,
-            recording=fact.recording, rung_extensions=tuple(fact.rung), caller_name=fact.caller_name)
+            recording=fact.recording, recordings=fact.recordings,
+            recording_extensions=tuple(_recording_agent(fact, name) for name in fact.recordings),
+            rung_extensions=tuple(fact.rung), caller_name=fact.caller_name)
     return None
+
+
+def _recording_agent(fact: CallEnded, name: str) -> str | None:
+    """The extension of the agent leg that made the recording, if one did."""
+    return next((leg.extension for leg in fact.legs if leg.recording == name and leg.extension), None)
 
 
 class CrmBridge:

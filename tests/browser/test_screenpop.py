@@ -286,6 +286,36 @@ async def test_a_missing_recording_stays_said_after_a_live_refresh_of_the_journa
     await expect(row.locator("audio")).to_be_hidden()
 
 
+
+async def test_each_recording_of_a_transferred_call_has_its_player(page: Any, app: web.Application) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.crm import intake
+    from hub.crm.ports import CallEndedFact
+    from hub.web.keys import DB
+
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    call = await intake.call_ended(app[DB], CallEndedFact(
+        call_key="gone-3", direction="inbound", status="answered", number=CALLER, did="+74951234567",
+        agent_extension="101", started_at=at, answered_at=at + timedelta(seconds=2),
+        ended_at=at + timedelta(seconds=30), wait_seconds=2, talk_seconds=28, hangup_cause=16,
+        recording="gone-a.wav", recordings=("gone-a.wav", "gone-b.wav"), recording_extensions=("102", "101"),
+        rung_extensions=("102", "101")))
+    assert call is not None
+    for n in (1, 2):
+        EXPECTED.add(f"404 /api/v1/calls/{call['id']}/recordings/{n}")
+    await log_in(page, "agent")
+    await page.goto("/calls")
+    row = page.locator(f"tr[data-call-id='{call['id']}']")
+    await expect(row.locator(".call-rec-label")).to_have_text(
+        ["Запись 1 из 2 — добавочный 102", "Запись 2 из 2 — добавочный 101"])
+    # each player says its own file is missing
+    await expect(row.locator(".recording-missing")).to_have_count(2)
+    await expect(row.locator(".recording-missing").nth(0)).to_be_visible()
+    await expect(row.locator(".recording-missing").nth(1)).to_be_visible()
+    await expect(row.locator("audio").nth(0)).to_be_hidden()
+    await expect(row.locator("audio").nth(1)).to_be_hidden()
+
 NOTIFICATION_STUB = """
 window.__notes = []; window.__asked = 0; window.__permission = "default";
 window.Notification = function (title, options) {

@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -8,11 +9,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, inspect, select
+from sqlalchemy import MetaData, inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.crm.models import Base, Pipeline, Stage
+from hub.crm.models import Base, Call, Pipeline, Stage
 from hub.db import Database, alembic_config, create_engine, migrate
 from tests.conftest import PG_URL, _pg_admin, _pg_url
 
@@ -113,5 +114,43 @@ async def test_upgrade_downgrade_upgrade_and_the_models_match_the_schema(empty_u
             default = (await connection.execute(select(Pipeline.id).where(Pipeline.is_default))).scalar_one()
             stages = (await connection.execute(select(Stage.kind).where(Stage.pipeline_id == default))).all()
             assert len(stages) == 7
+    finally:
+        await engine.dispose()
+
+
+async def _upgrade(engine: AsyncEngine, revision: str) -> None:
+    def upgrade(connection: Connection) -> None:
+        cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(upgrade)
+
+
+async def test_0008_fills_the_recordings_of_existing_calls(empty_url: str) -> None:
+    """calls.recordings: an old row's single recording becomes its one entry (agent unknown), a row
+    without one gets an empty list; the downgrade drops the column and keeps ``recording``."""
+    engine = create_engine(empty_url)
+    try:
+        await _upgrade(engine, "0007")
+        async with engine.begin() as connection:
+            for i, recording in ((1, "in-101.wav"), (2, None), (3, "")):
+                await connection.execute(text(
+                    "INSERT INTO calls (id, linkedid, direction, status, started_at, wait_seconds, "
+                    "talk_seconds, recording, rung_user_ids, created_at) VALUES (:id, :key, 'inbound', "
+                    "'answered', :at, 0, 0, :recording, '[]', :at)"),
+                    {"id": i, "key": f"k{i}", "recording": recording, "at": datetime(2030, 1, 1)})
+        await migrate(engine)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(select(Call.id, Call.recordings).order_by(Call.id))).all()
+        assert [tuple(r) for r in rows] == [
+            (1, [{"file": "in-101.wav", "agent_extension": None}]), (2, []), (3, [])]
+        await _downgrade(engine, "0007")
+        async with engine.connect() as connection:
+            columns = await connection.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("calls")})
+            kept = (await connection.execute(text("SELECT recording FROM calls WHERE id = 1"))).scalar_one()
+        assert "recordings" not in columns and kept == "in-101.wav"
     finally:
         await engine.dispose()

@@ -12,6 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.config import Config
+from hub.crm import intake
+from hub.crm.ports import CallEndedFact, CallSettings
+from hub.web.keys import DB
 from tests.integration.conftest import Api
 from tests.integration.test_api_calls import RANGE_CASES, WAV, check_range, end
 
@@ -34,7 +37,7 @@ async def recording_server(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     app.router.add_get("/rec/{name}", serve)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    yield {"url": str(server.make_url("/rec/")), "seen": seen}
+    yield {"url": str(server.make_url("/rec/")), "seen": seen, "folder": folder}
     await server.close()
 
 
@@ -96,3 +99,30 @@ async def test_proxied_recordings_pass_on_a_valid_single_range_only(
         assert response.status == 200 and await response.read() == WAV
     async with client.get(url, headers={**stale, "Range": "bytes=-0"}) as response:
         assert response.status == 200 and await response.read() == WAV  # the Range ignored, as one may
+
+
+async def test_each_recording_of_a_call_is_proxied(
+        app: web.Application, client: TestClient, manager: Api, agent: Api, agent2: Api,
+        recording_server: dict[str, Any]) -> None:
+    """/recordings/{n} resolves the n-th recording as /recording does the first, here from the URL."""
+    (recording_server["folder"] / "in 102.wav").write_bytes(WAV[::-1])
+    await manager.post("/api/v1/clients", {"name": "ООО Агентов", "phones": ["+79161110001"],
+                                           "manager_id": agent.id}, expect=201)
+    call = await intake.call_ended(app[DB], CallEndedFact(
+        call_key="t1", direction="inbound", status="answered", number="+79161110001", did=None,
+        agent_extension="102", recording="in 101.wav", recordings=("in 101.wav", "in 102.wav"),
+        recording_extensions=("101", "102")), CallSettings(unknown_caller="ask"))
+    assert call is not None
+    base = f"/api/v1/calls/{call['id']}"
+    async with client.get(f"{base}/recordings/2", headers={**agent.auth(), "Range": "bytes=0-9"}) as response:
+        assert response.status == 206 and await response.read() == WAV[::-1][:10]
+    assert recording_server["seen"][-1] == {"path": "/rec/in 102.wav", "range": "bytes=0-9"}
+    async with client.get(f"{base}/recordings/1", headers=agent.auth()) as response:
+        assert response.status == 200 and await response.read() == WAV
+    assert recording_server["seen"][-1]["path"] == "/rec/in 101.wav"
+    before = len(recording_server["seen"])
+    async with client.get(f"{base}/recordings/2", headers=agent2.auth()) as response:
+        assert response.status == 200  # agent2 (102) took the call last: theirs too
+    body = await manager.get(f"{base}/recordings/3", expect=404)
+    assert body["error"]["code"] == "recording_missing"
+    assert len(recording_server["seen"]) == before + 1  # nothing fetched for a recording that is not

@@ -82,12 +82,25 @@ async def get_call(request: web.Request) -> web.Response:
             "recording or whose file is gone answers 404 with the code recording_missing",
             response={"type": "string", "format": "binary"}, content_type="audio/*", errors=(401, 404, 416))
 async def call_recording(request: web.Request) -> web.StreamResponse:
-    call_id = path_id(request)
+    return await _recording(request, path_id(request), 1)
+
+
+@routes.get("/api/v1/calls/{id}/recordings/{n}",
+            "The call's recording number n (from 1, in the order they were made: a transferred call has "
+            "one per agent leg; the call's recordings list them), as /recording: HTTP Range, who may see "
+            "the call, 404 recording_missing when there is no such recording or its file is gone",
+            response={"type": "string", "format": "binary"}, content_type="audio/*", errors=(401, 404, 416))
+async def call_recording_n(request: web.Request) -> web.StreamResponse:
+    return await _recording(request, path_id(request), path_id(request, "n"))
+
+
+async def _recording(request: web.Request, call_id: int, number: int) -> web.StreamResponse:
+    """The call's recording ``number`` (from 1): from ``recordings_dir``, else from ``recordings_url``."""
     asterisk = request.app[CONFIG].asterisk
     if not asterisk.recordings_dir and asterisk.recordings_url:
-        return await _proxied_recording(request, call_id)
+        return await _proxied_recording(request, call_id, number)
     async with request.app[DB].reading() as s:
-        path = await calls.recording_path(s, request[USER], call_id, asterisk.recordings_dir)
+        path = await calls.recording_path(s, request[USER], call_id, asterisk.recordings_dir, number)
     if path is None:
         return error_response(404, RECORDING_MISSING, "the call has no recording, or its file is missing")
     try:
@@ -199,11 +212,11 @@ PROXIED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Content-E
                    "Last-Modified", "ETag")
 
 
-async def _proxied_recording(request: web.Request, call_id: int) -> web.StreamResponse:
+async def _proxied_recording(request: web.Request, call_id: int, number: int) -> web.StreamResponse:
     """The recording streamed from ``recordings_url`` + "/" + its base name, a valid single Range (and its
     If-Range) passed through."""
     async with request.app[DB].reading() as s:
-        name = await calls.recording_name(s, request[USER], call_id)
+        name = await calls.recording_name(s, request[USER], call_id, number)
     if name is None:
         return error_response(404, RECORDING_MISSING, "the call has no recording")
     url = request.app[CONFIG].asterisk.recordings_url.rstrip("/") + "/" + urllib.parse.quote(name)

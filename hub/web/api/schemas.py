@@ -84,6 +84,9 @@ CALL = with_id({
     "started_at": TIME, "answered_at": TIME, "ended_at": TIME,
     "wait_seconds": {"type": "integer"}, "talk_seconds": {"type": "integer"},
     "hangup_cause": {"type": ["integer", "null"]}, "recording_url": TEXT_OR_NULL,
+    "recordings": {"type": "array", "description": "every recording in the order they were made (one per "
+                   "agent leg; recording_url is the first)",
+                   "items": obj({"url": TEXT, "agent_extension": TEXT_OR_NULL}, ("url", "agent_extension"))},
     "client_id": ID_OR_NULL, "client": {"oneOf": [REF, {"type": "null"}]}, "contact_id": ID_OR_NULL,
     "lead_id": ID_OR_NULL, "lead": {"oneOf": [REF, {"type": "null"}]}, "deal_id": ID_OR_NULL,
     "timeline_entry_id": ID_OR_NULL, "callback_task_id": ID_OR_NULL, "created_at": TIME,
