@@ -83,7 +83,7 @@ async def sim(hub: Hub) -> AsyncIterator[TwilioSimulator]:
     await simulator.stop()
 
 
-async def until(condition: Any, within: float = 5.0) -> None:
+async def until(condition: Any, within: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not condition():
@@ -124,7 +124,8 @@ async def test_the_messages_api_then_the_status_callbacks_and_the_answer(sim: Tw
             assert body["uri"] == f"/2010-04-01/Accounts/{DEMO_ACCOUNT_SID}/Messages/{body['sid']}.json"
 
         # queued → sent → delivered, then the person answers: every webhook signed as Twilio signs it
-        await until(lambda: len(hub.of("sms")) == 1)
+        # (the simulator notes each webhook's answer after the hub has seen it: wait for both)
+        await until(lambda: len(hub.of("sms")) == 1 and len(sim.callbacks) == 4)
         assert [f["MessageStatus"] for f in hub.of("status")] == ["queued", "sent", "delivered"]
         assert all(f["MessageSid"] == body["sid"] and f["To"] == CLIENT.phone for f in hub.of("status"))
         assert "RawDlrDoneDate" in hub.of("status")[-1]
