@@ -21,6 +21,13 @@
   if (!board || !dialog) {
     return;
   }
+  // Each column fits in the window below where the board starts, whatever wraps above it.
+  function fitColumns() {
+    const top = board.getBoundingClientRect().top + window.scrollY;
+    board.style.setProperty("--board-top", Math.ceil(top) + "px");
+  }
+  fitColumns();
+  window.addEventListener("resize", fitColumns);
   const form = document.getElementById("move-form");
   const pipeline = board.dataset.pipeline;
   const query = board.dataset.query;
