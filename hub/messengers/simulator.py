@@ -23,6 +23,7 @@ When the bot writes to one of them, the person answers a few seconds later ("С�
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import itertools
@@ -156,7 +157,7 @@ def window_png(glass: tuple[int, int, int], width: int = 160, height: int = 120)
             + chunk(b"IEND", b""))
 
 
-class DemoPeople:
+class DemoPeople(abc.ABC):
     """What the simulated channels of ``crmhub demo`` share (Telegram here, SMS in
     ``hub.messengers.twilio_simulator``): a seeded random generator, the demo people's texts, the
     rhythm of their messages (``play``: one every ``interval`` seconds) and their answers
@@ -183,9 +184,9 @@ class DemoPeople:
         """A person's answer to the hub."""
         return self.rng.choice(ANSWERS + CLIENT_ANSWERS if client else ANSWERS)
 
+    @abc.abstractmethod
     async def play_once(self) -> str:
-        """One message of a demo person → who wrote (for the log)."""
-        raise NotImplementedError
+        """One message of a demo person → who wrote (for the log): each channel's simulator says how."""
 
     async def play(self, interval: tuple[float, float] = (30.0, 60.0)) -> None:
         """Until cancelled: a message every ``interval`` seconds (uniform), answers to the hub's messages."""
