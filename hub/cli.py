@@ -301,14 +301,13 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
                 await calls
             await sim.stop()
 
-    async def messenger(app: web.Application) -> Any:
-        sim = TelegramSimulator(telegram.token, host="127.0.0.1", port=tg_port)
-        # the clients answer the agent a few seconds later (sooner when they write more often)
+    async def simulated(sim: Any, name: str, line: str) -> Any:
+        """A demo channel's simulator, up and playing for the app's lifetime."""
+        # the people answer the agent a few seconds later (sooner when they write more often)
         sim.reply_delay = (min(3.0, message_interval[0]), min(6.0, message_interval[1]))
         await sim.start()
-        play = asyncio.create_task(sim.play(message_interval), name="demo-telegram")
-        _out(f"demo Telegram (simulated Bot API) on 127.0.0.1:{tg_port}: a client writes every "
-             f"{message_interval[0]:g}–{message_interval[1]:g} s; answer in the inbox, they write back")
+        play = asyncio.create_task(sim.play(message_interval), name=name)
+        _out(line)
         try:
             yield
         finally:
@@ -316,6 +315,15 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await play
             await sim.stop()
+
+    every = f"{message_interval[0]:g}–{message_interval[1]:g} s"
+
+    async def messenger(app: web.Application) -> Any:
+        sim = TelegramSimulator(telegram.token, host="127.0.0.1", port=tg_port)
+        async for _ in simulated(sim, "demo-telegram",
+                                 f"demo Telegram (simulated Bot API) on 127.0.0.1:{tg_port}: a client writes "
+                                 f"every {every}; answer in the inbox, they write back"):
+            yield
 
     async def sms_people() -> list[SmsPerson]:
         async with app[DB].reading() as s:
@@ -325,19 +333,11 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
         sim = TwilioSimulator(twilio.account_sid, twilio.auth_token, number=twilio.from_number,
                               host="127.0.0.1", port=sms_port, hub_url=hub_url,
                               public_url=config.server.public_url)
-        sim.reply_delay = (min(3.0, message_interval[0]), min(6.0, message_interval[1]))
         sim.people_source = sms_people
-        await sim.start()
-        play = asyncio.create_task(sim.play(message_interval), name="demo-sms")
-        _out(f"demo SMS (simulated Twilio) on 127.0.0.1:{sms_port}: a client texts every "
-             f"{message_interval[0]:g}–{message_interval[1]:g} s; answer in the inbox, they text back")
-        try:
+        async for _ in simulated(sim, "demo-sms",
+                                 f"demo SMS (simulated Twilio) on 127.0.0.1:{sms_port}: a client texts every "
+                                 f"{every}; answer in the inbox, they text back"):
             yield
-        finally:
-            play.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await play
-            await sim.stop()
 
     app.cleanup_ctx.insert(0, pbx)  # up before the AMI connection logs in
     if simulate_telegram:

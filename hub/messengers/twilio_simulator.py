@@ -118,6 +118,18 @@ def message_resource(account_sid: str, sid: str, form: dict[str, str]) -> dict[s
     }
 
 
+def basic_auth_matches(request: web.Request, account_sid: str, auth_token: str) -> bool:
+    """The request's HTTP Basic credentials are this account's (as Twilio's API checks them)."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return user == account_sid and password == auth_token
+
+
 def error_body(status: int, code: int) -> dict[str, Any]:
     return {"code": code, "message": ERRORS.get(code, "Error"),
             "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
@@ -263,14 +275,7 @@ class TwilioSimulator(DemoPeople):
     # --- the Messages API ---------------------------------------------------------------------------------
 
     def _authorised(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        return user == self.account_sid and password == self.auth_token
+        return basic_auth_matches(request, self.account_sid, self.auth_token)
 
     async def _create(self, request: web.Request) -> web.Response:
         if not self._authorised(request) or request.match_info["account"] != self.account_sid:

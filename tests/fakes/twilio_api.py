@@ -26,8 +26,6 @@ Control API::
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import secrets
 import time
@@ -38,7 +36,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from hub.messengers.twilio_simulator import message_resource
+from hub.messengers.twilio_simulator import basic_auth_matches, message_resource
 from tests.paths import TWILIO_FIXTURES
 
 FIXTURES = TWILIO_FIXTURES
@@ -145,14 +143,7 @@ class FakeTwilio:
     # --- handlers ---------------------------------------------------------------------------------------
 
     def _authorised(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        return user == self.account_sid and password == self.auth_token
+        return basic_auth_matches(request, self.account_sid, self.auth_token)
 
     async def _create(self, request: web.Request) -> web.Response:
         form = dict(parse_qsl((await request.read()).decode(), keep_blank_values=True))
