@@ -20,24 +20,17 @@ from hub.crm.models import Call, Task
 from hub.db import Database
 from hub.telephony.ami import CONNECTED
 from tests.fakes.ami_server import LOGIN_ARTIFACTS, FakeAmiServer, Replay, load_trace
+from tests.integration import test_telephony_chain
 from tests.integration.conftest import until
+
+
+config = test_telephony_chain.config  # the hub's [asterisk] on the fake Asterisk below
 
 
 @pytest.fixture
 async def ami_server() -> AsyncIterator[FakeAmiServer]:
     async with FakeAmiServer() as fake:
         yield fake
-
-
-@pytest.fixture
-def config(config: Config, ami_server: FakeAmiServer, monkeypatch: pytest.MonkeyPatch) -> Config:
-    import hub.app
-
-    monkeypatch.setattr(hub.app, "EXTENSIONS_REFRESH_SECONDS", 0.05)
-    config.asterisk.host, config.asterisk.port = ami_server.host, ami_server.port
-    config.asterisk.username, config.asterisk.secret = "hub", "hubsecret"
-    config.asterisk.trunks = ["trunk"]
-    return config
 
 
 @pytest.fixture

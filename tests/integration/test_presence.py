@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from hub.config import Config
 from hub.telephony.ami import CONNECTED
 from tests.fakes.ami_server import FakeAmiServer
+from tests.integration import test_telephony_chain
 from tests.integration.conftest import Api, MakeApi, until
 from tests.integration.test_sse import Stream, open_stream
+
+
+config = test_telephony_chain.config  # the hub's [asterisk] on the fake Asterisk below
 
 
 @pytest.fixture
@@ -22,17 +25,6 @@ async def ami_server() -> AsyncIterator[FakeAmiServer]:
         # what the PBX knows before the hub connects: DeviceStateList answers it
         fake.devices.update({"PJSIP/101": "NOT_INUSE", "PJSIP/102": "UNAVAILABLE"})
         yield fake
-
-
-@pytest.fixture
-def config(config: Config, ami_server: FakeAmiServer, monkeypatch: pytest.MonkeyPatch) -> Config:
-    import hub.app
-
-    monkeypatch.setattr(hub.app, "EXTENSIONS_REFRESH_SECONDS", 0.05)
-    config.asterisk.host, config.asterisk.port = ami_server.host, ami_server.port
-    config.asterisk.username, config.asterisk.secret = "hub", "hubsecret"
-    config.asterisk.trunks = ["trunk"]
-    return config
 
 
 async def states(api: Api) -> dict[str, str]:
