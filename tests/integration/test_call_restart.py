@@ -23,7 +23,6 @@ from tests.fakes.ami_server import LOGIN_ARTIFACTS, FakeAmiServer, Replay, load_
 from tests.integration import test_telephony_chain
 from tests.integration.conftest import until
 
-
 config = test_telephony_chain.config  # the hub's [asterisk] on the fake Asterisk below
 
 

@@ -15,7 +15,6 @@ from tests.integration import test_telephony_chain
 from tests.integration.conftest import Api, MakeApi, until
 from tests.integration.test_sse import Stream, open_stream
 
-
 config = test_telephony_chain.config  # the hub's [asterisk] on the fake Asterisk below
 
 
