@@ -207,7 +207,7 @@ async def _recordings_http(app: web.Application) -> AsyncIterator[None]:
 
 def _ami_connection(config: Config, db: Database, settings: CallSettings,
                     presence: PresenceBoard) -> AmiConnection:
-    intake = CallIntake(db, settings)
+    intake = CallIntake(db, settings, board=presence)  # the board: route_to_free_agent (hub.crm.routing)
     # no extension is known before startup reads them: nothing is taken for an agent's phone
     return AmiConnection.from_config(config.asterisk, on_fact=CrmBridge(intake),
                                      on_resync=intake.close_unfinished, extensions=(),

@@ -38,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import contact_points, events, identify, leads, notifications, phones
+from hub.crm import contact_points, events, identify, leads, notifications, phones, routing
 from hub.crm.calls import (
     call_dict,
     call_shape,
@@ -124,9 +124,10 @@ class CallIntake:
     """
 
     def __init__(self, db: UnitOfWork, settings: CallSettings = DEFAULT_SETTINGS, *,
-                 max_batch: int = MAX_BATCH) -> None:
+                 max_batch: int = MAX_BATCH, board: routing.Board | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.board = board  # who is free (the presence board), for routing callbacks; None: no routing
         self.max_batch = max(1, max_batch)
         self._pending: collections.deque[_Job] = collections.deque()
         engine = getattr(db, "engine", None)
@@ -185,7 +186,8 @@ class CallIntake:
         return result
 
     async def ended(self, fact: CallEndedFact) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._submit(end, fact)
+        step: Step = end if self.board is None else functools.partial(end, board=self.board)
+        result: dict[str, Any] | None = await self._submit(step, fact)
         return result
 
     async def close_unfinished(self, live: frozenset[str]) -> list[dict[str, Any]]:
@@ -945,9 +947,12 @@ async def _open_callback(session: AsyncSession, number: str) -> Task | None:
         .order_by(Task.id.desc()).limit(1))
 
 
-async def _callback(session: AsyncSession, call: Call, name: str | None, settings: CallSettings) -> None:
+async def _callback(session: AsyncSession, call: Call, name: str | None, settings: CallSettings,
+                    board: routing.Board | None = None) -> None:
     """A missed inbound call: a callback task for the person's manager (else the agents rung) and a
-    bell item; a repeated miss from the same number joins the open task."""
+    bell item; a repeated miss from the same number joins the open task. With ``route_to_free_agent``
+    on and a presence board, a new task whose manager (else first agent rung) is busy or offline goes
+    to a free agent instead (``hub.crm.routing``), and only that agent gets the bell item."""
     number = call.external_number
     assert number is not None
     manager = await _manager_of(session, call)
@@ -955,6 +960,7 @@ async def _callback(session: AsyncSession, call: Call, name: str | None, setting
     when = call.ended_at or utcnow()
     line = f"Пропущенный звонок {number} ({call.status}), {iso(call.started_at)}"
     task = await _open_callback(session, number)
+    rerouted = False
     if task is not None:
         count = 1 + int(await session.scalar(
             select(func.count(Call.id)).where(Call.callback_task_id == task.id)) or 0)
@@ -965,6 +971,9 @@ async def _callback(session: AsyncSession, call: Call, name: str | None, setting
     else:
         count = 1
         assignee = manager if manager is not None else (rung[0] if rung else None)
+        routed = await routing.free_agent(session, board, responsible_id=assignee)
+        rerouted = routed != assignee
+        assignee = routed
         task = Task(subject=f"Перезвонить: {name or number}"[:300], description=line, kind="callback",
                     start_at=when, due_at=when + timedelta(minutes=settings.callback_due_minutes),
                     percent=0, client_id=call.client_id, lead_id=call.lead_id, deal_id=call.deal_id,
@@ -973,6 +982,8 @@ async def _callback(session: AsyncSession, call: Call, name: str | None, setting
     await session.flush()
     call.callback_task_id = task.id
     recipients = [task.assignee_id] if manager is not None and task.assignee_id is not None else rung
+    if rerouted and task.assignee_id is not None:
+        recipients = [task.assignee_id]
     if not recipients and task.assignee_id is not None:
         recipients = [task.assignee_id]
     for user_id in dict.fromkeys(recipients):
@@ -1066,9 +1077,10 @@ async def _log_call(session: AsyncSession, call: Call, agent: Agent | User | Non
     events.emit(session, "timeline.added", {"entry": entry_dict(entry, authors)}, scope=scope)
 
 
-async def end(session: AsyncSession, fact: CallEndedFact,
-              settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
-    """Store the finished call and what follows from it; a replayed end changes nothing (→ None)."""
+async def end(session: AsyncSession, fact: CallEndedFact, settings: CallSettings = DEFAULT_SETTINGS, *,
+              board: routing.Board | None = None) -> dict[str, Any] | None:
+    """Store the finished call and what follows from it; a replayed end changes nothing (→ None).
+    ``board``: who is free, for ``route_to_free_agent`` (the callback task of a missed call)."""
     ended_at = fact.ended_at or utcnow()
     started_at = fact.started_at or ended_at
     number = external_number(fact.number, settings.region)
@@ -1118,7 +1130,7 @@ async def end(session: AsyncSession, fact: CallEndedFact,
     if logged:
         await _log_call(session, call, agent, name, deal)
     if number and call.direction == "inbound" and call.status != "answered" and not ignored:
-        await _callback(session, call, name, settings)
+        await _callback(session, call, name, settings, board)
     if number and call.direction == "outbound" and call.status == "answered":
         await _complete_callbacks(session, call)
 

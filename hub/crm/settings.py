@@ -1,5 +1,6 @@
 """What administrators configure beyond users and pipelines: custom fields, tags, loss reasons
-being offered or not, and the access setting "agents see all clients and deals".
+being offered or not, and the access settings "agents see all clients and deals" and "route to a
+free agent" (``hub.crm.routing``).
 
 Everybody logged in may read these (forms and filters need them); only administrators change them.
 Clients' and deals' services check values against the custom fields stored here.
@@ -14,7 +15,7 @@ from sqlalchemy import Result, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access
+from hub.crm import access, routing
 from hub.crm.errors import Conflict, NotFound
 from hub.crm.models import (
     CUSTOM_FIELD_TYPES,
@@ -260,21 +261,29 @@ async def stages_of(session: AsyncSession, pipeline_id: int) -> list[int]:
 # --- access ----------------------------------------------------------------------------------------
 
 async def get_access(session: AsyncSession, actor: User) -> dict[str, Any]:
-    return {"agents_see_all": await access.agents_see_all(session)}
+    return {"agents_see_all": await access.agents_see_all(session),
+            routing.SETTING: await routing.enabled(session)}
 
 
 async def update_access(session: AsyncSession, actor: User, data: Any) -> dict[str, Any]:
-    """``agents_see_all``: whether agents see every client, lead, deal and task (not only theirs)."""
+    """``agents_see_all``: whether agents see every client, lead, deal and task (not only theirs);
+    ``route_to_free_agent``: whether a missed call's callback and a new chat with an unknown person go
+    to a free agent when their responsible is busy or offline (``hub.crm.routing``). Either or both;
+    the one left out keeps its value. → both, as they are now."""
     access.require_admin(actor)
     v = Fields(data)
     enabled = v.boolean("agents_see_all")
-    if not v.has("agents_see_all"):
+    route = v.boolean(routing.SETTING)
+    if not v.has("agents_see_all") and not v.has(routing.SETTING):
         v.fail("agents_see_all", "is required")
     v.check()
-    row = await session.get(Setting, access.SHARE_SETTING)
-    if row is None:
-        session.add(Setting(key=access.SHARE_SETTING, value={"enabled": enabled}))
-    else:
-        row.value = {**(row.value or {}), "enabled": enabled}
+    if enabled is not None:
+        row = await session.get(Setting, access.SHARE_SETTING)
+        if row is None:
+            session.add(Setting(key=access.SHARE_SETTING, value={"enabled": enabled}))
+        else:
+            row.value = {**(row.value or {}), "enabled": enabled}
+    if route is not None:
+        await routing.set_enabled(session, route)
     await session.flush()
-    return {"agents_see_all": bool(enabled)}
+    return await get_access(session, actor)

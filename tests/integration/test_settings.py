@@ -75,10 +75,10 @@ async def test_core_changes_are_for_administrators_and_validated(
         )
         assert field["position"] == 0 and field["choices"] == ["опт", "розница"]
         assert await settings.update_access(s, admin_user, {"agents_see_all": True}) == {
-            "agents_see_all": True
+            "agents_see_all": True, "route_to_free_agent": False
         }
     async with app[DB].reading() as s:
-        assert (await settings.get_access(s, agent_user)) == {"agents_see_all": True}
+        assert (await settings.get_access(s, agent_user))["agents_see_all"] is True
         assert [
             f["key"] for f in (await settings.list_custom_fields(s, agent_user, entity="deal")).items
         ] == ["kind"]
@@ -187,11 +187,11 @@ async def test_loss_reasons_deactivate_and_access_setting(admin: Api, agent: Api
     theirs = await agent2.post(
         "/api/v1/clients", {"name": "Чужой клиент", "manager_id": agent2.id}, expect=201
     )
-    assert await agent.get("/api/v1/settings/access") == {"agents_see_all": False}
+    assert (await agent.get("/api/v1/settings/access"))["agents_see_all"] is False
     await agent.get(f"/api/v1/clients/{theirs['id']}", expect=404)
     await agent.patch("/api/v1/settings/access", {"agents_see_all": True}, expect=403)
     await admin.patch("/api/v1/settings/access", {}, expect=422)
-    assert await admin.patch("/api/v1/settings/access", {"agents_see_all": True}) == {"agents_see_all": True}
+    assert (await admin.patch("/api/v1/settings/access", {"agents_see_all": True}))["agents_see_all"] is True
     assert (await agent.get(f"/api/v1/clients/{theirs['id']}"))["name"] == "Чужой клиент"
     await admin.patch("/api/v1/settings/access", {"agents_see_all": False})
     await agent.get(f"/api/v1/clients/{theirs['id']}", expect=404)
@@ -217,7 +217,7 @@ async def test_settings_pages_are_for_administrators(client: TestClient, agent: 
         html = await page(client, path, 403)
         assert "Этот раздел доступен только администраторам" in html
     await form(client, "/settings/access", {"agents_see_all": "on"}, csrf, status=403)
-    assert await admin.get("/api/v1/settings/access") == {"agents_see_all": False}
+    assert (await admin.get("/api/v1/settings/access"))["agents_see_all"] is False
     client.session.cookie_jar.clear()
     await logged_in(client, admin)
     async with client.get("/settings/pipelines", allow_redirects=False) as response:
@@ -483,10 +483,10 @@ async def test_loss_reasons_fields_tags_and_access_pages(client: TestClient, adm
     assert (await admin.get("/api/v1/tags"))["items"] == []
 
     await form(client, "/settings/access", {"agents_see_all": "on"}, csrf)
-    assert await agent.get("/api/v1/settings/access") == {"agents_see_all": True}
+    assert (await agent.get("/api/v1/settings/access"))["agents_see_all"] is True
     assert "checked" in await page(client, "/settings/access")
     await form(client, "/settings/access", {}, csrf)
-    assert await agent.get("/api/v1/settings/access") == {"agents_see_all": False}
+    assert (await agent.get("/api/v1/settings/access"))["agents_see_all"] is False
 
 
 async def test_english_settings(client: TestClient, app: web.Application, admin: Api) -> None:

@@ -1,4 +1,4 @@
-"""Settings: custom fields, tags, loss reasons offered or not, and the access setting."""
+"""Settings: custom fields, tags, loss reasons offered or not, and the access settings."""
 
 from __future__ import annotations
 
@@ -25,9 +25,15 @@ CUSTOM_FIELD = with_id(CUSTOM_FIELD_IN["properties"])
 TAG_IN = obj({"name": TEXT, "color": {**TEXT, "description": "#rrggbb, or empty for none"}})
 TAG = with_id({**TAG_IN["properties"], "clients": {"type": "integer", "description": "clients with it"},
                "deals": {"type": "integer", "description": "deals with it"}})
-ACCESS = obj({"agents_see_all": {"type": "boolean",
-                                 "description": "agents see every client, lead, deal and task"}},
-             ("agents_see_all",))
+ACCESS_FIELDS = {
+    "agents_see_all": {"type": "boolean", "description": "agents see every client, lead, deal and task"},
+    "route_to_free_agent": {"type": "boolean",
+                            "description": "a missed call's callback task and a new chat with an unknown "
+                                           "person go to a free agent (round-robin) when the responsible "
+                                           "is busy or offline"},
+}
+ACCESS = obj(ACCESS_FIELDS, ("agents_see_all", "route_to_free_agent"))
+ACCESS_PATCH = obj(ACCESS_FIELDS)  # either or both; the one left out keeps its value
 LOSS_REASON_PATCH = obj({"name": TEXT,
                          "active": {"type": "boolean", "description": "offered when losing a deal"}})
 
@@ -128,15 +134,16 @@ async def update_loss_reason(request: web.Request) -> web.Response:
 
 # --- access ----------------------------------------------------------------------------------------
 
-@routes.get("/api/v1/settings/access", "Whether agents see all clients and deals", response=ACCESS,
-            errors=(401,))
+@routes.get("/api/v1/settings/access", "Whether agents see all clients and deals, and whether new work "
+            "goes to a free agent", response=ACCESS, errors=(401,))
 async def get_access(request: web.Request) -> web.Response:
     async with request.app[DB].reading() as s:
         return ok(await settings.get_access(s, request[USER]))
 
 
-@routes.patch("/api/v1/settings/access", "Let agents see all clients and deals, or only theirs "
-              "(administrators)", request=ACCESS, response=ACCESS, errors=(400, 401, 403, 422))
+@routes.patch("/api/v1/settings/access", "Let agents see all clients and deals, or only theirs; route "
+              "new work to a free agent, or not (administrators)", request=ACCESS_PATCH, response=ACCESS,
+              errors=(400, 401, 403, 422))
 async def update_access(request: web.Request) -> web.Response:
     data = await json_body(request)
     async with request.app[DB].transaction() as s:

@@ -559,7 +559,8 @@ async def access_update(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     form = await request.post()
     async with request.app[DB].transaction() as s:
-        await settings.update_access(s, user, {"agents_see_all": form.get("agents_see_all") == "on"})
+        await settings.update_access(s, user, {key: form.get(key) == "on"
+                                               for key in ("agents_see_all", "route_to_free_agent")})
     raise _back("/settings/access", "saved")
 
 
