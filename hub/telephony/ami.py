@@ -11,8 +11,14 @@ the pure :class:`~hub.telephony.tracker.Tracker` and hands each fact it emits to
 |                  | hands each fact to its call's lane                                            |
 | lane tasks       | one per call with facts in hand: awaits ``on_fact`` for that call's facts in  |
 |                  | order; different calls' lanes run concurrently (at most ``max_lanes``)        |
-| supervisor task  | connect → Login → CoreShowChannels resync → Ping watchdog; on any end: backoff |
-|                  | (exponential, jitter, capped) and again; a refused Login waits ``auth_retry``  |
+| supervisor task  | connect → Login → resync (Status, then CoreShowChannels) → Ping watchdog; on  |
+|                  | any end: backoff (exponential, jitter, capped) and again; a refused Login     |
+|                  | waits ``auth_retry``                                                          |
+
+The resync runs when ``CoreShowChannelsComplete`` is consumed, the latest picture (the live events
+before it are already fed). The ``Status`` listed just before it, asked with
+``tracker.STATUS_VARIABLES``, lends the calls it picks up their DID, recording and answer time
+(``Tracker.resync``); refused or unanswered, the resync goes on without it.
 
 With ``on_presence`` (the phones' states, ``hub.crm.ports.PresencePort``) the consumer also feeds
 every message to the pure :class:`~hub.telephony.presence.PresenceTracker`, and after the resync the
@@ -43,7 +49,7 @@ from hub.config import AsteriskConfig
 from hub.crm.ports import PresenceState
 from hub.telephony.events import Fact
 from hub.telephony.presence import PresenceTracker
-from hub.telephony.tracker import Tracker
+from hub.telephony.tracker import STATUS_VARIABLES, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +81,11 @@ class _AuthFailed(Exception):
 # ------------------------------------------------------------------ queue items besides AMI events
 @dataclass(frozen=True, slots=True)
 class _Listing:
-    """A CoreShowChannels with this ActionID was sent: collect its CoreShowChannel events."""
+    """A CoreShowChannels with this ActionID is being sent: collect its CoreShowChannel events (and,
+    with ``status_id``, the Status events of the Status action sent just before it)."""
 
     action_id: str
+    status_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +231,9 @@ class AmiConnection:
         self._ids = itertools.count(1)
         self._listing_id: str | None = None
         self._listing: list[dict[str, Any]] = []
+        self._status_id: str | None = None  # the resync's Status action, until its StatusComplete
+        self._status_items: list[dict[str, Any]] = []
+        self._statuses: list[dict[str, Any]] | None = None  # its Status events, once complete
         # call id → the facts of that call not yet handed on (the first one is in on_fact now)
         self._lanes: dict[str, collections.deque[Fact]] = {}
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
@@ -414,9 +425,20 @@ class AmiConnection:
             queue.put_nowait(_LOST)
 
     async def _resync(self, manager: _Manager, lost: asyncio.Future[Any]) -> None:
-        action_id = f"hub-resync-{next(self._ids)}"
+        number = next(self._ids)
+        action_id, status_id = f"hub-resync-{number}", f"hub-status-{number}"
         assert self._queue is not None
-        self._queue.put_nowait(_Listing(action_id))
+        self._queue.put_nowait(_Listing(action_id, status_id))
+        # what Asterisk knows of each channel besides the listing: its DID, age, answer, recording
+        status = {"Action": "Status", "ActionID": status_id, "Variables": ",".join(STATUS_VARIABLES)}
+        try:
+            response = await self._ask(manager, lost, status, self.ping_timeout)
+        except TimeoutError:
+            log.warning("AMI: no answer to Status: calls picked up now lack their DID, recording and answer")
+        else:
+            if not isinstance(response, list) and not getattr(response, "success", True):
+                log.warning("AMI: Status refused (%s): calls picked up now lack their DID, recording and "
+                            "answer", response.get("Message"))
         try:
             await self._ask(manager, lost, {"Action": "CoreShowChannels", "ActionID": action_id},
                             self.ping_timeout)
@@ -547,9 +569,11 @@ class AmiConnection:
     def _handle(self, item: Any) -> list[Fact]:
         if isinstance(item, _Listing):
             self._listing_id, self._listing = item.action_id, []
+            self._status_id, self._status_items, self._statuses = item.status_id, [], None
             return []
         if item is _LOST:
             self._listing_id, self._listing = None, []
+            self._status_id, self._status_items, self._statuses = None, [], None
             self._presence_changed(self.presence.lost())
             return []
         if item is _PRESENCE_LISTING:
@@ -569,16 +593,31 @@ class AmiConnection:
                 return []
             if event == "CoreShowChannelsComplete":
                 channels, self._listing_id, self._listing = self._listing, None, []
-                facts = self.tracker.resync(channels, now=time.time(), gone_at=self._up_until)
-                self._live_after_resync = self.tracker.call_ids() | {f.call_id for f in facts}
-                self.resyncs += 1
-                self.last_resync_seconds = time.monotonic() - self._login_at
-                log.info("AMI: resync after login: %d channels listed, %d facts, %d calls in progress",
-                         len(channels), len(facts), self.tracker.active_calls)
-                return facts
+                return self._resynced(channels)
+        if self._status_id is not None and message.get("ActionID") == self._status_id:
+            event = message.get("Event")
+            if event == "Status":
+                self._status_items.append(message)
+                return []
+            if event == "StatusComplete":
+                self._statuses, self._status_id, self._status_items = self._status_items, None, []
+                return []
         if self.on_presence is not None:
             self._presence_changed(self.presence.feed(message))
         return self.tracker.feed(message)
+
+    def _resynced(self, channels: list[dict[str, Any]]) -> list[Fact]:
+        """The listing is complete: the tracker's resync, with the Status details when they came
+        whole (a refused or unanswered Status: without them)."""
+        statuses, self._statuses, self._status_id, self._status_items = self._statuses, None, None, []
+        facts = self.tracker.resync(channels, now=time.time(), gone_at=self._up_until, statuses=statuses)
+        self._live_after_resync = self.tracker.call_ids() | {f.call_id for f in facts}
+        self.resyncs += 1
+        self.last_resync_seconds = time.monotonic() - self._login_at
+        log.info("AMI: resync after login: %d channels listed (%s), %d facts, %d calls in progress",
+                 len(channels), "no Status" if statuses is None else f"{len(statuses)} Status",
+                 len(facts), self.tracker.active_calls)
+        return facts
 
     def _presence_changed(self, states: dict[str, PresenceState], *, complete: bool = False) -> None:
         if self.on_presence is None or not (states or complete):

@@ -2,11 +2,14 @@
 
 ``crmhub demo`` runs one on 127.0.0.1 so a newcomer sees screen-pops with no Asterisk; the tests'
 fake Asterisk (``tests/fakes/ami_server.py``) extends it. It greets with the banner, answers
-``Login`` (Success, or ``Authentication failed``), ``Ping``, ``CoreShowChannels`` (from the channels
-its replays left alive), ``DeviceStateList`` (the device states its replays last set), ``Originate``
-(queued, then the ``click_to_call`` trace with an ``OriginateResponse`` carrying the request's
-ActionID) and ``Logoff``; every answer echoes the
-ActionID. Replays rewrite ``Uniqueid``/``Linkedid`` values and channel-name suffixes to fresh ones
+``Login`` (Success, or ``Authentication failed``), ``Ping``, ``CoreShowChannels`` and ``Status`` (with
+the ``Variables`` asked for; from the channels its replays left alive), the phones' lists
+``DeviceStateList``, ``ExtensionStateList``, ``PresenceStateList`` and ``PJSIPShowContacts`` (from the
+device states, hints, presence states and contacts its replays last set: see ``_track``),
+``Originate`` (queued, then the ``click_to_call`` trace with an ``OriginateResponse`` carrying the
+request's ActionID) and ``Logoff``; every answer echoes the ActionID. Channel ages (``Duration``,
+``Seconds``, ``CDR(billsec)``) are read on the replays' clock: their ``Timestamp`` values, or now when
+later. Replays rewrite ``Uniqueid``/``Linkedid`` values and channel-name suffixes to fresh ones
 (and numbers on request), and shift ``Timestamp`` to now.
 
 The traces (``traces/*.jsonl.gz``) were captured from a real Asterisk 22, one call scenario each
@@ -44,7 +47,14 @@ LOGIN_ARTIFACTS = frozenset({"FullyBooted", "SuccessfulAuth"})
 
 _ID = re.compile(r"\b\d{9,}\.\d+\b")
 _SUFFIX = re.compile(r"(?<=-)[0-9a-f]{8}\b")
+_PHONE = re.compile(r"^PJSIP/(\w+)$")
 _counter = itertools.count(1)
+# Asterisk's device state → its hint's extension state (ast_devstate_to_extenstate): Status, StatusText
+EXTENSION_STATES: dict[str, tuple[int, str]] = {
+    "NOT_INUSE": (0, "Idle"), "UNKNOWN": (0, "Idle"), "INUSE": (1, "InUse"), "BUSY": (2, "Busy"),
+    "UNAVAILABLE": (4, "Unavailable"), "INVALID": (4, "Unavailable"), "RINGING": (8, "Ringing"),
+    "RINGINUSE": (9, "InUse&Ringing"), "ONHOLD": (16, "Hold"),
+}
 
 
 def load_trace(name: str, fixtures: Path = TRACES) -> list[dict[str, Any]]:
@@ -171,6 +181,13 @@ class AmiSimulator:
         self.connections = 0
         self.channels: dict[str, dict[str, Any]] = {}  # Uniqueid → the channel's latest headers
         self.devices: dict[str, str] = {}  # Device → its latest state (DeviceStateList answers them)
+        # the other lists' items, as the last ExtensionStatus / PresenceStateChange / ContactStatus
+        # replayed set them: Exten → ExtensionStatus, Presentity → PresenceStateChange, URI → ContactList
+        self.hints: dict[str, dict[str, str]] = {}
+        self.presence: dict[str, dict[str, str]] = {}
+        self.contacts: dict[str, dict[str, str]] = {}
+        self.hint_context = "from-internal"  # where a phone's hint lives (PJSIP/101 → 101@from-internal)
+        self._clock = 0.0  # the latest Timestamp replayed
         self._clients: set[_Client] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -259,26 +276,55 @@ class AmiSimulator:
         return replay
 
     # ---------------------------------------------------------------- internals
+    def now(self) -> float:
+        """The replays' clock: the latest ``Timestamp`` replayed, or the wall clock when later."""
+        return max(time.time(), self._clock)
+
     def _track(self, message: dict[str, Any]) -> None:
-        if message.get("Event") == "DeviceStateChange" and "Device" in message:
+        event = message.get("Event")
+        stamp = _float(message.get("Timestamp"))
+        if stamp is not None:
+            self._clock = max(self._clock, stamp)
+        if event == "DeviceStateChange" and "Device" in message:
             self.devices[str(message["Device"])] = str(message.get("State", "UNKNOWN"))
+        elif event == "ExtensionStatus" and message.get("Exten"):
+            self.hints[str(message["Exten"])] = {k: str(message.get(k, "")) for k in
+                                                 ("Exten", "Context", "Hint", "Status", "StatusText")}
+        elif event == "PresenceStateChange" and message.get("Presentity"):
+            self.presence[str(message["Presentity"])] = {k: str(message.get(k, "")) for k in
+                                                         ("Presentity", "Status", "Subtype", "Message")}
+        elif event == "ContactStatus" and message.get("URI"):
+            if str(message.get("ContactStatus", "")).lower() == "removed":
+                self.contacts.pop(str(message["URI"]), None)
+            else:
+                self.contacts[str(message["URI"])] = {k: str(message.get(k, "")) for k in
+                                                      ("URI", "ContactStatus", "AOR", "EndpointName",
+                                                       "RoundtripUsec", "UserAgent")}
         uid = message.get("Uniqueid")
         if not isinstance(uid, str):
             return
-        event = message.get("Event")
         if event == "Hangup":
             self.channels.pop(uid, None)
         elif event == "Newchannel":
-            self.channels[uid] = {**message, "_created": time.time()}
+            exten = str(message.get("Exten", ""))
+            self.channels[uid] = {**message, "_created": stamp if stamp is not None else time.time(),
+                                  "_dnid": "" if exten in ("", "s") else exten, "_vars": {}}
         elif uid in self.channels and "Channel" in message:
             chan = self.channels[uid]
-            for key in ("ChannelStateDesc", "CallerIDNum", "ConnectedLineNum", "Context", "Exten"):
+            for key in ("ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum",
+                        "ConnectedLineName", "Context", "Exten"):
                 if key in message:
                     chan[key] = message[key]
             if event == "BridgeEnter":
                 chan["BridgeId"] = message.get("BridgeUniqueid", "bridge")
+                chan.setdefault("_answered", stamp if stamp is not None else time.time())
             elif event == "BridgeLeave":
                 chan["BridgeId"] = ""
+            elif event == "VarSet" and isinstance(message.get("Variable"), str):
+                chan["_vars"][message["Variable"]] = str(message.get("Value", ""))
+            elif event == "Newexten":
+                chan["Application"] = message.get("Application", "")
+                chan["ApplicationData"] = message.get("AppData", "")
 
     def _broadcast(self, data: bytes) -> None:
         if self.frozen:
@@ -340,8 +386,16 @@ class AmiSimulator:
                                 "Timestamp": f"{time.time():.6f}"})
         elif name == "coreshowchannels":
             self._core_show_channels(client, reply)
+        elif name == "status":
+            self._status(client, reply, action)
         elif name == "devicestatelist":
             self._device_state_list(client, reply)
+        elif name == "extensionstatelist":
+            self._extension_state_list(client, reply)
+        elif name == "presencestatelist":
+            self._presence_state_list(client, reply)
+        elif name == "pjsipshowcontacts":
+            self._pjsip_show_contacts(client, reply)
         elif name == "originate" and self.originate_error:
             self._send(client, {"Response": "Error", **reply, "Message": self.originate_error})
         elif name == "originate":
@@ -359,9 +413,9 @@ class AmiSimulator:
     def _core_show_channels(self, client: _Client, reply: dict[str, Any]) -> None:
         self._send(client, {"Response": "Success", **reply, "EventList": "start",
                             "Message": "Channels will follow"})
-        now = time.time()
+        now = self.now()
         for chan in self.channels.values():
-            age = int(now - chan["_created"])
+            age = int(max(0.0, now - chan["_created"]))
             self._send(client, {
                 "Event": "CoreShowChannel", **reply,
                 "Channel": chan["Channel"], "ChannelState": chan.get("ChannelState", ""),
@@ -370,13 +424,55 @@ class AmiSimulator:
                 "ConnectedLineNum": chan.get("ConnectedLineNum", ""), "Language": "en", "AccountCode": "",
                 "Context": chan.get("Context", ""), "Exten": chan.get("Exten", ""), "Priority": "1",
                 "Uniqueid": chan["Uniqueid"], "Linkedid": chan.get("Linkedid", chan["Uniqueid"]),
-                "Application": "", "ApplicationData": "",
+                "Application": chan.get("Application", ""),
+                "ApplicationData": chan.get("ApplicationData", ""),
                 "Duration": f"{age // 3600:02d}:{age // 60 % 60:02d}:{age % 60:02d}",
                 "BridgeId": chan.get("BridgeId", ""),
             })
         self._send(client, {"Event": "CoreShowChannelsComplete", **reply, "EventList": "Complete",
                             "ListItems": str(len(self.channels))})
 
+    def _status(self, client: _Client, reply: dict[str, Any], action: dict[str, Any]) -> None:
+        """Asterisk 22's ``Status``: one ``Status`` event per channel (or the one named), each with a
+        ``Variable: NAME=value`` line per name in ``Variables`` (a function such as ``CDR(billsec)``
+        too; what is unknown is empty), then ``StatusComplete``."""
+        wanted = str(action.get("Channel") or "")
+        chans = [c for c in self.channels.values() if not wanted or c["Channel"] == wanted]
+        if wanted and not chans:
+            self._send(client, {"Response": "Error", **reply, "Message": "No such channel"})
+            return
+        names = [n.strip() for n in str(action.get("Variables") or "").split(",") if n.strip()]
+        self._send(client, {"Response": "Success", **reply, "EventList": "start",
+                            "Message": "Channel status will follow"})
+        now = self.now()
+        for chan in chans:
+            age = int(max(0.0, now - chan["_created"]))
+            answered = chan.get("_answered")
+            billsec = "" if answered is None else str(int(max(0.0, now - answered)))
+            values = {**chan["_vars"], "CDR(billsec)": billsec}
+            tech = str(chan["Channel"]).partition("/")[0]
+            event: dict[str, Any] = {
+                "Event": "Status", "Privilege": "Call",
+                "Channel": chan["Channel"], "ChannelState": chan.get("ChannelState", ""),
+                "ChannelStateDesc": chan.get("ChannelStateDesc", ""),
+                "CallerIDNum": chan.get("CallerIDNum", ""), "CallerIDName": chan.get("CallerIDName", ""),
+                "ConnectedLineNum": chan.get("ConnectedLineNum", ""),
+                "ConnectedLineName": chan.get("ConnectedLineName", ""), "Language": "en", "AccountCode": "",
+                "Context": chan.get("Context", ""), "Exten": chan.get("Exten", ""), "Priority": "1",
+                "Uniqueid": chan["Uniqueid"], "Linkedid": chan.get("Linkedid", chan["Uniqueid"]),
+                "Type": tech, "DNID": chan.get("_dnid", ""),
+                "EffectiveConnectedLineNum": chan.get("ConnectedLineNum", ""),
+                "EffectiveConnectedLineName": chan.get("ConnectedLineName", ""), "TimeToHangup": "0",
+                "BridgeID": chan.get("BridgeId", ""), "Application": chan.get("Application", ""),
+                "Data": chan.get("ApplicationData", ""), "Nativeformats": "(ulaw)", "Readformat": "ulaw",
+                "Readtrans": "", "Writeformat": "ulaw", "Writetrans": "", "Callgroup": "0",
+                "Pickupgroup": "0", "Seconds": str(age),
+            }
+            if names:
+                event["Variable"] = [f"{n}={values.get(n, '')}" for n in names]
+            self._send(client, {**event, **reply})
+        self._send(client, {"Event": "StatusComplete", **reply, "EventList": "Complete",
+                            "ListItems": str(len(chans)), "Items": str(len(chans))})
 
     def _device_state_list(self, client: _Client, reply: dict[str, Any]) -> None:
         self._send(client, {"Response": "Success", **reply, "EventList": "start",
@@ -385,6 +481,82 @@ class AmiSimulator:
             self._send(client, {"Event": "DeviceStateChange", **reply, "Device": device, "State": state})
         self._send(client, {"Event": "DeviceStateListComplete", **reply, "EventList": "Complete",
                             "ListItems": str(len(self.devices))})
+
+    def extension_states(self) -> list[dict[str, str]]:
+        """The hints: each phone's (``PJSIP/101``: ``101@hint_context``, from its device state), then
+        those an ``ExtensionStatus`` replayed set (they win)."""
+        hints: dict[str, dict[str, str]] = {}
+        for device, state in self.devices.items():
+            phone = _PHONE.match(device)
+            if phone is not None:
+                status, text = EXTENSION_STATES.get(state.upper(), (4, "Unavailable"))
+                hints[phone.group(1)] = {"Exten": phone.group(1), "Context": self.hint_context,
+                                         "Hint": device, "Status": str(status), "StatusText": text}
+        hints.update(self.hints)
+        return list(hints.values())
+
+    def _extension_state_list(self, client: _Client, reply: dict[str, Any]) -> None:
+        hints = self.extension_states()
+        self._send(client, {"Response": "Success", **reply, "EventList": "start",
+                            "Message": "Extension Statuses will follow"})
+        for hint in hints:
+            self._send(client, {"Event": "ExtensionStatus", **reply, **hint})
+        self._send(client, {"Event": "ExtensionStateListComplete", **reply, "EventList": "Complete",
+                            "ListItems": str(len(hints))})
+
+    def _presence_state_list(self, client: _Client, reply: dict[str, Any]) -> None:
+        states = list(self.presence.values())
+        self._send(client, {"Response": "Success", **reply, "EventList": "start",
+                            "Message": "Presence State Changes will follow"})
+        for state in states:
+            self._send(client, {"Event": "PresenceStateChange", **reply, **state})
+        self._send(client, {"Event": "PresenceStateListComplete", **reply, "EventList": "Complete",
+                            "ListItems": str(len(states))})
+
+    def contact_list(self) -> list[dict[str, str]]:
+        """The registered contacts as ``ContactList`` items: each phone whose device is known and not
+        unavailable (``sip:101@127.0.0.1:5101``, as the fixtures' phones), then those a
+        ``ContactStatus`` replayed set (they win)."""
+        contacts: dict[str, dict[str, str]] = {}
+        for device, state in self.devices.items():
+            phone = _PHONE.match(device)
+            if phone is not None and state.upper() not in ("UNAVAILABLE", "INVALID"):
+                name = phone.group(1)
+                port = f"5{name}" if name.isdigit() and len(name) == 3 else "5060"
+                contacts[f"sip:{name}@127.0.0.1:{port}"] = {"Endpoint": name, "Status": "Reachable",
+                                                            "RoundtripUsec": "1000", "UserAgent": ""}
+        for uri, status in self.contacts.items():
+            contacts[uri] = {"Endpoint": status["EndpointName"] or status["AOR"],
+                             "Status": status["ContactStatus"], "RoundtripUsec": status["RoundtripUsec"],
+                             "UserAgent": status["UserAgent"]}
+        items = []
+        for uri, contact in contacts.items():
+            host, _, port = uri.partition("@")[2].partition(":")
+            items.append({
+                "ObjectType": "contact", "ObjectName": f"{contact['Endpoint']}/{uri}", "ViaAddr": host,
+                "ViaPort": port or "5060", "QualifyTimeout": "3.000000", "CallId": "", "RegServer": "",
+                "PruneOnBoot": "false", "Path": "", "Endpoint": contact["Endpoint"],
+                "AuthenticateQualify": "false", "Uri": uri, "QualifyFrequency": "60",
+                "UserAgent": contact["UserAgent"], "ExpirationTime": "0", "OutboundProxy": "",
+                "Status": contact["Status"], "RoundtripUsec": contact["RoundtripUsec"] or "0",
+            })
+        return items
+
+    def _pjsip_show_contacts(self, client: _Client, reply: dict[str, Any]) -> None:
+        contacts = self.contact_list()
+        self._send(client, {"Response": "Success", **reply, "EventList": "start",
+                            "Message": "A listing of Contacts follows, presented as ContactList events"})
+        for contact in contacts:
+            self._send(client, {"Event": "ContactList", **reply, **contact})
+        self._send(client, {"Event": "ContactListComplete", **reply, "EventList": "Complete",
+                            "ListItems": str(len(contacts))})
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def scenarios(fixtures: Path = TRACES) -> Iterable[str]:

@@ -35,8 +35,12 @@ Handled events (everything else is ignored on the first dictionary lookup):
 | Hangup                 | a leg ends (a ringing one with no DialEnd: AgentRingEnded); the last leg    |
 |                        | of a call ends it (CallEnded)                                               |
 
-``resync(channels)`` takes the CoreShowChannel events listed after a reconnect: calls known but gone
-are ended, calls present but unknown are started.
+``resync(channels, statuses=...)`` takes the CoreShowChannel events listed after a reconnect (and the
+``Status`` events asked just before them with ``Variables: STATUS_VARIABLES``): calls known but gone
+are ended, calls present but unknown are started with what Asterisk still knows of them — the
+trunk leg's ``DNID`` (the DID), each leg's age (``Seconds``, else ``Duration``), the answer
+(``CDR(billsec)`` of the caller's leg, else the agent leg's age: a lower bound of the wait) and the
+recording (``MIXMONITOR_FILENAME``).
 """
 
 from __future__ import annotations
@@ -98,6 +102,9 @@ INTERNAL_TECHS = frozenset(
 FAILED_STATUSES = frozenset({"CHANUNAVAIL", "CONGESTION"})
 UNKNOWN_NUMBERS = frozenset({"", "<unknown>", "unknown", "anonymous", "s"})
 HIDDEN_NUMBERS = frozenset({"anonymous", "restricted", "private", "withheld", "unavailable"})
+# the channel variables (and functions) a resync asks Asterisk for in its ``Status`` action: the
+# recording of the leg that records, and the seconds since the caller's leg was answered
+STATUS_VARIABLES = ("MIXMONITOR_FILENAME", "CDR(billsec)")
 
 
 def _number(value: Any) -> str | None:
@@ -161,6 +168,26 @@ def _duration(value: Any) -> float:
     for part in parts:
         total = total * 60 + part
     return float(total)
+
+
+def status_variables(message: Message) -> dict[str, str]:
+    """A ``Status`` event's ``Variable: NAME=value`` lines (one header, or a list when repeated)."""
+    raw = message.get("Variable")
+    lines = raw if isinstance(raw, list) else [raw] if isinstance(raw, str) else []
+    found: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = str(line).partition("=")
+        if sep and name:
+            found[name] = value
+    return found
+
+
+def _whole(value: Any) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None
+    return number if number >= 0 else None
 
 
 @dataclass(slots=True, eq=False)
@@ -316,15 +343,21 @@ class Tracker:
         return out
 
     def resync(self, channels: Iterable[Message], now: float | None = None,
-               gone_at: float | None = None) -> list[Fact]:
+               gone_at: float | None = None, statuses: Iterable[Message] | None = None) -> list[Fact]:
         """Reconcile with the channels Asterisk lists after a reconnect (CoreShowChannel events).
 
         Known calls whose channels are gone end (status from what was seen; ``resynced=True``) at
         ``gone_at``, the last moment the hub knew them up (when it lost the connection: a crashed
         Asterisk took its calls down then), never before their own last event; without it, at
         ``now``. Unknown channels start calls, with their age taken from ``Duration``.
+
+        ``statuses``: the ``Status`` events Asterisk answered just before the listing. They lend
+        the calls started here their DID (``DNID``), ages (``Seconds``), answer time and recording
+        (``Variable: CDR(billsec)=…``, ``Variable: MIXMONITOR_FILENAME=…``); a channel they lack
+        (new since) is taken as listed.
         """
         listed = [c for c in channels if c.get("Uniqueid") and c.get("Channel")]
+        details = {str(m["Uniqueid"]): m for m in statuses or () if m.get("Uniqueid")}
         if now is None:
             stamps = [t for t in (_ts(c) for c in listed) if t is not None]
             now = max(stamps) if stamps else self._last_ts
@@ -343,7 +376,7 @@ class Tracker:
                 continue
             groups.setdefault(str(chan_msg.get("Linkedid") or chan_msg["Uniqueid"]), []).append(chan_msg)
         for linkedid, group in groups.items():
-            out.extend(self._resync_call(linkedid, group, now))
+            out.extend(self._resync_call(linkedid, group, now, details))
         return out
 
     # ------------------------------------------------------------ classification
@@ -891,37 +924,64 @@ class Tracker:
         ))
 
     # ------------------------------------------------------------------ resync
-    def _resync_call(self, linkedid: str, group: list[Message], now: float | None) -> list[Fact]:
-        def created(c: Message) -> float | None:
-            return None if now is None else now - _duration(c.get("Duration"))
+    def _resync_call(self, linkedid: str, group: list[Message], now: float | None,
+                     details: Mapping[str, Message]) -> list[Fact]:
+        def status(c: Message) -> Message:
+            return details.get(str(c["Uniqueid"]), {})
 
-        group.sort(key=lambda c: (str(c["Uniqueid"]) != linkedid, -_duration(c.get("Duration"))))
+        def age(c: Message) -> float:
+            seconds = _whole(status(c).get("Seconds"))
+            return float(seconds) if seconds is not None else _duration(c.get("Duration"))
+
+        def created(c: Message) -> float | None:
+            return None if now is None else now - age(c)
+
+        group.sort(key=lambda c: (str(c["Uniqueid"]) != linkedid, -age(c)))
         out: list[Fact] = []
         for c in group:
+            dnid = status(c).get("DNID")
             out.extend(self.feed({
                 "Event": "Newchannel", "Channel": c["Channel"], "Uniqueid": c["Uniqueid"],
                 "Linkedid": linkedid, "CallerIDNum": c.get("CallerIDNum", ""),
-                "Exten": "",  # the channel's current extension, not the DID it came in on
+                "CallerIDName": c.get("CallerIDName", ""),
+                # the number dialled (the DID, on a trunk leg); never the channel's current
+                # extension, which is wherever the dialplan went since
+                "Exten": dnid if isinstance(dnid, str) else "",
                 "ChannelStateDesc": c.get("ChannelStateDesc", ""), "Timestamp": str(created(c) or ""),
             }))
         call = self._calls.get(linkedid)
         if call is None or call.first is None:
             return out
         first = call.first
+        caller = next((c for c in group if str(c["Uniqueid"]) == first.uid), None)
+        billsec = None if caller is None else _whole(status_variables(status(caller)).get("CDR(billsec)"))
         for c in group:
             uid = str(c["Uniqueid"])
             if uid == first.uid:
                 continue
-            stamp = str(created(c) or "")
+            begun = created(c)
+            stamp = str(begun or "")
             out.extend(self.feed({
                 "Event": "DialBegin", "Channel": first.name, "Uniqueid": first.uid, "Linkedid": linkedid,
                 "DestChannel": c["Channel"], "DestUniqueid": uid,
                 "DestCallerIDNum": c.get("CallerIDNum", ""), "Timestamp": stamp,
             }))
             if c.get("ChannelStateDesc") == "Up" and (c.get("BridgeId") or c.get("BridgeID")):
+                # answered when the caller's leg was (its CDR's billable seconds), not before this
+                # leg rang; without that, when this leg rang (the wait is then a lower bound)
+                answer = begun
+                if billsec and now is not None and begun is not None:
+                    answer = max(begun, now - billsec)
                 out.extend(self.feed({
                     "Event": "DialEnd", "Channel": first.name, "Uniqueid": first.uid, "Linkedid": linkedid,
                     "DestChannel": c["Channel"], "DestUniqueid": uid, "DialStatus": "ANSWER",
-                    "Timestamp": stamp,
+                    "Timestamp": str(answer or ""),
+                }))
+        for c in group:  # the recordings, once their legs are open
+            recording = status_variables(status(c)).get("MIXMONITOR_FILENAME")
+            if recording:
+                out.extend(self.feed({
+                    "Event": "VarSet", "Channel": c["Channel"], "Uniqueid": c["Uniqueid"],
+                    "Linkedid": linkedid, "Variable": "MIXMONITOR_FILENAME", "Value": recording,
                 }))
         return out

@@ -12,6 +12,8 @@ Control API for tests::
     server.fail_auth = True                    # every Login fails
     server.originate_error = "Extension does not exist."  # every Originate is refused
     server.actions                             # every action received, in order
+    server.devices / .hints / .presence / .contacts  # what the phones' lists answer (replays set them)
+    server.now()                               # the replays' clock (channel ages, CDR(billsec))
     await server.stop()
 """
 

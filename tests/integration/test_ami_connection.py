@@ -198,6 +198,33 @@ async def test_drop_mid_call_reconnects_and_resync_closes_and_picks_up(
     assert [a["Action"] for a in server.actions].count("CoreShowChannels") == 2
 
 
+@pytest.mark.parametrize("status_refused", [False, True])
+async def test_the_resync_asks_status_first_and_goes_on_without_it(
+        server: FakeAmiServer, connect: Any, facts: Facts, monkeypatch: pytest.MonkeyPatch,
+        status_refused: bool) -> None:
+    """The resync sends Status (with the tracker's variables) before CoreShowChannels: a call already
+    up gets its DID; an Asterisk that refuses Status still gets the call picked up, without it."""
+    if status_refused:
+        def refuse(client: Any, reply: dict[str, Any], action: dict[str, Any]) -> None:
+            server._send(client, {"Response": "Error", **reply, "Message": "Permission denied"})
+
+        monkeypatch.setattr(server, "_status", refuse)
+    replay = await server.push("inbound_answered", stop_before="HangupRequest")
+    conn = await connect()
+    await until(lambda: conn.resyncs == 1)
+    await until(lambda: conn.facts_in_hand == 0)
+    lists = [a["Action"] for a in server.actions if a["Action"] in ("Status", "CoreShowChannels")]
+    assert lists == ["Status", "CoreShowChannels"]
+    assert next(a for a in server.actions if a["Action"] == "Status")["Variables"] == (
+        "MIXMONITOR_FILENAME,CDR(billsec)")
+    call = replay.linkedids[0]
+    assert [type(f) for f in facts if f.call_id == call] == [CallStarted, AgentRinging, CallAnswered]
+    (started,) = facts.of(CallStarted, call)
+    assert started.did == (None if status_refused else "74951234567")
+    (answered,) = facts.of(CallAnswered, call)
+    assert answered.wait_seconds == (0.0 if status_refused else 2.0)  # whole seconds: 5 s up, 3 s talking
+
+
 async def test_a_frozen_server_is_caught_by_the_ping_watchdog(server: FakeAmiServer, connect: Any) -> None:
     conn = await connect(ping_interval=0.1, ping_timeout=0.2, connect_timeout=0.5)
     await until(lambda: conn.resyncs == 1)

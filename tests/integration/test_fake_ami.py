@@ -116,6 +116,76 @@ async def test_core_show_channels_feeds_a_resync(server: FakeAmiServer, client: 
     assert end.status == "answered" and end.agent == "101" and end.call_id == started.call_id
 
 
+async def test_status_answers_each_channel_with_the_variables_asked(server: FakeAmiServer,
+                                                                     client: Client) -> None:
+    """Asterisk 22's Status: a Status event per channel (DNID, Seconds, BridgeID, one ``Variable``
+    line per name asked, functions too), then StatusComplete; read on the trace's clock."""
+    replay = await server.push("inbound_answered", stop_before="HangupRequest")
+    trunk_id, agent_id = replay.linkedids[0], next(u for u in server.channels if u != replay.linkedids[0])
+    listed = await asyncio.wait_for(client.manager.send_action({
+        "Action": "Status", "ActionID": "st-1", "Variables": "MIXMONITOR_FILENAME,CDR(billsec),NOPE"}), 2)
+    assert listed[0]["Response"] == "Success" and listed[0]["EventList"] == "start"
+    assert listed[-1]["Event"] == "StatusComplete" and listed[-1]["EventList"] == "Complete"
+    assert listed[-1]["ListItems"] == listed[-1]["Items"] == "2" and listed[-1]["ActionID"] == "st-1"
+    found = {m["Uniqueid"]: m for m in listed if m.get("Event") == "Status"}
+    trunk, agent = found[trunk_id], found[agent_id]
+    assert trunk["Channel"].startswith("PJSIP/trunk-") and trunk["DNID"] == "74951234567"
+    assert trunk["Exten"] == "101" and trunk["Context"] == "dial-agent"  # where the dialplan went since
+    # the trace's clock: the last event replayed is at 6.628 s; the call came at 1.612, 101 at 1.613,
+    # and they talk since 3.623
+    assert trunk["Seconds"] == "5" and agent["Seconds"] == "5"
+    assert trunk["BridgeID"] and trunk["BridgeID"] == agent["BridgeID"] and agent["DNID"] == ""
+    assert trunk["Variable"] == ["MIXMONITOR_FILENAME=", "CDR(billsec)=3", "NOPE="]
+    recording = agent["Variable"][0].partition("=")[2]
+    assert recording.startswith("/var/spool/asterisk/monitor/inbound-")
+    assert recording.endswith(f"-{agent_id}.wav")  # the recording leg's (fresh) Uniqueid
+    one = await asyncio.wait_for(client.manager.send_action({
+        "Action": "Status", "Channel": agent["Channel"], "Variables": "MIXMONITOR_FILENAME"}), 2)
+    assert [m.get("Event") for m in one[1:]] == ["Status", "StatusComplete"]
+    assert one[1]["Variable"] == f"MIXMONITOR_FILENAME={recording}"
+
+
+async def test_the_presence_lists_answer_what_the_replays_set(server: FakeAmiServer, client: Client) -> None:
+    """ExtensionStateList, PresenceStateList and PJSIPShowContacts as Asterisk 22 answers them, from
+    the device states replayed (a hint and a contact per phone) and the hint, presence and contact
+    events replayed (they win)."""
+    await server.push("inbound_answered", stop_before="HangupRequest")  # 101 in use
+    await server.push([
+        {"Event": "DeviceStateChange", "Device": "PJSIP/102", "State": "UNAVAILABLE"},
+        {"Event": "ExtensionStatus", "Exten": "103", "Context": "ext-local",
+         "Hint": "PJSIP/103&Custom:DND103", "Status": "4", "StatusText": "Unavailable"},
+        {"Event": "PresenceStateChange", "Presentity": "CustomPresence:101", "Status": "dnd", "Subtype": "",
+         "Message": "lunch"},
+        {"Event": "ContactStatus", "URI": "sip:103@127.0.0.1:5103", "ContactStatus": "Unreachable",
+         "AOR": "103", "EndpointName": "103", "RoundtripUsec": "0"},
+    ])
+
+    hints = await asyncio.wait_for(client.manager.send_action({"Action": "ExtensionStateList"}), 2)
+    assert hints[0]["EventList"] == "start" and hints[-1]["Event"] == "ExtensionStateListComplete"
+    by_exten = {m["Exten"]: m for m in hints if m.get("Event") == "ExtensionStatus"}
+    assert hints[-1]["ListItems"] == str(len(by_exten))
+    assert {k: by_exten["101"][k] for k in ("Context", "Hint", "Status", "StatusText")} == {
+        "Context": "from-internal", "Hint": "PJSIP/101", "Status": "1", "StatusText": "InUse"}
+    assert (by_exten["102"]["Status"], by_exten["102"]["StatusText"]) == ("4", "Unavailable")
+    assert by_exten["103"]["Hint"] == "PJSIP/103&Custom:DND103" and by_exten["103"]["Context"] == "ext-local"
+
+    presence = await asyncio.wait_for(client.manager.send_action({"Action": "PresenceStateList"}), 2)
+    assert presence[-1]["Event"] == "PresenceStateListComplete" and presence[-1]["ListItems"] == "1"
+    item = presence[1]
+    assert (item["Event"], item["Presentity"], item["Status"], item["Message"]) == (
+        "PresenceStateChange", "CustomPresence:101", "dnd", "lunch")
+
+    contacts = await asyncio.wait_for(client.manager.send_action({"Action": "PJSIPShowContacts"}), 2)
+    assert contacts[-1]["Event"] == "ContactListComplete" and contacts[-1]["EventList"] == "Complete"
+    by_uri = {m["Uri"]: m for m in contacts if m.get("Event") == "ContactList"}
+    assert contacts[-1]["ListItems"] == str(len(by_uri))
+    assert by_uri["sip:101@127.0.0.1:5101"]["Endpoint"] == "101"
+    assert by_uri["sip:101@127.0.0.1:5101"]["Status"] == "Reachable"
+    assert by_uri["sip:101@127.0.0.1:5101"]["ObjectName"] == "101/sip:101@127.0.0.1:5101"
+    assert by_uri["sip:103@127.0.0.1:5103"]["Status"] == "Unreachable"
+    assert not any(m["Endpoint"] == "102" for m in by_uri.values())  # unavailable: not registered
+
+
 async def test_originate_then_the_click_to_call_trace(server: FakeAmiServer, client: Client) -> None:
     result = await asyncio.wait_for(client.manager.send_action({
         "Action": "Originate", "ActionID": "c2c-77", "Channel": "PJSIP/101", "Context": "from-internal",

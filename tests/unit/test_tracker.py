@@ -735,6 +735,72 @@ def test_resync_is_idempotent() -> None:
     assert t.resync(listed, now=1_800_000_001.0) == []
 
 
+RECORDING = "inbound-20261123-164016-79161234567-101-900.2.wav"
+
+
+def status(chan: tuple[str, str], lid: str, seconds: int, dnid: str = "", **variables: str) -> dict:
+    """Asterisk 22's Status event (the fields the tracker reads), ``Variable`` lines as panoramisk
+    gives them: one string, or a list when the header repeats."""
+    lines = [f"{name}={value}" for name, value in variables.items()]
+    return {"Event": "Status", "Channel": chan[0], "Uniqueid": chan[1], "Linkedid": lid, "DNID": dnid,
+            "Exten": "101", "Context": "dial-agent", "Seconds": str(seconds),
+            **({"Variable": lines[0] if len(lines) == 1 else lines} if lines else {})}
+
+
+def test_resync_with_status_keeps_the_did_the_recording_and_the_wait() -> None:
+    """42 s ago a call came in on DID 74951234567; 101 rang from 40 s ago and answered 30 s ago, and
+    records: the call picked up keeps all three (the listing alone has none of them)."""
+    t = tracker()
+    now = 1_800_000_900.0
+    trunk, agent = ("PJSIP/trunk-000000c0", "900.1"), ("PJSIP/101-000000c1", "900.2")
+    listed = [show(trunk, "900.1", "Up", "00:00:42", CALLER, "br-9"),
+              show(agent, "900.1", "Up", "00:00:40", "101", "br-9")]
+    statuses = [
+        status(trunk, "900.1", 42, "74951234567", MIXMONITOR_FILENAME="", **{"CDR(billsec)": "30"}),
+        status(agent, "900.1", 40, MIXMONITOR_FILENAME=f"/var/spool/asterisk/monitor/{RECORDING}",
+               **{"CDR(billsec)": "30"}),
+    ]
+    facts = t.resync(listed, now=now, statuses=statuses)
+    started, answered = only(facts, CallStarted), only(facts, CallAnswered)
+    assert started.did == "74951234567" and started.started_at == now - 42
+    assert answered.at == now - 30 and answered.wait_seconds == 12.0 and answered.did == "74951234567"
+    p = Pbx()
+    p.t = now
+    end = only(t.feed_all([p.request(trunk, dt=5), p.hangup(trunk), p.hangup(agent)]), CallEnded)
+    assert (end.status, end.did, end.recording, end.recordings) == (
+        "answered", "74951234567", RECORDING, (RECORDING,))
+    assert end.started_at == now - 42 and end.answered_at == now - 30 and end.wait_seconds == 12.0
+    assert end.legs[0].recording == RECORDING and end.talk_seconds >= 35
+
+
+def test_resync_without_the_cdr_waits_until_the_agent_leg_rang() -> None:
+    """No CDR(billsec) (CDRs off): the answer is taken at the agent leg's creation (a lower bound of
+    the wait); one Variable line comes as a string."""
+    t = tracker()
+    now = 1_800_001_000.0
+    trunk, agent = ("PJSIP/trunk-000000d0", "910.1"), ("PJSIP/101-000000d1", "910.2")
+    listed = [show(trunk, "910.1", "Up", "00:00:25", CALLER, "br-10"),
+              show(agent, "910.1", "Up", "00:00:20", "101", "br-10")]
+    statuses = [status(trunk, "910.1", 26, "74951234569", **{"CDR(billsec)": ""}),
+                status(agent, "910.1", 21)]
+    facts = t.resync(listed, now=now, statuses=statuses)
+    assert only(facts, CallStarted).started_at == now - 26  # Status' Seconds before Duration
+    answered = only(facts, CallAnswered)
+    assert answered.at == now - 21 and answered.wait_seconds == 5.0 and answered.did == "74951234569"
+
+
+def test_resync_takes_no_did_from_the_channels_current_extension() -> None:
+    """Without Status the DID is unknown: ``Exten`` is wherever the dialplan went (101), no DID."""
+    t = tracker()
+    listed = [show(("PJSIP/trunk-000000e0", "920.1"), "920.1", "Ring", "00:00:02", CALLER)]
+    assert only(t.resync(listed, now=1_800_000_000.0), CallStarted).did is None
+    t = tracker()
+    started = only(t.resync(listed, now=1_800_000_000.0,
+                            statuses=[status(("PJSIP/trunk-000000e0", "920.1"), "920.1", 2, "74951234570")]),
+                   CallStarted)
+    assert started.did == "74951234570"
+
+
 # ---------------------------------------------------------------- bad input
 def test_parser_skips_a_bad_frame_with_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
     data = (b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\nActionID: 1\r\n\r\n"
