@@ -168,6 +168,9 @@ def _messaging(app: web.Application, config: Config) -> None:
         app[TWILIO] = TwilioChannel(config.twilio, public_url=config.server.public_url, intake=intake)
         app[CHANNELS]["sms"] = app[TWILIO].health
         senders["sms"] = processors["sms"] = app[TWILIO]
+        if config.twilio.whatsapp_from:  # the same webhook and sender (hub.messengers.twilio_sms)
+            app[CHANNELS]["whatsapp"] = app[TWILIO].health
+            senders["whatsapp"] = app[TWILIO]
     if config.mailboxes:
         app[MAIL] = MailChannel(config.mailboxes, intake=intake)
         app[CHANNELS].update(app[MAIL].healths())

@@ -77,6 +77,10 @@ class TwilioConfig:
     from_number: str = ""
     messaging_service_sid: str = ""
     api_url: str = "https://api.twilio.com"
+    # WhatsApp through the same account: the sender ("whatsapp:+…" or "+…"; "" = no WhatsApp) and
+    # the templates approved for it, sent outside the 24-hour window: [{sid = "HX…", name, text}]
+    whatsapp_from: str = ""
+    whatsapp_templates: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -148,6 +152,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     names = [m.name for m in config.mailboxes]
     if len(set(names)) != len(names):
         raise ConfigError("[[mailboxes]] names must differ")
+    config.twilio.whatsapp_templates = _whatsapp_templates(config.twilio.whatsapp_templates)
     try:
         ZoneInfo(config.server.timezone)
     except (ValueError, ZoneInfoNotFoundError) as exc:
@@ -174,6 +179,30 @@ def _mailbox(index: int, entry: Any) -> MailboxConfig:
     mailbox.smtp_username = mailbox.smtp_username or mailbox.username
     mailbox.smtp_password = mailbox.smtp_password or mailbox.password
     return mailbox
+
+
+def _whatsapp_templates(entries: list[Any]) -> list[dict[str, str]]:
+    """Each template a table of ``sid`` (Twilio's ContentSid, "HX…"), ``name`` and ``text`` (its body,
+    ``{{1}}``… for the variables); names and sids unique."""
+    templates: list[dict[str, str]] = []
+    for index, entry in enumerate(entries):
+        where = f"twilio.whatsapp_templates[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table {{sid, name, text}}")
+        unknown = sorted(set(entry) - {"sid", "name", "text"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key: {unknown[0]}")
+        for key in ("sid", "name", "text"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise ConfigError(f"{where}.{key} is required (a string)")
+        if not entry["sid"].startswith("HX"):
+            raise ConfigError(f"{where}.sid: expected a Content SID (HX…), got {entry['sid']!r}")
+        templates.append({key: entry[key].strip() for key in ("sid", "name", "text")})
+    for key in ("sid", "name"):
+        values = [t[key] for t in templates]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"twilio.whatsapp_templates: each {key} must differ")
+    return templates
 
 
 def _sections(config: Config) -> list[str]:

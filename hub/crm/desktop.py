@@ -26,7 +26,7 @@ from hub.crm.models import Client, Deal, Lead, Stage, Task, TimelineEntry, User,
 from hub.crm.tasks import task_dicts
 from hub.crm.timeline import entry_dicts
 
-MESSAGE_KINDS = ("sms", "telegram", "email")
+MESSAGE_KINDS = ("sms", "whatsapp", "telegram", "email")
 MISSED = ("missed", "abandoned")
 MAX_TASKS = 100
 MAX_DEALS = 100

@@ -37,7 +37,7 @@ from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from hub.crm.timeline import add_entry, entry_dict, entry_scope, get_entry, user_refs
 from hub.crm.validate import Fields
 
-MESSAGE_KINDS = ("sms", "telegram", "email")
+MESSAGE_KINDS = ("sms", "whatsapp", "telegram", "email")
 MOVED_MESSAGES = 200  # a new lead's timeline gets at most this many of its conversation's messages
 
 
@@ -362,7 +362,8 @@ async def make_lead(session: AsyncSession, actor: User, conversation_id: Any, *,
         raise ValidationError({"conversation": "belongs to a client or lead already"})
     data: dict[str, Any] = {"name": (conversation.title or conversation.address)[:300],
                             "source": LEAD_SOURCES.get(conversation.channel, conversation.channel)}
-    points = {"email": "emails", "sms": "phones", "telegram": "telegram"}.get(conversation.channel)
+    points = {"email": "emails", "sms": "phones", "whatsapp": "phones",
+              "telegram": "telegram"}.get(conversation.channel)
     if points is not None:
         data[points] = [conversation.address]
     try:

@@ -79,7 +79,7 @@ from hub.db import Prepared
 
 log = logging.getLogger(__name__)
 LEAD_SOURCE = "звонок"
-INTERACTION_KINDS = ("call", "sms", "telegram", "email", "note")
+INTERACTION_KINDS = ("call", "sms", "whatsapp", "telegram", "email", "note")
 POP_MATCHES = 5  # matches enriched with history and tasks in a screen-pop
 POP_TASKS = 5
 DEFAULT_SETTINGS = CallSettings()

@@ -17,7 +17,8 @@ transaction; ``hub.outbox`` sends it. Delivery statuses never move backwards.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,16 +72,22 @@ from hub.db import Prepared
 
 log = logging.getLogger(__name__)
 
-SENDABLE = ("telegram", "sms", "email")
-# the longest text one outgoing message carries; a longer Telegram text is split, a longer SMS refused
-TEXT_LIMITS = {"telegram": 4096, "sms": 1600, "email": 200_000}
+SENDABLE = ("telegram", "sms", "whatsapp", "email")
+# the longest text one outgoing message carries; a longer Telegram text is split, a longer SMS or
+# WhatsApp text refused
+TEXT_LIMITS = {"telegram": 4096, "sms": 1600, "whatsapp": 1600, "email": 200_000}
+PHONE_CHANNELS = ("sms", "whatsapp")
+# WhatsApp's customer service window: free text only this long after the person's last message
+WHATSAPP_WINDOW = timedelta(hours=24)
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 MAX_PARTS = 10
 PREVIEW = 300
-LEAD_SOURCES = {"telegram": "telegram", "sms": "sms", "email": "e-mail"}
+LEAD_SOURCES = {"telegram": "telegram", "sms": "sms", "whatsapp": "whatsapp", "email": "e-mail"}
 # how far each status is along the road: a report never moves a message back
 STATUS_RANK = {"queued": 0, "sending": 1, "unknown": 1, "accepted": 2, "sent": 3,
-               "delivered": 4, "undelivered": 4, "failed": 4, "received": 4}
-FINAL = ("delivered", "undelivered", "failed")
+               "delivered": 4, "undelivered": 4, "failed": 4, "received": 4, "read": 5}
+# nothing moves a message from these (delivered still goes on to read: WhatsApp reports that)
+FINAL = ("read", "undelivered", "failed")
 
 
 class UnitOfWork(Protocol):
@@ -165,7 +172,7 @@ async def _identify(session: AsyncSession, message: InboundMessage,
                                                           region=region))
             return found, found is not None
         return None, False
-    if message.channel == "sms":
+    if message.channel in PHONE_CHANNELS:
         return _first_person(await identify.identify(session, phone=message.address, region=region)), False
     return None, False  # a letter's sender: see _sender
 
@@ -191,7 +198,7 @@ async def _new_lead(session: AsyncSession, message: InboundMessage, region: str)
         data["utm"] = message.utm
     if message.channel == "telegram":
         data["telegram"] = [v for v in (message.sender_id, message.username and "@" + message.username) if v]
-    elif message.channel == "sms":
+    elif message.channel in PHONE_CHANNELS:
         data["phones"] = [message.address]
     else:
         data["emails"] = [message.address]
@@ -994,7 +1001,8 @@ async def _person_conversation(session: AsyncSession, channel: str, person: Pers
             found := await _person_conversation(session, channel, ("client", client_id, client_id)))):  # type: ignore[arg-type]
         return found
     owner_field = {"client": "client_id", "contact": "contact_id", "lead": "lead_id"}[kind]
-    kinds = ("telegram_id",) if channel == "telegram" else ("phone",) if channel == "sms" else ("email",)
+    kinds = (("telegram_id",) if channel == "telegram" else ("phone",) if channel in PHONE_CHANNELS
+             else ("email",))
     address = await session.scalar(select(ContactPoint.value).where(
         getattr(ContactPoint, owner_field) == person_id, ContactPoint.kind.in_(kinds),
     ).order_by(ContactPoint.id))
@@ -1027,9 +1035,13 @@ async def _check_entry_visible(session: AsyncSession, actor: User, entry: Timeli
 
 
 async def queue_message(session: AsyncSession, actor: User, data: Any,
-                        files: Sequence[tuple[str, str, str, int]] = ()) -> list[dict[str, Any]]:
+                        files: Sequence[tuple[str, str, str, int]] = (),
+                        templates: Sequence[Mapping[str, str]] = ()) -> list[dict[str, Any]]:
     """Queue an outgoing message (split into several when a Telegram text is too long) → the queued
-    messages. ``files``: (filename, content type, sha256, size) already stored under attachments_dir."""
+    messages. ``files``: (filename, content type, sha256, size) already stored under attachments_dir.
+    ``templates``: the WhatsApp templates (``{sid, name, text}``: Twilio's ContentSid, a name, the body
+    with ``{{1}}``… variables) a message outside the 24-hour window may use (``data``'s
+    ``template``: ``{"sid", "variables": {"1": …}}``)."""
     v = Fields(data)
     channel = v.text("channel", required=True, max_len=20)
     text = v.text("text", max_len=max(TEXT_LIMITS.values()), default="")
@@ -1039,14 +1051,15 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
         v.fail("channel", f"must be one of: {', '.join(SENDABLE)}")
     v.check()
     text = storable(text or "")
-    if not text.strip() and not files:
+    a_template = channel == "whatsapp" and data.get("template") is not None
+    if not text.strip() and not files and not a_template:
         raise ValidationError({"text": "is required (or a file)"})
     limit = TEXT_LIMITS[channel]
-    if channel == "sms" and len(text) > limit:
-        raise ValidationError({"text": f"an SMS carries at most {limit} characters, "
+    if channel in PHONE_CHANNELS and len(text) > limit:
+        raise ValidationError({"text": f"an {channel.upper()} message carries at most {limit} characters, "
                                        f"this one has {len(text)}"})
-    if channel == "sms" and files:
-        raise ValidationError({"attachments": "files cannot be sent by SMS"})
+    if channel in PHONE_CHANNELS and files:
+        raise ValidationError({"attachments": f"files cannot be sent by {channel.upper()}"})
 
     reply_to = await _reply_target(session, actor, reply_to_entry) if reply_to_entry is not None else None
     if reply_to is not None and reply_to.channel != channel:
@@ -1063,10 +1076,16 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
         conversation = await _person_conversation(session, channel, person)
         if conversation is None:
             what = {"telegram": "no Telegram chat (the person has not written to the bot)",
-                    "sms": "no phone number", "email": "no e-mail address"}[channel]
+                    "sms": "no phone number", "whatsapp": "no phone number",
+                    "email": "no e-mail address"}[channel]
             raise ValidationError({"channel": f"the {person[0]} has {what}"})
     if conversation.state == "blocked":
         raise ValidationError({"channel": "the person has blocked the bot"})
+    template = None
+    if channel == "whatsapp":
+        template = await _whatsapp_template(session, conversation, data, text, templates)
+        if template is not None:
+            text = template["text"]
     if deal_id is None and person is not None:
         deal_id = await placement_deal(session, person[2], person[1] if person[0] == "lead" else None)
 
@@ -1083,6 +1102,9 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
         payload = {"channel": channel, "status": "queued", "address": conversation.address}
         if subject:
             payload["subject"] = subject
+        if template is not None:
+            payload["template"] = {"sid": template["sid"], "name": template["name"],
+                                   "variables": template["variables"]}
         entry = await add_entry(session, kind=channel, direction="out", text=part, author_id=actor.id,
                                 payload=payload,
                                 **_targets(person, deal_id))
@@ -1106,6 +1128,59 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
     events.emit(session, "message.queued", {"ids": [r["id"] for r in results]},
                 scope=await _recipients(session, conversation))
     return results
+
+
+class _ChosenTemplate(TypedDict):
+    sid: str
+    name: str
+    text: str  # the body with the variables filled in: what the person reads
+    variables: dict[str, str]
+
+
+def template_placeholders(text: str) -> list[str]:
+    """The variables of a template body (``{{1}}``, ``{{2}}``…), in order of first use."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall(text)))
+
+
+async def whatsapp_window_ends(session: AsyncSession, conversation_id: int,
+                               now: datetime | None = None) -> datetime | None:
+    """When the 24-hour window of a WhatsApp conversation closes (None: it is closed, the person
+    has not written within 24 hours): free text goes only while it is open."""
+    last_in = await session.scalar(select(func.max(Message.created_at)).where(
+        Message.conversation_id == conversation_id, Message.direction == "in"))
+    if last_in is None:
+        return None
+    ends: datetime = last_in + WHATSAPP_WINDOW
+    return ends if ends > (now or utcnow()) else None
+
+
+async def _whatsapp_template(session: AsyncSession, conversation: Conversation, data: Any, text: str,
+                             templates: Sequence[Mapping[str, str]]) -> _ChosenTemplate | None:
+    """The template a WhatsApp message is sent as (None: free text, only inside the window)."""
+    chosen = data.get("template")
+    if chosen is None:
+        if await whatsapp_window_ends(session, conversation.id) is None:
+            raise ValidationError({"template": "the person has not written within 24 hours: WhatsApp "
+                                               "takes only an approved template now"})
+        return None
+    if not isinstance(chosen, dict):
+        raise ValidationError({"template": "must be an object {sid, variables}"})
+    if text.strip():
+        raise ValidationError({"text": "must be empty when a template is sent"})
+    template = next((t for t in templates if t["sid"] == chosen.get("sid")), None)
+    if template is None:
+        raise ValidationError({"template.sid": "is not one of the configured WhatsApp templates"})
+    given = chosen.get("variables") or {}
+    if not isinstance(given, dict):
+        raise ValidationError({"template.variables": "must be an object {\"1\": value, …}"})
+    variables: dict[str, str] = {}
+    for name in template_placeholders(template["text"]):
+        value = given.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError({f"template.variables.{name}": "is required"})
+        variables[name] = storable(value.strip())[:1000]
+    body = _PLACEHOLDER.sub(lambda m: variables[m.group(1)], template["text"])
+    return {"sid": template["sid"], "name": template["name"], "text": body, "variables": variables}
 
 
 def _reply_subject(reply_to: Message | None) -> str:
@@ -1141,11 +1216,15 @@ async def outgoing(session: AsyncSession, message: Message, attachments_dir: str
     conversation = await session.get(Conversation, message.conversation_id)
     assert conversation is not None
     files: tuple[OutgoingFile, ...] = ()
+    template: dict[str, Any] = {}
     if message.entry_id is not None:
         rows = (await session.scalars(select(Attachment).where(Attachment.entry_id == message.entry_id)
                                       .order_by(Attachment.id))).all()
         files = tuple(OutgoingFile(filename=a.filename, content_type=a.content_type,
                                    path=str(stored_path(attachments_dir, a.sha256))) for a in rows)
+        if message.channel == "whatsapp":
+            entry = await session.get(TimelineEntry, message.entry_id)
+            template = ((entry.payload or {}).get("template") or {}) if entry is not None else {}
     references: tuple[str, ...]
     reply_to, references, mailbox = None, (), None
     if message.reply_to_id is not None:
@@ -1160,7 +1239,9 @@ async def outgoing(session: AsyncSession, message: Message, attachments_dir: str
                            text=message.text, files=files, reply_to_provider_id=reply_to,
                            subject=message.subject, attempt=message.attempts, references=references,
                            mailbox=mailbox, to_name=conversation.title, parts_sent=message.parts_sent,
-                           first_part_id=message.provider_id if message.parts_sent else None)
+                           first_part_id=message.provider_id if message.parts_sent else None,
+                           template_sid=template.get("sid"),
+                           template_variables=tuple((template.get("variables") or {}).items()))
 
 
 async def _thread_of(session: AsyncSession, earlier: Message) -> tuple[tuple[str, ...], str | None]:

@@ -73,7 +73,7 @@ ROLES = ("admin", "manager", "agent")
 CLIENT_KINDS = ("company", "person")
 RELATIONSHIPS = ("buyer", "supplier", "partner", "competitor", "other")
 STAGE_KINDS = ("active", "won", "lost")
-TIMELINE_KINDS = ("call", "sms", "telegram", "email", "note", "stage_change", "task", "system")
+TIMELINE_KINDS = ("call", "sms", "whatsapp", "telegram", "email", "note", "stage_change", "task", "system")
 DIRECTIONS = ("in", "out")
 CONTACT_KINDS = ("phone", "email", "telegram_id", "telegram_username")
 CUSTOM_FIELD_TYPES = ("text", "number", "date", "choice")
@@ -492,7 +492,7 @@ class Call(Base):
 
 # --- messaging: Telegram, SMS (and e-mail) conversations -------------------------------------------
 
-CHANNELS = ("telegram", "sms", "email")
+CHANNELS = ("telegram", "sms", "whatsapp", "email")
 # in: received; out: queued → sending → sent → delivered, or undelivered / failed / unknown
 MESSAGE_STATUSES = ("received", "queued", "sending", "sent", "delivered", "undelivered", "failed", "unknown")
 

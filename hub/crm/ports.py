@@ -136,7 +136,7 @@ class CallIntakePort(Protocol):
 
 # --- messaging: what the Telegram and SMS (and later e-mail) adapters hand the core ----------------------
 
-MessageChannel = Literal["telegram", "sms", "email"]
+MessageChannel = Literal["telegram", "sms", "whatsapp", "email"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,6 +283,9 @@ class OutgoingMessage:
     # a message sent in parts: how many went out on earlier attempts, and the first one's id
     parts_sent: int = 0
     first_part_id: str | None = None
+    # WhatsApp outside the 24-hour window: an approved template (Twilio ContentSid) and its variables
+    template_sid: str | None = None
+    template_variables: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

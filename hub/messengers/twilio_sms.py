@@ -1,4 +1,10 @@
-"""SMS through Twilio: signed webhooks in (messages and status callbacks), the REST API out.
+"""SMS and WhatsApp through Twilio: signed webhooks in (messages and status callbacks), the REST API out.
+
+WhatsApp is the same account, webhook and API: its addresses carry the ``whatsapp:`` prefix
+(``From=whatsapp:+7916…``, with the sender's ``ProfileName``); such a message is the core's
+``whatsapp`` channel, its address the bare number. Sending one goes ``from_`` the configured
+``whatsapp_from`` to ``whatsapp:<number>``, as free text or, outside the 24-hour window, as an approved
+template (``content_sid`` + ``content_variables``).
 
 Inbound (``handle_sms``): the ``X-Twilio-Signature`` is checked with twilio's ``RequestValidator``
 against ``public_url`` + the path (and query) Twilio called and every form field; ``MessageSid`` and
@@ -25,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hmac
+import json
 import logging
 import mimetypes
 from collections.abc import Mapping
@@ -46,6 +53,7 @@ from hub.crm.ports import (
     DeliveryStatus,
     InboundFile,
     InboundMessage,
+    MessageChannel,
     MessageIntakePort,
     OutgoingMessage,
     PermanentFailure,
@@ -61,6 +69,7 @@ TWILIO_API = "https://api.twilio.com"
 STATUS_KEY = ":status:"  # the journal key of a status callback: <MessageSid>:status:<status>
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 FORM = "application/x-www-form-urlencoded"
+WHATSAPP = "whatsapp:"
 MAX_MEDIA_BYTES = 20 * 1024 * 1024  # Twilio accepts at most 5 MB per MMS; keep a margin
 MAX_MEDIA = 10  # Twilio's own limit per message
 STATUSES = ("accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed",
@@ -73,6 +82,9 @@ ERROR_TEXTS = {
     "30008": "Unknown error", "30034": "Sender not registered (A2P 10DLC)",
     "21610": "The recipient has unsubscribed (replied STOP)", "21211": "Invalid 'To' phone number",
     "21408": "Sending to this region is not enabled", "21614": "'To' is not a mobile number",
+    "63016": "Outside the WhatsApp 24-hour window: only a template can be sent",
+    "63003": "The number is not on WhatsApp", "63024": "Invalid WhatsApp recipient",
+    "63032": "The person has blocked messages from this business",
 }
 
 # the headers of the last Twilio answer in this task (the exception twilio raises drops them)
@@ -116,7 +128,7 @@ class _HubHttpClient(AsyncHttpClient):
 
 class TwilioChannel:
     """``handle_sms`` / ``handle_status`` answer the webhooks; ``send`` is the outbox's sender for
-    ``sms``; ``start``/``stop`` with the hub; ``health`` goes to /healthz."""
+    ``sms`` and ``whatsapp``; ``start``/``stop`` with the hub; ``health`` goes to /healthz (for both)."""
 
     name = "sms"
 
@@ -142,8 +154,8 @@ class TwilioChannel:
         missing = [name for name in ("account_sid", "auth_token") if not getattr(self.config, name)]
         if missing:
             return f"[twilio] {' and '.join(missing)} not set"
-        if not (self.config.from_number or self.config.messaging_service_sid):
-            return "[twilio] needs from_number or messaging_service_sid to send"
+        if not (self.config.from_number or self.config.messaging_service_sid or self.config.whatsapp_from):
+            return "[twilio] needs from_number, messaging_service_sid or whatsapp_from to send"
         return ""
 
     def _check_webhooks(self) -> str:
@@ -154,6 +166,11 @@ class TwilioChannel:
 
     def health(self) -> str:
         return self.state
+
+    @property
+    def whatsapp_from(self) -> str:
+        sender = self.config.whatsapp_from.strip()
+        return sender if not sender or sender.startswith(WHATSAPP) else WHATSAPP + sender
 
     async def start(self) -> None:
         # built inside the running loop, closed at stop
@@ -258,7 +275,7 @@ class TwilioChannel:
         form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         if STATUS_KEY in key:
             code = str(form.get("ErrorCode") or "").strip() or None
-            update = DeliveryStatus(channel="sms", provider_id=str(form["MessageSid"]),
+            update = DeliveryStatus(channel=_channel_of(form), provider_id=str(form["MessageSid"]),
                                     status=str(form["MessageStatus"]).lower(), error_code=code,
                                     error=_error_text(code) if code else None)
             await self.intake.status(update)  # never backwards: applying it twice changes nothing
@@ -268,6 +285,8 @@ class TwilioChannel:
 
     async def _inbound(self, form: Mapping[str, str]) -> InboundMessage:
         sid, sender = form["MessageSid"], form["From"]
+        channel = _channel_of(form)
+        sender = sender.removeprefix(WHATSAPP)
         files, failed = await self._media(form)
         text = form.get("Body", "")
         extra: dict[str, Any] = {}
@@ -275,8 +294,10 @@ class TwilioChannel:
             extra["media_not_downloaded"] = failed
             notes = [f"[вложение «{f['filename']}» не загружено: {f['reason']}]" for f in failed]
             text = "\n".join([text, *notes]) if text else "\n".join(notes)
-        return InboundMessage(channel="sms", provider_id=sid, address=sender, text=text, sender_name=sender,
-                              files=tuple(files), extra=extra or None, to_address=form.get("To") or None)
+        name = (form.get("ProfileName") or "").strip() if channel == "whatsapp" else ""
+        return InboundMessage(channel=channel, provider_id=sid, address=sender, text=text,
+                              sender_name=name or sender, files=tuple(files), extra=extra or None,
+                              to_address=(form.get("To") or "").removeprefix(WHATSAPP) or None)
 
     async def _media(self, form: Any) -> tuple[list[InboundFile], list[dict[str, str]]]:
         try:
@@ -329,16 +350,33 @@ class TwilioChannel:
 
     # --- the outbox's sender ----------------------------------------------------------------------------
 
+    def _whatsapp_kwargs(self, message: OutgoingMessage) -> dict[str, Any]:
+        if not self.whatsapp_from:
+            raise RetryLater("misconfigured: [twilio] whatsapp_from is not set", after=300)
+        kwargs: dict[str, Any] = {"to": WHATSAPP + message.address, "from_": self.whatsapp_from}
+        if message.template_sid:
+            kwargs["content_sid"] = message.template_sid
+            kwargs["content_variables"] = json.dumps(dict(message.template_variables), ensure_ascii=False)
+        else:
+            kwargs["body"] = message.text
+        return kwargs
+
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         if self.send_problem:  # kept queued: the next start with a fixed config sends it
             raise RetryLater(f"misconfigured: {self.send_problem}", after=300)
         if self.client is None:
             raise RetryLater("the Twilio channel is not started")
-        kwargs: dict[str, Any] = {"to": message.address, "body": message.text}
-        if self.config.messaging_service_sid:
-            kwargs["messaging_service_sid"] = self.config.messaging_service_sid
-        if self.config.from_number:
-            kwargs["from_"] = self.config.from_number
+        if message.channel == "whatsapp":
+            kwargs = self._whatsapp_kwargs(message)
+        elif not (self.config.from_number or self.config.messaging_service_sid):
+            raise RetryLater("misconfigured: [twilio] needs from_number or messaging_service_sid to "
+                             "send SMS", after=300)
+        else:
+            kwargs = {"to": message.address, "body": message.text}
+            if self.config.messaging_service_sid:
+                kwargs["messaging_service_sid"] = self.config.messaging_service_sid
+            if self.config.from_number:
+                kwargs["from_"] = self.config.from_number
         if self.public_url:
             kwargs["status_callback"] = self.public_url + STATUS_PATH
         _last_headers.set(None)
@@ -353,6 +391,13 @@ class TwilioChannel:
         status = created.status or "queued"
         return SendReceipt(provider_id=created.sid,
                            status="queued" if status in ("accepted", "queued", "scheduled") else status)
+
+
+def _channel_of(form: Mapping[str, str]) -> MessageChannel:
+    """A webhook's channel: WhatsApp when its addresses carry the prefix (inbound: From; a status
+    callback of ours: From and To)."""
+    addresses = (form.get("From") or "", form.get("To") or "")
+    return "whatsapp" if any(a.startswith(WHATSAPP) for a in addresses) else "sms"
 
 
 def _classify(error: TwilioRestException | TwilioServiceException,

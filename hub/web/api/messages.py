@@ -22,11 +22,18 @@ routes = Routes("messages")
 
 FORM_IDS = ("deal_id", "client_id", "lead_id", "reply_to")
 FORM_TEXTS = ("channel", "text", "subject")
+TEMPLATE_VARIABLE = "template_var_"
 
 MESSAGE_IN = obj({
-    "channel": {"enum": ["telegram", "sms", "email"]}, "deal_id": ID, "client_id": ID, "lead_id": ID,
+    "channel": {"enum": list(messages.SENDABLE)}, "deal_id": ID, "client_id": ID, "lead_id": ID,
     "text": TEXT, "reply_to": {**ID, "description": "the timeline entry id of the message answered"},
     "subject": TEXT,
+    "template": {"type": "object", "description": "WhatsApp: an approved template (`[twilio] "
+                 "whatsapp_templates`), the only message allowed 24 hours after the person's last one; "
+                 "`text` stays empty. In a form: `template_sid` and `template_var_<name>` fields",
+                 "properties": {"sid": TEXT, "variables": {"type": "object",
+                                                           "additionalProperties": {"type": "string"}}},
+                 "required": ["sid"]},
     "attachments": {"type": "array", "items": {"type": "string", "format": "binary"},
                     "description": "files: send multipart/form-data with these fields and file parts"},
 }, ("channel",))
@@ -52,7 +59,7 @@ CONVERSATION_PAGE = obj({"items": {"type": "array", "items": CONVERSATION},
                          "next_cursor": {"type": ["string", "null"]}}, ("items", "next_cursor"))
 ASSIGN_IN = obj({"assignee_id": ID_OR_NULL}, ("assignee_id",))
 MOVE_IN = obj({"deal_id": ID}, ("deal_id",))
-CHANNEL = Param("channel", {"enum": ["telegram", "sms", "email"]}, "only this channel")
+CHANNEL = Param("channel", {"enum": list(messages.SENDABLE)}, "only this channel")
 UNREAD = Param("unread", "boolean", "only conversations with unread messages")
 ASSIGNEE = Param("assignee", description="me, none or a user id")
 
@@ -61,6 +68,7 @@ async def _form(request: web.Request) -> tuple[dict[str, Any], list[tuple[str, s
     """A multipart message: its fields (ids as integers) and its files."""
     form = await request.post()
     data: dict[str, Any] = {}
+    variables: dict[str, str] = {}
     files: list[tuple[str, str, bytes]] = []
     for key, value in form.items():
         if not isinstance(value, str):
@@ -75,6 +83,11 @@ async def _form(request: web.Request) -> tuple[dict[str, Any], list[tuple[str, s
                 data[key] = int(text) if text.isdigit() and len(text) < 19 else text
         elif key in FORM_TEXTS:
             data[key] = value.replace("\r\n", "\n")  # a browser's form sends a textarea's lines with CRLF
+        elif key.startswith(TEMPLATE_VARIABLE):
+            variables[key.removeprefix(TEMPLATE_VARIABLE)] = value
+    sid = str(form.get("template_sid") or "").strip()
+    if sid:
+        data["template"] = {"sid": sid, "variables": variables}
     return data, files
 
 
@@ -100,7 +113,8 @@ async def send_message(request: web.Request) -> web.Response:
         digest = await store_bytes(server.attachments_dir, content)
         stored.append((name, content_type_of(content_type, name), digest, len(content)))
     async with request.app[DB].transaction() as s:
-        queued = await messages.queue_message(s, request[USER], data, stored)
+        queued = await messages.queue_message(s, request[USER], data, stored,
+                                              templates=request.app[CONFIG].twilio.whatsapp_templates)
     return ok({**queued[0], "messages": queued}, 201)
 
 

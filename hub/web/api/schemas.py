@@ -13,7 +13,7 @@ TEXT_OR_NULL: Schema = {"type": ["string", "null"]}
 TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
 STRINGS: Schema = {"type": "array", "items": {"type": "string"}}
 MONEY: Schema = {"type": ["number", "string"], "description": "roubles, at most two decimals"}
-TIMELINE_KINDS = ("call", "sms", "telegram", "email", "note", "stage_change", "task", "system")
+TIMELINE_KINDS = ("call", "sms", "whatsapp", "telegram", "email", "note", "stage_change", "task", "system")
 
 
 def obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:

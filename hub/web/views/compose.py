@@ -1,6 +1,8 @@
 """The message composer of the deal, client and lead cards (``_composer.html``): which channels the
-person can be written to (Telegram once they have a chat with the bot, SMS with a phone, e-mail with an
-address — a letter has a Subject field), the others shown off with the reason. The form posts to
+person can be written to (Telegram once they have a chat with the bot, SMS with a phone, WhatsApp with a
+phone when the hub has a WhatsApp sender — free text only within 24 hours of the person's last
+message, else an approved template —, e-mail with an address — a letter has a Subject field), the
+others shown off with the reason. The form posts to
 ``POST /api/v1/messages`` (``messages.js``)."""
 
 from __future__ import annotations
@@ -9,13 +11,24 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points
+from hub.crm import access, contact_points, messages
 from hub.crm.models import Conversation, Deal, Stage
 from hub.web.i18n import N_
-from hub.web.keys import CHANNELS, DB, USER
+from hub.web.keys import CHANNELS, CONFIG, DB, USER
 
-LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS"), "email": N_("E-mail")}
+LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS"), "whatsapp": N_("WhatsApp"), "email": N_("E-mail")}
+
+
+async def whatsapp_state(request: web.Request, s: AsyncSession,
+                         conversation_id: int | None) -> dict[str, Any]:
+    """The composer's WhatsApp part: when the 24-hour window closes (None: closed, only a template)
+    and the templates (each with its variables' names)."""
+    ends = await messages.whatsapp_window_ends(s, conversation_id) if conversation_id else None
+    templates = [{**t, "variables": messages.template_placeholders(t["text"])}
+                 for t in request.app[CONFIG].twilio.whatsapp_templates]
+    return {"window_ends": ends, "templates": templates}
 
 
 def channel_connected(connected: Any, channel: str) -> bool:
@@ -53,8 +66,10 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
         if client_id or lead_id:
             owned = Conversation.client_id == client_id if client_id else Conversation.lead_id == lead_id
             chats = list((await s.execute(
-                select(Conversation.channel, Conversation.address, Conversation.state).where(owned)
-                .order_by(Conversation.last_message_at.desc()))).all())
+                select(Conversation.channel, Conversation.address, Conversation.state, Conversation.id)
+                .where(owned).order_by(Conversation.last_message_at.desc()))).all())
+        whatsapp_chat = next(((a, i) for ch, a, _, i in chats if ch == "whatsapp"), None)
+        whatsapp = await whatsapp_state(request, s, whatsapp_chat[1] if whatsapp_chat else None)
         deals: list[dict[str, Any]] = []
         if client_id or lead_id:  # where a message entry may be moved: the person's open deals
             user = request[USER]
@@ -63,8 +78,8 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
                 select(Deal.id, Deal.title).join(Stage, Stage.id == Deal.stage_id)
                 .where(theirs, Stage.kind == "active", await access.deals_filter(s, user))
                 .order_by(Deal.id))).all()]
-    telegram_chats = [a for ch, a, state in chats if ch == "telegram" and state != "blocked"]
-    blocked = any(ch == "telegram" and state == "blocked" for ch, _, state in chats)
+    telegram_chats = [a for ch, a, state, _ in chats if ch == "telegram" and state != "blocked"]
+    blocked = any(ch == "telegram" and state == "blocked" for ch, _, state, _ in chats)
     telegram_ids = [v for v in points["telegram"] if v.lstrip("-").isdigit()]
     connected = request.app[CHANNELS]
     options = []
@@ -80,7 +95,12 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
     options.append({"key": "sms", "label": LABELS["sms"], "available": phone is not None,
                     "reason": None if phone else N_("No phone number."), "address": phone or "",
                     "connected": "sms" in connected})
-    mail_chats = [a for ch, a, _ in chats if ch == "email"]
+    if "whatsapp" in connected or whatsapp_chat is not None:
+        wa_address = whatsapp_chat[0] if whatsapp_chat else phone
+        options.append({"key": "whatsapp", "label": LABELS["whatsapp"], "available": wa_address is not None,
+                        "reason": None if wa_address else N_("No phone number."), "address": wa_address or "",
+                        "connected": "whatsapp" in connected})
+    mail_chats = [a for ch, a, _, _ in chats if ch == "email"]
     email = (mail_chats or points["emails"] or [None])[0]
     options.append({"key": "email", "label": LABELS["email"], "available": email is not None,
                     "reason": None if email else N_("No e-mail address."), "address": email or "",
@@ -91,4 +111,4 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
     asked = request.query.get("write")  # "Write" next to an address in the card: that channel
     default = next((key for key in (asked, latest) if key in available), available[0] if available else None)
     return {"target": target, "target_id": target_id, "channels": options, "default": default,
-            "any": bool(available), "deals": deals}
+            "any": bool(available), "deals": deals, "whatsapp": whatsapp}

@@ -25,14 +25,15 @@ from hub.web.errors import path_id, query_text
 from hub.web.i18n import N_
 from hub.web.keys import CHANNELS, DB
 from hub.web.views.common import is_htmx, render, require_user
-from hub.web.views.compose import channel_connected
+from hub.web.views.compose import channel_connected, whatsapp_state
 
 PAGE = 30
 MESSAGES = 50
 FILTERS = (("all", N_("All")), ("unread", N_("Unread")), ("mine", N_("Mine")), ("none", N_("Unassigned")))
 CHANNEL_FILTERS = (("", N_("All channels")), ("telegram", N_("Telegram")), ("sms", N_("SMS")),
-                   ("email", N_("E-mail")))
-CHANNEL_LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS"), "email": N_("E-mail")}
+                   ("whatsapp", N_("WhatsApp")), ("email", N_("E-mail")))
+CHANNEL_LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS"), "whatsapp": N_("WhatsApp"),
+                  "email": N_("E-mail")}
 
 
 def _query(request: web.Request) -> dict[str, str]:
@@ -76,7 +77,9 @@ async def _panel(request: web.Request, conversation_id: int,
         except (NotFound, ValidationError):
             return None
         users = await deal_card.responsible_choices(s)
-    return {"conversation": conversation, "users": users,
+        whatsapp = (await whatsapp_state(request, s, conversation_id)
+                    if conversation["channel"] == "whatsapp" else None)
+    return {"conversation": conversation, "users": users, "whatsapp": whatsapp,
             "connected": channel_connected(request.app[CHANNELS], conversation["channel"])}
 
 

@@ -34,14 +34,15 @@ TARGETS = {plural: target for target, plural in PLURALS.items()}
 FILTERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("all", N_("All"), ()),
     ("calls", N_("Calls"), ("call",)),
-    ("messages", N_("Messages"), ("sms", "telegram")),
+    ("messages", N_("Messages"), ("sms", "whatsapp", "telegram")),
     ("emails", N_("E-mails"), ("email",)),
     ("notes", N_("Notes"), ("note",)),
     ("stages", N_("Stages"), ("stage_change",)),
     ("tasks", N_("Tasks"), ("task",)),
 )
 KIND_LABELS = {
-    "call": N_("Phone call"), "sms": N_("SMS"), "telegram": N_("Telegram"), "email": N_("E-mail"),
+    "call": N_("Phone call"), "sms": N_("SMS"), "whatsapp": N_("WhatsApp"), "telegram": N_("Telegram"),
+    "email": N_("E-mail"),
     "note": N_("Note"), "stage_change": N_("Stage change"), "task": N_("Task"), "system": N_("System"),
 }
 # The core's reasons, as the reader should read them next to a field.

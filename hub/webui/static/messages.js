@@ -78,6 +78,31 @@
     if (input) { input.disabled = !mail; }
   }
 
+  // WhatsApp: the template row while WhatsApp is the channel; a chosen template's variables are
+  // enabled (and sent), the text is off (a template goes as it is).
+  function showTemplate(form) {
+    const row = form.querySelector("[data-template-row]");
+    if (!row) { return; }
+    const whatsapp = channelOf(form) === "whatsapp";
+    row.hidden = !whatsapp;
+    const select = row.querySelector("[data-template-select]");
+    const sid = whatsapp && select ? select.value : "";
+    if (select) { select.disabled = !whatsapp; }
+    row.querySelectorAll("[data-template-vars]").forEach(function (box) {
+      const shown = box.dataset.templateVars === sid;
+      box.hidden = !shown;
+      box.querySelectorAll("input").forEach(function (input) { input.disabled = !shown; });
+    });
+    const closed = whatsapp && row.dataset.windowOpen !== "1";
+    const text = form.querySelector("textarea[name=text]");
+    if (text) { text.disabled = Boolean(sid) || closed; }
+  }
+
+  function templateChosen(form) {
+    const select = form.querySelector("[data-template-select]");
+    return Boolean(select && !select.disabled && select.value);
+  }
+
   // Back to the default (the inbox's e-mail composer answers the latest letter), or to no reply.
   function clearReply(form, toDefault) {
     const input = form.querySelector("[data-reply-to]");
@@ -96,7 +121,7 @@
   function send(form) {
     const text = form.querySelector("textarea[name=text]");
     const file = form.querySelector("input[type=file]");
-    if ((!text || !text.value.trim()) && !(file && file.files.length)) {
+    if ((!text || !text.value.trim()) && !(file && file.files.length) && !templateChosen(form)) {
       say(form, form.dataset.msgEmpty, true);
       return;
     }
@@ -184,6 +209,11 @@
     const input = event.target;
     if (input.matches && input.matches("form[data-compose] input[name=channel]")) {
       showSubject(input.form);
+      showTemplate(input.form);
+      return;
+    }
+    if (input.matches && input.matches("form[data-compose] [data-template-select]")) {
+      showTemplate(input.form);
       return;
     }
     if (input.matches && input.matches("form[data-compose] input[type=file]")) {
@@ -206,6 +236,7 @@
       if (radio && radio.disabled) { return; }
       if (radio) { radio.checked = true; }
       showSubject(form);
+      showTemplate(form);
       form.querySelector("[data-reply-to]").value = reply.dataset.reply;
       form.querySelector("[data-reply-text]").textContent = reply.dataset.replyText || "…";
       form.querySelector("[data-reply-box]").hidden = false;
@@ -382,4 +413,10 @@
     }
   });
   document.addEventListener("DOMContentLoaded", scrollChat);
+
+  function initTemplates() {
+    document.querySelectorAll("form[data-compose]").forEach(showTemplate);
+  }
+  document.addEventListener("DOMContentLoaded", initTemplates);
+  document.addEventListener("htmx:afterSettle", initTemplates);
 })();
