@@ -157,7 +157,8 @@ def _messaging(app: web.Application, config: Config) -> None:
     """The configured messaging channels and the outbox (which exists even with no channel: messages
     queued meanwhile wait for one)."""
     intake = MessageIntake(app[DB], attachments_dir=config.server.attachments_dir,
-                           region=config.phones.default_region, journal_store=driver_store(app[DB]))
+                           region=config.phones.default_region, journal_store=driver_store(app[DB]),
+                           board=app.get(PRESENCE))
     senders: dict[str, Any] = {}
     processors: dict[str, JournalProcessor] = {}
     if config.telegram.token:

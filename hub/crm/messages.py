@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points, events, identify, journal, leads
+from hub.crm import access, contact_points, events, identify, journal, leads, routing
 from hub.crm.attachments import content_type_of, sanitize_filename, store_bytes, stored_path
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.events import _KEY as events_key
@@ -321,8 +321,10 @@ class MessageIntake:
     """``hub.crm.ports.MessageIntakePort`` over a database."""
 
     def __init__(self, db: UnitOfWork, *, attachments_dir: str | Path, region: str = "RU",
-                 journal_store: journal.DeliveryStore | None = None) -> None:
+                 journal_store: journal.DeliveryStore | None = None,
+                 board: routing.Board | None = None) -> None:
         self.db = db
+        self.board = board  # the phones' presence: a new unknown person's chat may go to a free agent
         self.attachments_dir = Path(attachments_dir)
         self.region = region
         self.journal_listeners: list[Callable[[], None]] = []
@@ -350,7 +352,7 @@ class MessageIntake:
                 return None  # taken in already (by another worker)
             if delivery_key is not None and not await _remember_delivery(s, message.channel, delivery_key):
                 return None
-            return await take_message(s, message, stored, self.region)
+            return await take_message(s, message, stored, self.region, board=self.board)
 
     async def delivery_seen(self, channel: MessageChannel, delivery_key: str) -> bool:
         async with self.db.transaction() as s:
@@ -412,7 +414,8 @@ class MessageIntake:
                         if key is not None and not await _remember_delivery(s, message.channel, key):
                             results.append(None)
                             continue
-                        results.append(await take_message(s, message, files, self.region))
+                        results.append(await take_message(s, message, files, self.region,
+                                                          board=self.board))
                 except Exception as error:
                     del s.info.get(events_key, [])[mark:]
                     log.exception("%s message %s could not be taken in", message.channel, message.provider_id)
@@ -485,8 +488,11 @@ def _payload(message: InboundMessage) -> dict[str, Any]:
 
 
 async def take_message(session: AsyncSession, message: InboundMessage,
-                       stored: list[tuple[Any, str]], region: str = "RU") -> dict[str, Any] | None:
+                       stored: list[tuple[Any, str]], region: str = "RU",
+                       board: routing.Board | None = None) -> dict[str, Any] | None:
     """Store one inbound message (see the module's docstring). None when it was taken before.
+    The chat of a person the message made a lead for goes to a free agent when its assignee (a shared
+    mailbox's, else nobody) is not free and routing is on (``hub.crm.routing``; ``board``: presence).
 
     Lean (about eight statements for a known conversation): the message and its conversation are
     read in one compiled statement, the person's manager and placement deal in another; the
@@ -529,6 +535,9 @@ async def take_message(session: AsyncSession, message: InboundMessage,
         _link(conversation, person)
         if new_lead:
             managers[("lead", person[1])] = None
+            routed = await routing.assignee_for_new_chat(session, board, assignee_id)
+            if routed != assignee_id:
+                conversation.assignee_id = assignee_id = routed
         if deal is None:
             deal = place
 

@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from hub.crm import intake, presence, routing, settings
-from hub.crm.models import Notification, Task, User, UserExtension
-from hub.crm.ports import PresenceState
+from hub.crm import intake, messages, presence, routing, settings
+from hub.crm.models import Conversation, Notification, Task, User, UserExtension
+from hub.crm.ports import InboundMessage, PresenceState
 from hub.crm.presence import PresenceBoard
 from hub.db import Database, create_engine
 from tests.integration.conftest import Api
@@ -198,3 +198,27 @@ async def test_the_setting_on_the_api_and_the_settings_page(
     assert await agent.get(ACCESS) == {"agents_see_all": True, "route_to_free_agent": False}
     await form(client, "/settings/access", {"route_to_free_agent": "on"}, csrf)
     assert await agent.get(ACCESS) == {"agents_see_all": False, "route_to_free_agent": True}
+
+
+async def test_a_new_chat_from_an_unknown_person_goes_to_a_free_agent(database: Database,
+                                                                       team: dict[str, Any],
+                                                                       tmp_path: Any) -> None:
+    """The messaging intake: a WhatsApp message from an unknown number makes a lead, and its chat
+    goes to the free agents in turn (Anna is on a call); with routing off it stays unassigned."""
+    board = await board_of(database, e101="on_call", e102="free", e103="free")
+    intake_ = messages.MessageIntake(database, attachments_dir=tmp_path, board=board)
+
+    async def write(number: str) -> int | None:
+        taken = await intake_.received(InboundMessage(channel="whatsapp", provider_id=f"SM{number}",
+                                                      address=number, text="Здравствуйте", sender_name=number))
+        assert taken is not None
+        async with database.reading() as s:
+            conversation = await s.get(Conversation, taken["conversation_id"])
+            assert conversation is not None and conversation.lead_id is not None
+            return conversation.assignee_id
+
+    await turn_on(database, team)
+    assert [await write("+79160000001"), await write("+79160000002"), await write("+79160000003")] == [
+        team["boris"].id, team["vera"].id, team["boris"].id]
+    await turn_on(database, team, False)
+    assert await write("+79160000004") is None
