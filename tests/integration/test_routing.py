@@ -209,8 +209,9 @@ async def test_a_new_chat_from_an_unknown_person_goes_to_a_free_agent(database: 
     intake_ = messages.MessageIntake(database, attachments_dir=tmp_path, board=board)
 
     async def write(number: str) -> int | None:
-        taken = await intake_.received(InboundMessage(channel="whatsapp", provider_id=f"SM{number}",
-                                                      address=number, text="Здравствуйте", sender_name=number))
+        message = InboundMessage(channel="whatsapp", provider_id=f"SM{number}", address=number,
+                                 text="Здравствуйте", sender_name=number)
+        taken = await intake_.received(message)
         assert taken is not None
         async with database.reading() as s:
             conversation = await s.get(Conversation, taken["conversation_id"])
