@@ -1064,11 +1064,12 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
     if not text.strip() and not files and not a_template:
         raise ValidationError({"text": "is required (or a file)"})
     limit = TEXT_LIMITS[channel]
+    name = {"sms": "SMS", "whatsapp": "WhatsApp"}.get(channel, channel)
     if channel in PHONE_CHANNELS and len(text) > limit:
-        raise ValidationError({"text": f"an {channel.upper()} message carries at most {limit} characters, "
+        raise ValidationError({"text": f"a {name} message carries at most {limit} characters, "
                                        f"this one has {len(text)}"})
     if channel in PHONE_CHANNELS and files:
-        raise ValidationError({"attachments": f"files cannot be sent by {channel.upper()}"})
+        raise ValidationError({"attachments": f"files cannot be sent by {name}"})
 
     reply_to = await _reply_target(session, actor, reply_to_entry) if reply_to_entry is not None else None
     if reply_to is not None and reply_to.channel != channel:
@@ -1095,6 +1096,9 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
         template = await _whatsapp_template(session, conversation, data, text, templates)
         if template is not None:
             text = template["text"]
+            if len(text) > limit:  # one template is one message: it is never split
+                raise ValidationError({"template.variables": f"make the message longer than {limit} "
+                                                             "characters"})
     if deal_id is None and person is not None:
         deal_id = await placement_deal(session, person[2], person[1] if person[0] == "lead" else None)
 

@@ -159,6 +159,8 @@ async def test_outside_the_window_only_a_template_goes(client: TestClient, app: 
             ({"template": {"sid": first, "variables": {"1": "Анна", "2": " "}}}, "template.variables.2"),
             ({"template": {"sid": first, "variables": ["Анна"]}}, "template.variables"),
             ({"template": "Спасибо"}, "template"),
+            ({"template": {"sid": first, "variables": {"1": "А" * 900, "2": "Б" * 900}}},
+             "template.variables"),
             ({"template": {"sid": first, "variables": {"1": "А", "2": "Б"}}, "text": "и ещё"}, "text")):
         answer = await agent.post("/api/v1/messages", {"channel": "whatsapp", "lead_id": lead.id, **body},
                                   expect=422)
