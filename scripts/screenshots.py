@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hub.app import create_app  # noqa: E402
-from hub.config import Config  # noqa: E402
+from hub.config import Config, TwilioConfig  # noqa: E402
 from hub.crm import attachments, demo, notifications, timeline  # noqa: E402
 from hub.crm.models import Client, Deal, Stage, TimelineEntry, User  # noqa: E402
-from hub.web.keys import CONFIG, DB  # noqa: E402
+from hub.crm.presence import PresenceBoard  # noqa: E402
+from hub.web.keys import BUS, CONFIG, DB, PRESENCE  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -511,6 +512,81 @@ async def _mail_shots(app: web.Application, browser: Any, base: str) -> None:
     await context.close()
 
 
+WHATSAPP_TEMPLATES = [
+    {"sid": "HXb5b62575e6e4ff6129ad7c8efe1f983e", "name": "Напоминание о замере",
+     "text": "Здравствуйте, {{1}}! Напоминаем о замере {{2}}. Если время не подходит, ответьте на это "
+             "сообщение."},
+    {"sid": "HX350d429d32e64a552466cafecbe95f3c", "name": "Спасибо за заказ",
+     "text": "{{1}}, спасибо за заказ! Менеджер свяжется с вами в течение часа."},
+]
+
+
+async def _whatsapp_shots(app: web.Application, browser: Any, base: str) -> None:
+    """/inbox with a WhatsApp conversation whose 24-hour window has closed: the composer offers only
+    the approved templates, one chosen with its variables filled in."""
+    from sqlalchemy import update as sa_update
+
+    from hub.crm import messages
+    from hub.crm.models import Conversation, Message
+    from hub.crm.ports import InboundMessage
+
+    intake = messages.MessageIntake(app[DB], attachments_dir=app[CONFIG].server.attachments_dir)
+    now = datetime.now(UTC)
+    taken = await intake.received(InboundMessage(
+        channel="whatsapp", provider_id="SMwa1", address="+79161234567", sender_name="Ольга Миронова",
+        text="Добрый вечер! Хочу заказать замер окон в квартире, 3 окна и балкон.",
+        at=now - timedelta(hours=27)))
+    assert taken is not None
+    async with app[DB].transaction() as s:  # as if it came 27 hours ago
+        await s.execute(sa_update(Message).where(Message.id == taken["id"]).values(
+            created_at=now - timedelta(hours=27)))
+        await s.execute(sa_update(Conversation).where(Conversation.id == taken["conversation_id"]).values(
+            last_message_at=now - timedelta(hours=27)))
+    await intake.received(InboundMessage(
+        channel="whatsapp", provider_id="SMwa2", address="+79057654321", sender_name="Сергей",
+        text="Спасибо, получил. Жду мастера в субботу.", at=now - timedelta(minutes=14)))
+    context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                        viewport={"width": 1280, "height": 860})
+    page = await context.new_page()
+    await _log_in(page)
+    await page.goto("/inbox?channel=whatsapp")
+    await page.locator(".conv-link", has_text="Хочу заказать замер").click()
+    await page.wait_for_selector("#chat [data-template-row]")
+    await page.locator("#chat [data-template-select]").select_option(WHATSAPP_TEMPLATES[0]["sid"])
+    await page.locator("#chat [data-template-vars]:not([hidden]) input[name=template_var_1]").fill("Ольга")
+    await page.locator("#chat [data-template-vars]:not([hidden]) input[name=template_var_2]").fill("в субботу с 10:00 до 12:00")
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=OUT / "inbox-whatsapp.png")
+    await context.close()
+
+
+async def _presence_shots(app: web.Application, browser: Any, base: str) -> None:
+    """The header's «Кто свободен» open, the phones' states as the PBX would report them."""
+    from hub.crm import presence
+
+    board = app[PRESENCE]
+    async with app[DB].reading() as s:
+        board.set_owners(await presence.owners(s))
+    board.phones_changed({"101": "free", "102": "on_call"}, complete=True)
+    context = await browser.new_context(base_url=base, locale="ru-RU", device_scale_factor=1,
+                                        viewport={"width": 1280, "height": 640})
+    page = await context.new_page()
+    await _log_in(page)
+    await page.locator("#presence summary").click()
+    await page.wait_for_selector("#presence .presence-item")
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=OUT / "presence.png")
+    await context.close()
+
+
+async def _log_in(page: Any) -> None:
+    await page.goto("/login")
+    await page.get_by_label("Логин").fill(LOGIN)
+    await page.get_by_label("Пароль").fill(LOGIN)
+    await page.get_by_role("button", name="Войти").click()
+    await page.wait_for_selector("body[data-live='true']")
+
+
 async def main() -> int:
     groups = set(sys.argv[1:])
     OUT.mkdir(parents=True, exist_ok=True)
@@ -519,7 +595,14 @@ async def main() -> int:
         config.database.url = f"sqlite+aiosqlite:///{tmp}/demo.db"
         config.server.secret_key = "screenshots"
         config.server.attachments_dir = f"{tmp}/attachments"
+        # the Twilio channel configured (nothing is sent: its API is a closed port), for WhatsApp
+        config.server.public_url = "https://crm.example.ru"
+        config.twilio = TwilioConfig(account_sid="AC" + "0" * 32, auth_token="screenshots",
+                                     from_number="+16282904173", api_url="http://127.0.0.1:9",
+                                     whatsapp_from="whatsapp:+14155238886",
+                                     whatsapp_templates=WHATSAPP_TEMPLATES)
         app = create_app(config)
+        app[PRESENCE] = PresenceBoard(app[BUS].publish)  # as if the PBX were connected
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -560,6 +643,10 @@ async def main() -> int:
                     await _inbox_shots(app, browser, base)
                 if not groups or "mail" in groups:
                     await _mail_shots(app, browser, base)
+                if not groups or "whatsapp" in groups:
+                    await _whatsapp_shots(app, browser, base)
+                if not groups or "presence" in groups:
+                    await _presence_shots(app, browser, base)
                 await browser.close()
         finally:
             await runner.cleanup()
