@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from hub.crm import access, contact_points, events, search
-from hub.crm.errors import NotFound
+from hub.crm.errors import Forbidden, NotFound
 from hub.crm.inn import check_inn, check_kpp, check_okpo
 from hub.crm.models import (
     CLIENT_KINDS,
@@ -254,6 +254,10 @@ async def update_client(session: AsyncSession, actor: User, client_id: Any, data
     if v.has("tags") and v.data.get("tags") is None:
         tag_names = []
     v.check()
+    if given and manager_id != client.manager_id and not access.is_staff(actor) \
+            and client.manager_id != actor.id:
+        # seeing a client (through a deal of one's own on it, or by sharing) is not owning it
+        raise Forbidden("only the client's manager, a manager or an administrator may change its manager")
     for name, value in values.items():
         setattr(client, name, value)
     if given:

@@ -1103,6 +1103,8 @@ async def queue_message(session: AsyncSession, actor: User, data: Any,
         deal_id = await placement_deal(session, person[2], person[1] if person[0] == "lead" else None)
 
     if channel == "email":
+        if any(c in subject for c in "\r\n"):  # a header's line: a break would end it mid-send
+            raise ValidationError({"subject": "must be one line"})
         subject = subject.strip() or _reply_subject(reply_to)
         if not subject:
             raise ValidationError({"subject": "is required for a new letter"})

@@ -314,9 +314,11 @@ class TelegramChannel:
         body = await request.read()
         try:
             data = json.loads(body)
-        except ValueError as error:
-            return _json_error(400, "bad_json", f"the body is not JSON: {error}")
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
+            reason = f"the body is not JSON: {type(error).__name__}: {error}"
+            return _json_error(400, "bad_json", reason[:300])
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
             return _json_error(400, "bad_update", "an Update object with an integer update_id is expected")
         try:
             # stored before we answer (the full parse is the journal worker's: see process below)

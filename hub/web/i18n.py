@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from aiohttp import web
 from babel import Locale
 from babel.dates import format_date as babel_date
@@ -132,17 +133,34 @@ def _as_datetime(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+def _msgids(translations: gettext.NullTranslations) -> frozenset[str]:
+    """The messages a compiled catalogue holds (a plural's by its singular)."""
+    catalog = getattr(translations, "_catalog", {})  # GNUTranslations keeps them there
+    return frozenset(key[0] if isinstance(key, tuple) else key for key in catalog if key)
+
+
 def setup_jinja(env: jinja2.Environment, translations: Translations, zone: tzinfo) -> None:
     """Install ``_``/``gettext``/``ngettext`` (per the context's ``lang``) and the format filters:
     ``datetime`` (23.11.2026 14:05), ``date``, ``time``, ``money`` (1 234 567,00 ₽), ``number``."""
 
+    # Jinja's newstyle gettext marks what ``_`` returns as safe markup: right for our catalogues'
+    # texts, wrong for anything else passed through ``_`` (a custom field's label, a name from a
+    # URL). So only a message the catalogue holds comes back as it is; any other is escaped.
+    known = {language: _msgids(t) for language, t in translations.items()}
+
     @jinja2.pass_context
     def _gettext(ctx: Any, message: str) -> str:
-        return translations[_lang(ctx)].gettext(message)
+        lang = _lang(ctx)
+        if message not in known[lang]:
+            return str(markupsafe.escape(message))
+        return translations[lang].gettext(message)
 
     @jinja2.pass_context
     def _ngettext(ctx: Any, singular: str, plural: str, n: int) -> str:
-        return translations[_lang(ctx)].ngettext(singular, plural, n)
+        lang = _lang(ctx)
+        if singular not in known[lang]:
+            return str(markupsafe.escape(singular if n == 1 else plural))
+        return translations[lang].ngettext(singular, plural, n)
 
     @jinja2.pass_context
     def format_datetime(ctx: Any, value: Any, fmt: str = "") -> str:

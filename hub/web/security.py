@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub.web.keys import CONFIG
+
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -17,12 +19,23 @@ HEADERS = {
         "default-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'self'; "
         "form-action 'self'",
     "Referrer-Policy": "same-origin",
+    # the pages use none of these: no embedded content may either
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
+                          "interest-cohort=()",
 }
+SERVER = "CRM Hub"  # not aiohttp's name and version
+HSTS = "max-age=31536000"
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every answer, errors and static files included."""
+    """on_response_prepare: every answer, errors and static files included. HSTS when the hub is
+    served over https (its ``public_url``, or the request itself)."""
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
+    response.headers["Server"] = SERVER
+    config = request.app.get(CONFIG)
+    public_url = config.server.public_url if config is not None else ""
+    if request.scheme == "https" or public_url.lower().startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     if response.content_type == "text/html" or request.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-store")

@@ -160,6 +160,22 @@ async def test_agents_cannot_see_other_managers_clients(admin: Api, agent: Api, 
     assert (await agent.patch(f"/api/v1/clients/{mine['id']}", {"comment": "ок"}))["comment"] == "ок"
 
 
+async def test_an_agent_with_a_deal_on_anothers_client_cannot_take_the_client(admin: Api, agent: Api,
+                                                                              agent2: Api) -> None:
+    """Security finding 7: one deal on another agent's client let an agent make himself its manager."""
+    theirs = await admin.post("/api/v1/clients", {"name": "Чужой", "manager_id": agent2.id}, expect=201)
+    await admin.post("/api/v1/deals", {"title": "Сделка агента", "client_id": theirs["id"],
+                                       "responsible_id": agent.id}, expect=201)
+    assert (await agent.get(f"/api/v1/clients/{theirs['id']}"))["name"] == "Чужой"  # he sees it
+    refused = await agent.patch(f"/api/v1/clients/{theirs['id']}", {"manager_id": agent.id}, expect=403)
+    assert "manager" in refused["error"]["message"]
+    assert (await admin.get(f"/api/v1/clients/{theirs['id']}"))["manager_id"] == agent2.id
+    # the client's own manager hands it on; a manager or admin reassigns
+    await agent2.patch(f"/api/v1/clients/{theirs['id']}", {"manager_id": agent.id})
+    await admin.patch(f"/api/v1/clients/{theirs['id']}", {"manager_id": agent2.id})
+    await agent.patch(f"/api/v1/clients/{theirs['id']}", {"comment": "звонил"})  # other fields: as before
+
+
 async def test_contacts_crud_and_list_by_client(admin: Api) -> None:
     client = await admin.post("/api/v1/clients", {"name": "ООО Вектор"}, expect=201)
     contact = await admin.post("/api/v1/contacts", {

@@ -3,6 +3,7 @@ read one, mark read, assign) and moving a message's entry, over HTTP on each tes
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from aiohttp import FormData, web
 from sqlalchemy import update
 
+from hub.crm.attachments import stored_path
 from hub.crm.messages import MessageIntake
 from hub.crm.models import Message
 from hub.crm.ports import InboundFile, InboundMessage
@@ -202,6 +204,9 @@ async def test_long_telegram_text_is_split_and_files_go_as_multipart(
     form.add_field("file", b"x" * 10, filename="a.txt", content_type="text/plain")
     async with agent.client.post("/api/v1/messages", data=form, headers=agent.auth()) as response:
         assert response.status == 422 and "attachments" in (await response.json())["error"]["fields"]
+    # security finding 10: a refused message's files were written to disk all the same
+    stored = stored_path(app[CONFIG].server.attachments_dir, hashlib.sha256(b"x" * 10).hexdigest())
+    assert not stored.exists()
     form = FormData()
     form.add_field("channel", "telegram")
     form.add_field("lead_id", str(lead_id))
@@ -457,3 +462,15 @@ async def test_a_conversation_of_nobody_becomes_a_lead(app: web.Application, age
     assert other["lead"]["phones"] == [] and other["lead"]["name"] == "900"
     spec = await agent.get("/api/v1/openapi.json")
     assert "post" in spec["paths"]["/api/v1/conversations/{id}/lead"]
+
+
+async def test_a_subject_with_a_line_break_is_refused(agent: Api) -> None:
+    """Security finding 11: CR/LF in a subject was accepted, and the letter then ended «unknown /
+    may have been delivered» though it never left."""
+    client, _ = await client_with_deal(agent, emails=["info@romashka.ru"])
+    for subject in ("Счёт\r\nBcc: all@example.ru", "Счёт\nи акт"):
+        body = {"channel": "email", "client_id": client["id"], "subject": subject, "text": "Добрый день"}
+        refused = await agent.post("/api/v1/messages", body, expect=422)
+        assert refused["error"]["fields"]["subject"] == "must be one line"
+    await agent.post("/api/v1/messages", {"channel": "email", "client_id": client["id"],
+                                          "subject": "Счёт и акт", "text": "Добрый день"}, expect=201)

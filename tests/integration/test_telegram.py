@@ -219,6 +219,13 @@ async def test_wrong_or_missing_secret_and_bad_json(app: web.Application, hub: T
     async with hub.post("/webhooks/telegram", json=[1, 2],
                         headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as response:
         assert response.status == 400
+    # security findings 9 and 11: JSON nested past the parser's depth was a 500, a boolean update_id
+    # was taken as the number 1
+    for body in (b'{"update_id": 2, "message": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+                 b'{"update_id": true, "message": {}}'):
+        async with hub.post("/webhooks/telegram", data=body,
+                            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as response:
+            assert response.status == 400, await response.text()
     db = app[DB]
     assert await count(db, Message) == 0 and await count(db, InboundDelivery) == 0
     assert await count(db, Lead) == 0

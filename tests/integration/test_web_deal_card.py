@@ -93,6 +93,27 @@ async def test_text_from_users_is_escaped(client: TestClient, agent: Api) -> Non
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(2)&gt;" in html
 
 
+async def test_labels_and_field_names_from_users_are_escaped(client: TestClient, app: web.Application,
+                                                             agent: Api) -> None:
+    """Security finding 6: a label or a field name went through ``_()``, whose result is safe markup,
+    so an admin's custom-field label and a field name in the URL were injected as HTML."""
+    from hub.crm.models import CustomField
+
+    async with app[DB].transaction() as s:
+        s.add(CustomField(entity="deal", key="note", label='<meta http-equiv="refresh" content="0;url=/x">'
+                          "<b>Примечание</b>", type="text", position=1))
+    deal = await make_deal(agent)
+    await logged_in(client, agent)
+    html = await page(client, f"/deals/{deal['id']}")
+    assert "<meta http-equiv" not in html and "<b>Примечание" not in html
+    assert "&lt;b&gt;Примечание&lt;/b&gt;" in html
+    path = f"/deals/{deal['id']}/fields/custom.<meta http-equiv=refresh content=0;url=//evil.example>"
+    async with client.get(path, headers=HTMX) as response:
+        reflected = await response.text()
+    assert "<meta http-equiv=refresh" not in reflected and "evil.example>" not in reflected
+    assert "Сумма" in await page(client, f"/deals/{deal['id']}")  # the catalogue's own texts still translate
+
+
 async def test_access_unknown_and_foreign_deals(client: TestClient, agent: Api, agent2: Api,
                                                 manager: Api) -> None:
     deal = await make_deal(agent)

@@ -4,6 +4,7 @@ deal of the same person."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from aiohttp import web
@@ -110,11 +111,15 @@ async def send_message(request: web.Request) -> web.Response:
         if total > server.max_body_bytes:
             raise ValidationError({"attachments": f"is larger than {server.max_body_bytes} bytes"})
         name = sanitize_filename(filename)
-        digest = await store_bytes(server.attachments_dir, content)
+        digest = hashlib.sha256(content).hexdigest()
         stored.append((name, content_type_of(content_type, name), digest, len(content)))
     async with request.app[DB].transaction() as s:
         queued = await messages.queue_message(s, request[USER], data, stored,
                                               templates=request.app[CONFIG].twilio.whatsapp_templates)
+        # written only once the message is accepted (a refused one leaves nothing on disk), before
+        # the commit (a file that cannot be written leaves no message)
+        for _, _, content in uploads:
+            await store_bytes(server.attachments_dir, content)
     return ok({**queued[0], "messages": queued}, 201)
 
 
