@@ -21,8 +21,9 @@ import secrets
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -33,6 +34,9 @@ from hub.config import Config, ConfigError, load_config
 from hub.crm.errors import DomainError
 from hub.crm.models import LANGUAGES, ROLES, Setting, User
 from hub.db import Database, create_engine, migrate
+
+if TYPE_CHECKING:
+    from hub.messengers.twilio_simulator import WhatsAppPerson
 
 PROG = "crmhub"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -234,7 +238,15 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     from hub.app import create_app
     from hub.crm import demo
     from hub.messengers.simulator import TelegramSimulator
-    from hub.messengers.twilio_simulator import DEMO_ACCOUNT_SID, DEMO_NUMBER, SmsPerson, TwilioSimulator
+    from hub.messengers.twilio_simulator import (
+        DEMO_ACCOUNT_SID,
+        DEMO_NUMBER,
+        DEMO_WHATSAPP_NUMBER,
+        DEMO_WHATSAPP_TEMPLATES,
+        WHATSAPP,
+        SmsPerson,
+        TwilioSimulator,
+    )
     from hub.telephony.simulator import AmiSimulator, run_demo_calls
     from hub.web.keys import DB
 
@@ -278,6 +290,10 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
         twilio.account_sid, twilio.auth_token = DEMO_ACCOUNT_SID, secrets.token_hex(16)
         twilio.from_number, twilio.messaging_service_sid = DEMO_NUMBER, ""
         twilio.api_url = f"http://127.0.0.1:{sms_port}"
+        # WhatsApp through the same simulated account: its sender and approved templates
+        twilio.whatsapp_from = WHATSAPP + DEMO_WHATSAPP_NUMBER
+        if not twilio.whatsapp_templates:
+            twilio.whatsapp_templates = [dict(t) for t in DEMO_WHATSAPP_TEMPLATES]
         if not config.server.public_url:  # the signatures of its webhooks are checked against it
             config.server.public_url = hub_url
     app = create_app(config)
@@ -332,11 +348,15 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     async def sms(app: web.Application) -> Any:
         sim = TwilioSimulator(twilio.account_sid, twilio.auth_token, number=twilio.from_number,
                               host="127.0.0.1", port=sms_port, hub_url=hub_url,
-                              public_url=config.server.public_url)
+                              public_url=config.server.public_url,
+                              whatsapp_number=twilio.whatsapp_from, templates=twilio.whatsapp_templates)
         sim.people_source = sms_people
+        sim.whatsapp_source = lambda: demo_whatsapp_people(app[DB])
+        sim.window_source = lambda phone: whatsapp_last_written(app[DB], phone)
         async for _ in simulated(sim, "demo-sms",
-                                 f"demo SMS (simulated Twilio) on 127.0.0.1:{sms_port}: a client texts every "
-                                 f"{every}; answer in the inbox, they text back"):
+                                 f"demo SMS and WhatsApp (simulated Twilio) on 127.0.0.1:{sms_port}: a "
+                                 f"client texts every {every}, by SMS or WhatsApp ({twilio.whatsapp_from}); "
+                                 f"answer in the inbox, they text back"):
             yield
 
     app.cleanup_ctx.insert(0, pbx)  # up before the AMI connection logs in
@@ -349,6 +369,48 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     else:
         _out("SMS: the Twilio account of [twilio] account_sid is used (no simulated Twilio)")
     return _serve(config, args, app)
+
+
+async def demo_whatsapp_people(database: Database, at_least: int = 3) -> list[WhatsAppPerson]:
+    """The people ``crmhub demo``'s simulated Twilio plays on WhatsApp (``WhatsAppPerson``): those of
+    the WhatsApp conversations with a client or a lead (the titles: their profile names), then clients
+    who are people, on their mobiles, until there are ``at_least``."""
+    from hub.crm.models import Client, ContactPoint, Conversation
+    from hub.messengers.twilio_simulator import WhatsAppPerson
+
+    async with database.reading() as s:
+        rows = (await s.execute(
+            select(Conversation.address, Conversation.title, Conversation.client_id)
+            .where(Conversation.channel == "whatsapp",
+                   (Conversation.client_id.is_not(None)) | (Conversation.lead_id.is_not(None)))
+            .order_by(Conversation.id))).all()
+        people = [WhatsAppPerson(address, title or address, client_id is not None)
+                  for address, title, client_id in rows]
+        if len(people) < at_least:
+            taken = {p.phone for p in people}
+            mobiles = (await s.execute(
+                select(ContactPoint.value, Client.name).join(Client, Client.id == ContactPoint.client_id)
+                .where(ContactPoint.kind == "phone", Client.kind == "person",
+                       ContactPoint.value.startswith("+79"))
+                .order_by(ContactPoint.id).limit(at_least + len(taken)))).all()
+            people += [WhatsAppPerson(phone, name) for phone, name in mobiles if phone not in taken]
+        return people[:max(at_least, len(rows))]
+
+
+async def whatsapp_last_written(database: Database, phone: str) -> datetime | None:
+    """When a WhatsApp number last wrote, as far as the hub knows (``crmhub demo``'s simulated Twilio
+    asks it about the people it has not seen write: the demo data, a restart)."""
+    from sqlalchemy import func
+
+    from hub.crm.models import Conversation, Message
+
+    async with database.reading() as s:
+        last: datetime | None = await s.scalar(
+            select(func.max(Message.created_at))
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Conversation.channel == "whatsapp", Conversation.address == phone,
+                   Message.direction == "in"))
+    return last
 
 
 def _display_host(host: str) -> str:
@@ -373,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common],
                        help="run with demo data, a simulated PBX placing calls (screen-pops, no Asterisk) "
-                            "and simulated Telegram and SMS clients writing (no bot, no Twilio account)")
+                            "and simulated Telegram, SMS and WhatsApp clients writing (no bot, no Twilio "
+                            "account)")
     p.add_argument("--host", help="address to listen on (overrides [server] host)")
     p.add_argument("--port", type=int, help="port to listen on (overrides [server] port)")
     p.add_argument("--access-log", action="store_true", help="log every HTTP request")

@@ -1,16 +1,27 @@
 """A simulated Twilio: a local Messages API (aiohttp on 127.0.0.1) whose "phones" are demo people.
 
 ``crmhub demo`` runs one and points ``[twilio] api_url`` at it (with a demo account), so a newcomer
-sees SMS conversations without a Twilio account; the demo people, their texts and their rhythm are
-the simulated Telegram's (``hub.messengers.simulator.DemoPeople``). It does what Twilio does for
-``hub.messengers.twilio_sms.TwilioChannel``:
+sees SMS and WhatsApp conversations without a Twilio account; the demo people, their texts and their
+rhythm are the simulated Telegram's (``hub.messengers.simulator.DemoPeople``). It does what Twilio does
+for ``hub.messengers.twilio_sms.TwilioChannel``:
 
 - answers ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (HTTP Basic auth with the account
   SID and auth token) with 201 and the message resource (the shape of
-  ``tests/fixtures/twilio/Messages_create_201.json``), 401 (20003) or 400 (21604/21603/21617);
-- then posts the message's status callbacks (``queued`` → ``sent`` → ``delivered``) to its
-  ``StatusCallback``;
-- ``write`` posts an inbound SMS of a demo person to the hub's ``/webhooks/twilio/sms``.
+  ``tests/fixtures/twilio/Messages_create_201.json``), 401 (20003) or 400 (21604/21603/21617/21602,
+  WhatsApp: 21910 a ``whatsapp:`` To from a plain From, 21655 an unknown ContentSid, 21656 its
+  ContentVariables wrong);
+- then posts the message's status callbacks (``queued`` → ``sent`` → ``delivered``, WhatsApp then
+  ``read``) to its ``StatusCallback``;
+- ``write`` posts an inbound SMS of a demo person to the hub's ``/webhooks/twilio/sms`` — or, for a
+  ``WhatsAppPerson``, an inbound WhatsApp message (``From: whatsapp:+7…``, ``ProfileName``, ``WaId``)
+  to the same webhook.
+
+WhatsApp (``whatsapp_number`` set: the demo's WhatsApp sender): a send to ``whatsapp:+…`` carries
+``Body`` (free text) or ``ContentSid`` + ``ContentVariables`` (one of ``templates``, the account's
+approved templates: the message's body is the template's text with the variables filled in). Free
+text goes only within 24 hours of the person's last message (``write``, or ``window_source`` for
+those the simulator has not seen write: ``crmhub demo`` asks the hub's database); outside it Twilio
+accepts the message (201) and then reports it ``failed`` with ErrorCode 63016, as here.
 
 Every webhook goes to ``hub_url`` (where the hub listens) and is signed, as Twilio signs it, for the
 URL the hub checks it against (``public_url`` + the path; the ``StatusCallback`` as given): the real
@@ -18,14 +29,17 @@ URL the hub checks it against (``public_url`` + the path; the ``StatusCallback``
 
 ``play`` makes the demo people write: every ``interval`` seconds one of them (the phones
 ``people_source`` gives: the demo's SMS conversations) sends an SMS about windows; one in four times
-it is a number nobody knows (a lead in Unsorted). An SMS the hub sends is answered a few seconds
-after it was delivered ("Спасибо!", "Хорошо, ждём", a question).
+it is a number nobody knows (a lead in Unsorted). With a ``whatsapp_number`` every other message is a
+WhatsApp one instead (the people ``whatsapp_source`` gives, or somebody new with a Russian profile
+name). A message the hub sends is answered a few seconds after it was delivered (WhatsApp: read)
+("Спасибо!", "Хорошо, ждём", a question), on the channel it came by.
 
     sim = TwilioSimulator()
     await sim.start()                     # sim.url is the api_url of [twilio]
     sim.hub_url = "http://127.0.0.1:8080"  # where the webhooks go; public_url: what they are signed for
     play = asyncio.create_task(sim.play(interval=(30, 60)))
     await sim.write(SmsPerson("+79161234567"), "Добрый день!")   # → the hub's answer (status, body)
+    await sim.write(WhatsAppPerson("+79161234567", "Анна Соколова"), "Добрый день!")  # WhatsApp
     await sim.stop()
 """
 
@@ -34,11 +48,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -47,7 +63,7 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from hub.messengers.simulator import DemoPeople
+from hub.messengers.simulator import NEW_NAMES, DemoPeople
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +76,29 @@ MAX_BODY = 1600  # Twilio's limit (error 21617)
 GSM = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
           "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
 ERRORS = {20003: "Authenticate", 20404: "The requested resource was not found",
-          21603: "A 'From' phone number is required", 21604: "A 'To' phone number is required",
-          21617: "The concatenated message body exceeds the 1600 character limit"}
+          21602: "Message body is required", 21603: "A 'From' phone number is required",
+          21604: "A 'To' phone number is required",
+          21617: "The concatenated message body exceeds the 1600 character limit",
+          21655: "The ContentSid is Invalid", 21656: "The ContentVariables Parameter is invalid",
+          21910: "Invalid From and To pair. From and To should be of the same channel"}
 MOBILE_CODES = ("903", "905", "915", "916", "925", "926", "977", "985", "999")
+WHATSAPP = "whatsapp:"  # the address prefix of a WhatsApp message (From, To)
+DEMO_WHATSAPP_NUMBER = "+74957654321"  # the demo's WhatsApp sender ([twilio] whatsapp_from)
+WHATSAPP_WINDOW = timedelta(hours=24)  # free text only this long after the person's last message
+OUTSIDE_WINDOW = "63016"  # the ErrorCode of a free-text message outside it
+# the demo account's approved WhatsApp templates (``[twilio] whatsapp_templates`` of ``crmhub demo``)
+DEMO_WHATSAPP_TEMPLATES: tuple[dict[str, str], ...] = (
+    {"sid": "HX4d2a7f0c9b1e48d5a6f3c2b1e0d9a8c7", "name": "Напоминание о замере",
+     "text": "Здравствуйте, {{1}}! Напоминаем: замер окон {{2}}, мастер позвонит за час. "
+             "Если время не подходит, ответьте на это сообщение."},
+    {"sid": "HX9e8f7a6b5c4d43e2a1b0c9d8e7f6a5b4", "name": "Спасибо за заказ",
+     "text": "{{1}}, спасибо за заказ в «Комфорт Дом»! Номер заказа {{2}}, менеджер свяжется с вами "
+             "в течение дня."},
+    {"sid": "HX1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6", "name": "Доставка окон",
+     "text": "Здравствуйте, {{1}}! Доставка окон назначена на {{2}}. Подтвердите, пожалуйста, что "
+             "кто-то будет дома."},
+)
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +107,25 @@ class SmsPerson:
 
     phone: str
     client: bool = True  # a client of the demo data (False: a lead, or a number nobody knows)
+
+    @property
+    def address(self) -> str:
+        """Its From: the number itself."""
+        return self.phone
+
+
+@dataclass(frozen=True)
+class WhatsAppPerson:
+    """A WhatsApp user of the simulation: a number and the profile name Twilio passes (ProfileName)."""
+
+    phone: str
+    name: str
+    client: bool = True  # a client of the demo data (False: a lead, or somebody new)
+
+    @property
+    def address(self) -> str:
+        """Its From: ``whatsapp:+7…``."""
+        return WHATSAPP + self.phone
 
 
 @dataclass
@@ -100,6 +155,11 @@ def segments(text: str) -> int:
 
 def _now() -> str:
     return format_datetime(datetime.now(UTC), usegmt=True).replace("GMT", "+0000")
+
+
+def render_template(text: str, variables: dict[str, str]) -> str:
+    """A template's body with its ``{{1}}``… filled in (KeyError: a variable missing)."""
+    return _PLACEHOLDER.sub(lambda m: variables[m.group(1)], text)
 
 
 def message_resource(account_sid: str, sid: str, form: dict[str, str]) -> dict[str, Any]:
@@ -135,6 +195,9 @@ def error_body(status: int, code: int) -> dict[str, Any]:
             "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
 
 
+Phone = SmsPerson | WhatsAppPerson
+
+
 class TwilioSimulator(DemoPeople):
     """The Messages API and the webhooks Twilio would post; ``play`` for the demo people."""
 
@@ -142,23 +205,34 @@ class TwilioSimulator(DemoPeople):
 
     def __init__(self, account_sid: str = DEMO_ACCOUNT_SID, auth_token: str | None = None, *,
                  number: str = DEMO_NUMBER, host: str = "127.0.0.1", port: int = 0,
-                 hub_url: str = "", public_url: str = "", people: Sequence[SmsPerson] = (),
-                 seed: int | None = None) -> None:
+                 hub_url: str = "", public_url: str = "", people: Sequence[Phone] = (),
+                 seed: int | None = None, whatsapp_number: str = "",
+                 templates: Sequence[dict[str, str]] = ()) -> None:
         super().__init__(seed)
         self.account_sid = account_sid
         self.auth_token = auth_token or secrets.token_hex(16)
         self.number = number
+        # the WhatsApp sender ("+…" or "whatsapp:+…"; "": no WhatsApp people) and its approved templates
+        self.whatsapp_number = whatsapp_number.removeprefix(WHATSAPP)
+        self.templates = {t["sid"]: dict(t) for t in templates}
         self.host = host
         self.port = port
         self.hub_url = hub_url.rstrip("/")  # where the hub listens
         self.public_url = public_url.rstrip("/")  # what the hub checks signatures against ("": hub_url)
-        self.people: list[SmsPerson] = list(people)
-        self.known = {p.phone: p for p in self.people}
+        self.people: list[Phone] = []
+        self.known: dict[str, Phone] = {}  # by address: "+7…" (SMS) or "whatsapp:+7…"
+        for person in people:
+            self._know(person)
         # the phones of the demo's people, asked before each message of ``play`` (the hub's database)
         self.people_source: Callable[[], Awaitable[Sequence[SmsPerson]]] | None = None
+        self.whatsapp_source: Callable[[], Awaitable[Sequence[WhatsAppPerson]]] | None = None
+        # when a WhatsApp number last wrote, for those not seen writing here (None: never, or unknown)
+        self.window_source: Callable[[str], Awaitable[datetime | None]] | None = None
+        self.last_written: dict[str, datetime] = {}  # WhatsApp phone → when they last wrote (here)
         self.status_delays: tuple[float, ...] = (0.3, 0.8, 1.5)  # queued, sent, delivered after the create
+        self.read_delay = 2.0  # WhatsApp: read this long after delivered
         self.created: list[dict[str, Any]] = []  # the messages the hub sent (the 201 answers)
-        self.written: list[dict[str, str]] = []  # the inbound SMS posted, in order
+        self.written: list[dict[str, str]] = []  # the inbound SMS and WhatsApp messages posted, in order
         self.callbacks: list[Callback] = []  # every webhook posted (inbound and statuses)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -217,22 +291,34 @@ class TwilioSimulator(DemoPeople):
         except (aiohttp.ClientError, TimeoutError) as error:
             return 0, str(error) or type(error).__name__
 
-    async def write(self, person: SmsPerson, text: str) -> tuple[int, str]:
-        """An SMS of ``person`` to the hub's number, posted to its ``/webhooks/twilio/sms`` as Twilio
-        does (the fixture ``inbound_sms_russian``'s fields) → the hub's answer (status, body)."""
+    async def write(self, person: Phone, text: str) -> tuple[int, str]:
+        """A message of ``person`` to the hub, posted to its ``/webhooks/twilio/sms`` as Twilio does →
+        the hub's answer (status, body): an SMS to ``number`` (the fixture ``inbound_sms_russian``'s
+        fields), or for a ``WhatsAppPerson`` a WhatsApp message to ``whatsapp_number`` (with its
+        ProfileName and WaId); it opens (renews) the person's 24-hour window."""
         sid = fresh_sid()
-        form = {"ToCountry": "RU", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "",
-                "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "",
-                "Body": text, "FromCountry": "RU", "To": self.number, "ToZip": "",
-                "NumSegments": str(segments(text)), "MessageSid": sid, "AccountSid": self.account_sid,
-                "From": person.phone, "ApiVersion": API_VERSION}
+        if isinstance(person, WhatsAppPerson):
+            if not self.whatsapp_number:
+                raise ValueError("the simulator has no whatsapp_number: nobody to write to on WhatsApp")
+            form = {"SmsMessageSid": sid, "NumMedia": "0", "ProfileName": person.name, "MessageType": "text",
+                    "SmsSid": sid, "WaId": person.phone.lstrip("+"), "SmsStatus": "received", "Body": text,
+                    "To": WHATSAPP + self.whatsapp_number, "NumSegments": "1", "ReferralNumMedia": "0",
+                    "MessageSid": sid, "AccountSid": self.account_sid, "From": person.address,
+                    "ApiVersion": API_VERSION}
+            self.last_written[person.phone] = datetime.now(UTC)
+        else:
+            form = {"ToCountry": "RU", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "",
+                    "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "",
+                    "Body": text, "FromCountry": "RU", "To": self.number, "ToZip": "",
+                    "NumSegments": str(segments(text)), "MessageSid": sid, "AccountSid": self.account_sid,
+                    "From": person.phone, "ApiVersion": API_VERSION}
         self.written.append(form)
         self._know(person)
         for attempt in range(3):  # the hub may be starting, or answer 5xx: Twilio tries again too
             status, body = await self.post(self.signed_url(SMS_PATH), form)
             if status == 200:
                 return status, body
-            log.warning("demo SMS: the hub answered the SMS from %s with %s %s", person.phone, status,
+            log.warning("demo SMS: the hub answered the message from %s with %s %s", person.address, status,
                         body[:200])
             if 400 <= status < 500:
                 break
@@ -241,35 +327,57 @@ class TwilioSimulator(DemoPeople):
 
     # --- the demo people ----------------------------------------------------------------------------------
 
-    def _know(self, person: SmsPerson) -> SmsPerson:
-        known = self.known.setdefault(person.phone, person)
+    def _know(self, person: Phone) -> Phone:
+        known = self.known.setdefault(person.address, person)
         if known is person and person not in self.people:
             self.people.append(person)
         return known
 
-    def new_person(self) -> SmsPerson:
-        """A number nobody knows (a Russian mobile)."""
+    def _new_phone(self) -> str:
         while True:
             phone = f"+7{self.rng.choice(MOBILE_CODES)}{self.rng.randrange(10**7):07d}"
-            if phone not in self.known:
-                return self._know(SmsPerson(phone, client=False))
+            if phone not in self.known and WHATSAPP + phone not in self.known:
+                return phone
 
-    async def write_something(self) -> tuple[SmsPerson, tuple[int, str]]:
-        """One demo SMS: a known person most of the time, a new number one time in four."""
-        if self.people_source is not None:
-            try:
-                for person in await self.people_source():
-                    self._know(person)
-            except Exception:  # the demo goes on with the people it knows
-                log.exception("demo SMS: the demo people could not be read")
-        if self.rng.random() < 0.25 or not self.people:
-            person = self.new_person()
+    def new_person(self) -> SmsPerson:
+        """A number nobody knows (a Russian mobile)."""
+        person = self._know(SmsPerson(self._new_phone(), client=False))
+        assert isinstance(person, SmsPerson)
+        return person
+
+    def new_whatsapp_person(self) -> WhatsAppPerson:
+        """Somebody new on WhatsApp: a Russian mobile and profile name."""
+        first, last = self.rng.choice(NEW_NAMES)
+        person = self._know(WhatsAppPerson(self._new_phone(), f"{first} {last}", client=False))
+        assert isinstance(person, WhatsAppPerson)
+        return person
+
+    async def _refresh(self, source: Callable[[], Awaitable[Sequence[Phone]]] | None) -> None:
+        if source is None:
+            return
+        try:
+            for person in await source():
+                self._know(person)
+        except Exception:  # the demo goes on with the people it knows
+            log.exception("demo SMS: the demo people could not be read")
+
+    async def write_something(self) -> tuple[Phone, tuple[int, str]]:
+        """One demo message: an SMS — or, with a ``whatsapp_number``, every other time (at random) a
+        WhatsApp message —, of a known person most of the time, somebody new one time in four."""
+        whatsapp = bool(self.whatsapp_number) and self.rng.random() < 0.5
+        await self._refresh(self.whatsapp_source if whatsapp else self.people_source)
+        kind = WhatsAppPerson if whatsapp else SmsPerson
+        people = [p for p in self.people if isinstance(p, kind)]
+        if self.rng.random() < 0.25 or not people:
+            person: Phone = self.new_whatsapp_person() if whatsapp else self.new_person()
             return person, await self.write(person, self.first_text())
-        person = self.rng.choice(self.people)
+        person = self.rng.choice(people)
         return person, await self.write(person, self.text(person.client))
 
     async def play_once(self) -> str:
         person, _ = await self.write_something()
+        if isinstance(person, WhatsAppPerson):
+            return f"{person.name} (WhatsApp {person.phone})"
         return person.phone
 
     # --- the Messages API ---------------------------------------------------------------------------------
@@ -284,24 +392,78 @@ class TwilioSimulator(DemoPeople):
         if not form.get("To") or not (form.get("From") or form.get("MessagingServiceSid")):
             code = 21604 if not form.get("To") else 21603
             return web.json_response(error_body(400, code), status=400)
+        whatsapp = form["To"].startswith(WHATSAPP)
+        if whatsapp != form.get("From", "").startswith(WHATSAPP):
+            return web.json_response(error_body(400, 21910), status=400)
         if len(form.get("Body", "")) > MAX_BODY:
             return web.json_response(error_body(400, 21617), status=400)
+        if whatsapp and form.get("ContentSid"):
+            template = self.templates.get(form["ContentSid"])
+            if template is None:
+                return web.json_response(error_body(400, 21655), status=400)
+            try:
+                given = json.loads(form.get("ContentVariables") or "{}")
+                form["Body"] = render_template(template["text"], {str(k): str(v) for k, v in given.items()})
+            except (ValueError, AttributeError, KeyError):
+                return web.json_response(error_body(400, 21656), status=400)
+        elif not form.get("Body", "").strip() and not form.get("MediaUrl"):
+            return web.json_response(error_body(400, 21602), status=400)
         message = message_resource(self.account_sid, fresh_sid(), form)
+        refused = None
+        if whatsapp:
+            message["num_segments"] = "1"
+            if not form.get("ContentSid") and not await self._window_open(form["To"].removeprefix(WHATSAPP)):
+                refused = OUTSIDE_WINDOW  # accepted, then failed: as Twilio does
         self.created.append(message)
-        task = asyncio.create_task(self._deliver(message, form.get("StatusCallback", "")),
+        task = asyncio.create_task(self._deliver(message, form.get("StatusCallback", ""), refused),
                                    name=f"demo-sms-status-{message['sid']}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return web.json_response(message, status=201)
 
-    async def _deliver(self, message: dict[str, Any], callback: str) -> None:
-        """The message's way to the phone: its status callbacks, then (while playing) the answer."""
+    async def _window_open(self, phone: str) -> bool:
+        """The person wrote on WhatsApp within 24 hours (free text may go to them)."""
+        last = self.last_written.get(phone)
+        if last is None and self.window_source is not None:
+            try:
+                last = await self.window_source(phone)
+            except Exception:
+                log.exception("demo WhatsApp: when %s last wrote could not be read", phone)
+        return last is not None and datetime.now(UTC) - last < WHATSAPP_WINDOW
+
+    async def _deliver(self, message: dict[str, Any], callback: str, refused: str | None = None) -> None:
+        """The message's way to the phone: its status callbacks, then (while playing) the answer.
+        ``refused``: the ErrorCode it fails with after ``queued``."""
+        whatsapp = message["to"].startswith(WHATSAPP)
+        steps: list[tuple[str, float]] = list(zip(("queued", "sent", "delivered"), self.status_delays,
+                                                  strict=True))
+        if refused:
+            steps = [steps[0], ("failed", steps[1][1])]
+        elif whatsapp:
+            steps.append(("read", steps[-1][1] + self.read_delay))
         waited = 0.0
-        for status, at in zip(("queued", "sent", "delivered"), self.status_delays, strict=True):
+        for status, at in steps:
             await asyncio.sleep(max(0.0, at - waited))
             waited = at
             if not callback:
                 continue
+            await self._status(message, callback, status, refused if status == "failed" else None)
+        if refused:
+            return
+        to = message["to"]
+        person = self.known.get(to) or (  # everybody is simulated
+            WhatsAppPerson(to.removeprefix(WHATSAPP), " ".join(self.rng.choice(NEW_NAMES)), client=False)
+            if whatsapp else SmsPerson(to))
+        self.answer_later(person.address, lambda: self._answer(person))
+
+    async def _status(self, message: dict[str, Any], callback: str, status: str, error: str | None) -> None:
+        if message["to"].startswith(WHATSAPP):  # the fields of a WhatsApp status callback
+            form = {"ChannelPrefix": "whatsapp", "ApiVersion": API_VERSION, "MessageStatus": status,
+                    "SmsSid": message["sid"], "SmsStatus": status, "To": message["to"],
+                    "From": message["from"], "MessageSid": message["sid"], "AccountSid": self.account_sid}
+            if error:
+                form["ErrorCode"] = error
+        else:
             form = {"SmsSid": message["sid"], "SmsStatus": status, "MessageStatus": status,
                     "To": message["to"]}
             if message["messaging_service_sid"]:
@@ -310,12 +472,10 @@ class TwilioSimulator(DemoPeople):
                          "From": message["from"] or self.number, "ApiVersion": API_VERSION})
             if status == "delivered":
                 form["RawDlrDoneDate"] = datetime.now(UTC).strftime("%y%m%d%H%M")
-            code, body = await self.post(callback, form)
-            if code != 204:
-                log.warning("demo SMS: the hub answered the %s callback of %s with %s %s", status,
-                            message["sid"], code, body[:200])
-        person = self.known.get(message["to"]) or SmsPerson(message["to"])  # everybody is simulated
-        self.answer_later(person.phone, lambda: self._answer(person))
+        code, body = await self.post(callback, form)
+        if code != 204:
+            log.warning("demo SMS: the hub answered the %s callback of %s with %s %s", status,
+                        message["sid"], code, body[:200])
 
-    async def _answer(self, person: SmsPerson) -> None:
+    async def _answer(self, person: Phone) -> None:
         await self.write(self._know(person), self.answer(person.client))
