@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, false, or_, select
@@ -26,7 +25,7 @@ from hub.crm.models import (
     utcnow,
 )
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
-from hub.crm.validate import Fields, clean_text, iso
+from hub.crm.validate import Fields, clean_text, iso, parse_date
 
 MAX_COMMENT = 20_000
 MAX_CUSTOM_TEXT = 2_000
@@ -158,10 +157,8 @@ async def _custom(session: AsyncSession, v: Fields, entity: str,
 def _date(value: Any) -> str | None:
     if not isinstance(value, str) or len(value) != 10:
         return None
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        return None
+    parsed = parse_date(value)
+    return parsed.isoformat() if parsed is not None else None
 
 
 async def tags_named(session: AsyncSession, names: list[str]) -> list[Tag]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Result, Select, and_, func, or_, select, update
@@ -34,7 +34,7 @@ from hub.crm.models import (
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from hub.crm.pipelines import default_pipeline, find_or_make_loss_reason
 from hub.crm.timeline import add_entry, user_refs
-from hub.crm.validate import Fields, clean_text, iso
+from hub.crm.validate import Fields, clean_text, iso, parse_date
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
@@ -191,10 +191,8 @@ async def _custom(session: AsyncSession, v: Fields, current: dict[str, Any] | No
                 v.fail(name, "must be a number")
                 continue
         elif field.type == "date":
-            try:
-                value = date.fromisoformat(value).isoformat() if isinstance(value, str) else None
-            except ValueError:
-                value = None
+            parsed_day = parse_date(value)
+            value = parsed_day.isoformat() if parsed_day is not None else None
             if value is None:
                 v.fail(name, "must be a date YYYY-MM-DD")
                 continue

@@ -35,7 +35,7 @@ from hub.crm.models import (
 )
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from hub.crm.timeline import add_entry, entry_dict, entry_scope, get_entry, user_refs
-from hub.crm.validate import Fields
+from hub.crm.validate import MAX_YEAR, MIN_YEAR, Fields
 
 MESSAGE_KINDS = ("sms", "whatsapp", "telegram", "email")
 MOVED_MESSAGES = 200  # a new lead's timeline gets at most this many of its conversation's messages
@@ -185,7 +185,10 @@ def _decode(cursor: str | None) -> tuple[datetime, int] | None:
         at, _, ident = rest.partition("|")
         if kind != "c" or not ident.isdigit() or int(ident) > 2**62:
             raise ValueError
-        return datetime.fromisoformat(at), int(ident)
+        moment = datetime.fromisoformat(at)
+        if not MIN_YEAR <= moment.year <= MAX_YEAR:  # a zone's offset would overflow near year 1
+            raise ValueError
+        return moment, int(ident)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError({"cursor": "is not a cursor this server issued"}) from exc
 

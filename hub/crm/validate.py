@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -140,7 +140,7 @@ class Fields:
             return default
         parsed = parse_datetime(value)
         if parsed is None:
-            self.fail(name, "must be an ISO 8601 date and time")
+            self.fail(name, "must be an ISO 8601 date and time")  # (years MIN_YEAR to MAX_YEAR)
             return default
         return parsed
 
@@ -180,15 +180,33 @@ class Fields:
         return value
 
 
+# the years a date may have: outside them a date is a typing slip, and near year 1 or 9999 a zone's
+# offset overflows Python's datetime
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
 def parse_datetime(value: Any) -> datetime | None:
-    """ISO 8601; a time without a zone is taken as UTC."""
+    """ISO 8601 between ``MIN_YEAR`` and ``MAX_YEAR``; a time without a zone is taken as UTC."""
     if not isinstance(value, str) or "\x00" in value:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_date(value: Any) -> date | None:
+    """An ISO 8601 day (``2026-12-07``) between ``MIN_YEAR`` and ``MAX_YEAR``."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = date.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed if MIN_YEAR <= parsed.year <= MAX_YEAR else None
 
 
 def iso(value: datetime | None) -> str | None:

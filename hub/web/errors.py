@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -114,7 +116,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 # --- bodies ----------------------------------------------------------------------------------------
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; 400 when it is not JSON, 422 when it is not an object."""
+    """The request's JSON object; 400 when it is not JSON or nested deeper than ``MAX_DEPTH``, 422
+    when it is not an object or holds a value nothing downstream can take (``json_problems``)."""
     raw = await request.read()
     try:
         data = json.loads(raw.decode("utf-8")) if raw.strip() else None
@@ -122,7 +125,60 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ValidationError({"body": "must be a JSON object"})
+    problems = json_problems(data)
+    if problems:
+        raise ValidationError(problems)
     return data
+
+
+MAX_DEPTH = 32
+INT64 = 2**63
+
+
+def json_problems(value: Any) -> dict[str, str]:
+    """The values of a parsed JSON document no field can hold, by path (``phones.0``): a lone UTF-16
+    surrogate (``\\ud800``: no UTF-8 can store it) or a control character other than tab and line
+    breaks in a string or key, an integer beyond 64 bits, a number that is not finite. Nesting deeper
+    than ``MAX_DEPTH`` is a ``BadRequest``."""
+    problems: dict[str, str] = {}
+    stack: list[tuple[str, Any, int]] = [("", value, 0)]
+    while stack:
+        path, item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadRequest(f"the JSON is nested deeper than {MAX_DEPTH} levels")
+        reason = None
+        if isinstance(item, str):
+            reason = _text_problem(item)
+        elif isinstance(item, bool) or item is None:
+            pass
+        elif isinstance(item, int):
+            reason = "is beyond 64 bits" if not -INT64 <= item < INT64 else None
+        elif isinstance(item, float):
+            reason = None if math.isfinite(item) else "must be a finite number"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _text_problem(key):  # the key itself cannot name the field: its parent does
+                    problems.setdefault(path or "body", "has a key that is not valid text")
+                else:
+                    stack.append((f"{path}.{key}" if path else key, child, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((f"{path}.{index}" if path else str(index), child, depth + 1)
+                         for index, child in enumerate(item))
+        if reason:
+            problems.setdefault(path or "body", reason)
+    return problems
+
+
+_BAD_TEXT = re.compile("[\ud800-\udfff]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _text_problem(text: str) -> str | None:
+    found = _BAD_TEXT.search(text)
+    if found is None:
+        return None
+    if 0xD800 <= ord(found.group()) <= 0xDFFF:
+        return "is not valid text (a lone UTF-16 surrogate)"
+    return "must not contain control characters"
 
 
 async def optional_json_body(request: web.Request) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from aiohttp import web
 from hub.crm import calls, people_views
 from hub.crm.errors import ValidationError
 from hub.crm.models import CALL_DIRECTIONS
+from hub.crm.validate import parse_date
 from hub.web.errors import query_text
 from hub.web.i18n import N_
 from hub.web.keys import CHANNELS, DB
@@ -24,10 +25,7 @@ MISSED = "missed,abandoned"
 
 
 def _day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+    return parse_date(value) if value else None
 
 
 def _filters(request: web.Request) -> tuple[dict[str, Any], dict[str, str]]:

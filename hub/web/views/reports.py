@@ -17,6 +17,7 @@ from aiohttp import web
 from hub.crm import pipelines, reports, users
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.models import User, utcnow
+from hub.crm.validate import parse_date
 from hub.web.i18n import N_
 from hub.web.keys import DB
 from hub.web.views.common import render, require_user, zone
@@ -58,10 +59,7 @@ def _next_month(day: date) -> date:
 
 
 def _day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        return None
+    return parse_date(text)
 
 
 def period_of(request: web.Request) -> Period:
