@@ -57,7 +57,8 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
             async def connected() -> bool:
                 async with http.get(f"{base}/healthz") as resp:
                     return resp.status == 200 and (await resp.json())["channels"] == {
-                        "asterisk": "connected", "telegram": "polling", "sms": "ready"}
+                        "asterisk": "connected", "telegram": "polling", "sms": "ready",
+                        "whatsapp": "ready"}
 
             await poll(connected, 60)
             login = {"login": "admin", "password": "admin"}
@@ -77,7 +78,7 @@ async def test_demo_runs_the_hub_with_a_simulated_pbx_placing_calls(tmp_path: Pa
                 async with http.get(f"{base}/api/v1/conversations", headers=auth) as r:
                     items = (await r.json())["items"]
                     fresh = {c["channel"] for c in items if c["last_message_at"] > started}
-                    return {"telegram", "sms"} <= fresh
+                    return {"telegram", "sms", "whatsapp"} <= fresh
 
             [call, *_] = await poll(calls, 60)
             assert call["status"] in ("answered", "missed", "abandoned")
