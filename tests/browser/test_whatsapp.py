@@ -82,7 +82,8 @@ async def test_outside_the_window_the_composer_sends_an_approved_template(
         "WhatsApp: человек не писал больше 24 часов, поэтому можно отправить только утверждённый шаблон.")
     await expect(composer.locator("textarea[name=text]")).to_be_disabled()
     template = row.get_by_label("Шаблон")
-    await expect(template.locator("option")).to_have_text(["Спасибо", "Напоминание о замере"])  # no free text
+    await expect(template.locator("option:not([hidden])")).to_have_text(
+        ["Спасибо", "Напоминание о замере"])  # no free text
 
     await template.select_option(label="Напоминание о замере")
     await expect(row.get_by_text("Здравствуйте, {{1}}! Напоминаем о замере {{2}}.")).to_be_visible()
@@ -99,6 +100,27 @@ async def test_outside_the_window_the_composer_sends_an_approved_template(
     # the timeline shows what Анна reads
     await expect(page.locator(".tl-stream")).to_contain_text(
         "Здравствуйте, Анна! Напоминаем о замере в субботу в 11:00.")
+
+
+async def test_the_window_opens_live_when_the_person_writes(page: Any, app: web.Application,
+                                                           fake: FakeTwilio) -> None:
+    """The composer is kept across live refreshes (what is typed stays), but its window state is not:
+    a message from the person opens free text without a reload."""
+    await make_user(app, "boss", "manager", "Ольга Начальникова")
+    lead_id = await whatsapp_lead(app, hours_ago=25)
+    await log_in(page, "boss")
+    await page.goto(f"/leads/{lead_id}")
+    composer = page.locator("form[data-compose]")
+    text = composer.locator("textarea[name=text]")
+    await expect(text).to_be_disabled()
+    intake = messages.MessageIntake(app[DB], attachments_dir=app[CONFIG].server.attachments_dir)
+    await intake.received(InboundMessage(channel="whatsapp", provider_id=fresh_sid(), address=PERSON,
+                                         text="Я снова на связи", sender_name="Анна Соколова"))
+    await expect(page.locator(".tl-stream")).to_contain_text("Я снова на связи")
+    row = composer.locator("[data-template-row]")
+    await expect(row.locator("[data-window-note]")).to_contain_text("WhatsApp: свободный текст можно писать до")
+    await row.get_by_label("Шаблон").select_option("")
+    await expect(text).to_be_enabled()
 
 
 async def test_inside_the_window_free_text_goes(page: Any, app: web.Application, fake: FakeTwilio) -> None:

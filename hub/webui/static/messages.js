@@ -139,6 +139,7 @@
         if (response.status === 201) {
           if (text) { text.value = ""; }
           if (file) { file.value = ""; }
+          form.querySelectorAll("[data-template-vars] input").forEach(function (input) { input.value = ""; });
           const name = form.querySelector("[data-file-name]");
           if (name) { name.textContent = ""; }
           clearReply(form, true);
@@ -414,7 +415,33 @@
   });
   document.addEventListener("DOMContentLoaded", scrollChat);
 
+  // The WhatsApp window's state as the page last rendered it (outside the preserved form).
+  function applyWindowState(state) {
+    const form = document.getElementById(state.dataset.windowState);
+    const row = form && form.querySelector("[data-template-row]");
+    if (!row) { return; }
+    const open = state.dataset.windowOpen === "1";
+    row.dataset.windowOpen = open ? "1" : "0";
+    const note = row.querySelector("[data-window-note]");
+    if (note) {
+      note.textContent = state.dataset.note || "";
+      note.classList.toggle("muted", open);
+      note.classList.toggle("warn", !open);
+    }
+    const free = row.querySelector("[data-free-text]");
+    const select = row.querySelector("[data-template-select]");
+    if (free) {
+      free.hidden = !open;
+      free.disabled = !open;
+    }
+    if (select && !open && !select.value) {
+      const first = select.querySelector("option:not([data-free-text])");
+      if (first) { select.value = first.value; }
+    }
+  }
+
   function initTemplates() {
+    document.querySelectorAll("[data-window-state]").forEach(applyWindowState);
     document.querySelectorAll("form[data-compose]").forEach(showTemplate);
   }
   document.addEventListener("DOMContentLoaded", initTemplates);
