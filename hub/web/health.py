@@ -1,4 +1,8 @@
-"""``GET /healthz``: is the database reachable, and how is each channel."""
+"""``GET /healthz``: is the database reachable, and how is each channel.
+
+Anybody may ask whether the hub is up (``{"status"}``, a load balancer's probe); the database's and
+the channels' states (which name configuration errors) are shown to an administrator's token or
+session, and to a request from this machine itself that no proxy forwarded."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from sqlalchemy import text
 
 from hub.web.api.common import ok
 from hub.web.api.schemas import HEALTH_OUT
-from hub.web.keys import CHANNELS, DB
+from hub.web.keys import CHANNELS, DB, USER
 from hub.web.routing import Routes
 
 log = logging.getLogger(__name__)
@@ -19,8 +23,18 @@ routes = Routes("meta")
 TIMEOUT_SECONDS = 5.0
 
 
-@routes.get("/healthz", "Health: the database and every configured channel", response=HEALTH_OUT,
-            errors=(503,), public=True)
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+def _detailed(request: web.Request) -> bool:
+    user = request.get(USER)
+    if user is not None:
+        return bool(user.role == "admin")
+    return request.remote in LOOPBACK and "X-Forwarded-For" not in request.headers
+
+
+@routes.get("/healthz", "Health: `status` for anybody; the database and every configured channel for an "
+            "administrator or from loopback", response=HEALTH_OUT, errors=(503,), public=True)
 async def healthz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS), request.app[DB].engine.connect() as connection:
@@ -31,5 +45,7 @@ async def healthz(request: web.Request) -> web.Response:
         database = "error"
     channels = {name: state() for name, state in request.app[CHANNELS].items()}
     healthy = database == "ok"
-    body = {"status": "ok" if healthy else "error", "database": database, "channels": channels}
+    body: dict[str, object] = {"status": "ok" if healthy else "error"}
+    if _detailed(request):
+        body.update(database=database, channels=channels)
     return ok(body, 200 if healthy else 503)

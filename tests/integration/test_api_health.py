@@ -11,12 +11,25 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.config import Config
 from hub.web.keys import CHANNELS, DB
+from tests.integration.conftest import Api
 
 
 async def test_healthz_reports_the_database(client: TestClient) -> None:
     response = await client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {"status": "ok", "database": "ok", "channels": {}}
+
+
+async def test_healthz_details_only_for_an_admin_or_from_this_machine(
+        client: TestClient, app: web.Application, admin: Api, agent: Api) -> None:
+    """Security finding 12: /healthz told anybody the channels' errors (configuration names)."""
+    app[CHANNELS]["telegram"] = lambda: "auth_failed: Unauthorized"
+    proxied = {"X-Forwarded-For": "203.0.113.7"}  # through a reverse proxy: from anywhere
+    detailed = {"status": "ok", "database": "ok", "channels": {"telegram": "auth_failed: Unauthorized"}}
+    for headers, expected in ((proxied, {"status": "ok"}), ({**proxied, **agent.auth()}, {"status": "ok"}),
+                              ({**proxied, **admin.auth()}, detailed), ({}, detailed)):
+        async with client.get("/healthz", headers=headers) as response:
+            assert response.status == 200 and await response.json() == expected, headers
 
 
 async def test_healthz_is_503_when_the_database_is_down(client: TestClient, app: web.Application) -> None:
