@@ -202,12 +202,14 @@ def recording_basename(name: str | None) -> str | None:
 
 
 def resolve_recording(name: str | None, recordings_dir: str | Path | None) -> Path | None:
-    """The recording's file under ``recordings_dir`` by its base name, or None (none, or not there)."""
+    """The recording's file under ``recordings_dir`` by its base name, or None (none, or not there). A
+    symbolic link is followed only when it stays inside the folder."""
     base = recording_basename(name)
     if base is None or not recordings_dir:
         return None
-    path = Path(recordings_dir) / base
-    return path if path.is_file() else None
+    folder = Path(recordings_dir).resolve()
+    path = (folder / base).resolve()
+    return path if path.parent == folder and path.is_file() else None
 
 
 async def recording_path(session: AsyncSession, actor: User, call_id: Any,

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from hub.config import Config
 from hub.crm import intake
 from hub.crm.ports import CallEndedFact, CallSettings
-from hub.web.keys import DB
+from hub.web.keys import CONFIG, DB
 from tests.integration.conftest import Api
 
 T0 = datetime(2030, 6, 15, 9, 0, tzinfo=UTC)
@@ -183,6 +183,24 @@ async def test_recording_range_as_rfc_9110_says(client: TestClient, agent: Api, 
     # Range is defined for GET only: HEAD describes the whole file
     async with client.head(url, headers={**agent.auth(), "Range": "bytes=0-99"}) as response:
         assert response.status == 200 and response.headers["Content-Length"] == str(N)
+
+
+async def test_recordings_are_named_and_never_leave_their_folder(
+        client: TestClient, app: web.Application, manager: Api, world: dict) -> None:
+    """Security finding 12: recordings came without Content-Disposition, and a symbolic link in the
+    recordings folder was followed wherever it pointed."""
+    url = f"/api/v1/calls/{world['calls']['a1']['id']}/recording"
+    async with client.get(url, headers=manager.auth()) as response:
+        assert response.headers["Content-Disposition"] == 'inline; filename="in-101.wav"'
+    folder = Path(app[CONFIG].asterisk.recordings_dir)
+    outside = folder.parent / "secret.txt"
+    outside.write_text("не запись")
+    (folder / "gone.wav").symlink_to(outside)  # a5's recording now points out of the folder
+    await manager.get(world["calls"]["a5"]["recording_url"], expect=404)
+    (folder / "gone.wav").unlink()
+    (folder / "gone.wav").symlink_to(folder / "in-101.wav")  # a link that stays inside is served
+    async with client.get(world["calls"]["a5"]["recording_url"], headers=manager.auth()) as response:
+        assert response.status == 200 and await response.read() == WAV
 
 
 async def test_missing_recordings_say_so(manager: Api, world: dict) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import content_disposition_header
 from multidict import CIMultiDict
 
 from hub.crm import calls, extensions, intake, phones
@@ -108,8 +109,11 @@ async def _recording(request: web.Request, call_id: int, number: int) -> web.Str
     except OSError:
         return error_response(404, RECORDING_MISSING, "the call has no recording, or its file is missing")
     chosen = parse_range(request.headers.get(hdrs.RANGE), size) if request.method == "GET" else None
+    # inline (the page's player) under its own name when saved; never shown as a page of the hub
+    disposition = content_disposition_header("inline", filename=path.name)
     return _RecordingFile(path, chosen, size,
-                          headers={"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"})
+                          headers={"Cache-Control": "private, no-store", "Accept-Ranges": "bytes",
+                                   hdrs.CONTENT_DISPOSITION: disposition})
 
 
 # --- HTTP Range (RFC 9110 §14) -----------------------------------------------------------------------
@@ -245,7 +249,8 @@ async def _proxied_recording(request: web.Request, call_id: int, number: int) ->
                                       f"the recording server answered {upstream.status} for the file")
             response = web.StreamResponse(status=upstream.status, headers={
                 **{k: upstream.headers[k] for k in PROXIED_HEADERS if k in upstream.headers},
-                "Cache-Control": "private, no-store"})
+                "Cache-Control": "private, no-store",
+                hdrs.CONTENT_DISPOSITION: content_disposition_header("inline", filename=name)})
             response.headers.setdefault("Accept-Ranges", "bytes")
             await response.prepare(request)
             async for chunk in upstream.content.iter_chunked(64 * 1024):
