@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -39,8 +40,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = parsed.database
+        if path and str(parsed.query.get("uri", "")).lower() in ("true", "1"):
+            path = urlsplit(path).path if path.startswith("file:") else path  # file:/var/hub.db?mode=rwc
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         # check_same_thread=False: only so that ``_sqlite_rollback`` may read ``in_transaction`` (a
         # flag) from the event loop; every statement still runs on aiosqlite's own thread.
         engine = create_async_engine(url, echo=echo,

@@ -56,8 +56,11 @@ def _timestamp(engine: AsyncEngine) -> Callable[[datetime], Any]:
 
 
 class SqliteDeliveryStore:
-    def __init__(self, path: str, gate: Gate, timestamp: Callable[[datetime], Any]) -> None:
+    def __init__(self, path: str, gate: Gate, timestamp: Callable[[datetime], Any],
+                 connect_args: tuple[Sequence[Any], dict[str, Any]] | None = None) -> None:
         self.path = path
+        # the engine's own arguments for sqlite3.connect (the URL's options: uri, timeout...)
+        self.connect_args = connect_args or ([path], {})
         self.gate = gate
         self.timestamp = timestamp
         self._executor: ThreadPoolExecutor | None = None
@@ -108,8 +111,10 @@ class SqliteDeliveryStore:
         return new
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        args, options = self.connect_args
+        connection = sqlite3.connect(*args, **{"timeout": 30, **options, "isolation_level": None})
         connection.execute("PRAGMA synchronous=NORMAL")  # as the engine's connections (hub.db)
+        connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=30000")
         self._connection = connection
         return connection
@@ -177,5 +182,6 @@ def driver_store(database: DatabaseLike) -> SqliteDeliveryStore | PostgresDelive
         return PostgresDeliveryStore(engine, timestamp)
     path = engine.url.database
     if engine.dialect.name == "sqlite" and path and path != ":memory:" and database.gate is not None:
-        return SqliteDeliveryStore(path, database.gate, timestamp)
+        args, options = engine.dialect.create_connect_args(engine.url)
+        return SqliteDeliveryStore(path, database.gate, timestamp, (list(args), dict(options)))
     return None
