@@ -21,7 +21,10 @@ class PendingEvent:
 
 def emit(session: AsyncSession, name: str, data: dict[str, Any], *, users: Iterable[int] = (),
          scope: dict[str, Any] | None = None) -> None:
-    """``users``: exact recipients; ``scope``: facts the access rule needs (see ``access.may_receive``)."""
+    """``users``: exact recipients; ``scope``: facts the access rule needs (see ``access.may_receive``).
+
+    A scope with ``responsible_id`` (even None) is about a deal — the deal itself or anything on it —
+    and reaches only those who may open that deal (``access.deal_rule``), whatever else it names."""
     session.info.setdefault(_KEY, []).append(
         PendingEvent(name, data, frozenset(u for u in users if u is not None), scope or {})
     )

@@ -6,6 +6,12 @@ contact points, so it is built for speed: ONE indexed query (contact points by `
 ``tail``, joined to the owners' names and to the open deals of the matched clients and leads), plain
 column rows, no ORM objects. The statement is compiled once per shape and dialect and run on the
 driver connection (SQLAlchemy's async adapter costs several thread hops per statement on aiosqlite).
+
+``identify`` answers for the hub itself (the screen-pop of the rung agent, the intake of a message);
+``identify_for`` answers a user (``GET /api/v1/identify``) by the access rules (``hub.crm.access``):
+a client, contact person or lead the user may not open is reduced to ``{"type", "access": false}``
+("a known person, not yours": no id, name or deals), and only the open deals the user may open are
+listed.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from hub.crm import access
 from hub.crm import phones as phone_numbers
 from hub.crm.contact_points import parse_telegram
 from hub.crm.models import Client, ContactPerson, ContactPoint, Deal, Lead, Stage, User
@@ -31,6 +38,7 @@ _d1 = Deal.__table__.alias("client_deal")
 _s1 = Stage.__table__.alias("client_stage")
 _d2 = Deal.__table__.alias("lead_deal")
 _s2 = Stage.__table__.alias("lead_stage")
+_owner = Client.__table__.alias("owner_client")  # the client, or the contact person's client
 
 _ACTIVE_STAGES = select(Stage.__table__.c.id).where(Stage.__table__.c.kind == "active").scalar_subquery()
 
@@ -41,12 +49,15 @@ _MATCHES = (
         _leads.c.converted_client_id, _users.c.name, _users.c.active,
         _d1.c.id, _d1.c.title, _s1.c.name, _d1.c.amount_minor,
         _d2.c.id, _d2.c.title, _s2.c.name, _d2.c.amount_minor,
+        # what the access rules look at (``identify_for``)
+        _owner.c.manager_id, _leads.c.manager_id, _d1.c.responsible_id, _d2.c.responsible_id,
     )
     .select_from(
         _cp.outerjoin(_clients, _clients.c.id == _cp.c.client_id)
         .outerjoin(_contacts, _contacts.c.id == _cp.c.contact_id)
         .outerjoin(_leads, _leads.c.id == _cp.c.lead_id)
         .outerjoin(_users, _users.c.id == _cp.c.user_id)
+        .outerjoin(_owner, _owner.c.id == func.coalesce(_cp.c.client_id, _contacts.c.client_id))
         # open deals of the client (or of the contact person's client) ...
         .outerjoin(_d1, and_(_d1.c.client_id == func.coalesce(_cp.c.client_id, _contacts.c.client_id),
                              _d1.c.stage_id.in_(_ACTIVE_STAGES)))
@@ -117,7 +128,65 @@ async def identify(session: AsyncSession, *, phone: str | None = None, email: st
 
     Clients first, then contact persons (with their client's open deals), leads not yet converted,
     then active users. A caller id that is not a valid number is matched on its last ten digits.
+    Everything found, whoever asks: for the hub's own use (see ``identify_for`` for a user).
     """
+    return [m for m, _ in await _identify(session, phone, email, telegram, region)]
+
+
+async def identify_for(session: AsyncSession, user: User, *, phone: str | None = None,
+                       email: str | None = None, telegram: str | int | None = None,
+                       region: str = "RU") -> list[dict[str, Any]]:
+    """``identify`` as ``user`` may see it: a client (or a client's contact person) or a lead the user
+    may not open becomes ``{"type": ..., "access": false}`` — known, not theirs: no id, name or deals
+    (one such entry per type); the open deals listed are only those the user may open. Colleagues
+    (``user`` matches) are shown as they are. Staff, and everybody when ``agents_see_all`` is on, get
+    ``identify``'s answer (with ``"access": true`` on every match)."""
+    found = await _identify(session, phone, email, telegram, region)
+    shared = access.sees_everything(user, False) or await access.agents_see_all(session)
+    own_deal_clients: set[int] = set()
+    if not shared:
+        candidates = {facts.client_id for m, facts in found
+                      if facts.client_id is not None and not access.client_rule(user, facts.manager_id, False)
+                      and user.id not in facts.deal_owners.values()}
+        if candidates:  # a client is also theirs through a deal of theirs that is not open
+            own_deal_clients = {c for c in (await session.scalars(
+                select(Deal.client_id).where(Deal.client_id.in_(candidates), Deal.responsible_id == user.id)
+                .distinct())).all() if c is not None}
+    result: list[dict[str, Any]] = []
+    hidden: set[str] = set()
+    for match, facts in found:
+        if match["type"] in ("client", "contact"):
+            allowed = access.client_rule(user, facts.manager_id, shared, facts.client_id in own_deal_clients
+                                         or user.id in facts.deal_owners.values())
+        elif match["type"] == "lead":
+            allowed = access.lead_rule(user, facts.manager_id, shared)
+        else:
+            allowed = True
+        if not allowed:
+            if match["type"] not in hidden:
+                hidden.add(match["type"])
+                result.append({"type": match["type"], "access": False})
+            continue
+        deals = [d for d in match["open_deals"]
+                 if access.deal_rule(user, facts.deal_owners.get(d["id"]), shared)]
+        result.append({**match, "open_deals": deals, "access": True})
+    return result
+
+
+class _Facts:
+    """What the access rules need about one match: its client's (or lead's) manager and the
+    responsible users of its open deals."""
+
+    __slots__ = ("client_id", "deal_owners", "manager_id")
+
+    def __init__(self, client_id: int | None, manager_id: int | None) -> None:
+        self.client_id = client_id
+        self.manager_id = manager_id
+        self.deal_owners: dict[int, int | None] = {}
+
+
+async def _identify(session: AsyncSession, phone: Any, email: Any, telegram: Any,
+                    region: str) -> list[tuple[dict[str, Any], _Facts]]:
     keys = _keys(phone, email, telegram, region)
     names = tuple(n for n in _CONDITIONS if n in keys)
     if not names:
@@ -126,27 +195,32 @@ async def identify(session: AsyncSession, *, phone: str | None = None, email: st
         await session.flush()  # the driver connection below does not autoflush
     rows = await _rows(await session.connection(), names, keys)
 
-    matches: dict[tuple[str, int], dict[str, Any]] = {}
+    matches: dict[tuple[str, int], tuple[dict[str, Any], _Facts]] = {}
     for (client_id, contact_id, lead_id, user_id, client_name, contact_name, contact_client,
          lead_name, converted, user_name, user_active,
-         d1_id, d1_title, d1_stage, d1_amount, d2_id, d2_title, d2_stage, d2_amount) in rows:
+         d1_id, d1_title, d1_stage, d1_amount, d2_id, d2_title, d2_stage, d2_amount,
+         owner_manager, lead_manager, d1_responsible, d2_responsible) in rows:
         if client_id is not None:
-            key, name, owner_client = ("client", client_id), client_name, client_id
+            key, name, owner_client, manager = ("client", client_id), client_name, client_id, owner_manager
         elif contact_id is not None:
             key, name, owner_client = ("contact", contact_id), contact_name, contact_client
+            manager = owner_manager
         elif lead_id is not None and converted is None:
-            key, name, owner_client = ("lead", lead_id), lead_name, None
+            key, name, owner_client, manager = ("lead", lead_id), lead_name, None, lead_manager
         elif user_id is not None and user_active:
-            key, name, owner_client = ("user", user_id), user_name, None
+            key, name, owner_client, manager = ("user", user_id), user_name, None, None
         else:
             continue
-        match = matches.get(key)
-        if match is None:
-            match = matches[key] = {"type": key[0], "id": key[1], "name": name, "client_id": owner_client,
-                                    "open_deals": []}
-        deal_id, title, stage, minor = ((d1_id, d1_title, d1_stage, d1_amount) if d1_id is not None
-                                        else (d2_id, d2_title, d2_stage, d2_amount))
-        if deal_id is not None and all(d["id"] != deal_id for d in match["open_deals"]):
+        found = matches.get(key)
+        if found is None:
+            found = matches[key] = ({"type": key[0], "id": key[1], "name": name, "client_id": owner_client,
+                                     "open_deals": []}, _Facts(owner_client, manager))
+        match, facts = found
+        deal_id, title, stage, minor, responsible = (
+            (d1_id, d1_title, d1_stage, d1_amount, d1_responsible) if d1_id is not None
+            else (d2_id, d2_title, d2_stage, d2_amount, d2_responsible))
+        if deal_id is not None and deal_id not in facts.deal_owners:
+            facts.deal_owners[deal_id] = responsible
             match["open_deals"].append({"id": deal_id, "title": title, "stage": stage,
                                         "amount": amount(minor)})
-    return sorted(matches.values(), key=lambda m: (_TYPE_ORDER[m["type"]], m["id"]))
+    return sorted(matches.values(), key=lambda f: (_TYPE_ORDER[f[0]["type"]], f[0]["id"]))

@@ -162,7 +162,8 @@ async def entry_dicts(session: AsyncSession, entries: list[TimelineEntry]) -> li
 
 
 async def entry_scope(session: AsyncSession, entry: TimelineEntry) -> dict[str, Any]:
-    """Who may receive live events about this entry (see ``access.may_receive``)."""
+    """Who may receive live events about this entry (see ``access.may_receive``): an entry on a deal
+    carries ``responsible_id`` and goes only to those who may open the deal, as ``get_entry``."""
     scope: dict[str, Any] = {}
     if entry.deal_id is not None:
         scope["responsible_id"] = await session.scalar(
