@@ -97,6 +97,30 @@ def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
     return asyncio.run(_with_database(config, work))
 
 
+def cmd_backup(config: Config, args: argparse.Namespace) -> int:
+    from hub import backup
+
+    try:
+        done = backup.backup(config.database.url, Path(args.file))
+    except backup.BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    _out(f"backed up {_safe_url(config.database.url)} to {done.path} ({done.size} bytes, "
+         f"schema {done.revision}); copy {config.server.attachments_dir} too")
+    return EXIT_OK
+
+
+def cmd_restore(config: Config, args: argparse.Namespace) -> int:
+    from hub import backup
+
+    try:
+        done = backup.restore(config.database.url, Path(args.file))
+    except backup.BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    _out(f"restored {_safe_url(config.database.url)} from {done.path} (schema {done.revision}); "
+         "`crmhub migrate` brings an older schema up to date")
+    return EXIT_OK
+
+
 def cmd_create_user(config: Config, args: argparse.Namespace) -> int:
     from hub.crm import users
 
@@ -444,6 +468,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", parents=[common], help="apply database migrations and exit")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("backup", parents=[common],
+                       help="copy the SQLite database, consistently, while the hub runs "
+                            "(PostgreSQL: pg_dump)")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", parents=[common],
+                       help="replace the SQLite database with a backup (stop the hub first)")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("create-user", parents=[common], help="create or update a user")
     p.add_argument("--login", required=True)
