@@ -29,6 +29,7 @@ class ServerConfig:
     secret_key: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
     session_days: int = 14
+    token_days: int = 90  # an API token's life; then it is refused (401)
     attachments_dir: str = "var/attachments"
     timezone: str = "Europe/Moscow"  # the day the pages count "today" in, and how they show times
 

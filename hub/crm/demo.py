@@ -293,8 +293,9 @@ async def _fill(s: Any, rng: random.Random, region: str, summary: Summary) -> No
     for login, name, role, extensions in DEMO_USERS:
         existing = await s.scalar(select(User).where(User.login == login))
         if existing is None:
-            made = await users.create_or_update_user(s, login, login, role, name=name,
-                                                     extensions=extensions, language="ru")
+            made = await users.create_or_update_user(s, login, login, role, name=name,  # demo only:
+                                                     extensions=extensions, language="ru",
+                                                     check_policy=False)  # password = login
             existing = await s.get(User, made["id"])
             created_logins.append({"login": login, "password": login, "role": role})
             password: str | None = login

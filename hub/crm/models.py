@@ -108,16 +108,23 @@ class UserExtension(Base):
 
 
 class AuthToken(Base):
-    """A bearer token or a browser session; only the SHA-256 of the secret is stored."""
+    """A bearer token or a browser session; only the SHA-256 of the secret is stored.
+
+    ``id`` names it for listing and revoking; an API token has a ``name`` its owner chose and, like
+    a session, an expiry (``[server] token_days``). ``last_used_at`` is refreshed at most every few
+    minutes."""
 
     __tablename__ = "auth_tokens"
 
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # api | session
+    name: Mapped[str] = mapped_column(String(100), default="")
     csrf_token: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Setting(Base):

@@ -3,11 +3,20 @@
 Every logged-in user may list and read users (to pick a manager or an assignee); creating and changing
 them is for administrators, except that anybody may change their own name, language and password.
 Deleting a user deactivates them: their sessions end and their extensions are freed.
+
+Passwords follow a policy (``password_problem``): at least ten characters, not containing the login,
+not in the shipped list of common passwords. A password change or reset ends every other session
+and API token of that user; changing one's own password needs the current one. The demo users
+(``hub.crm.demo``) are made with ``check_policy=False``: their passwords are their logins.
+
+The caller's own token (kept when they change their own password, flagged ``current`` in their
+list of tokens) is the SHA-256 in ``CURRENT_TOKEN``, which the web layer sets for each request.
 """
 
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -18,12 +27,15 @@ from sqlalchemy.orm import selectinload
 
 from hub.crm import access, contact_points
 from hub.crm.clients import page_rows, read_points
+from hub.crm.common_passwords import COMMON_PASSWORDS
 from hub.crm.errors import Conflict, Forbidden, NotFound
-from hub.crm.models import LANGUAGES, ROLES, AuthToken, User, UserExtension
+from hub.crm.models import LANGUAGES, ROLES, AuthToken, User, UserExtension, utcnow
 from hub.crm.paging import Page
 from hub.crm.validate import Fields, iso
 
 MAX_PASSWORD = 1024
+MIN_PASSWORD = 10
+CURRENT_TOKEN: ContextVar[str | None] = ContextVar("crmhub_current_token", default=None)
 _LOGIN = re.compile(r"[\w.@+\-]{1,64}")
 _EXTENSION = re.compile(r"[0-9A-Za-z_*#+\-.]{1,32}")
 _hasher = PasswordHasher()
@@ -91,7 +103,19 @@ async def _dict(session: AsyncSession, user_id: int) -> dict[str, Any]:
     return (await user_dicts(session, [user]))[0]
 
 
-def _password(v: Fields, required: bool) -> str | None:
+def password_problem(password: str, login: str | None) -> str | None:
+    """Why this password may not be used by this login, or None (the policy; case-insensitive)."""
+    folded = password.casefold()
+    if len(password) < MIN_PASSWORD:
+        return f"must be at least {MIN_PASSWORD} characters"
+    if login and (folded == login.casefold() or (len(login) >= 3 and login.casefold() in folded)):
+        return "must not contain the login"
+    if folded in COMMON_PASSWORDS or folded.strip() in COMMON_PASSWORDS:
+        return "is too common"
+    return None
+
+
+def _password(v: Fields, required: bool, login: str | None = None, check_policy: bool = True) -> str | None:
     value = v.data.get("password")
     if value is None:
         if required and not v.partial:
@@ -99,6 +123,9 @@ def _password(v: Fields, required: bool) -> str | None:
         return None
     if not isinstance(value, str) or not value or "\x00" in value or len(value) > MAX_PASSWORD:
         v.fail("password", f"must be a non-empty string of at most {MAX_PASSWORD} characters")
+        return None
+    if check_policy and (problem := password_problem(value, login)):
+        v.fail("password", problem)
         return None
     return value
 
@@ -145,8 +172,12 @@ async def _ensure_login_free(session: AsyncSession, login: str, user_id: int | N
 
 async def create_or_update_user(session: AsyncSession, login: str, password: str, role: str,
                                 name: str | None = None, extensions: list[str] | None = None,
-                                language: str | None = None) -> dict[str, Any]:
-    """For the command line: create the user or update the one with this login (and reactivate it)."""
+                                language: str | None = None, *,
+                                check_policy: bool = True) -> dict[str, Any]:
+    """For the command line: create the user or update the one with this login (and reactivate it).
+
+    A new password ends the user's sessions and tokens. ``check_policy=False`` only for the demo
+    users, whose passwords are their logins."""
     data: dict[str, Any] = {"login": login, "password": password, "role": role}
     if name is not None:
         data["name"] = name
@@ -156,7 +187,7 @@ async def create_or_update_user(session: AsyncSession, login: str, password: str
         data["language"] = language
     v = Fields(data)
     login_ = _login(v, True)
-    password_ = _password(v, True)
+    password_ = _password(v, True, login_, check_policy)
     role_ = v.choice("role", ROLES, required=True)
     name_ = v.text("name", max_len=200, default=None)
     language_ = v.choice("language", LANGUAGES, default=None)
@@ -173,7 +204,10 @@ async def create_or_update_user(session: AsyncSession, login: str, password: str
             user.name = name_
         if language_:
             user.language = language_
-    user.password_hash = hash_password(password_)
+    if not user.password_hash or not verify_password(user.password_hash, password_):
+        if user.id is not None:  # a reset: whoever knew the old password is out
+            await end_tokens(session, user.id)
+        user.password_hash = hash_password(password_)
     await session.flush()
     if extensions_ is not None:
         await _set_extensions(session, user, extensions_)
@@ -184,7 +218,7 @@ async def create_user(session: AsyncSession, actor: User, data: Any, region: str
     access.require_admin(actor)
     v = Fields(data)
     login = _login(v, True)
-    password = _password(v, True)
+    password = _password(v, True, login)
     role = v.choice("role", ROLES, default="agent")
     name = v.text("name", max_len=200)
     language = v.choice("language", LANGUAGES, default="ru")
@@ -210,7 +244,7 @@ async def get_user(session: AsyncSession, actor: User, user_id: Any) -> dict[str
     return (await user_dicts(session, [user]))[0]
 
 
-_SELF_SERVICE = {"name", "language", "password"}
+_SELF_SERVICE = {"name", "language", "password", "current_password"}
 
 
 async def _active_admins(session: AsyncSession) -> int:
@@ -228,7 +262,13 @@ async def update_user(session: AsyncSession, actor: User, user_id: Any, data: An
             raise Forbidden("only an administrator may do this")
     v = Fields(data, partial=True)
     login = _login(v, False)
-    password = _password(v, False)
+    password = _password(v, False, login or user.login)
+    if v.data.get("password") is not None and user.id == actor.id:  # one's own: prove it is you
+        current = v.data.get("current_password")
+        if not isinstance(current, str) or not current:
+            v.fail("current_password", "is required")
+        elif len(current) > MAX_PASSWORD or not verify_password(user.password_hash, current):
+            v.fail("current_password", "is wrong")
     role = v.choice("role", ROLES)
     name = v.text("name", required=True, max_len=200, default=None) if v.has("name") else None
     language = v.choice("language", LANGUAGES)
@@ -245,6 +285,8 @@ async def update_user(session: AsyncSession, actor: User, user_id: Any, data: An
         raise Conflict("the last active administrator cannot be demoted or deactivated")
     if password is not None:
         user.password_hash = hash_password(password)
+        # every other session and token ends; one's own current one stays
+        await end_tokens(session, user.id, keep=CURRENT_TOKEN.get() if user.id == actor.id else None)
     for attr, value in (("role", role), ("name", name), ("language", language), ("active", active)):
         if value is not None:
             setattr(user, attr, value)
@@ -258,8 +300,7 @@ async def update_user(session: AsyncSession, actor: User, user_id: Any, data: An
 
 
 async def _end_sessions(session: AsyncSession, user: User) -> None:
-    await session.execute(delete(AuthToken).where(AuthToken.user_id == user.id),
-                          execution_options={"synchronize_session": False})
+    await end_tokens(session, user.id)
     await session.execute(delete(UserExtension).where(UserExtension.user_id == user.id),
                           execution_options={"synchronize_session": False})
 
@@ -284,3 +325,63 @@ async def list_users(session: AsyncSession, actor: User, *, cursor: str | None =
         stmt = stmt.where(User.active.is_(active))
     rows, next_cursor = await page_rows(session, stmt, User.id, cursor, limit)
     return Page(await user_dicts(session, rows), next_cursor)
+
+
+# --- sessions and API tokens -------------------------------------------------------------------------
+
+async def end_tokens(session: AsyncSession, user_id: int, *, keep: str | None = None) -> None:
+    """End every session and API token of the user, except the one whose hash is ``keep``."""
+    stmt = delete(AuthToken).where(AuthToken.user_id == user_id)
+    if keep:
+        stmt = stmt.where(AuthToken.token_hash != keep)
+    await session.execute(stmt, execution_options={"synchronize_session": False})
+
+
+async def purge_expired_tokens(session: AsyncSession, user_id: int | None = None) -> None:
+    stmt = delete(AuthToken).where(AuthToken.expires_at <= utcnow())
+    if user_id is not None:
+        stmt = stmt.where(AuthToken.user_id == user_id)
+    await session.execute(stmt, execution_options={"synchronize_session": False})
+
+
+def token_dict(token: AuthToken, current: str | None = None) -> dict[str, Any]:
+    return {"id": token.id, "kind": token.kind, "name": token.name, "user_id": token.user_id,
+            "created_at": iso(token.created_at), "expires_at": iso(token.expires_at),
+            "last_used_at": iso(token.last_used_at), "current": token.token_hash == current}
+
+
+async def list_tokens(session: AsyncSession, actor: User, user_id: Any = None) -> list[dict[str, Any]]:
+    """The live sessions and API tokens of the actor, or (for an administrator) of another user."""
+    if user_id is None or user_id == actor.id:
+        user_id = actor.id
+    else:
+        access.require_admin(actor)
+        if await _load(session, user_id) is None:
+            raise NotFound("user not found")
+    rows = (await session.scalars(
+        select(AuthToken).where(AuthToken.user_id == user_id)
+        .where((AuthToken.expires_at.is_(None)) | (AuthToken.expires_at > utcnow()))
+        .order_by(AuthToken.id)
+    )).all()
+    current = CURRENT_TOKEN.get()
+    return [token_dict(t, current) for t in rows]
+
+
+async def revoke_token(session: AsyncSession, actor: User, token_id: Any) -> None:
+    """End one session or token: one's own, or anybody's for an administrator (else not found)."""
+    if isinstance(token_id, bool) or not isinstance(token_id, int) or not 0 < token_id < 2**62:
+        raise NotFound("token not found")
+    token = await session.get(AuthToken, token_id)
+    if token is None or (token.user_id != actor.id and not access.is_admin(actor)):
+        raise NotFound("token not found")
+    await session.delete(token)
+    await session.flush()
+
+
+def token_name(data: Any) -> str:
+    """The optional ``name`` of a new API token."""
+    v = Fields(data)
+    name = v.text("name", max_len=100, default="")
+    v.check()
+    return str(name or "")
+

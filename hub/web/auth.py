@@ -3,6 +3,11 @@
 Only the SHA-256 of a token or session secret is stored (``AuthToken``). A request authenticated by
 the cookie that changes something must carry the session's CSRF token (form field ``csrf_token``
 or header ``X-CSRF-Token``); a bearer request needs none, since no browser sends it by itself.
+
+Both expire: a session after ``[server] session_days``, an API token after ``[server] token_days``.
+A caller lists their sessions and tokens (``GET /api/v1/auth/tokens``) and revokes one by id or the
+current bearer token (``DELETE /api/v1/auth/token``); a password change ends the others
+(``hub.crm.users``), which learns the request's own token from ``users.CURRENT_TOKEN``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
 from hub.crm import users
@@ -24,10 +29,10 @@ from hub.crm.models import AuthToken, User, utcnow
 from hub.crm.validate import Fields
 from hub.db import Prepared
 from hub.web import i18n
-from hub.web.errors import Handler, Unauthorized, json_body
+from hub.web.errors import Handler, Unauthorized, json_body, path_id, query_int
 from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB, LOGIN_LIMITER, SESSION, USER, Session
-from hub.web.routing import Routes, is_public, mark_public, ref
+from hub.web.routing import Param, Routes, is_public, mark_public, ref
 
 SESSION_COOKIE = "crmhub_session"
 LOGIN_COOKIE = "crmhub_login"  # guards the login form itself against cross-site posts
@@ -36,6 +41,7 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 routes = Routes("auth")
+LAST_USED_EVERY = timedelta(minutes=5)  # how stale a token's last_used_at may get (one write then)
 
 
 def hash_token(raw: str) -> str:
@@ -50,7 +56,7 @@ def hash_token(raw: str) -> str:
 _USER_COLUMNS = [c for c in User.__table__.c if c.key != "password_hash"]
 _TOKEN = AuthToken.__table__
 _LOOKUP = Prepared(
-    select(*_USER_COLUMNS, _TOKEN.c.csrf_token, _TOKEN.c.expires_at)
+    select(*_USER_COLUMNS, _TOKEN.c.csrf_token, _TOKEN.c.expires_at, _TOKEN.c.id, _TOKEN.c.last_used_at)
     .join(_TOKEN, _TOKEN.c.user_id == User.__table__.c.id)
     .where(_TOKEN.c.token_hash == bindparam("token_hash"), _TOKEN.c.kind == bindparam("kind"),
            User.__table__.c.active.is_(True))
@@ -65,9 +71,14 @@ async def _lookup(request: web.Request, token_hash: str, kind: str) -> tuple[Use
     if not rows:
         return None
     row = rows[0]
-    csrf_token, expires_at = row[_N_USER:]
-    if expires_at is not None and expires_at <= utcnow():
+    csrf_token, expires_at, token_id, last_used_at = row[_N_USER:]
+    now = utcnow()
+    if expires_at is not None and expires_at <= now:
         return None
+    if last_used_at is None or last_used_at <= now - LAST_USED_EVERY:
+        async with request.app[DB].transaction() as s:
+            await s.execute(update(AuthToken).where(AuthToken.id == token_id).values(last_used_at=now),
+                            execution_options={"synchronize_session": False})
     user = User(**{c.key: value for c, value in zip(_USER_COLUMNS, row, strict=False)})
     make_transient_to_detached(user)  # like a user loaded by a closed session: no lazy loads
     return user, csrf_token
@@ -118,7 +129,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                     raise Forbidden("the CSRF token is missing or wrong; reload the page")
     if USER not in request and request.path.startswith("/api/") and not public:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
-    return await handler(request)
+    reset = users.CURRENT_TOKEN.set(request[SESSION].token_hash if SESSION in request else None)
+    try:
+        return await handler(request)
+    finally:
+        users.CURRENT_TOKEN.reset(reset)
 
 
 # --- logging in ------------------------------------------------------------------------------------
@@ -138,44 +153,93 @@ async def _authenticate(request: web.Request, login: str, password: str) -> User
     return user
 
 
-async def _issue(request: web.Request, user: User, kind: str,
-                 expires_in: timedelta | None) -> tuple[str, str]:
+async def _issue(request: web.Request, user: User, kind: str, expires_in: timedelta,
+                 name: str = "") -> tuple[str, AuthToken]:
     raw = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32) if kind == "session" else ""
     now = utcnow()
+    token = AuthToken(token_hash=hash_token(raw), user_id=user.id, kind=kind, csrf_token=csrf, name=name,
+                      created_at=now, expires_at=now + expires_in)
     async with request.app[DB].transaction() as s:
-        if kind == "session":  # tidy this user's expired sessions while we are here
-            await s.execute(delete(AuthToken).where(
-                AuthToken.user_id == user.id, AuthToken.kind == "session", AuthToken.expires_at <= now))
-        s.add(AuthToken(token_hash=hash_token(raw), user_id=user.id, kind=kind, csrf_token=csrf,
-                        created_at=now, expires_at=now + expires_in if expires_in else None))
-    return raw, csrf
+        await users.purge_expired_tokens(s, user.id)  # tidy this user's expired ones while we are here
+        s.add(token)
+        await s.flush()
+    return raw, token
 
 
 TOKEN_REQUEST = {
     "type": "object",
     "required": ["login", "password"],
-    "properties": {"login": {"type": "string"}, "password": {"type": "string"}},
+    "properties": {"login": {"type": "string"}, "password": {"type": "string"},
+                   "name": {"type": "string", "description": "what the token is for (shown in the list)"}},
 }
+_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 TOKEN_RESPONSE = {
     "type": "object",
-    "required": ["token", "user"],
-    "properties": {"token": {"type": "string"}, "user": ref("User")},
+    "required": ["token", "user", "id", "expires_at"],
+    "properties": {"token": {"type": "string"}, "user": ref("User"), "id": {"type": "integer"},
+                   "name": {"type": "string"}, "expires_at": _TIME_OR_NULL},
 }
+TOKEN_INFO = {
+    "type": "object",
+    "required": ["id", "kind", "name", "user_id", "created_at", "expires_at", "last_used_at", "current"],
+    "properties": {
+        "id": {"type": "integer"}, "kind": {"enum": ["api", "session"]}, "name": {"type": "string"},
+        "user_id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": _TIME_OR_NULL, "last_used_at": _TIME_OR_NULL,
+        "current": {"type": "boolean", "description": "the token or session of this request"},
+    },
+}
+TOKEN_LIST = {"type": "object", "required": ["items"],
+              "properties": {"items": {"type": "array", "items": TOKEN_INFO}}}
 
 
-@routes.post("/api/v1/auth/token", "Exchange a login and password for a bearer token",
+@routes.post("/api/v1/auth/token", "Exchange a login and password for a bearer token "
+             "(it expires after [server] token_days)",
              request=TOKEN_REQUEST, response=TOKEN_RESPONSE, errors=(401, 422, 429), public=True)
 async def issue_token(request: web.Request) -> web.Response:
-    v = Fields(await json_body(request))
+    data = await json_body(request)
+    v = Fields(data)
     login = v.text("login", required=True, max_len=64)
     password = v.text("password", required=True, max_len=1024)
     v.check()
+    name = users.token_name({"name": data.get("name")})
     user = await _authenticate(request, login, password)
-    token, _ = await _issue(request, user, "api", None)
+    days = request.app[CONFIG].server.token_days
+    raw, token = await _issue(request, user, "api", timedelta(days=days), name)
     async with request.app[DB].reading() as s:
         user_dict = await users.get_user(s, user, user.id)
-    return web.json_response({"token": token, "user": user_dict})
+    info = users.token_dict(token)
+    return web.json_response({"token": raw, "user": user_dict, "id": info["id"], "name": info["name"],
+                              "expires_at": info["expires_at"]})
+
+
+@routes.delete("/api/v1/auth/token", "Revoke the bearer token of this request (log out a program)",
+               status=204, errors=(401,))
+async def revoke_current_token(request: web.Request) -> web.Response:
+    async with request.app[DB].transaction() as s:
+        await s.execute(delete(AuthToken).where(AuthToken.token_hash == request[SESSION].token_hash),
+                        execution_options={"synchronize_session": False})
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/auth/tokens", "The caller's live API tokens and browser sessions",
+            response=TOKEN_LIST, errors=(401, 403, 404, 422),
+            params=(Param("user_id", "integer", "another user's (administrators only)"),))
+async def list_tokens(request: web.Request) -> web.Response:
+    user_id = query_int(request, "user_id")
+    async with request.app[DB].reading() as s:
+        items = await users.list_tokens(s, request[USER], user_id)
+    return web.json_response({"items": items})
+
+
+@routes.delete("/api/v1/auth/tokens/{id}", "Revoke one API token or browser session (one's own; "
+               "an administrator's: anybody's)", status=204, errors=(401, 404))
+async def revoke_token(request: web.Request) -> web.Response:
+    token_id = path_id(request)
+    async with request.app[DB].transaction() as s:
+        await users.revoke_token(s, request[USER], token_id)
+    return web.Response(status=204)
 
 
 # --- the browser's session -------------------------------------------------------------------------

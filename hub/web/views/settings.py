@@ -16,7 +16,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from hub.crm import pipelines, settings, users
-from hub.crm.errors import Conflict, DomainError, ValidationError
+from hub.crm.errors import Conflict, DomainError, NotFound, ValidationError
 from hub.crm.models import CUSTOM_FIELD_TYPES, LANGUAGES, ROLES, STAGE_KINDS, User
 from hub.web.api.common import region
 from hub.web.errors import path_id
@@ -41,7 +41,8 @@ TYPE_NAMES = {"text": N_("Text"), "number": N_("Number"), "date": N_("Date"),
 ENTITY_NAMES = {"client": N_("Clients"), "deal": N_("Deals")}
 NOTES = {
     "created": N_("Created."), "saved": N_("Saved."), "deleted": N_("Deleted."),
-    "password": N_("The password is changed; the user's sessions stay open."),
+    "password": N_("The password is changed; the user's other sessions and API tokens have ended."),
+    "ended": N_("The session or token has ended."),
 }
 MAX_USERS_SHOWN = 1000
 
@@ -69,6 +70,10 @@ REASONS = {
     "deals still use this pipeline": N_("Deals still use this pipeline."),
     "this loss reason exists already": N_("This loss reason exists already."),
     "a field with this key exists already": N_("A field with this key exists already."),
+    "must be at least 10 characters": N_("At least 10 characters."),
+    "must not contain the login": N_("The password must not contain the login."),
+    "is too common": N_("This password is too common: it is among the first an attacker tries."),
+    "is wrong": N_("Wrong password."),
 }
 _AT_MOST = re.compile(r"must be at most (\d+) characters")
 _PASSWORD = re.compile(r"must be a non-empty string of at most \d+ characters")
@@ -185,9 +190,13 @@ def _user_form(form: MultiDictProxy[Any], *, new: bool) -> dict[str, Any]:
 
 async def _user_form_page(request: web.Request, values: dict[str, Any], *, target: dict[str, Any] | None,
                           errors: dict[str, Any] | None = None, status: int = 200) -> web.Response:
+    tokens: list[dict[str, Any]] = []
+    if target is not None:  # the user's live sessions and API tokens, each with a button to end it
+        async with request.app[DB].reading() as s:
+            tokens = await users.list_tokens(s, require_user(request), target["id"])
     return await _page(request, "settings_user.html", {
         "section": "/settings/users", "values": values, "target": target, "errors": errors or {},
-        "roles": ROLES, "languages_list": LANGUAGES}, status=status)
+        "roles": ROLES, "languages_list": LANGUAGES, "tokens": tokens}, status=status)
 
 
 @admin_page
@@ -238,15 +247,31 @@ async def user_password(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     user_id = path_id(request)
     form = await request.post()
+    data = {"password": _text(form, "password")}
+    if user_id == user.id:  # one's own password: the current one too (an admin resetting another's: not)
+        data["current_password"] = _text(form, "current_password")
     try:
         async with request.app[DB].transaction() as s:
-            await users.update_user(s, user, user_id, {"password": _text(form, "password")})
+            await users.update_user(s, user, user_id, data)
     except ValidationError as exc:
         async with request.app[DB].reading() as s:
             target = await users.get_user(s, user, user_id)
-        errors = {f"new_{k}": v for k, v in _errors(exc).items()}
+        errors = {("new_password" if k == "password" else k): v for k, v in _errors(exc).items()}
         return await _user_form_page(request, target, target=target, errors=errors, status=422)
     raise _back(f"/settings/users/{user_id}", "password")
+
+
+@admin_page
+async def user_token_end(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    user_id = path_id(request)
+    token_id = path_id(request, "token_id")
+    try:
+        async with request.app[DB].transaction() as s:
+            await users.revoke_token(s, user, token_id)
+    except NotFound:
+        pass  # ended already: the page shows what is left
+    raise _back(f"/settings/users/{user_id}", "ended")
 
 
 # --- pipelines and stages --------------------------------------------------------------------------
@@ -572,6 +597,7 @@ def register_views(router: web.UrlDispatcher) -> None:
     router.add_get(r"/settings/users/{id:\d+}", user_edit)
     router.add_post(r"/settings/users/{id:\d+}", user_update)
     router.add_post(r"/settings/users/{id:\d+}/password", user_password)
+    router.add_post(r"/settings/users/{id:\d+}/tokens/{token_id:\d+}/end", user_token_end)
     router.add_get("/settings/pipelines", pipelines_page)
     router.add_post("/settings/pipelines", pipeline_create)
     router.add_get(r"/settings/pipelines/{id:\d+}", pipeline_page)
