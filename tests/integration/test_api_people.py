@@ -44,13 +44,13 @@ async def test_convert_lead_moves_it_to_a_client(admin: Api) -> None:
 
 
 async def test_users_are_managed_by_admins(admin: Api, agent: Api) -> None:
-    body = {"login": "olga", "password": "olga-password-1", "role": "manager", "name": "Ольга",
+    body = {"login": "olga", "password": "Olya-secret-2026", "role": "manager", "name": "Ольга",
             "extensions": ["105"]}
     await agent.post("/api/v1/users", body, expect=403)
     created = await admin.post("/api/v1/users", body, expect=201)
     assert created["login"] == "olga" and created["role"] == "manager" and "password" not in created
     assert "password_hash" not in created
-    olga = await login_api(admin.client, "olga", "olga-password-1")
+    olga = await login_api(admin.client, "olga", "Olya-secret-2026")
     assert (await olga.get("/api/v1/me"))["name"] == "Ольга"
     path = f"/api/v1/users/{created['id']}"
     assert (await admin.patch(path, {"name": "Ольга Петровна"}))["name"] == "Ольга Петровна"

@@ -154,9 +154,9 @@ async def test_demo_data_fills_an_empty_database_once(crmhub, database: Database
 
 
 async def test_import_clients_imports_good_rows_and_reports_bad_ones(crmhub, database: Database) -> None:
-    assert (await crmhub("create-user", "--login", "admin", "--password", "admin-pass",
+    assert (await crmhub("create-user", "--login", "admin", "--password", "Strong-pass-2026",
                          "--role", "admin"))[0] == 0
-    assert (await crmhub("create-user", "--login", "manager", "--password", "manager-pass",
+    assert (await crmhub("create-user", "--login", "manager", "--password", "Strong-pass-2027",
                          "--role", "manager"))[0] == 0
 
     code, out, _err = await crmhub("import-clients", str(FIXTURES / "clients.csv"))
@@ -231,7 +231,7 @@ async def test_run_serves_and_prints_its_address_and_the_demo_login(
     from hub.crm import users
 
     async with database.transaction() as s:
-        await users.create_or_update_user(s, "admin", "admin", "admin")
+        await users.create_or_update_user(s, "admin", "admin", "admin", check_policy=False)
         await users.create_or_update_user(s, "agent1", "changed-password", "agent")
         s.add(Setting(key="demo_data", value={"logins": [
             {"login": "admin", "password": "admin", "role": "admin"},

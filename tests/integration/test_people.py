@@ -100,7 +100,7 @@ async def test_email_and_telegram(database: Database, people: dict[str, User]) -
             "name": "Иванов", "kind": "person", "emails": ["Ivan.Petrov@Example.RU"],
             "telegram": ["@Ivan_Petrov", 123456789]})
         user = await users.create_user(s, people["admin"], {
-            "login": "masha", "password": "secret", "name": "Маша", "telegram": ["555"]})
+            "login": "masha", "password": "Mariya-secret-42", "name": "Маша", "telegram": ["555"]})
     assert client["emails"] == ["ivan.petrov@example.ru"]
     assert client["telegram"] == ["@ivan_petrov", "123456789"]
     async with database.reading() as s:
@@ -417,24 +417,25 @@ async def test_contacts_follow_client_access(database: Database, people: dict[st
 
 async def test_users_passwords_extensions_and_roles(database: Database, people: dict[str, User]) -> None:
     async with database.transaction() as s:
-        created = await users.create_or_update_user(s, "operator", "pa55", "agent", name="Оператор",
+        created = await users.create_or_update_user(s, "operator", "Pa55-word-2026", "agent", name="Оператор",
                                                     extensions=["101", "102"])
         assert "password_hash" not in created and created["extensions"] == ["101", "102"]
-        again = await users.create_or_update_user(s, "operator", "new-pass", "manager", extensions=["103"])
+        again = await users.create_or_update_user(s, "operator", "New-pass-2026", "manager",
+                                                  extensions=["103"])
         assert again["id"] == created["id"] and again["role"] == "manager" and again["extensions"] == ["103"]
         assert again["name"] == "Оператор"
-        assert await users.authenticate(s, "operator", "pa55") is None
-        assert (await users.authenticate(s, "operator", "new-pass")).id == created["id"]
+        assert await users.authenticate(s, "operator", "Pa55-word-2026") is None
+        assert (await users.authenticate(s, "operator", "New-pass-2026")).id == created["id"]
         assert await users.authenticate(s, "nobody", "x") is None
         assert await extensions.extensions_of(s, created["id"]) == ["103"]
         assert "103" in await extensions.all_extensions(s)
         with pytest.raises(Conflict):
             await users.create_user(s, people["admin"],
-                                    {"login": "x2", "password": "p", "extensions": ["103"]})
+                                    {"login": "x2", "password": "Long-enough-42", "extensions": ["103"]})
         with pytest.raises(Conflict):
-            await users.create_user(s, people["admin"], {"login": "operator", "password": "p"})
+            await users.create_user(s, people["admin"], {"login": "operator", "password": "Long-enough-42"})
         with pytest.raises(Forbidden):
-            await users.create_user(s, people["manager"], {"login": "x3", "password": "p"})
+            await users.create_user(s, people["manager"], {"login": "x3", "password": "Long-enough-42"})
         with pytest.raises(Forbidden):
             await users.update_user(s, people["agent"], people["agent"].id, {"role": "admin"})
         mine = await users.update_user(s, people["agent"], people["agent"].id, {"language": "en"})
@@ -443,7 +444,7 @@ async def test_users_passwords_extensions_and_roles(database: Database, people: 
         assert created["id"] in [u["id"] for u in listed.items]
         assert all("password_hash" not in u for u in listed.items)
         await users.delete_user(s, people["admin"], created["id"])
-        assert await users.authenticate(s, "operator", "new-pass") is None
+        assert await users.authenticate(s, "operator", "New-pass-2026") is None
         assert "103" not in await extensions.all_extensions(s)  # a deactivated user's phone rings nobody
         assert (await users.get_user(s, people["agent"], created["id"]))["active"] is False
         with pytest.raises(Conflict):

@@ -255,7 +255,7 @@ async def test_users_are_created_and_edited_with_errors_next_to_the_fields(
         {
             "name": "Ольга",
             "login": "olga",
-            "password": "pa55word!",
+            "password": "Pa55-word-2026!",
             "role": "agent",
             "language": "en",
             "extensions": "101",
@@ -271,7 +271,7 @@ async def test_users_are_created_and_edited_with_errors_next_to_the_fields(
             {
                 "name": "Ольга <b>Новая</b>",
                 "login": "olga",
-                "password": "pa55word!",
+                "password": "Pa55-word-2026!",
                 "role": "manager",
                 "language": "en",
                 "extensions": "103",
