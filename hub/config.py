@@ -5,6 +5,7 @@ With no file at all the hub runs on SQLite in ``./var/crmhub.db`` on 127.0.0.1:8
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -30,6 +31,9 @@ class ServerConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     session_days: int = 14
     token_days: int = 90  # an API token's life; then it is refused (401)
+    # reverse proxies (addresses or networks) whose X-Forwarded-For names the client: the login
+    # limits count the client's address, not the proxy's
+    trusted_proxies: list[str] = field(default_factory=list)
     attachments_dir: str = "var/attachments"
     timezone: str = "Europe/Moscow"  # the day the pages count "today" in, and how they show times
 
@@ -154,6 +158,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     if len(set(names)) != len(names):
         raise ConfigError("[[mailboxes]] names must differ")
     config.twilio.whatsapp_templates = _whatsapp_templates(config.twilio.whatsapp_templates)
+    for proxy in config.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(str(proxy), strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"server.trusted_proxies: {proxy!r} is not an address or a network") from exc
     try:
         ZoneInfo(config.server.timezone)
     except (ValueError, ZoneInfoNotFoundError) as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -36,7 +36,10 @@ from hub.crm.validate import Fields, iso
 MAX_PASSWORD = 1024
 MIN_PASSWORD = 10
 CURRENT_TOKEN: ContextVar[str | None] = ContextVar("crmhub_current_token", default=None)
-_LOGIN = re.compile(r"[\w.@+\-]{1,64}")
+_LOGIN = re.compile(r"[\w.@+\-]{1,64}")  # what may log in (logins made before the rule below)
+# a new login: Latin letters, digits and . @ + - _ only, so that no look-alike (a Cyrillic «а»,
+# full-width letters) can pose as another user; and unique whatever the case («Admin» is «admin»)
+_NEW_LOGIN = re.compile(r"[A-Za-z0-9.@+\-_]{1,64}", re.ASCII)
 _EXTENSION = re.compile(r"[0-9A-Za-z_*#+\-.]{1,32}")
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password anybody has")
@@ -71,6 +74,13 @@ async def authenticate(session: AsyncSession, login: str, password: str) -> User
         user.password_hash = hash_password(password)
         await session.flush()
     return user
+
+
+async def login_exists(session: AsyncSession, login: str) -> bool:
+    """Whether somebody has this login (the login limits count unknown logins apart)."""
+    if not isinstance(login, str) or not _LOGIN.fullmatch(login):
+        return False
+    return await session.scalar(select(User.id).where(User.login == login)) is not None
 
 
 async def _by_login(session: AsyncSession, login: str) -> User | None:
@@ -159,14 +169,15 @@ def _login(v: Fields, required: bool) -> str | None:
     if not required and not v.has("login"):
         return None
     login = v.text("login", required=required, max_len=64)
-    if login and not v.errors.get("login") and not _LOGIN.fullmatch(login):
+    if login and not v.errors.get("login") and not _NEW_LOGIN.fullmatch(login):
         v.fail("login", "may contain only letters, digits and . @ + - _")
     return login or None
 
 
 async def _ensure_login_free(session: AsyncSession, login: str, user_id: int | None) -> None:
-    other = await session.scalar(select(User.id).where(User.login == login))
-    if other is not None and other != user_id:
+    same = or_(User.login == login, func.lower(User.login) == login.lower())
+    other = await session.scalar(select(User.id).where(same, User.id != (user_id or 0)).limit(1))
+    if other is not None:
         raise Conflict("this login is taken", {"login": "is taken"})
 
 
@@ -196,6 +207,7 @@ async def create_or_update_user(session: AsyncSession, login: str, password: str
     assert login_ is not None and password_ is not None
     user = await _by_login(session, login_)
     if user is None:
+        await _ensure_login_free(session, login_, None)  # «Admin» when «admin» exists
         user = User(login=login_, name=name_ or login_, role=role_, language=language_ or "ru")
         session.add(user)
     else:

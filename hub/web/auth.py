@@ -17,13 +17,14 @@ import hmac
 import secrets
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
-from hub.crm import users
+from hub.crm import notifications, users
 from hub.crm.errors import Forbidden
 from hub.crm.models import AuthToken, User, utcnow
 from hub.crm.validate import Fields
@@ -32,6 +33,7 @@ from hub.web import i18n
 from hub.web.errors import Handler, Unauthorized, json_body, path_id, query_int
 from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB, LOGIN_LIMITER, SESSION, USER, Session
+from hub.web.ratelimit import Lockout, client_address
 from hub.web.routing import Param, Routes, is_public, mark_public, ref
 
 SESSION_COOKIE = "crmhub_session"
@@ -141,16 +143,37 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def _authenticate(request: web.Request, login: str, password: str) -> User:
     """The active user with these credentials, else Unauthorized (and counted against the limit)."""
     limiter = request.app[LOGIN_LIMITER]
-    remote = request.remote or ""
-    if limiter.blocked(remote, login):
-        raise web.HTTPTooManyRequests(reason="too many failed logins; try again in a few minutes")
+    remote = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                            request.app[CONFIG].server.trusted_proxies)
+    wait = limiter.retry_after(remote, login)
+    if wait > 0:
+        raise web.HTTPTooManyRequests(reason="too many failed logins; try again in a few minutes",
+                                      headers={"Retry-After": str(int(wait) + 1)})
     async with request.app[DB].transaction() as s:
         user = await users.authenticate(s, login, password)
+        known = user is not None or await users.login_exists(s, login)
+        if user is None or not user.active:
+            lockouts = limiter.failed(remote, login, known=known)
+            await _tell_admins(s, [lock for lock in lockouts if lock.kind != "pair"])
     if user is None or not user.active:
-        limiter.failed(remote, login)
         raise Unauthorized("wrong login or password")
     limiter.succeeded(remote, login)
     return user
+
+
+async def _tell_admins(session: Any, lockouts: list[Lockout]) -> None:
+    """A bell item to every active admin when failures lock an account, an address or the unknown
+    logins: a burst, not one user's typos (those lock only that login from that address)."""
+    if not lockouts:
+        return
+    admins = (await session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True)))).all()
+    for lock in lockouts:
+        for admin_id in admins:
+            await notifications.notify(
+                session, admin_id, kind="login_lockout", title=f"Logins locked ({lock.kind}): {lock.login}",
+                text=f"from {lock.remote}, for {int(lock.seconds)} s", link="/settings/users",
+                payload={"lock": lock.kind, "login": lock.login, "remote": lock.remote,
+                         "minutes": max(1, round(lock.seconds / 60))})
 
 
 async def _issue(request: web.Request, user: User, kind: str, expires_in: timedelta,
@@ -262,10 +285,15 @@ def _render_login(request: web.Request, *, error: str = "", login: str = "",
 
 
 def _safe_next(value: Any) -> str:
-    """Only a local path is a place to go after login (no open redirect)."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
+    """Only a local path is a place to go after login (no open redirect). No whitespace or control
+    character either: the Location header drops a tab or a line break, so ``/\t/evil.example``
+    would become ``//evil.example``."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 2000:
+        return "/"
+    if value.startswith("//") or any(c <= " " or c in "\\\x7f" for c in value):
+        return "/"
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else "/"
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:

@@ -101,13 +101,21 @@ class Lockout:
 class LoginLimiter:
     PRUNE_EVERY = 1000  # failures between two sweeps of the tables
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, pair: Limit = PAIR,
+                 account: Limit = ACCOUNT, source: Limit = SOURCE, unknown: Limit = UNKNOWN) -> None:
         self.clock = clock
-        self._pairs = _Table(PAIR)
-        self._accounts = _Table(ACCOUNT)
-        self._sources = _Table(SOURCE)
-        self._unknown = _Table(UNKNOWN)
+        self._pairs = _Table(pair)
+        self._accounts = _Table(account)
+        self._sources = _Table(source)
+        self._unknown = _Table(unknown)
         self._since_prune = 0
+
+    def set_limits(self, *, account: Limit | None = None, source: Limit | None = None) -> None:
+        """Other thresholds for the account and address counters (the tests' smaller ones)."""
+        if account is not None:
+            self._accounts.limit = account
+        if source is not None:
+            self._sources.limit = source
 
     def retry_after(self, remote: str, login: str) -> float:
         """Seconds until this login from this address may be tried again (0: now)."""

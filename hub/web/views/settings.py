@@ -53,7 +53,7 @@ REASONS = {
     "is taken": N_("This login is taken."),
     "exists already": N_("This exists already."),
     "another tag has this name": N_("Another tag has this name."),
-    "may contain only letters, digits and . @ + - _": N_("Only letters, digits and . @ + - _"),
+    "may contain only letters, digits and . @ + - _": N_("Only Latin letters, digits and . @ + - _"),
     "must be a colour like #1e88e5": N_("Pick a colour."),
     "must have at least one active stage": N_("Keep at least one stage in progress."),
     "a removed stage still has deals": N_("A removed stage still has deals."),
