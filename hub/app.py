@@ -22,6 +22,7 @@ from aiohttp import web
 
 from hub.bus import InProcessBus
 from hub.config import Config
+from hub.crm import audit
 from hub.crm.extensions import all_extensions
 from hub.crm.intake import CallIntake
 from hub.crm.messages import MessageIntake
@@ -129,6 +130,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_static("/static", WEBUI / "static")
 
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_audit_retention)
     if config.asterisk.host:
         # who is free: in memory, fed by the AMI connection (docs/decisions.md)
         app[PRESENCE] = PresenceBoard(app[BUS].publish)
@@ -151,6 +153,26 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await database.dispose()
+
+
+async def _audit_retention(app: web.Application) -> AsyncIterator[None]:
+    """The audit log keeps ``[server] audit_days``: older events go at start and then daily."""
+    async def purge_daily() -> None:
+        while True:
+            try:
+                async with app[DB].transaction() as s:
+                    await audit.purge(s, app[CONFIG].server.audit_days)
+            except Exception:  # the next day tries again; the log says why
+                log.exception("audit log: old events could not be purged")
+            await asyncio.sleep(86_400)
+
+    task = asyncio.create_task(purge_daily(), name="audit-retention")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _messaging(app: web.Application, config: Config) -> None:

@@ -34,6 +34,7 @@ class ServerConfig:
     # reverse proxies (addresses or networks) whose X-Forwarded-For names the client: the login
     # limits count the client's address, not the proxy's
     trusted_proxies: list[str] = field(default_factory=list)
+    audit_days: int = 365  # how long the audit log keeps an event
     attachments_dir: str = "var/attachments"
     timezone: str = "Europe/Moscow"  # the day the pages count "today" in, and how they show times
 

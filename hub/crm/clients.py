@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Select, delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, contact_points, events, search
+from hub.crm import access, audit, contact_points, events, search
 from hub.crm.errors import Forbidden, NotFound
 from hub.crm.inn import check_inn, check_kpp, check_okpo
 from hub.crm.models import (
@@ -278,6 +278,8 @@ async def delete_client(session: AsyncSession, actor: User, client_id: Any) -> N
     await session.execute(delete(Client).where(Client.id == client.id),
                           execution_options={"synchronize_session": False})
     session.expunge(client)
+    audit.record(session, "client_deleted", actor=actor, target=("client", client.id),
+                 details={"name": data["name"]})
     events.emit(session, "client.deleted", {"client": data}, scope={"manager_id": data["manager_id"]})
 
 

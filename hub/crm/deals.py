@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, events, search
+from hub.crm import access, audit, events, search
 from hub.crm.errors import Forbidden, NotFound, ValidationError
 from hub.crm.models import (
     Client,
@@ -400,6 +400,8 @@ async def delete_deal(session: AsyncSession, actor: User, deal_id: int) -> None:
     )
     await session.delete(deal)
     await session.flush()
+    audit.record(session, "deal_deleted", actor=actor, target=("deal", result["id"]),
+                 details={"title": result["title"]})
     events.emit(session, "deal.deleted", {"deal": result}, scope=_scope(deal))
 
 

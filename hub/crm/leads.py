@@ -9,7 +9,7 @@ from sqlalchemy import Select, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, contact_points, events, search
+from hub.crm import access, audit, contact_points, events, search
 from hub.crm.clients import (
     build_client,
     check_user_id,
@@ -205,6 +205,8 @@ async def delete_lead(session: AsyncSession, actor: User, lead_id: Any) -> None:
     await session.execute(delete(Lead).where(Lead.id == lead.id),
                           execution_options={"synchronize_session": False})
     session.expunge(lead)
+    audit.record(session, "lead_deleted", actor=actor, target=("lead", lead.id),
+                 details={"name": data["name"]})
     events.emit(session, "lead.deleted", {"lead": data}, scope=_scope(data))
 
 

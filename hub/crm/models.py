@@ -443,6 +443,24 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class AuditEvent(Base):
+    """Who did what to what, when and from where: the security-relevant actions (hub.crm.audit).
+    The actor's login is kept as it was (the user may be renamed or deleted later)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"), Index("ix_audit_events_action", "action", "id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    actor_login: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(40))
+    target_type: Mapped[str] = mapped_column(String(20), default="")
+    target_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    remote: Mapped[str] = mapped_column(String(64), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 CALL_DIRECTIONS = ("inbound", "outbound", "internal")
 CALL_STATUSES = ("ringing", "talking", "answered", "missed", "abandoned", "busy", "failed")
 

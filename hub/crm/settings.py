@@ -15,7 +15,7 @@ from sqlalchemy import Result, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, routing
+from hub.crm import access, audit, routing
 from hub.crm.errors import Conflict, NotFound
 from hub.crm.models import (
     CUSTOM_FIELD_TYPES,
@@ -143,8 +143,11 @@ async def update_custom_field(session: AsyncSession, actor: User, field_id: Any,
 async def delete_custom_field(session: AsyncSession, actor: User, field_id: Any) -> None:
     """The field goes; values already stored stay in the clients' and deals' ``custom`` data."""
     access.require_admin(actor)
-    await session.delete(await _field(session, field_id))
+    field = await _field(session, field_id)
+    await session.delete(field)
     await session.flush()
+    audit.record(session, "settings_changed", actor=actor, target=("custom_field", field.id),
+                 details={"deleted": {"entity": field.entity, "key": field.key, "label": field.label}})
 
 
 # --- tags ------------------------------------------------------------------------------------------
@@ -277,6 +280,7 @@ async def update_access(session: AsyncSession, actor: User, data: Any) -> dict[s
     if not v.has("agents_see_all") and not v.has(routing.SETTING):
         v.fail("agents_see_all", "is required")
     v.check()
+    before = await get_access(session, actor)
     if enabled is not None:
         row = await session.get(Setting, access.SHARE_SETTING)
         if row is None:
@@ -286,4 +290,8 @@ async def update_access(session: AsyncSession, actor: User, data: Any) -> dict[s
     if route is not None:
         await routing.set_enabled(session, route)
     await session.flush()
-    return await get_access(session, actor)
+    after = await get_access(session, actor)
+    changed = {key: [before[key], after[key]] for key in after if before.get(key) != after[key]}
+    if changed:
+        audit.record(session, "settings_changed", actor=actor, target=("access", None), details=changed)
+    return after

@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, contact_points
+from hub.crm import access, audit, contact_points
 from hub.crm.clients import page_rows, read_points
 from hub.crm.common_passwords import COMMON_PASSWORDS
 from hub.crm.errors import Conflict, Forbidden, NotFound
@@ -216,14 +216,21 @@ async def create_or_update_user(session: AsyncSession, login: str, password: str
             user.name = name_
         if language_:
             user.language = language_
+    created = user.id is None
     if not user.password_hash or not verify_password(user.password_hash, password_):
         if user.id is not None:  # a reset: whoever knew the old password is out
             await end_tokens(session, user.id)
+            audit.record(session, "password_changed", actor_login="(command line)", target=("user", user.id),
+                         details={"reset": True})
         user.password_hash = hash_password(password_)
     await session.flush()
     if extensions_ is not None:
         await _set_extensions(session, user, extensions_)
-    return await _dict(session, user.id)
+    result = await _dict(session, user.id)
+    audit.record(session, "user_created" if created else "user_updated", actor_login="(command line)",
+                 target=("user", user.id), details={"login": user.login, "role": user.role,
+                                                     "active": True, "extensions": result["extensions"]})
+    return result
 
 
 async def create_user(session: AsyncSession, actor: User, data: Any, region: str = "RU") -> dict[str, Any]:
@@ -246,7 +253,14 @@ async def create_user(session: AsyncSession, actor: User, data: Any, region: str
     if extensions:
         await _set_extensions(session, user, extensions)
     await contact_points.store(session, "user_id", user.id, points)
-    return await _dict(session, user.id)
+    result = await _dict(session, user.id)
+    audit.record(session, "user_created", actor=actor, target=("user", user.id),
+                 details={"login": login, "role": role, "extensions": result["extensions"]})
+    return result
+
+
+def _security_facts(user: User, extensions: list[str]) -> dict[str, Any]:
+    return {"login": user.login, "role": user.role, "active": user.active, "extensions": extensions}
 
 
 async def get_user(session: AsyncSession, actor: User, user_id: Any) -> dict[str, Any]:
@@ -288,6 +302,7 @@ async def update_user(session: AsyncSession, actor: User, user_id: Any, data: An
     extensions = _extensions(v)
     points = read_points(v, region)
     v.check()
+    before = _security_facts(user, (await _dict(session, user.id))["extensions"])
     if login is not None and login != user.login:
         await _ensure_login_free(session, login, user.id)
         user.login = login
@@ -308,7 +323,15 @@ async def update_user(session: AsyncSession, actor: User, user_id: Any, data: An
     if extensions is not None:
         await _set_extensions(session, user, extensions)
     await contact_points.store(session, "user_id", user.id, points)
-    return await _dict(session, user.id)
+    result = await _dict(session, user.id)
+    after = _security_facts(user, result["extensions"])
+    changed = {key: [before[key], after[key]] for key in before if before[key] != after[key]}
+    if changed:
+        audit.record(session, "user_updated", actor=actor, target=("user", user.id), details=changed)
+    if password is not None:
+        audit.record(session, "password_changed", actor=actor, target=("user", user.id),
+                     details={"own": user.id == actor.id})
+    return result
 
 
 async def _end_sessions(session: AsyncSession, user: User) -> None:
@@ -328,6 +351,8 @@ async def delete_user(session: AsyncSession, actor: User, user_id: Any) -> None:
     user.active = False
     await session.flush()
     await _end_sessions(session, user)
+    audit.record(session, "user_deleted", actor=actor, target=("user", user.id),
+                 details={"login": user.login})
 
 
 async def list_users(session: AsyncSession, actor: User, *, cursor: str | None = None,

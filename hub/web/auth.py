@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
-from hub.crm import notifications, users
+from hub.crm import audit, notifications, users
 from hub.crm.errors import Forbidden
 from hub.crm.models import AuthToken, User, utcnow
 from hub.crm.validate import Fields
@@ -132,10 +132,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if USER not in request and request.path.startswith("/api/") and not public:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
     reset = users.CURRENT_TOKEN.set(request[SESSION].token_hash if SESSION in request else None)
+    remote = audit.REMOTE.set(_client(request))
     try:
         return await handler(request)
     finally:
+        audit.REMOTE.reset(remote)
         users.CURRENT_TOKEN.reset(reset)
+
+
+def _client(request: web.Request) -> str:
+    """The client's address (behind a trusted proxy: the one it names)."""
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                          request.app[CONFIG].server.trusted_proxies)
 
 
 # --- logging in ------------------------------------------------------------------------------------
@@ -143,8 +151,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def _authenticate(request: web.Request, login: str, password: str) -> User:
     """The active user with these credentials, else Unauthorized (and counted against the limit)."""
     limiter = request.app[LOGIN_LIMITER]
-    remote = client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                            request.app[CONFIG].server.trusted_proxies)
+    remote = _client(request)
     wait = limiter.retry_after(remote, login)
     if wait > 0:
         raise web.HTTPTooManyRequests(reason="too many failed logins; try again in a few minutes",
@@ -154,6 +161,10 @@ async def _authenticate(request: web.Request, login: str, password: str) -> User
         known = user is not None or await users.login_exists(s, login)
         if user is None or not user.active:
             lockouts = limiter.failed(remote, login, known=known)
+            audit.record(s, "login_failed", actor_login=login[:64], details={"known": known})
+            for lock in lockouts:
+                audit.record(s, "login_locked", actor_login=login[:64],
+                             details={"lock": lock.kind, "seconds": int(lock.seconds)})
             await _tell_admins(s, [lock for lock in lockouts if lock.kind != "pair"])
     if user is None or not user.active:
         raise Unauthorized("wrong login or password")
@@ -187,6 +198,9 @@ async def _issue(request: web.Request, user: User, kind: str, expires_in: timede
         await users.purge_expired_tokens(s, user.id)  # tidy this user's expired ones while we are here
         s.add(token)
         await s.flush()
+        details = {"kind": kind, "name": name} if name else {"kind": kind}
+        audit.record(s, "login" if kind == "session" else "token_created", actor=user,
+                     target=("token", token.id), details=details)
     return raw, token
 
 
@@ -243,6 +257,7 @@ async def revoke_current_token(request: web.Request) -> web.Response:
     async with request.app[DB].transaction() as s:
         await s.execute(delete(AuthToken).where(AuthToken.token_hash == request[SESSION].token_hash),
                         execution_options={"synchronize_session": False})
+        audit.record(s, "token_revoked", actor=request[USER], details={"current": True})
     return web.Response(status=204)
 
 
@@ -262,6 +277,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_id(request)
     async with request.app[DB].transaction() as s:
         await users.revoke_token(s, request[USER], token_id)
+        audit.record(s, "token_revoked", actor=request[USER], target=("token", token_id))
     return web.Response(status=204)
 
 
@@ -335,6 +351,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if SESSION in request and request[SESSION].kind == "session":
         async with request.app[DB].transaction() as s:
             await s.execute(delete(AuthToken).where(AuthToken.token_hash == request[SESSION].token_hash))
+            audit.record(s, "logout", actor=request[USER])
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.crm import settings
+from hub.crm import audit, settings
+from hub.crm.errors import ValidationError
 from hub.web.api.common import no_content, ok
 from hub.web.api.schemas import STRINGS, TEXT, obj, with_id
-from hub.web.errors import json_body, path_id, query_choice
+from hub.web.errors import json_body, path_id, query_choice, query_datetime, query_text
 from hub.web.keys import DB, USER
 from hub.web.routing import Param, Routes, ref
 
@@ -149,3 +150,32 @@ async def update_access(request: web.Request) -> web.Response:
     async with request.app[DB].transaction() as s:
         return ok(await settings.update_access(s, request[USER], data))
 
+
+
+# --- the audit log ------------------------------------------------------------------------------------
+
+AUDIT_EVENT = obj({"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+                   "actor_id": {"type": ["integer", "null"]}, "actor_login": TEXT,
+                   "action": {"enum": list(audit.ACTIONS)}, "target_type": TEXT,
+                   "target_id": {"type": ["integer", "null"]}, "remote": TEXT,
+                   "details": {"type": "object"}},
+                  ("id", "at", "action"))
+
+
+@routes.get("/api/v1/audit", "The audit log, newest first (administrators)", response=_list_of(AUDIT_EVENT),
+            params=(Param("action", {"enum": list(audit.ACTIONS)}, "only this action"),
+                    Param("login", description="only this actor's login"),
+                    Param("since", "date-time", "at or after"), Param("until", "date-time", "before"),
+                    Param("cursor", description="the page after (next_cursor)")),
+            errors=(401, 403, 422))
+async def audit_log(request: web.Request) -> web.Response:
+    action = query_choice(request, "action", audit.ACTIONS)
+    cursor = query_text(request, "cursor", max_len=20)
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
+        raise ValidationError({"cursor": "is not a cursor this server issued"})
+    async with request.app[DB].reading() as s:
+        page = await audit.list_events(
+            s, request[USER], action=action, login=query_text(request, "login", max_len=64),
+            since=query_datetime(request, "since"), until=query_datetime(request, "until"),
+            before_id=int(cursor) if cursor else None)
+    return ok(page)

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime, time, timedelta
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from hub.crm import pipelines, settings, users
+from hub.crm import audit, pipelines, settings, users
 from hub.crm.errors import Conflict, DomainError, NotFound, ValidationError
 from hub.crm.models import CUSTOM_FIELD_TYPES, LANGUAGES, ROLES, STAGE_KINDS, User
+from hub.crm.validate import parse_date
 from hub.web.api.common import region
 from hub.web.errors import path_id
 from hub.web.i18n import N_
 from hub.web.keys import DB
-from hub.web.views.common import render, require_user
+from hub.web.views.common import render, require_user, zone
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,7 +36,17 @@ SECTIONS = (
     ("/settings/fields", N_("Custom fields")),
     ("/settings/tags", N_("Tags")),
     ("/settings/access", N_("Access")),
+    ("/settings/audit", N_("Audit log")),
 )
+AUDIT_ACTIONS = {
+    "login": N_("Logged in"), "login_failed": N_("Failed login"), "login_locked": N_("Logins locked"),
+    "token_created": N_("API token created"), "token_revoked": N_("Token or session ended"),
+    "logout": N_("Logged out"), "password_changed": N_("Password changed"),
+    "user_created": N_("User created"), "user_updated": N_("User changed"),
+    "user_deleted": N_("User deactivated"), "settings_changed": N_("Settings changed"),
+    "client_deleted": N_("Client deleted"), "deal_deleted": N_("Deal deleted"),
+    "lead_deleted": N_("Lead deleted"),
+}
 ROLE_NAMES = {"admin": N_("Administrator"), "manager": N_("Manager"), "agent": N_("Agent")}
 KIND_NAMES = {"active": N_("In progress"), "won": N_("Won"), "lost": N_("Lost")}
 TYPE_NAMES = {"text": N_("Text"), "number": N_("Number"), "date": N_("Date"),
@@ -569,6 +582,33 @@ async def tag_delete(request: web.Request) -> web.StreamResponse:
     raise _back("/settings/tags", "deleted")
 
 
+# --- the audit log ---------------------------------------------------------------------------------
+
+@admin_page
+async def audit_page(request: web.Request) -> web.Response:
+    """The audit log with filters (action, login, days from/to in the hub's time zone), 50 a page."""
+    user = require_user(request)
+    q = request.query
+    action = q.get("action", "") if q.get("action", "") in AUDIT_ACTIONS else ""
+    login = q.get("login", "").strip()[:64]
+    first, last = parse_date(q.get("from", "")), parse_date(q.get("to", ""))
+    tz = zone(request)
+    since = datetime.combine(first, time.min, tz) if first else None
+    until = datetime.combine(last + timedelta(days=1), time.min, tz) if last else None
+    cursor = q.get("cursor", "")
+    before = int(cursor) if cursor.isascii() and cursor.isdigit() and len(cursor) < 19 else None
+    async with request.app[DB].reading() as s:
+        page = await audit.list_events(s, user, action=action or None, login=login or None,
+                                       since=since, until=until, before_id=before)
+    filters = {"action": action, "login": login, "from": first.isoformat() if first else "",
+               "to": last.isoformat() if last else ""}
+    more = ("/settings/audit?" + urlencode({**{k: v for k, v in filters.items() if v},
+                                             "cursor": page.next_cursor}) if page.next_cursor else None)
+    return await _page(request, "settings_audit.html", {
+        "section": "/settings/audit", "events": page.items, "filters": filters, "more_url": more,
+        "actions": AUDIT_ACTIONS})
+
+
 # --- access ----------------------------------------------------------------------------------------
 
 @admin_page
@@ -615,4 +655,5 @@ def register_views(router: web.UrlDispatcher) -> None:
     router.add_post(r"/settings/tags/{id:\d+}", tag_update)
     router.add_post(r"/settings/tags/{id:\d+}/delete", tag_delete)
     router.add_get("/settings/access", access_page)
+    router.add_get("/settings/audit", audit_page)
     router.add_post("/settings/access", access_update)
