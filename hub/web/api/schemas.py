@@ -48,7 +48,11 @@ TASK_IN = obj({
     "deal_id": ID_OR_NULL, "lead_id": ID_OR_NULL, "assignee_id": ID_OR_NULL,
 })
 USER_IN = obj({
-    "login": TEXT, "password": TEXT, "name": TEXT, "role": {"enum": ["admin", "manager", "agent"]},
+    "login": {**TEXT, "description": "Latin letters, digits and . @ + - _; unique whatever the case"},
+    "password": {**TEXT, "description": "at least 10 characters, not the login, not a common password; "
+                 "a change ends the user's other sessions and tokens"},
+    "current_password": {**TEXT, "description": "required to change one's own password"},
+    "name": TEXT, "role": {"enum": ["admin", "manager", "agent"]},
     "extensions": STRINGS, "language": {"enum": ["ru", "en"]}, "active": {"type": "boolean"},
     **CONTACT_POINTS,
 })
@@ -72,7 +76,9 @@ OPEN_DEAL = obj({"id": ID, "title": TEXT, "stage": TEXT_OR_NULL, "amount": {"typ
 MATCH = obj({
     "type": {"enum": ["client", "contact", "lead", "user"]}, "id": ID, "name": TEXT,
     "client_id": ID_OR_NULL, "open_deals": {"type": "array", "items": OPEN_DEAL},
-}, ("type", "id", "name", "client_id", "open_deals"))
+    "access": {"type": "boolean", "description": "false: a person the caller may not open (then only "
+               "`type` and `access`: no id, name or deals)"},
+}, ("type",))
 
 REF: Schema = obj({"id": ID, "name": TEXT_OR_NULL})
 CALL = with_id({
