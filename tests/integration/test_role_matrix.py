@@ -5,7 +5,10 @@ One world per database: agent2 owns a client with a contact, a lead, a deal, a t
 a call with a recording, a conversation, a message, a notification and an API token; the administrator
 owns a custom field, a tag, a pipeline and a loss reason. A second, like world (agent2's too) is there for
 the administrator's deletions. Every route must be classified in ``API`` (and every page in ``PAGES``):
-a new route fails the test until it is added here. Failures are collected and reported all at once.
+a new route fails the test until it is added here. After the agent's and the manager's attempts the
+world is read again as the administrator and must not have changed. ``PROBES`` and ``PAGE_PROBES`` point
+the agent's own things at agent2's (filters, links, nested ids, self-promotion). Failures are collected
+and reported all at once.
 """
 
 from __future__ import annotations
@@ -269,10 +272,25 @@ PROBES: list[Probe] = [
     ("POST", "/messages", lambda o, w: {"channel": "sms", "deal_id": o["own_deal"], "text": "x",
                                         "reply_to": w["entry"]}),
     ("POST", "/timeline/{own_entry}/move", lambda o, w: {"deal_id": w["deal"]}),
+    ("PATCH", "/users/{me}", lambda o, w: {"role": "admin"}),
+    ("PATCH", "/users/{me}", lambda o, w: {"extensions": ["102"]}),  # agent2's phone: their calls
 ]
 
 
-async def probe(walk: Walk, agent: Api) -> None:
+# The same through the pages' forms: must not succeed (a redirect) nor show agent2's things.
+PAGE_PROBES: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, str]]]] = [
+    ("/tasks", lambda o, w: {"subject": "Своя задача", "deal_id": str(w["deal"])}),
+    ("/tasks", lambda o, w: {"subject": "Своя задача", "client_id": str(w["client"])}),
+    ("/tasks/{own_task}", lambda o, w: {"subject": "Своя задача", "deal_id": str(w["deal"])}),
+    ("/deals/{own_deal}/fields/contact", lambda o, w: {"contact_id": str(w["contact"])}),
+    ("/clients/{own_client}/contacts/{contact}", lambda o, w: {"name": "Взлом", "position": "Взлом"}),
+    ("/clients/{own_client}/contacts/{contact}/delete", lambda o, w: {}),
+    ("/tasks/{own_task}/attachments/{attachment}/delete", lambda o, w: {}),
+    ("/timeline/deals/{own_deal}/entries/{entry}/pin", lambda o, w: {"pinned": "1"}),
+]
+
+
+async def probe(walk: Walk, agent: Api) -> dict[str, Any]:
     """The agent's own client, contact, deal, task and note, then every probe against agent2's."""
     own_client = await agent.post(f"{V}/clients", {"name": "Своя компания", "phones": ["+79161119005"],
                                                    "manager_id": agent.id}, expect=201)
@@ -289,8 +307,10 @@ async def probe(walk: Walk, agent: Api) -> None:
         url = V + path.format(**own, **walk.world)
         status, text = await hit(walk.client, method, url, agent.token, body(own, walk.world))
         walk.calls += 1
-        if status >= 500 or MARK in text or (method != "GET" and status < 300):
+        others = f'"user_id": {walk.world["owner"]}' in text  # agent2's tokens carry no MARK
+        if status >= 500 or MARK in text or (method != "GET" and status < 300) or others:
             walk.failures.append(f"probe {method} {url} as agent: {status}: {text[:200]}")
+    return own
 
 
 def _fill(path: str, keys: tuple[str, ...], world: dict[str, Any]) -> str:
@@ -494,7 +514,7 @@ async def test_role_matrix(client: TestClient, app: web.Application, admin: Api,
     for method, path in routes:
         if API[(method, path)].kind != LOGOUT:
             await walk.api(method, path, API[(method, path)], "agent", agent.token)
-    await probe(walk, agent)
+    own = await probe(walk, agent)
     for method, path in writes:
         if API[(method, path)].kind in (ADMIN, OWNER_OR_ADMIN):
             await walk.api(method, path, API[(method, path)], "manager", manager.token)
@@ -541,6 +561,14 @@ async def test_role_matrix(client: TestClient, app: web.Application, admin: Api,
             walk.calls += 1
             if status not in (403, 404) and not (status == 303 and path == "/bell/{id}/open"):
                 walk.failures.append(f"POST {path} ({url}) page form as {role}: {status}: {text[:200]}")
+        for path, data in PAGE_PROBES if role == "agent" else ():
+            url = path.format(**own, **world)
+            async with client.post(url, data={"csrf_token": csrf, **data(own, world)},
+                                   allow_redirects=False) as response:
+                status, text = response.status, await response.text()
+            walk.calls += 1
+            if not 400 <= status < 500 or MARK in text:
+                walk.failures.append(f"probe POST {url} page form as agent: {status}: {text[:300]}")
     client.session.cookie_jar.clear()
     walk.failures += [f"changed by the agent's or the manager's page forms: {d}" for d in
                       _diff(before, await snapshot(admin, agent2, world))]
