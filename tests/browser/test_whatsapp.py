@@ -118,7 +118,8 @@ async def test_the_window_opens_live_when_the_person_writes(page: Any, app: web.
                                          text="Я снова на связи", sender_name="Анна Соколова"))
     await expect(page.locator(".tl-stream")).to_contain_text("Я снова на связи")
     row = composer.locator("[data-template-row]")
-    await expect(row.locator("[data-window-note]")).to_contain_text("WhatsApp: свободный текст можно писать до")
+    note = row.locator("[data-window-note]")
+    await expect(note).to_contain_text("WhatsApp: свободный текст можно писать до")
     await row.get_by_label("Шаблон").select_option("")
     await expect(text).to_be_enabled()
 

@@ -35,8 +35,8 @@ async def ami_server() -> AsyncIterator[FakeAmiServer]:
 @pytest.fixture
 async def agent(database: Database) -> int:
     async with database.transaction() as s:
-        created = await users.create_or_update_user(s, "agent", "Ivan-secret-2026", "agent", name="Иван Агентов",
-                                                    extensions=["101"])
+        created = await users.create_or_update_user(s, "agent", "Ivan-secret-2026", "agent",
+                                                    name="Иван Агентов", extensions=["101"])
     return int(created["id"])
 
 
