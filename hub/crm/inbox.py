@@ -205,7 +205,7 @@ async def list_conversations(session: AsyncSession, actor: User, *, channel: str
         errors["channel"] = f"must be one of: {', '.join(CHANNELS)}"
     assignee_id: int | None = None
     if assignee is not None and assignee not in ("me", "none"):
-        if not assignee.isdigit() or not 0 < int(assignee) <= 2**62:
+        if not (assignee.isascii() and assignee.isdigit()) or not 0 < int(assignee) <= 2**62:
             errors["assignee"] = "must be me, none or a user id"
         else:
             assignee_id = int(assignee)
