@@ -76,7 +76,7 @@ class InProcessBus:
 
     def since(self, last_id: str) -> list[Event] | None:
         epoch, _, seq_text = last_id.partition("-")
-        if epoch != self._epoch or not seq_text.isdigit():
+        if epoch != self._epoch or not seq_text.isdecimal():
             return None
         seq = int(seq_text)
         if self._history and int(self._history[0].id.split("-")[1]) > seq + 1:

@@ -298,7 +298,7 @@ async def search_condition(session: AsyncSession, q: str, region: str) -> Column
         conditions.append(Client.id.in_(
             select(ContactPerson.client_id).join(ContactPoint, ContactPoint.contact_id == ContactPerson.id)
             .where(point)))
-    if q.isascii() and q.isdigit() and 4 <= len(q) <= 12:
+    if q.isascii() and q.isdecimal() and 4 <= len(q) <= 12:
         conditions.append(Client.inn.startswith(q))
     return or_(*conditions)
 

@@ -491,8 +491,8 @@ def _decode_stage_cursor(cursor: str) -> tuple[datetime | None, int]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, key, last_id = text.split(":")
-        if (kind != "k" or not last_id.isdigit() or int(last_id) > 2**62
-                or not (key == "-" or key.lstrip("-").isdigit())):
+        if (kind != "k" or not last_id.isdecimal() or int(last_id) > 2**62
+                or not (key == "-" or key.lstrip("-").isdecimal())):
             raise ValueError
         at = None if key == "-" else EPOCH + timedelta(microseconds=int(key))
         return at, int(last_id)

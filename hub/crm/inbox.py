@@ -183,7 +183,7 @@ def _decode(cursor: str | None) -> tuple[datetime, int] | None:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, rest = text.partition(":")
         at, _, ident = rest.partition("|")
-        if kind != "c" or not ident.isdigit() or int(ident) > 2**62:
+        if kind != "c" or not ident.isdecimal() or int(ident) > 2**62:
             raise ValueError
         moment = datetime.fromisoformat(at)
         if not MIN_YEAR <= moment.year <= MAX_YEAR:  # a zone's offset would overflow near year 1
@@ -205,7 +205,7 @@ async def list_conversations(session: AsyncSession, actor: User, *, channel: str
         errors["channel"] = f"must be one of: {', '.join(CHANNELS)}"
     assignee_id: int | None = None
     if assignee is not None and assignee not in ("me", "none"):
-        if not (assignee.isascii() and assignee.isdigit()) or not 0 < int(assignee) <= 2**62:
+        if not (assignee.isascii() and assignee.isdecimal()) or not 0 < int(assignee) <= 2**62:
             errors["assignee"] = "must be me, none or a user id"
         else:
             assignee_id = int(assignee)

@@ -16,7 +16,7 @@ def _control(numbers: list[int], weights: tuple[int, ...]) -> int:
 
 
 def _is_digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+    return text.isascii() and text.isdecimal()
 
 
 def check_inn(text: str) -> str | None:

@@ -31,7 +31,7 @@ def decode_cursor(cursor: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
-        if kind != "i" or not value.isdigit() or int(value) > 2**62:
+        if kind != "i" or not value.isdecimal() or int(value) > 2**62:
             raise ValueError
         return int(value)
     except (ValueError, UnicodeDecodeError) as exc:

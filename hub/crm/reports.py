@@ -48,7 +48,7 @@ from hub.crm.models import (
     UTCDateTime,
     utcnow,
 )
-from hub.crm.validate import iso, parse_datetime
+from hub.crm.validate import iso, parse_datetime, small_int
 
 # "Reached everything": the position a won deal counts as, above every real stage position.
 _PAST_ALL = 2**31 - 1
@@ -78,8 +78,8 @@ def _positive_id(errors: dict[str, str], name: str, value: object, required: boo
         if required:
             errors[name] = "is required"
         return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str) and small_int(value) is not None:
+        value = small_int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
         errors[name] = "must be a positive integer id"
         return None

@@ -185,6 +185,15 @@ class Fields:
 MIN_YEAR, MAX_YEAR = 1900, 2200
 
 
+def small_int(text: Any) -> int | None:
+    """A number written in at most 18 ASCII digits (a sign-less id, a position), else None; never
+    raises ("²".isdigit() is true but int() refuses it; int() refuses 5,000 digits too)."""
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdecimal() and len(text) <= 18 else None
+
+
 def parse_datetime(value: Any) -> datetime | None:
     """ISO 8601 between ``MIN_YEAR`` and ``MAX_YEAR``; a time without a zone is taken as UTC."""
     if not isinstance(value, str) or "\x00" in value:

@@ -277,7 +277,7 @@ class TelegramChannel:
                     self._set_state("polling")  # the API answered: polling from now on
                 if offset is None:
                     stored = await self.intake.cursor(OFFSET_CURSOR)
-                    offset = int(stored) if stored and stored.isdigit() else 0
+                    offset = int(stored) if stored and stored.isdecimal() else 0
                 updates = await self.bot.get_updates(offset=offset or None, timeout=self.poll_timeout,
                                                      allowed_updates=list(ALLOWED_UPDATES))
                 self._set_state("polling")
@@ -540,7 +540,7 @@ class TelegramChannel:
         reply_id = None
         if message.reply_to_provider_id:
             chat_part, _, msg_part = message.reply_to_provider_id.rpartition(":")
-            if chat_part == str(chat_id) and msg_part.isdigit():
+            if chat_part == str(chat_id) and msg_part.isdecimal():
                 reply_id = int(msg_part)
         text = message.text or ""
         steps: list[tuple[str, Any]] = []  # ("text", text) | ("file", (OutgoingFile, caption))

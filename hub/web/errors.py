@@ -258,6 +258,7 @@ def query_choice(request: web.Request, name: str, options: tuple[str, ...]) -> s
 def path_id(request: web.Request, name: str = "id") -> int:
     """An id from the URL; anything that is not one cannot name an object: 404."""
     text = request.match_info[name]
-    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:  # "²".isdigit()
+    # isdecimal, not isdigit: "²".isdigit() is true and int() refuses it
+    if not (text.isascii() and text.isdecimal()) or len(text) > 18 or int(text) < 1:
         raise NotFound("not found")
     return int(text)

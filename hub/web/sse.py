@@ -47,7 +47,7 @@ RECHECK_SECONDS = 30.0  # the longest a stream goes without re-reading its user'
 
 def _seq(event_id: str) -> int:
     _, _, seq = event_id.partition("-")
-    return int(seq) if seq.isdigit() else 0
+    return int(seq) if seq.isdecimal() else 0
 
 
 class Subscription:

@@ -71,3 +71,18 @@ async def test_dates_near_year_1_or_9999_are_refused_not_500(client: TestClient,
     for query in ("since=0001-01-01&until=0001-01-02", "since=9999-12-30&until=9999-12-31"):
         await page(client, f"/reports/funnel?{query}")  # an impossible period falls back, never 500
         await page(client, f"/calls?{query.replace('since', 'from').replace('until', 'to')}")
+
+
+async def test_odd_numbers_in_page_queries_are_never_500(client: TestClient, agent: Api) -> None:
+    """The fuzz's find: "²" passes str.isdigit() but not int(), and int() refuses 5,000 digits."""
+    made = await agent.post("/api/v1/clients", {"name": "ООО «Ромашка»"}, expect=201)
+    deal = await agent.post("/api/v1/deals", {"title": "Сделка", "client_id": made["id"]}, expect=201)
+    await logged_in(client, agent)
+    for odd in ("²", "１", "9" * 5000, "-1"):
+        for path in (f"/deals?responsible={odd}&pipeline={odd}", f"/deals/list?responsible={odd}",
+                     f"/tasks?deal_id={odd}&client_id={odd}&assignee={odd}", f"/tasks/{odd}",
+                     f"/reports/funnel?responsible={odd}&pipeline={odd}", f"/inbox?c={odd}",
+                     f"/calls?agent={odd}", f"/deals/{deal['id']}?move={odd}", f"/clients?manager={odd}",
+                     f"/api/v1/calls?agent_id={odd}"):
+            async with client.get(path, allow_redirects=False) as response:
+                assert response.status < 500, (path[:80], response.status)

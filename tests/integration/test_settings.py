@@ -247,7 +247,7 @@ async def test_users_are_created_and_edited_with_errors_next_to_the_fields(
         csrf,
         status=422,
     )
-    assert "Только буквы, цифры и . @ + - _" in html and "Введите пароль." in html
+    assert "Только латинские буквы, цифры и . @ + - _" in html and "Введите пароль." in html
     assert 'aria-invalid="true"' in html
     html = await form(
         client,

@@ -81,7 +81,7 @@ async def _form(request: web.Request) -> tuple[dict[str, Any], list[tuple[str, s
         if key in FORM_IDS:
             text = value.strip()
             if text:
-                data[key] = int(text) if text.isdigit() and len(text) < 19 else text
+                data[key] = int(text) if text.isdecimal() and len(text) < 19 else text
         elif key in FORM_TEXTS:
             data[key] = value.replace("\r\n", "\n")  # a browser's form sends a textarea's lines with CRLF
         elif key.startswith(TEMPLATE_VARIABLE):

@@ -171,7 +171,7 @@ AUDIT_EVENT = obj({"id": {"type": "integer"}, "at": {"type": "string", "format":
 async def audit_log(request: web.Request) -> web.Response:
     action = query_choice(request, "action", audit.ACTIONS)
     cursor = query_text(request, "cursor", max_len=20)
-    if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
+    if cursor is not None and not (cursor.isascii() and cursor.isdecimal()):
         raise ValidationError({"cursor": "is not a cursor this server issued"})
     async with request.app[DB].reading() as s:
         page = await audit.list_events(

@@ -35,7 +35,7 @@ def _filters(request: web.Request) -> tuple[dict[str, Any], dict[str, str]]:
     direction = q.get("direction", "")
     direction = direction if direction in CALL_DIRECTIONS else ""
     agent = q.get("agent", "")
-    agent = agent if agent.isdigit() and 0 < len(agent) < 19 else ""
+    agent = agent if agent.isdecimal() and 0 < len(agent) < 19 else ""
     since_day, until_day = _day(q.get("from")), _day(q.get("to"))
     if since_day and until_day and until_day < since_day:
         since_day, until_day = until_day, since_day

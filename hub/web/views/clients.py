@@ -99,7 +99,7 @@ def user_id_value(value: str) -> int | str | None:
     value = value.strip()
     if not value:
         return None
-    return int(value) if value.isdigit() and len(value) < 19 else value
+    return int(value) if value.isdecimal() and len(value) < 19 else value
 
 
 def points_from(form: MultiDictProxy[Any], data: dict[str, Any]) -> None:

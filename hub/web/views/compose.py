@@ -80,7 +80,7 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
                 .order_by(Deal.id))).all()]
     telegram_chats = [a for ch, a, state, _ in chats if ch == "telegram" and state != "blocked"]
     blocked = any(ch == "telegram" and state == "blocked" for ch, _, state, _ in chats)
-    telegram_ids = [v for v in points["telegram"] if v.lstrip("-").isdigit()]
+    telegram_ids = [v for v in points["telegram"] if v.lstrip("-").isdecimal()]
     connected = request.app[CHANNELS]
     options = []
     tg_address = (telegram_chats or telegram_ids or [None])[0]

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from hub.crm import deal_card, deals
 from hub.crm.errors import ValidationError
+from hub.crm.validate import small_int
 from hub.web import i18n
 from hub.web.errors import path_id
 from hub.web.i18n import N_
@@ -92,7 +93,8 @@ def _form_data(name: str, form: Any, request: web.Request,
 
     def optional_id(key: str) -> int | str | None:
         value = text(key).strip()
-        return int(value) if value.isdigit() else (value or None)
+        number = small_int(value)
+        return number if number is not None else (value or None)
 
     if name == "amount":
         return {"amount": text("amount").translate(SPACES) or "0"}
@@ -157,7 +159,7 @@ async def card_page(request: web.Request) -> web.Response:
         choices = await _choices(request, edit, card)
         editing = _field_context(request, card, edit, editing=True, choices=choices)
     move = request.query.get("move")
-    if card["can_edit"] and move and move.isdigit():
+    if card["can_edit"] and move and small_int(move) is not None:
         stage = next((st for st in card["pipeline"]["stages"] if st["id"] == int(move)), None)
         if stage is not None:
             moving = {"stage": stage, "errors": {}, "values": {}}
@@ -230,9 +232,9 @@ async def move(request: web.Request) -> web.StreamResponse:
         return value.strip() if isinstance(value, str) else ""
 
     stage = text("stage_id")
-    reason: Any = text("loss_reason_text") or (int(text("loss_reason")) if text("loss_reason").isdigit()
-                                                 else None)
-    data = {"stage_id": int(stage) if stage.isdigit() else stage or None, "result": text("result"),
+    reason: Any = text("loss_reason_text") or small_int(text("loss_reason"))
+    stage_id = small_int(stage)
+    data = {"stage_id": stage_id if stage_id is not None else stage or None, "result": text("result"),
             "next_interaction_at": _local_to_iso(text("next_interaction_at"), request),
             "next_interaction_note": text("next_interaction_note"), "loss_reason": reason}
     try:

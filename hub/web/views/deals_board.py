@@ -17,6 +17,7 @@ from yarl import URL
 
 from hub.crm import board, deals, leads, pipelines
 from hub.crm.errors import NotFound
+from hub.crm.validate import small_int
 from hub.web import i18n
 from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB, SESSION
@@ -50,7 +51,8 @@ class Filters:
 def _int(request: web.Request, name: str) -> int | None:
     """A positive id from the query; anything else counts as absent (a page is forgiving)."""
     raw = request.query.get(name, "").strip()
-    return int(raw) if raw.isdigit() and 0 < int(raw) <= 2**62 else None
+    number = small_int(raw)
+    return number if number is not None and 0 < number <= 2**62 else None
 
 
 def _text(request: web.Request, name: str, max_len: int = 300) -> str | None:
@@ -64,7 +66,7 @@ def _filters(request: web.Request) -> Filters:
 
 def _match_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or not 0 < int(raw) <= 2**62:
+    if not 0 < (small_int(raw) or 0) <= 2**62:
         raise web.HTTPNotFound()
     return int(raw)
 

@@ -43,7 +43,7 @@ def _query(request: web.Request) -> dict[str, str]:
     c = q.get("c", "")
     return {"f": f if f in dict(FILTERS) else "all",
             "channel": channel if channel in dict(CHANNEL_FILTERS) else "",
-            "c": c if c.isdigit() and len(c) < 19 else ""}
+            "c": c if c.isdecimal() and len(c) < 19 else ""}
 
 
 def _href(query: dict[str, str], **change: str) -> str:
@@ -153,7 +153,7 @@ async def assign(request: web.Request) -> web.StreamResponse:
     conversation_id = path_id(request)
     form = await request.post()
     raw = form.get("assignee_id", "")
-    value: Any = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 19 else None
+    value: Any = int(raw) if isinstance(raw, str) and raw.isdecimal() and len(raw) < 19 else None
     async with request.app[DB].transaction() as s:
         await inbox.assign(s, user, conversation_id, {"assignee_id": value})
     if not is_htmx(request):

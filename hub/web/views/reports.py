@@ -17,7 +17,7 @@ from aiohttp import web
 from hub.crm import pipelines, reports, users
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.models import User, utcnow
-from hub.crm.validate import parse_date
+from hub.crm.validate import parse_date, small_int
 from hub.web.i18n import N_
 from hub.web.keys import DB
 from hub.web.views.common import render, require_user, zone
@@ -98,7 +98,8 @@ def _bounds(request: web.Request, period: Period) -> tuple[datetime, datetime]:
 
 def _id(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name, "").strip()
-    return int(raw) if raw.isdigit() and 0 < int(raw) <= reports.MAX_ID else None
+    number = small_int(raw)
+    return number if number is not None and 0 < number <= reports.MAX_ID else None
 
 
 async def _people(s: Any, user: User) -> list[dict[str, Any]]:

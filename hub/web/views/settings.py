@@ -20,7 +20,7 @@ from multidict import MultiDictProxy
 from hub.crm import audit, pipelines, settings, users
 from hub.crm.errors import Conflict, DomainError, NotFound, ValidationError
 from hub.crm.models import CUSTOM_FIELD_TYPES, LANGUAGES, ROLES, STAGE_KINDS, User
-from hub.crm.validate import parse_date
+from hub.crm.validate import parse_date, small_int
 from hub.web.api.common import region
 from hub.web.errors import path_id
 from hub.web.i18n import N_
@@ -295,7 +295,7 @@ def _stage_rows(form: MultiDictProxy[Any]) -> list[dict[str, Any]]:
                ("stage_id", "stage_name", "stage_color", "stage_kind", "stage_remove")]
     rows = []
     for stage_id, name, color, kind, remove in zip(*columns, strict=False):
-        rows.append({"id": int(stage_id) if str(stage_id).isdigit() else None, "name": name,
+        rows.append({"id": small_int(str(stage_id)), "name": name,
                      "color": color, "kind": kind, "remove": remove == "1"})
     return rows
 
@@ -466,7 +466,7 @@ def _field_form(form: MultiDictProxy[Any], *, new: bool) -> dict[str, Any]:
                                         if line.strip()]}
     position = _text(form, "position").strip()
     if position:
-        data["position"] = int(position) if position.isdigit() and len(position) < 6 else position
+        data["position"] = int(position) if position.isdecimal() and len(position) < 6 else position
     if new:
         data.update(entity=_text(form, "entity"), key=_text(form, "key"), type=_text(form, "type"))
     return data
@@ -596,7 +596,7 @@ async def audit_page(request: web.Request) -> web.Response:
     since = datetime.combine(first, time.min, tz) if first else None
     until = datetime.combine(last + timedelta(days=1), time.min, tz) if last else None
     cursor = q.get("cursor", "")
-    before = int(cursor) if cursor.isascii() and cursor.isdigit() and len(cursor) < 19 else None
+    before = int(cursor) if cursor.isascii() and cursor.isdecimal() and len(cursor) < 19 else None
     async with request.app[DB].reading() as s:
         page = await audit.list_events(s, user, action=action or None, login=login or None,
                                        since=since, until=until, before_id=before)

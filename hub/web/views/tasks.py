@@ -19,6 +19,7 @@ from aiohttp import web
 from hub.crm import access, clients, deals, task_lists, tasks, users
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.models import User, utcnow
+from hub.crm.validate import small_int
 from hub.web import i18n
 from hub.web.api.attachments import upload_name
 from hub.web.i18n import N_
@@ -69,7 +70,7 @@ def reason(text: str) -> tuple[str, dict[str, Any]]:
 
 def _task_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or not 0 < int(raw) <= 2**62:
+    if not 0 < (small_int(raw) or 0) <= 2**62:
         raise web.HTTPNotFound()
     return int(raw)
 
@@ -185,7 +186,7 @@ async def new_task(request: web.Request) -> web.Response:
     require_user(request)
     values = _values(request, None)
     for name in ("client_id", "deal_id"):  # /tasks/new?deal_id=5 from a deal's card
-        if request.query.get(name, "").isdigit():
+        if small_int(request.query.get(name, "")) is not None:
             values[name] = request.query[name]
     return await _show_form(request, None, values, {})
 
@@ -217,11 +218,11 @@ def _parse(request: web.Request, form: Any) -> tuple[dict[str, Any], dict[str, A
         body[name] = (moment if moment.tzinfo else moment.replace(tzinfo=zone(request))).isoformat()
     for name in ("client_id", "deal_id", "assignee_id"):
         raw = values[name]
-        body[name] = int(raw) if raw.isdigit() and 0 < int(raw) <= 2**62 else None
+        body[name] = number if (number := small_int(raw)) is not None and 0 < number <= 2**62 else None
         if raw and body[name] is None:
             errors[name] = reason("must be an id")
     raw = values["percent"] or "0"
-    body["percent"] = int(raw) if raw.isdigit() else raw  # the service says what is wrong
+    body["percent"] = small_int(raw) if small_int(raw) is not None else raw  # the service says what is wrong
     return values, body, errors
 
 
@@ -293,7 +294,7 @@ async def detach(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["attachment"]
     form = await request.post()
     async with request.app[DB].transaction() as s:
-        await task_lists.detach_from_task(s, user, task_id, int(raw) if raw.isdigit() else 0)
+        await task_lists.detach_from_task(s, user, task_id, small_int(raw) or 0)
     if is_htmx(request):  # the dialog shows the form again, without the file
         async with request.app[DB].reading() as s:
             task = await tasks.get_task(s, user, task_id)
@@ -310,7 +311,7 @@ async def options(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     q = request.query.get("q", "").strip()[:100] or None
     raw = request.query.get(f"{what}_id", "")
-    chosen = int(raw) if raw.isdigit() and 0 < int(raw) <= 2**62 else None
+    chosen = number if (number := small_int(raw)) is not None and 0 < number <= 2**62 else None
     async with request.app[DB].reading() as s:
         if what == "client":
             found = [{"id": c["id"], "name": c["name"]}
