@@ -7,6 +7,7 @@ replayed event (AMI resync, Telegram redelivery, IMAP re-fetch) adds nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -39,9 +40,14 @@ MAX_NOTE = 20_000
 
 # --- helpers shared by the deal services ------------------------------------------------------------
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def storable(value: str) -> str:
-    """Text from a channel is kept whole; only NUL, which PostgreSQL cannot store, is replaced."""
-    return value.replace("\x00", "\ufffd")
+    """Text from a channel is kept whole; only what no database can store — NUL (PostgreSQL) and a
+    lone UTF-16 surrogate (no UTF-8 for it, as a JSON ``\\ud800`` in a webhook can bring) — is
+    replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def _storable_json(value: Any) -> Any:

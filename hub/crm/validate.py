@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,10 +19,19 @@ from hub.crm.errors import ValidationError
 _MISSING = object()
 
 
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def clean_text(value: str) -> str | None:
-    """The reason a string cannot be stored, or None. NUL cannot live in PostgreSQL text."""
+    """The reason a string a user typed cannot be stored, or None: NUL (PostgreSQL cannot hold it),
+    a lone UTF-16 surrogate (no UTF-8 for it), a control character other than tab and line breaks."""
     if "\x00" in value:
         return "must not contain NUL characters"
+    if _SURROGATE.search(value):
+        return "is not valid text (a lone UTF-16 surrogate)"
+    if _CONTROL.search(value):
+        return "must not contain control characters"
     return None
 
 
