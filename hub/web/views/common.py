@@ -18,7 +18,7 @@ from hub.crm import notifications
 from hub.crm.models import User
 from hub.web import i18n
 from hub.web.i18n import N_
-from hub.web.keys import CONFIG, DB, SESSION, USER
+from hub.web.keys import CHANNELS, CONFIG, DB, SESSION, USER
 
 BELL_ITEMS = 10
 
@@ -78,6 +78,7 @@ async def page_context(request: web.Request, user: User) -> dict[str, Any]:
         "nav": [item for item in NAV if not item.admin_only or user.role == "admin"],
         "path": request.path,
         "bell": await bell_context(request, user),
+        "telephony": "asterisk" in request.app[CHANNELS],
     }
 
 

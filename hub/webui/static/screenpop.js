@@ -337,8 +337,7 @@
   });
 
   // Click-to-call: the "Позвонить" buttons next to phones (_call_button.html) are rendered off; they
-  // are turned on when the hub has telephony (/healthz lists "asterisk") and offers
-  // POST /api/v1/calls/originate (in /api/v1/openapi.json). Errors are said next to the button.
+  // are turned on when the hub has telephony. Errors are said next to the button.
   const CALL = RU ? {
     ready: "Позвонить через АТС: сначала зазвонит ваш телефон", ringing: "Звоним: поднимите трубку",
     noExtension: "У вас нет внутреннего номера — попросите администратора", down: "АТС недоступна, попробуйте позже",
@@ -348,35 +347,22 @@
     noExtension: "You have no extension: ask an administrator", down: "The PBX is unavailable, try later",
     refused: "The PBX refused the call", bad: "This number cannot be called", failed: "The call failed",
   };
-  let callable = null; // a promise of true/false, asked once per page
-
+  // The page says whether the hub has telephony (base.html, from the configured channels): /healthz
+  // names the channels only to an administrator.
   function canCall() {
-    if (callable === null) {
-      const json = function (url) {
-        return fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : {}; });
-      };
-      callable = Promise.all([json("/healthz"), json("/api/v1/openapi.json")]).then(function (both) {
-        const channels = (both[0] && both[0].channels) || {};
-        const paths = (both[1] && both[1].paths) || {};
-        return Object.prototype.hasOwnProperty.call(channels, "asterisk")
-          && Object.prototype.hasOwnProperty.call(paths, "/api/v1/calls/originate");
-      }).catch(function () { return false; });
-    }
-    return callable;
+    return document.body && document.body.dataset.telephony === "1";
   }
 
   function enableCallButtons(root) {
     const buttons = (root || document).querySelectorAll("button[data-call-number]");
     if (!buttons.length) { return; }
-    canCall().then(function (yes) {
-      if (!yes) { return; }
-      buttons.forEach(function (button) {
-        if (button.dataset.callReady) { return; }
-        button.dataset.callReady = "1";
-        button.disabled = false;
-        button.title = CALL.ready;
-        button.removeAttribute("aria-describedby");
-      });
+    if (!canCall()) { return; }
+    buttons.forEach(function (button) {
+      if (button.dataset.callReady) { return; }
+      button.dataset.callReady = "1";
+      button.disabled = false;
+      button.title = CALL.ready;
+      button.removeAttribute("aria-describedby");
     });
   }
 
