@@ -10,8 +10,9 @@ import asyncio
 import collections
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,40 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 
 from hub.bus import Bus
-from hub.crm.events import take_pending
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+_PENDING_EVENTS = "pending_events"  # session.info key: the events recorded in a unit of work
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    name: str
+    data: dict[str, Any]
+    users: frozenset[int] = frozenset()
+    scope: dict[str, Any] = field(default_factory=dict)
+
+
+def record_event(session: AsyncSession, name: str, data: dict[str, Any], *, users: Iterable[int] = (),
+                 scope: dict[str, Any] | None = None) -> None:
+    """An event to publish on the bus once this session's unit of work commits (never if it rolls back).
+    ``users``: exact recipients; ``scope``: what the bus's access filter needs to decide who else."""
+    session.info.setdefault(_PENDING_EVENTS, []).append(
+        PendingEvent(name, data, frozenset(u for u in users if u is not None), scope or {}))
+
+
+def take_pending(session: AsyncSession) -> list[PendingEvent]:
+    pending: list[PendingEvent] = session.info.pop(_PENDING_EVENTS, [])
+    return pending
+
+
+def events_recorded(session: AsyncSession) -> int:
+    """How many events this unit of work holds: a mark to forget back to when a savepoint rolls back."""
+    return len(session.info.get(_PENDING_EVENTS, ()))
+
+
+def forget_events_since(session: AsyncSession, mark: int) -> None:
+    del session.info.get(_PENDING_EVENTS, [])[mark:]
 
 
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:

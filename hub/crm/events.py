@@ -1,22 +1,18 @@
-"""Events recorded by core services during a unit of work, published after it commits."""
+"""Events recorded by core services during a unit of work, published after it commits.
+
+The recording itself is the unit of work's (``hub.db.record_event``); this is the core's name for it,
+with what a scope means to the core's access rule."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_KEY = "pending_events"
+from hub.db import PendingEvent, events_recorded, forget_events_since, record_event, take_pending
 
-
-@dataclass(frozen=True)
-class PendingEvent:
-    name: str
-    data: dict[str, Any]
-    users: frozenset[int] = frozenset()
-    scope: dict[str, Any] = field(default_factory=dict)
+__all__ = ["PendingEvent", "emit", "events_recorded", "forget_events_since", "take_pending"]
 
 
 def emit(session: AsyncSession, name: str, data: dict[str, Any], *, users: Iterable[int] = (),
@@ -25,11 +21,4 @@ def emit(session: AsyncSession, name: str, data: dict[str, Any], *, users: Itera
 
     A scope with ``responsible_id`` (even None) is about a deal — the deal itself or anything on it —
     and reaches only those who may open that deal (``access.deal_rule``), whatever else it names."""
-    session.info.setdefault(_KEY, []).append(
-        PendingEvent(name, data, frozenset(u for u in users if u is not None), scope or {})
-    )
-
-
-def take_pending(session: AsyncSession) -> list[PendingEvent]:
-    pending: list[PendingEvent] = session.info.pop(_KEY, [])
-    return pending
+    record_event(session, name, data, users=users, scope=scope)

@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.crm import access, contact_points, events, identify, journal, leads, routing
 from hub.crm.attachments import content_type_of, sanitize_filename, store_bytes, stored_path
 from hub.crm.errors import NotFound, ValidationError
-from hub.crm.events import _KEY as events_key
 from hub.crm.models import (
     Attachment,
     ChannelCursor,
@@ -408,7 +407,7 @@ class MessageIntake:
                 if isinstance(files, Exception):
                     results.append(files)
                     continue
-                mark = len(s.info.get(events_key, ()))
+                mark = events.events_recorded(s)
                 try:
                     async with s.begin_nested():
                         if key is not None and not await _remember_delivery(s, message.channel, key):
@@ -417,7 +416,7 @@ class MessageIntake:
                         results.append(await take_message(s, message, files, self.region,
                                                           board=self.board))
                 except Exception as error:
-                    del s.info.get(events_key, [])[mark:]
+                    events.forget_events_since(s, mark)
                     log.exception("%s message %s could not be taken in", message.channel, message.provider_id)
                     results.append(error)
             taken = next((n for n, r in enumerate(results) if isinstance(r, Exception)), len(results))
