@@ -46,18 +46,14 @@ from hub.web.api import presence as presence_api
 from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
 from hub.web.keys import (
-    AMI,
     BUS,
     CALL_SETTINGS,
     CHANNELS,
     CONFIG,
     DB,
-    JOURNAL,
+    DIALER,
     LOGIN_LIMITER,
-    MAIL,
-    MESSAGE_INTAKE,
     OPENAPI,
-    OUTBOX,
     PRESENCE,
     RECORDINGS_HTTP,
     STREAMS,
@@ -77,6 +73,13 @@ from hub.web.views import settings as settings_views
 from hub.web.views import tasks as task_views
 
 log = logging.getLogger(__name__)
+
+# The parts the composition root built and keeps on the application (the web layer sees none of them).
+AMI = web.AppKey("ami_connection", AmiConnection)
+MAIL = web.AppKey("mail_channel", MailChannel)
+OUTBOX = web.AppKey("outbox", Outbox)
+MESSAGE_INTAKE = web.AppKey("message_intake", MessageIntake)
+JOURNAL = web.AppKey("inbound_journal", JournalWorker)
 
 # How often the tracker re-reads the users' extensions (users.py publishes no change event).
 EXTENSIONS_REFRESH_SECONDS = 30.0
@@ -136,6 +139,7 @@ def create_app(config: Config) -> web.Application:
         app[PRESENCE] = PresenceBoard(app[BUS].publish)
         app[AMI] = _ami_connection(config, app[DB], app[CALL_SETTINGS], app[PRESENCE])
         app[CHANNELS]["asterisk"] = app[AMI].health
+        app[DIALER] = app[AMI]
         app.cleanup_ctx.append(_asterisk)
     _messaging(app, config)
     app.cleanup_ctx.append(_messaging_lifecycle)

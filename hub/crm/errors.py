@@ -31,3 +31,15 @@ class Forbidden(DomainError):
 
 class Conflict(DomainError):
     code = "conflict"
+
+
+class TelephonyUnavailable(DomainError):
+    """No PBX to place a call through: not configured, or not connected now."""
+
+    code = "telephony_unavailable"
+
+
+class OriginateRefused(DomainError):
+    """The PBX refused to place the call."""
+
+    code = "originate_failed"

@@ -329,6 +329,25 @@ class Sender(Protocol):
         ...
 
 
+# --- click-to-call: what the core asks of the telephony adapter ------------------------------------------
+
+class DialerUnavailable(Exception):
+    """The PBX is not connected: the call is refused now, nothing is dialled later."""
+
+
+class DialRefused(Exception):
+    """The PBX refused to place the call (the message says why)."""
+
+
+class Dialer(Protocol):
+    """The telephony adapter's click-to-call (``hub.crm.click_to_call`` uses it)."""
+
+    async def originate(self, extension: str, number: str, action_id: str) -> Any:
+        """Ring ``extension``, then dial ``number``; the call itself arrives later as call facts, the
+        ``CallStarted`` carrying ``action_id``. Raises ``DialerUnavailable`` / ``DialRefused``."""
+        ...
+
+
 class JournalProcessor(Protocol):
     """A channel's handler of its journaled deliveries (``hub.journal`` calls it, oldest first)."""
 

@@ -46,7 +46,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
 from hub.config import AsteriskConfig
-from hub.crm.ports import PresenceState
+from hub.crm.ports import DialerUnavailable, DialRefused, PresenceState
 from hub.telephony.events import Fact
 from hub.telephony.presence import PresenceTracker
 from hub.telephony.tracker import STATUS_VARIABLES, Tracker
@@ -66,11 +66,11 @@ OnPresence = Callable[..., None]
 PRESENCE_LISTS = ("DeviceStateList", "ExtensionStateList", "PresenceStateList", "PJSIPShowContacts")
 
 
-class AmiUnavailable(Exception):
+class AmiUnavailable(DialerUnavailable):
     """The AMI connection is not up: the action was refused, nothing is queued for later."""
 
 
-class OriginateFailed(Exception):
+class OriginateFailed(DialRefused):
     """Asterisk answered the Originate with an error (the message says why)."""
 
 

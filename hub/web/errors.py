@@ -18,14 +18,23 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from hub.crm.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
+from hub.crm.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    OriginateRefused,
+    TelephonyUnavailable,
+    ValidationError,
+)
 from hub.crm.validate import clean_text, parse_datetime
 from hub.web import i18n
 from hub.web.keys import SESSION
 
 log = logging.getLogger(__name__)
 
-STATUS = {ValidationError: 422, NotFound: 404, Forbidden: 403, Conflict: 409}
+STATUS = {ValidationError: 422, NotFound: 404, Forbidden: 403, Conflict: 409, TelephonyUnavailable: 503,
+          OriginateRefused: 502}
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",

@@ -13,17 +13,12 @@ from aiohttp_sse import EventSourceResponse
 
 from hub.bus import InProcessBus
 from hub.config import Config
-from hub.crm.messages import MessageIntake
 from hub.crm.models import User
-from hub.crm.ports import CallSettings
+from hub.crm.ports import CallSettings, Dialer
 from hub.crm.presence import PresenceBoard
 from hub.db import Database
-from hub.journal import JournalWorker
-from hub.mail.channel import MailChannel
 from hub.messengers.telegram import TelegramChannel
 from hub.messengers.twilio_sms import TwilioChannel
-from hub.outbox import Outbox
-from hub.telephony.ami import AmiConnection
 from hub.web.ratelimit import LoginLimiter
 
 
@@ -46,17 +41,13 @@ STREAMS = web.AppKey("event_streams", weakref.WeakSet[EventSourceResponse])
 # Channel name → a function answering its state ("connected", "disconnected", ...) for /healthz.
 CHANNELS = web.AppKey("channels", dict[str, Callable[[], str]])
 
-# The Asterisk connection, when [asterisk] host is set (click-to-call sends through it).
-AMI = web.AppKey("ami_connection", AmiConnection)
+# Click-to-call's way to the PBX, when [asterisk] host is set (the AMI connection).
+DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
 # Who is free: the phones' states in memory (fed by the AMI connection when [asterisk] host is set).
 PRESENCE = web.AppKey("presence_board", PresenceBoard)
-# The messaging channels, when configured ([telegram] token, [twilio] account_sid), and the outbox.
+# The messaging channels that receive webhooks, when configured ([telegram] token, [twilio] account_sid).
 TELEGRAM = web.AppKey("telegram_channel", TelegramChannel)
 TWILIO = web.AppKey("twilio_channel", TwilioChannel)
-OUTBOX = web.AppKey("outbox", Outbox)
-MAIL = web.AppKey("mail_channel", MailChannel)
-MESSAGE_INTAKE = web.AppKey("message_intake", MessageIntake)
-JOURNAL = web.AppKey("inbound_journal", JournalWorker)
 
 # The HTTP client that fetches recordings from [asterisk] recordings_url (when set).
 RECORDINGS_HTTP = web.AppKey("recordings_http", aiohttp.ClientSession)

@@ -68,7 +68,7 @@ async def busy_phones(ami_server: FakeAmiServer) -> FakeAmiServer:
 
 async def test_the_presence_lists_at_login_set_the_board(
         busy_phones: FakeAmiServer, app: web.Application, make_api: MakeApi) -> None:
-    from hub.web.keys import AMI
+    from hub.app import AMI
 
     ivan = await make_api("ivan", "agent", "Иван Петров", ["101"])
     await make_api("maria", "agent", "Мария Смирнова", ["102"])

@@ -13,11 +13,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hub.app import JOURNAL, OUTBOX
 from hub.config import Config, TwilioConfig
 from hub.crm import demo
 from hub.messengers.simulator import ANSWERS, CLIENT_ANSWERS
 from hub.messengers.twilio_simulator import DEMO_ACCOUNT_SID, DEMO_NUMBER, SmsPerson, TwilioSimulator
-from hub.web.keys import CONFIG, DB, JOURNAL, OUTBOX, TWILIO
+from hub.web.keys import CONFIG, DB, TWILIO
 from tests.integration.conftest import Api, until
 
 PUBLIC_URL = "https://crm.example.ru"  # what the signatures are checked against (posts: the test server)

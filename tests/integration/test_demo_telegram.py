@@ -12,10 +12,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hub.app import OUTBOX
 from hub.config import Config
 from hub.crm import demo
 from hub.messengers.simulator import ANSWERS, CLIENT_ANSWERS, DEMO_PEOPLE, TelegramSimulator, window_png
-from hub.web.keys import CONFIG, DB, OUTBOX, TELEGRAM
+from hub.web.keys import CONFIG, DB, TELEGRAM
 from tests.integration.conftest import Api, until
 
 

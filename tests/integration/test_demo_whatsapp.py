@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
+from hub.app import JOURNAL, OUTBOX
 from hub.cli import demo_whatsapp_people, whatsapp_last_written
 from hub.config import Config, TwilioConfig
 from hub.crm import demo
@@ -30,7 +31,7 @@ from hub.messengers.twilio_simulator import (
     DEMO_WHATSAPP_TEMPLATES,
     TwilioSimulator,
 )
-from hub.web.keys import CONFIG, DB, JOURNAL, OUTBOX, TWILIO
+from hub.web.keys import CONFIG, DB, TWILIO
 from tests.integration.conftest import Api, until
 
 PUBLIC_URL = "https://crm.example.ru"

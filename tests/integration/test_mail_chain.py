@@ -140,8 +140,9 @@ async def test_reply_from_the_card_is_threaded_and_the_answer_comes_back_to_the_
     [first] = await until(lambda: entries(app), within=30)
     lead_id = first.lead_id
     deal = await admin.post("/api/v1/deals", {"title": "Замена окон", "lead_id": lead_id}, expect=201)
+    from hub.app import OUTBOX
     from hub.crm import messages
-    from hub.web.keys import DB, OUTBOX
+    from hub.web.keys import DB
 
     async with app[DB].transaction() as s:
         actor = await s.scalar(select(User).where(User.login == "admin"))
@@ -200,7 +201,7 @@ async def test_a_bounce_marks_our_letter_undelivered(
 
 async def test_restart_and_new_uidvalidity_neither_miss_nor_double(
         app: web.Application, client: Any, imap_server: dovecot.Dovecot, mailbox_user: str) -> None:
-    from hub.web.keys import MAIL
+    from hub.app import MAIL
 
     for name in ("01_", "03_"):
         await deliver(imap_server, mailbox_user, fixture(name))
@@ -239,7 +240,7 @@ async def test_a_20_mb_attachment_is_stored(app: web.Application, client: Any, i
 
 async def test_the_mailbox_state_is_in_healthz_and_on_the_inbox_page(
         app: web.Application, admin: Api, client: Any) -> None:
-    from hub.web.keys import MAIL
+    from hub.app import MAIL
 
     await until(lambda: app[MAIL].watchers[0].state == "idle", within=30)
     health = await (await client.get("/healthz")).json()
@@ -251,7 +252,7 @@ async def test_the_mailbox_state_is_in_healthz_and_on_the_inbox_page(
 
 async def test_a_backlog_is_parsed_in_worker_processes_and_stored_once(
         app: web.Application, client: Any, imap_server: dovecot.Dovecot, mailbox_user: str) -> None:
-    from hub.web.keys import MAIL
+    from hub.app import MAIL
 
     await app[MAIL].stop()  # the letters pile up while the hub is away
     for n in range(12):

@@ -48,7 +48,7 @@ async def presence_events(stream: Stream, user_id: int, count: int) -> list[tupl
 
 async def test_a_call_takes_the_agent_from_free_to_ringing_on_call_and_back(
         app: web.Application, ami_server: FakeAmiServer, make_api: MakeApi) -> None:
-    from hub.web.keys import AMI
+    from hub.app import AMI
 
     ivan = await make_api("ivan", "agent", "Иван Петров", ["101"])
     maria = await make_api("maria", "agent", "Мария Смирнова", ["102"])
@@ -84,7 +84,7 @@ async def test_a_call_takes_the_agent_from_free_to_ringing_on_call_and_back(
 
 async def test_a_user_with_two_phones_shows_the_busiest(
         app: web.Application, ami_server: FakeAmiServer, make_api: MakeApi) -> None:
-    from hub.web.keys import AMI
+    from hub.app import AMI
 
     oleg = await make_api("oleg", "agent", "Олег Сидоров", ["102", "101"])
     await until(lambda: app[AMI].state == CONNECTED and app[AMI].presence.known())

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from hub.app import create_app
+from hub.app import OUTBOX, create_app
 from hub.config import Config
 from hub.crm import messages
 from hub.crm.attachments import store_bytes, stored_path
@@ -36,7 +36,7 @@ from hub.crm.models import (
 )
 from hub.db import Database
 from hub.messengers.telegram import parse_utm, start_payload
-from hub.web.keys import BUS, DB, OUTBOX, TELEGRAM
+from hub.web.keys import BUS, DB, TELEGRAM
 from tests.fakes.telegram_api import TOKEN, FakeTelegramApi, fixture
 from tests.integration.conftest import Api, until
 

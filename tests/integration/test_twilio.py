@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, update
 from twilio.request_validator import RequestValidator
 
+from hub.app import JOURNAL, OUTBOX
 from hub.config import Config, TwilioConfig
 from hub.crm import deals, messages
 from hub.crm.models import (
@@ -37,7 +38,7 @@ from hub.crm.ports import OutgoingMessage, PermanentFailure, RetryLater
 from hub.db import Database
 from hub.messengers.twilio_sms import EMPTY_TWIML, TwilioChannel
 from hub.outbox import Outbox
-from hub.web.keys import DB, JOURNAL, OUTBOX, TWILIO
+from hub.web.keys import DB, TWILIO
 from tests.fakes.twilio_api import (
     ACCOUNT_SID,
     AUTH_TOKEN,

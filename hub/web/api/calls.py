@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-import uuid
 from pathlib import Path
 from typing import Any, Final
 
@@ -14,10 +13,8 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import content_disposition_header
 from multidict import CIMultiDict
 
-from hub.crm import calls, extensions, intake, phones
-from hub.crm.errors import ValidationError
+from hub.crm import calls, click_to_call, intake
 from hub.crm.models import CALL_DIRECTIONS
-from hub.telephony.ami import AmiUnavailable, OriginateFailed
 from hub.web.api import schemas
 from hub.web.api.common import ok, paging
 from hub.web.errors import (
@@ -30,7 +27,7 @@ from hub.web.errors import (
     query_int,
     query_text,
 )
-from hub.web.keys import AMI, CALL_SETTINGS, CONFIG, DB, RECORDINGS_HTTP, USER
+from hub.web.keys import CALL_SETTINGS, CONFIG, DB, DIALER, RECORDINGS_HTTP, USER
 from hub.web.routing import PAGING, Param, Routes, page_of, ref
 
 routes = Routes("calls")
@@ -38,8 +35,6 @@ routes = Routes("calls")
 RECORDING_MISSING = "recording_missing"
 LEAD_IN = schemas.obj({"name": {**schemas.TEXT, "description": "defaults to the number"}})
 LEAD_OUT = schemas.obj({"lead": ref("Lead"), "call": ref("Call")}, ("lead", "call"))
-TELEPHONY_UNAVAILABLE = "telephony_unavailable"
-ORIGINATE_FAILED = "originate_failed"
 ORIGINATE_IN = schemas.obj(
     {"number": {**schemas.TEXT, "description": "the number to call, any usual format"}}, ("number",))
 ORIGINATE_OUT = schemas.obj({
@@ -281,24 +276,6 @@ async def lead_from_call(request: web.Request) -> web.Response:
              request=ORIGINATE_IN, response=ORIGINATE_OUT, status=202, errors=(400, 401, 422, 502, 503))
 async def originate(request: web.Request) -> web.Response:
     data = await json_body(request)
-    raw = data.get("number")
-    try:
-        number = phones.normalize(raw, request.app[CONFIG].phones.default_region)
-    except ValueError as exc:
-        raise ValidationError({"number": str(exc)}) from None
-    async with request.app[DB].reading() as s:
-        mine = await extensions.extensions_of(s, request[USER].id)
-    if not mine:
-        raise ValidationError({"extension": "no extension: ask an administrator to give you one"},
-                              "no extension")
-    ami = request.app.get(AMI)
-    if ami is None:
-        return error_response(503, TELEPHONY_UNAVAILABLE, "telephony is not configured ([asterisk] host)")
-    action_id = f"hub-originate-{uuid.uuid4().hex}"
-    try:
-        await ami.originate(mine[0], number, action_id)
-    except AmiUnavailable as exc:
-        return error_response(503, TELEPHONY_UNAVAILABLE, str(exc))
-    except OriginateFailed as exc:
-        return error_response(502, ORIGINATE_FAILED, f"Asterisk refused the call: {exc}")
-    return ok({"action_id": action_id, "extension": mine[0], "number": number}, 202)
+    result = await click_to_call.place_call(request.app[DB], request.app.get(DIALER), request[USER],
+                                            data.get("number"), request.app[CONFIG].phones.default_region)
+    return ok(result, 202)
