@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-from hub import tasks
+from hub import backoff, tasks
 from hub.crm import journal
 from hub.crm.models import utcnow
 from hub.crm.ports import JournalProcessor, RetryLater
@@ -99,7 +99,8 @@ class JournalWorker:
         except Exception as error:
             attempt = delivery.attempts + 1
             give_up = attempt >= self.max_attempts
-            retry_at = None if give_up else utcnow() + timedelta(seconds=self.base_delay * 2 ** (attempt - 1))
+            wait = backoff.delay(attempt - 1, initial=self.base_delay)
+            retry_at = None if give_up else utcnow() + timedelta(seconds=wait)
             expected = isinstance(error, RetryLater) and not give_up  # e.g. a status ahead of its send
             (log.error if give_up else log.info if expected else log.warning)(
                 "inbound journal: %s delivery %s failed (attempt %d%s): %s", delivery.channel, delivery.key,

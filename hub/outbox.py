@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hub import tasks
+from hub import backoff, tasks
 from hub.bus import Bus, Event
 from hub.crm import messages
 from hub.crm.models import Message, utcnow
@@ -164,7 +163,7 @@ class Outbox:
             await self._record(message_id, "failed",
                                error=f"gave up after {attempt} attempts: {retry.reason}")
             return
-        delay = messages.backoff(attempt).total_seconds() * random.uniform(0.5, 1.0)
+        delay = backoff.delay(attempt - 1, initial=2.0, cap=600.0, jitter=(0.5, 1.0))
         if retry.after is not None:
             delay = max(delay, retry.after)
         await self._record(message_id, "queued", error=f"retrying: {retry.reason}",

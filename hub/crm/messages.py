@@ -1317,8 +1317,3 @@ async def record_outcome(session: AsyncSession, message_id: int, status: str, *,
         await session.flush()
     await _show_status(session, message)
     return message
-
-
-def backoff(attempt: int, base: float = 2.0, cap: float = 600.0) -> timedelta:
-    """Exponential: 2, 4, 8 … seconds, at most ten minutes (the outbox adds the jitter)."""
-    return timedelta(seconds=min(cap, base * 2 ** max(0, attempt - 1)))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import re
 import ssl
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,7 @@ from typing import Any, Protocol
 
 from aioimaplib import aioimaplib
 
-from hub import tasks
+from hub import backoff, tasks
 from hub.config import MailboxConfig
 
 log = logging.getLogger(__name__)
@@ -196,8 +195,8 @@ class FolderWatcher:
             finally:
                 await self._close()
             failures += 1
-            delay = min(self.max_backoff, (30.0 if auth_failed else 1.0) * 2 ** min(failures - 1, 10))
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            await asyncio.sleep(backoff.delay(failures - 1, initial=30.0 if auth_failed else 1.0,
+                                              cap=self.max_backoff, jitter=(0.8, 1.2)))
 
     async def _session(self) -> None:
         client = await self._connect()

@@ -32,7 +32,6 @@ import contextlib
 import hmac
 import json
 import logging
-import random
 import re
 import warnings
 from datetime import timedelta
@@ -53,7 +52,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from hub import tasks
+from hub import backoff, tasks
 from hub.config import TelegramConfig
 from hub.crm.ports import (
     InboundFile,
@@ -219,7 +218,7 @@ class TelegramChannel:
         self.state = "stopped"
 
     def _pause(self, failures: int) -> float:
-        return min(self.backoff_cap, self.backoff_base * 2 ** max(0, failures - 1)) * random.uniform(0.5, 1.0)
+        return backoff.delay(failures - 1, initial=self.backoff_base, cap=self.backoff_cap, jitter=(0.5, 1.0))
 
     def _failed(self, error: BaseException, doing: str) -> None:
         text = _redact(str(error) or type(error).__name__, self.config.token)
@@ -517,7 +516,8 @@ class TelegramChannel:
             except Exception as error:
                 transient = isinstance(error, NetworkError | RetryAfter) and not isinstance(error, BadRequest)
                 if transient and attempt < self.download_attempts:
-                    await asyncio.sleep(self.backoff_base * attempt)
+                    await asyncio.sleep(backoff.delay(attempt - 1, initial=self.backoff_base,
+                                                      cap=self.backoff_cap))
                     continue
                 reason = _redact(str(error) or type(error).__name__, self.config.token)
                 log.warning("telegram: file %r could not be downloaded: %s", filename, reason)

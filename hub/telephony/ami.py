@@ -45,6 +45,7 @@ from typing import Any
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
+from hub import backoff
 from hub.config import AsteriskConfig
 from hub.crm.ports import DialerUnavailable, DialRefused, PresenceState
 from hub.telephony.events import Fact
@@ -344,8 +345,8 @@ class AmiConnection:
         loop; a cap below the floor wins: whoever set it asked for it) nor above ``cap``. A small cap
         (``[asterisk] reconnect_max_seconds``, 2 s) so calls are tracked again soon after Asterisk is
         back (docs/decisions.md)."""
-        base = min(cap, initial * 2 ** min(failures, 30))
-        return min(cap, max(floor, base * uniform(0.5, 1.0)))
+        return backoff.delay(failures, initial=initial, cap=cap, jitter=(0.5, 1.0), floor=floor,
+                             uniform=uniform)
 
     def _delay(self, failures: int, auth_failed: bool) -> float:
         if auth_failed:
