@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Select, event
+from sqlalchemy import Select, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -296,6 +296,11 @@ class Database:
         """A pooled connection for a ``Prepared`` read, with no session around it."""
         async with self.reader.connect() as connection:
             yield connection
+
+    async def ping(self) -> None:
+        """Raises unless the database answers a trivial query."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -16,7 +16,6 @@ list of tokens) is the SHA-256 in ``CURRENT_TOKEN``, which the web layer sets fo
 from __future__ import annotations
 
 import re
-from contextvars import ContextVar
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -29,13 +28,13 @@ from hub.crm import access, audit, contact_points
 from hub.crm.clients import page_rows, read_points
 from hub.crm.common_passwords import COMMON_PASSWORDS
 from hub.crm.errors import Conflict, Forbidden, NotFound
-from hub.crm.models import LANGUAGES, ROLES, AuthToken, User, UserExtension, utcnow
+from hub.crm.models import LANGUAGES, ROLES, User, UserExtension
 from hub.crm.paging import Page
+from hub.crm.tokens import CURRENT_TOKEN, end_tokens
 from hub.crm.validate import Fields, iso
 
 MAX_PASSWORD = 1024
 MIN_PASSWORD = 10
-CURRENT_TOKEN: ContextVar[str | None] = ContextVar("crmhub_current_token", default=None)
 _LOGIN = re.compile(r"[\w.@+\-]{1,64}")  # what may log in (logins made before the rule below)
 # a new login: Latin letters, digits and . @ + - _ only, so that no look-alike (a Cyrillic «а»,
 # full-width letters) can pose as another user; and unique whatever the case («Admin» is «admin»)
@@ -364,61 +363,6 @@ async def list_users(session: AsyncSession, actor: User, *, cursor: str | None =
     return Page(await user_dicts(session, rows), next_cursor)
 
 
-# --- sessions and API tokens -------------------------------------------------------------------------
-
-async def end_tokens(session: AsyncSession, user_id: int, *, keep: str | None = None) -> None:
-    """End every session and API token of the user, except the one whose hash is ``keep``."""
-    stmt = delete(AuthToken).where(AuthToken.user_id == user_id)
-    if keep:
-        stmt = stmt.where(AuthToken.token_hash != keep)
-    await session.execute(stmt, execution_options={"synchronize_session": False})
-
-
-async def purge_expired_tokens(session: AsyncSession, user_id: int | None = None) -> None:
-    stmt = delete(AuthToken).where(AuthToken.expires_at <= utcnow())
-    if user_id is not None:
-        stmt = stmt.where(AuthToken.user_id == user_id)
-    await session.execute(stmt, execution_options={"synchronize_session": False})
-
-
-def token_dict(token: AuthToken, current: str | None = None) -> dict[str, Any]:
-    return {"id": token.id, "kind": token.kind, "name": token.name, "user_id": token.user_id,
-            "created_at": iso(token.created_at), "expires_at": iso(token.expires_at),
-            "last_used_at": iso(token.last_used_at), "current": token.token_hash == current}
-
-
-async def list_tokens(session: AsyncSession, actor: User, user_id: Any = None) -> list[dict[str, Any]]:
-    """The live sessions and API tokens of the actor, or (for an administrator) of another user."""
-    if user_id is None or user_id == actor.id:
-        user_id = actor.id
-    else:
-        access.require_admin(actor)
-        if await _load(session, user_id) is None:
-            raise NotFound("user not found")
-    rows = (await session.scalars(
-        select(AuthToken).where(AuthToken.user_id == user_id)
-        .where((AuthToken.expires_at.is_(None)) | (AuthToken.expires_at > utcnow()))
-        .order_by(AuthToken.id)
-    )).all()
-    current = CURRENT_TOKEN.get()
-    return [token_dict(t, current) for t in rows]
-
-
-async def revoke_token(session: AsyncSession, actor: User, token_id: Any) -> None:
-    """End one session or token: one's own, or anybody's for an administrator (else not found)."""
-    if isinstance(token_id, bool) or not isinstance(token_id, int) or not 0 < token_id < 2**62:
-        raise NotFound("token not found")
-    token = await session.get(AuthToken, token_id)
-    if token is None or (token.user_id != actor.id and not access.is_admin(actor)):
-        raise NotFound("token not found")
-    await session.delete(token)
-    await session.flush()
-
-
-def token_name(data: Any) -> str:
-    """The optional ``name`` of a new API token."""
-    v = Fields(data)
-    name = v.text("name", max_len=100, default="")
-    v.check()
-    return str(name or "")
-
+async def active_admin_ids(session: AsyncSession) -> list[int]:
+    rows = await session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True)))
+    return list(rows)

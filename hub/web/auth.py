@@ -7,12 +7,11 @@ or header ``X-CSRF-Token``); a bearer request needs none, since no browser sends
 Both expire: a session after ``[server] session_days``, an API token after ``[server] token_days``.
 A caller lists their sessions and tokens (``GET /api/v1/auth/tokens``) and revokes one by id or the
 current bearer token (``DELETE /api/v1/auth/token``); a password change ends the others
-(``hub.crm.users``), which learns the request's own token from ``users.CURRENT_TOKEN``.
+(``hub.crm.users``), which learns the request's own token from ``tokens.CURRENT_TOKEN``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from datetime import timedelta
@@ -21,14 +20,11 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.orm import make_transient_to_detached
 
-from hub.crm import audit, notifications, users
+from hub.crm import audit, notifications, tokens, users
 from hub.crm.errors import Forbidden
-from hub.crm.models import AuthToken, User, utcnow
+from hub.crm.models import AuthToken, User
 from hub.crm.validate import Fields
-from hub.db import Prepared
 from hub.web import i18n
 from hub.web.errors import Handler, Unauthorized, json_body, path_id, query_int
 from hub.web.i18n import N_
@@ -43,47 +39,15 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 routes = Routes("auth")
-LAST_USED_EVERY = timedelta(minutes=5)  # how stale a token's last_used_at may get (one write then)
 
 
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-# --- identifying the caller ------------------------------------------------------------------------
-
-# Every authenticated request runs this: one indexed query (token hash → its active user), no ORM
-# query, no session, no transaction (see decisions.md, "The request's token is looked up ...").
-# The password hash stays out of the request's user.
-_USER_COLUMNS = [c for c in User.__table__.c if c.key != "password_hash"]
-_TOKEN = AuthToken.__table__
-_LOOKUP = Prepared(
-    select(*_USER_COLUMNS, _TOKEN.c.csrf_token, _TOKEN.c.expires_at, _TOKEN.c.id, _TOKEN.c.last_used_at)
-    .join(_TOKEN, _TOKEN.c.user_id == User.__table__.c.id)
-    .where(_TOKEN.c.token_hash == bindparam("token_hash"), _TOKEN.c.kind == bindparam("kind"),
-           User.__table__.c.active.is_(True))
-)
-_N_USER = len(_USER_COLUMNS)
-
-
-async def _lookup(request: web.Request, token_hash: str, kind: str) -> tuple[User, str] | None:
-    """The token's active user (detached, without its password hash) and its CSRF token."""
+async def _lookup(request: web.Request, token_hash: str, kind: str) -> tokens.Holder | None:
     async with request.app[DB].read_connection() as conn:
-        rows = await _LOOKUP.all(conn, token_hash=token_hash, kind=kind)
-    if not rows:
-        return None
-    row = rows[0]
-    csrf_token, expires_at, token_id, last_used_at = row[_N_USER:]
-    now = utcnow()
-    if expires_at is not None and expires_at <= now:
-        return None
-    if last_used_at is None or last_used_at <= now - LAST_USED_EVERY:
+        found = await tokens.holder(conn, token_hash, kind)
+    if found is not None and found.stale:
         async with request.app[DB].transaction() as s:
-            await s.execute(update(AuthToken).where(AuthToken.id == token_id).values(last_used_at=now),
-                            execution_options={"synchronize_session": False})
-    user = User(**{c.key: value for c, value in zip(_USER_COLUMNS, row, strict=False)})
-    make_transient_to_detached(user)  # like a user loaded by a closed session: no lazy loads
-    return user, csrf_token
+            await tokens.touch(s, found.token_id)
+    return found
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -112,18 +76,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     public = is_public(request.match_info.handler)
     bearer = _bearer(request)
     if bearer is not None:
-        token_hash = hash_token(bearer)
+        token_hash = tokens.hash_token(bearer)
         found = await _lookup(request, token_hash, "api")
         if found is not None:
-            request[USER], _ = found
+            request[USER] = found.user
             request[SESSION] = Session("bearer", token_hash)
         elif not public:
             raise Unauthorized("the token is unknown, expired or its user is inactive")
     elif cookie := request.cookies.get(SESSION_COOKIE):
-        token_hash = hash_token(cookie)
+        token_hash = tokens.hash_token(cookie)
         found = await _lookup(request, token_hash, "session")
         if found is not None:
-            request[USER], csrf_token = found
+            request[USER], csrf_token = found.user, found.csrf_token
             request[SESSION] = Session("session", token_hash, csrf_token)
             if request.method not in SAFE_METHODS and not public:
                 sent = await _csrf_from(request)
@@ -131,13 +95,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                     raise Forbidden("the CSRF token is missing or wrong; reload the page")
     if USER not in request and request.path.startswith("/api/") and not public:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
-    reset = users.CURRENT_TOKEN.set(request[SESSION].token_hash if SESSION in request else None)
+    reset = tokens.CURRENT_TOKEN.set(request[SESSION].token_hash if SESSION in request else None)
     remote = audit.REMOTE.set(_client(request))
     try:
         return await handler(request)
     finally:
         audit.REMOTE.reset(remote)
-        users.CURRENT_TOKEN.reset(reset)
+        tokens.CURRENT_TOKEN.reset(reset)
 
 
 def _client(request: web.Request) -> str:
@@ -177,7 +141,7 @@ async def _tell_admins(session: Any, lockouts: list[Lockout]) -> None:
     logins: a burst, not one user's typos (those lock only that login from that address)."""
     if not lockouts:
         return
-    admins = (await session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True)))).all()
+    admins = await users.active_admin_ids(session)
     for lock in lockouts:
         for admin_id in admins:
             await notifications.notify(
@@ -189,15 +153,8 @@ async def _tell_admins(session: Any, lockouts: list[Lockout]) -> None:
 
 async def _issue(request: web.Request, user: User, kind: str, expires_in: timedelta,
                  name: str = "") -> tuple[str, AuthToken]:
-    raw = secrets.token_urlsafe(32)
-    csrf = secrets.token_urlsafe(32) if kind == "session" else ""
-    now = utcnow()
-    token = AuthToken(token_hash=hash_token(raw), user_id=user.id, kind=kind, csrf_token=csrf, name=name,
-                      created_at=now, expires_at=now + expires_in)
     async with request.app[DB].transaction() as s:
-        await users.purge_expired_tokens(s, user.id)  # tidy this user's expired ones while we are here
-        s.add(token)
-        await s.flush()
+        raw, token = await tokens.issue(s, user, kind, expires_in, name)
         details = {"kind": kind, "name": name} if name else {"kind": kind}
         audit.record(s, "login" if kind == "session" else "token_created", actor=user,
                      target=("token", token.id), details=details)
@@ -240,13 +197,13 @@ async def issue_token(request: web.Request) -> web.Response:
     login = v.text("login", required=True, max_len=64)
     password = v.text("password", required=True, max_len=1024)
     v.check()
-    name = users.token_name({"name": data.get("name")})
+    name = tokens.token_name({"name": data.get("name")})
     user = await _authenticate(request, login, password)
     days = request.app[CONFIG].server.token_days
     raw, token = await _issue(request, user, "api", timedelta(days=days), name)
     async with request.app[DB].reading() as s:
         user_dict = await users.get_user(s, user, user.id)
-    info = users.token_dict(token)
+    info = tokens.token_dict(token)
     return web.json_response({"token": raw, "user": user_dict, "id": info["id"], "name": info["name"],
                               "expires_at": info["expires_at"]})
 
@@ -255,8 +212,7 @@ async def issue_token(request: web.Request) -> web.Response:
                status=204, errors=(401,))
 async def revoke_current_token(request: web.Request) -> web.Response:
     async with request.app[DB].transaction() as s:
-        await s.execute(delete(AuthToken).where(AuthToken.token_hash == request[SESSION].token_hash),
-                        execution_options={"synchronize_session": False})
+        await tokens.revoke_by_hash(s, request[SESSION].token_hash)
         audit.record(s, "token_revoked", actor=request[USER], details={"current": True})
     return web.Response(status=204)
 
@@ -267,7 +223,7 @@ async def revoke_current_token(request: web.Request) -> web.Response:
 async def list_tokens(request: web.Request) -> web.Response:
     user_id = query_int(request, "user_id")
     async with request.app[DB].reading() as s:
-        items = await users.list_tokens(s, request[USER], user_id)
+        items = await tokens.list_tokens(s, request[USER], user_id)
     return web.json_response({"items": items})
 
 
@@ -276,7 +232,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_id(request)
     async with request.app[DB].transaction() as s:
-        await users.revoke_token(s, request[USER], token_id)
+        await tokens.revoke_token(s, request[USER], token_id)
         audit.record(s, "token_revoked", actor=request[USER], target=("token", token_id))
     return web.Response(status=204)
 
@@ -350,7 +306,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     if SESSION in request and request[SESSION].kind == "session":
         async with request.app[DB].transaction() as s:
-            await s.execute(delete(AuthToken).where(AuthToken.token_hash == request[SESSION].token_hash))
+            await tokens.revoke_by_hash(s, request[SESSION].token_hash)
             audit.record(s, "logout", actor=request[USER])
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")

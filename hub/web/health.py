@@ -10,7 +10,6 @@ import asyncio
 import logging
 
 from aiohttp import web
-from sqlalchemy import text
 
 from hub.web.api.common import ok
 from hub.web.api.schemas import HEALTH_OUT
@@ -37,8 +36,8 @@ def _detailed(request: web.Request) -> bool:
             "administrator or from loopback", response=HEALTH_OUT, errors=(503,), public=True)
 async def healthz(request: web.Request) -> web.Response:
     try:
-        async with asyncio.timeout(TIMEOUT_SECONDS), request.app[DB].engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            await request.app[DB].ping()
         database = "ok"
     except Exception as exc:  # any failure to reach it means: down
         log.warning("health check: database unreachable: %s", exc)

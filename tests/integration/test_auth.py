@@ -14,7 +14,8 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 
 from hub.config import Config
 from hub.crm.models import AuthToken, User, utcnow
-from hub.web.auth import LOGIN_COOKIE, SESSION_COOKIE, _lookup, hash_token
+from hub.crm.tokens import hash_token
+from hub.web.auth import LOGIN_COOKIE, SESSION_COOKIE, _lookup
 from hub.web.keys import DB
 from tests.integration.conftest import PASSWORD, Api, make_user
 
@@ -283,7 +284,7 @@ async def test_the_requests_user_is_detached_and_carries_no_password_hash(client
     request = make_mocked_request("GET", "/api/v1/me", app=app)
     found = await _lookup(request, hash_token(raw), "api")
     assert found is not None
-    who, csrf = found
+    who, csrf = found.user, found.csrf_token
     assert (who.id, who.login, who.role, who.active, csrf) == (user.id, "someone", "agent", True, "c")
     assert who.created_at.tzinfo is not None
     assert inspect(who).detached

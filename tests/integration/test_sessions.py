@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 from hub.crm import demo, users
 from hub.crm.errors import ValidationError
 from hub.crm.models import AuthToken, utcnow
-from hub.web.auth import SESSION_COOKIE, hash_token
+from hub.crm.tokens import hash_token
+from hub.web.auth import SESSION_COOKIE
 from hub.web.keys import CONFIG, DB
 from tests.integration.conftest import PASSWORD, Api, login_api
 

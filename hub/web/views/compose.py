@@ -7,16 +7,16 @@ others shown off with the reason. The form posts to
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points, messages
-from hub.crm.models import Conversation, Deal, Stage
+from hub.crm import messages, reach
 from hub.web.i18n import N_
 from hub.web.keys import CHANNELS, CONFIG, DB, USER
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 LABELS = {"telegram": N_("Telegram"), "sms": N_("SMS"), "whatsapp": N_("WhatsApp"), "email": N_("E-mail")}
 
@@ -43,41 +43,10 @@ async def compose_context(request: web.Request, target: str, target_id: int) -> 
     "default", "any", "deals"}`` — ``deals``: the person's open deals the user sees (where a message
     entry may be moved). The caller has checked that the user sees the target."""
     async with request.app[DB].reading() as s:
-        client_id = lead_id = contact_id = None
-        if target == "deal":
-            deal = await s.get(Deal, target_id)
-            if deal is not None:
-                client_id, lead_id, contact_id = deal.client_id, deal.lead_id, deal.contact_id
-        elif target == "client":
-            client_id = target_id
-        else:
-            lead_id = target_id
-        points: dict[str, Any] = {"phones": [], "telegram": [], "emails": [], "bounced_emails": {}}
-        owners = ([("client_id", client_id), ("contact_id", contact_id)] if client_id
-                  else [("lead_id", lead_id)])
-        for field, owner in owners:
-            if owner is not None:
-                found = (await contact_points.of(s, field, [owner]))[owner]
-                points["phones"] += found["phones"]
-                points["telegram"] += found["telegram"]
-                points["emails"] += found["emails"]
-                points["bounced_emails"].update(found["bounced_emails"])
-        chats: list[Any] = []
-        if client_id or lead_id:
-            owned = Conversation.client_id == client_id if client_id else Conversation.lead_id == lead_id
-            chats = list((await s.execute(
-                select(Conversation.channel, Conversation.address, Conversation.state, Conversation.id)
-                .where(owned).order_by(Conversation.last_message_at.desc()))).all())
+        found = await reach.of(s, request[USER], target, target_id)
+        points, chats, deals = found.points, found.chats, found.deals
         whatsapp_chat = next(((a, i) for ch, a, _, i in chats if ch == "whatsapp"), None)
         whatsapp = await whatsapp_state(request, s, whatsapp_chat[1] if whatsapp_chat else None)
-        deals: list[dict[str, Any]] = []
-        if client_id or lead_id:  # where a message entry may be moved: the person's open deals
-            user = request[USER]
-            theirs = Deal.client_id == client_id if client_id else Deal.lead_id == lead_id
-            deals = [{"id": i, "title": t} for i, t in (await s.execute(
-                select(Deal.id, Deal.title).join(Stage, Stage.id == Deal.stage_id)
-                .where(theirs, Stage.kind == "active", await access.deals_filter(s, user))
-                .order_by(Deal.id))).all()]
     telegram_chats = [a for ch, a, state, _ in chats if ch == "telegram" and state != "blocked"]
     blocked = any(ch == "telegram" and state == "blocked" for ch, _, state, _ in chats)
     telegram_ids = [v for v in points["telegram"] if v.lstrip("-").isdecimal()]

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from hub.crm import audit, pipelines, settings, users
+from hub.crm import audit, pipelines, settings, tokens, users
 from hub.crm.errors import Conflict, DomainError, NotFound, ValidationError
 from hub.crm.models import CUSTOM_FIELD_TYPES, LANGUAGES, ROLES, STAGE_KINDS, User
 from hub.crm.validate import parse_date, small_int
@@ -203,13 +203,13 @@ def _user_form(form: MultiDictProxy[Any], *, new: bool) -> dict[str, Any]:
 
 async def _user_form_page(request: web.Request, values: dict[str, Any], *, target: dict[str, Any] | None,
                           errors: dict[str, Any] | None = None, status: int = 200) -> web.Response:
-    tokens: list[dict[str, Any]] = []
+    live: list[dict[str, Any]] = []
     if target is not None:  # the user's live sessions and API tokens, each with a button to end it
         async with request.app[DB].reading() as s:
-            tokens = await users.list_tokens(s, require_user(request), target["id"])
+            live = await tokens.list_tokens(s, require_user(request), target["id"])
     return await _page(request, "settings_user.html", {
         "section": "/settings/users", "values": values, "target": target, "errors": errors or {},
-        "roles": ROLES, "languages_list": LANGUAGES, "tokens": tokens}, status=status)
+        "roles": ROLES, "languages_list": LANGUAGES, "tokens": live}, status=status)
 
 
 @admin_page
@@ -281,7 +281,7 @@ async def user_token_end(request: web.Request) -> web.StreamResponse:
     token_id = path_id(request, "token_id")
     try:
         async with request.app[DB].transaction() as s:
-            await users.revoke_token(s, user, token_id)
+            await tokens.revoke_token(s, user, token_id)
     except NotFound:
         pass  # ended already: the page shows what is left
     raise _back(f"/settings/users/{user_id}", "ended")
