@@ -44,6 +44,14 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The browser tests drive the UI on one database, SQLite (what a user starts with); every rule of
+    the database is tested on both by tests/integration. The screen-pop runs on both
+    (test_screenpop.py). docs/decisions.md: "The browser tests run on SQLite"."""
+    return str(request.param)
+
+
 @pytest.fixture
 def app(config: Config) -> web.Application:
     from hub.app import create_app

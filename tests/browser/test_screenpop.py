@@ -20,6 +20,7 @@ from sqlalchemy import select
 from hub.config import Config
 from hub.db import Database
 from tests.browser.test_foundation import log_in
+from tests.conftest import BACKENDS
 from tests.fakes.ami_server import LOGIN_ARTIFACTS, FakeAmiServer, load_trace
 from tests.integration.conftest import PASSWORD
 from tests.integration.test_ami_connection import until
@@ -31,6 +32,12 @@ except ImportError:  # the browser fixture says why: skipped, or failed with CI=
 
 CALLER = "+79161234567"  # the caller of the inbound_answered trace
 CLIENT = "ООО «Ромашка»"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The screen-pop in the browser on both databases (the other browser tests: SQLite only)."""
+    return str(request.param)
 
 
 @pytest.fixture
