@@ -11,23 +11,9 @@
 
 (function () {
   const RU = document.documentElement.lang !== "en";
-  const T = RU ? {
-    incoming: "Входящий звонок", outgoing: "Исходящий звонок", internal: "Внутренний звонок",
-    unknown: "Неизвестный номер", hidden: "Скрытый номер", company: "Компания", manager: "Ответственный",
-    deals: "Открытые сделки", last: "Последние взаимодействия", tasks: "Открытые задачи",
-    open: "Открыть карточку", lead: "Создать лид", deal: "Создать сделку", close: "Закрыть",
-    notify: "Уведомлять, когда вкладка в фоне", leadMade: "Лид создан", failed: "Не удалось: ",
-    overdue: "просрочена", client: "Клиент", contact: "Контакт", leadKind: "Лид", user: "Сотрудник",
-    more: "ещё совпадений: ", kinds: { call: "Звонок", note: "Заметка", message: "Сообщение", email: "Письмо" },
-  } : {
-    incoming: "Incoming call", outgoing: "Outgoing call", internal: "Internal call",
-    unknown: "Unknown number", hidden: "Hidden number", company: "Company", manager: "Manager",
-    deals: "Open deals", last: "Last interactions", tasks: "Open tasks",
-    open: "Open the card", lead: "Create a lead", deal: "Create a deal", close: "Close",
-    notify: "Notify me when the tab is in the background", leadMade: "Lead created", failed: "Failed: ",
-    overdue: "overdue", client: "Client", contact: "Contact", leadKind: "Lead", user: "Colleague",
-    more: "more matches: ", kinds: { call: "Call", note: "Note", message: "Message", email: "E-mail" },
-  };
+  // The texts come from the catalogues, rendered into the page (_script_texts.html).
+  const TEXTS = JSON.parse((document.getElementById("script-texts") || {}).textContent || "{}");
+  const T = TEXTS.popup || { kinds: {} };
   const ME = Number((document.currentScript && document.currentScript.dataset.user) || 0);
   const csrf = function () { return (document.querySelector("meta[name=csrf-token]") || {}).content || ""; };
   const popups = new Map(); // call_id → {box, note}
@@ -338,15 +324,7 @@
 
   // Click-to-call: the "Позвонить" buttons next to phones (_call_button.html) are rendered off; they
   // are turned on when the hub has telephony. Errors are said next to the button.
-  const CALL = RU ? {
-    ready: "Позвонить через АТС: сначала зазвонит ваш телефон", ringing: "Звоним: поднимите трубку",
-    noExtension: "У вас нет внутреннего номера — попросите администратора", down: "АТС недоступна, попробуйте позже",
-    refused: "АТС отклонила звонок", bad: "Номер не подходит для звонка", failed: "Не удалось позвонить",
-  } : {
-    ready: "Call through the PBX: your phone rings first", ringing: "Calling: pick up your phone",
-    noExtension: "You have no extension: ask an administrator", down: "The PBX is unavailable, try later",
-    refused: "The PBX refused the call", bad: "This number cannot be called", failed: "The call failed",
-  };
+  const CALL = TEXTS.call || {};
   // The page says whether the hub has telephony (base.html, from the configured channels): /healthz
   // names the channels only to an administrator.
   function canCall() {
