@@ -26,6 +26,7 @@ from hub.crm import audit
 from hub.crm.extensions import all_extensions
 from hub.crm.intake import CallIntake
 from hub.crm.messages import MessageIntake
+from hub.crm.outgoing import OutgoingStore
 from hub.crm.ports import CallSettings, JournalProcessor
 from hub.crm.presence import PresenceBoard, owners
 from hub.db import Database, create_engine, migrate
@@ -202,7 +203,7 @@ def _messaging(app: web.Application, config: Config) -> None:
         app[MAIL] = MailChannel(config.mailboxes, intake=intake)
         app[CHANNELS].update(app[MAIL].healths())
         senders["email"] = app[MAIL]
-    app[OUTBOX] = Outbox(app[DB], app[BUS], senders, attachments_dir=config.server.attachments_dir)
+    app[OUTBOX] = Outbox(OutgoingStore(app[DB], config.server.attachments_dir), app[BUS], senders)
     app[MESSAGE_INTAKE] = intake
     app[JOURNAL] = JournalWorker(app[DB], processors, last_arrival=lambda: intake.writer.last_add)
     intake.journal_listeners.append(app[JOURNAL].wake)

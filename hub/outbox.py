@@ -1,7 +1,8 @@
 """The outbox: sends the messages the CRM queued, through the channels' senders, exactly once.
 
 A message is queued (``hub.crm.messages.queue_message``) in the same transaction as its timeline
-entry. The worker here:
+entry. The worker here (infrastructure: it reaches the messages through an ``OutboxStore``, the core's
+``hub.crm.outgoing.OutgoingStore``):
 
 1. at start, marks every message left ``sending`` by a crash as ``unknown``: it may have reached the
    channel, and neither Telegram nor Twilio lets us ask or dedupe a repeated send, so the agent
@@ -23,33 +24,66 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
-
-from sqlalchemy import select
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from hub import backoff, tasks
 from hub.bus import Bus, Event
-from hub.crm import messages
-from hub.crm.models import Message, utcnow
-from hub.crm.ports import PermanentFailure, RetryLater, Sender
-from hub.db import Database
+from hub.delivery import PermanentFailure, RetryLater
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_REASON = "the hub stopped while sending: the message may or may not have been delivered"
+
+class Outgoing(Protocol):
+    """What the outbox reads of a message it sends (the core's ``OutgoingMessage``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+
+
+class Receipt(Protocol):
+    @property
+    def provider_id(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+
+
+class Sender(Protocol):
+    """A channel's sender (``hub.crm.ports.Sender``): a receipt, or ``RetryLater`` / ``PermanentFailure``."""
+
+    async def send(self, message: Any) -> Receipt: ...
+
+
+class OutboxStore(Protocol):
+    """Where the queued messages are (``hub.crm.outgoing.OutgoingStore``); each call one unit of work."""
+
+    async def recover(self) -> int:
+        """Messages left ``sending`` by a crash → ``unknown``; → how many."""
+        ...
+
+    async def due(self, channels: Collection[str], limit: int) -> list[tuple[int, int]]:
+        """(message id, conversation id) of due queued messages of these channels, oldest first."""
+        ...
+
+    async def claim(self, message_id: int) -> Outgoing | None:
+        """``queued`` → ``sending``, committed; None when another worker took it, or it is not due."""
+        ...
+
+    async def record(self, message_id: int, status: str, **outcome: Any) -> None: ...
 
 
 class Outbox:
-    def __init__(self, db: Database, bus: Bus, senders: Mapping[str, Sender], *, attachments_dir: str | Path,
+    def __init__(self, store: OutboxStore, bus: Bus, senders: Mapping[str, Sender], *,
                  poll_seconds: float = 5.0, max_attempts: int = 10, concurrency: int = 8,
                  batch: int = 200) -> None:
-        self.db = db
+        self.store = store
         self.bus = bus
         self.senders = dict(senders)
-        self.attachments_dir = Path(attachments_dir)
         self.poll_seconds = poll_seconds
         self.max_attempts = max_attempts
         self.concurrency = concurrency
@@ -79,13 +113,10 @@ class Outbox:
 
     async def recover(self) -> int:
         """Messages a previous run left ``sending`` → ``unknown`` (never resent blindly)."""
-        async with self.db.transaction() as s:
-            ids = (await s.scalars(select(Message.id).where(Message.status == "sending"))).all()
-            for message_id in ids:
-                await messages.record_outcome(s, message_id, "unknown", error=UNKNOWN_REASON)
-        if ids:
-            log.warning("outbox: %d messages were being sent when the hub stopped; marked unknown", len(ids))
-        return len(ids)
+        count = await self.store.recover()
+        if count:
+            log.warning("outbox: %d messages were being sent when the hub stopped; marked unknown", count)
+        return count
 
     async def _run(self) -> None:
         while True:
@@ -104,13 +135,7 @@ class Outbox:
 
     async def due(self) -> list[tuple[int, int]]:
         """(message id, conversation id) of due queued messages of the channels we can send, oldest first."""
-        async with self.db.reading() as s:
-            rows = await s.execute(
-                select(Message.id, Message.conversation_id)
-                .where(Message.status == "queued", Message.next_attempt_at <= utcnow(),
-                       Message.channel.in_(list(self.senders)))
-                .order_by(Message.id).limit(self.batch))
-            return [(r[0], r[1]) for r in rows]
+        return await self.store.due(list(self.senders), self.batch)
 
     async def drain_once(self) -> bool:
         """Send what is due now; True when there may be more."""
@@ -133,11 +158,9 @@ class Outbox:
 
     async def send_one(self, message_id: int) -> bool:
         """Claim and send one message; False when it did not go (the next ones of its chat wait)."""
-        async with self.db.transaction() as s:
-            message = await messages.claim(s, message_id)
-            if message is None:
-                return False
-            outgoing = await messages.outgoing(s, message, self.attachments_dir)
+        outgoing = await self.store.claim(message_id)
+        if outgoing is None:
+            return False
         sender = self.senders[outgoing.channel]
         try:
             receipt = await sender.send(outgoing)
@@ -167,8 +190,7 @@ class Outbox:
         if retry.after is not None:
             delay = max(delay, retry.after)
         await self._record(message_id, "queued", error=f"retrying: {retry.reason}",
-                           retry_at=utcnow() + timedelta(seconds=delay))
+                           retry_at=datetime.now(UTC) + timedelta(seconds=delay))
 
     async def _record(self, message_id: int, status: str, **outcome: Any) -> None:
-        async with self.db.transaction() as s:
-            await messages.record_outcome(s, message_id, status, **outcome)
+        await self.store.record(message_id, status, **outcome)

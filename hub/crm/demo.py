@@ -551,7 +551,7 @@ async def _conversations(s: Any, region: str, attachments_dir: str | Path | None
     """About twelve conversations across the channels, taken in through the CRM's message intake (as
     if the channels had delivered them over the last day), with the agents' answers and their
     statuses. → how many conversations."""
-    from hub.crm import messages
+    from hub.crm import messages, outgoing
     from hub.crm.attachments import store_bytes
     from hub.crm.models import Conversation, Message
     from hub.crm.ports import DeliveryStatus, InboundFile, InboundMessage, MessageChannel
@@ -609,9 +609,9 @@ async def _conversations(s: Any, region: str, attachments_dir: str | Path | None
         provider_id = (f"<demo-out-{queued['id']}@crm.example.ru>" if channel == "email"
                        else f"SMdemo{queued['id']:06d}" if channel == "sms" else f"demo:{queued['id']}")
         if status == "failed":
-            await messages.record_outcome(s, queued["id"], "failed", error=error)
+            await outgoing.record_outcome(s, queued["id"], "failed", error=error)
         else:
-            await messages.record_outcome(s, queued["id"], "sent", provider_id=provider_id)
+            await outgoing.record_outcome(s, queued["id"], "sent", provider_id=provider_id)
             if status == "delivered":
                 await messages.apply_status(s, DeliveryStatus(channel=channel, provider_id=provider_id,
                                                               status="delivered", at=when))

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import access, contact_points, events, identify, journal, leads, routing
-from hub.crm.attachments import content_type_of, sanitize_filename, store_bytes, stored_path
+from hub.crm.attachments import content_type_of, sanitize_filename, store_bytes
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.models import (
     Attachment,
@@ -53,8 +53,6 @@ from hub.crm.ports import (
     DeliveryStatus,
     InboundMessage,
     MessageChannel,
-    OutgoingFile,
-    OutgoingMessage,
     StatusBeforeSend,
 )
 from hub.crm.timeline import (
@@ -469,7 +467,7 @@ async def _bounce(session: AsyncSession, message: InboundMessage) -> None:
     ours.status, ours.status_at = "undelivered", utcnow()
     ours.error = (message.bounce_reason or "the letter was returned")[:500]
     await session.flush()
-    await _show_status(session, ours)
+    await show_status(session, ours)
     conversation = await session.get(Conversation, ours.conversation_id)
     if conversation is not None and conversation.channel == "email":  # the card warns before the next letter
         await contact_points.mark_bounced(session, conversation.address, ours.error, ours.status_at)
@@ -928,7 +926,7 @@ async def _new_entry(session: AsyncSession, message: InboundMessage,
 
 # --- delivery statuses ------------------------------------------------------------------------------------
 
-async def _show_status(session: AsyncSession, message: Message) -> None:
+async def show_status(session: AsyncSession, message: Message) -> None:
     """Copy the status onto the entry people see, and tell them."""
     entry = await session.get(TimelineEntry, message.entry_id) if message.entry_id else None
     payload = {"message_id": message.id, "status": message.status, "error": message.error,
@@ -966,7 +964,7 @@ async def apply_status(session: AsyncSession, update: DeliveryStatus) -> dict[st
         message.error_code = (update.error_code or "")[:40] or None
         message.error = (update.error or f"error {update.error_code}" if update.error_code else None)
     await session.flush()
-    await _show_status(session, message)
+    await show_status(session, message)
     return message_dict(message)
 
 
@@ -1218,102 +1216,8 @@ async def retry_message(session: AsyncSession, actor: User, message_id: Any) -> 
     message.status, message.attempts, message.next_attempt_at = "queued", 0, utcnow()
     message.error = message.error_code = None
     await session.flush()
-    await _show_status(session, message)
+    await show_status(session, message)
     events.emit(session, "message.queued", {"ids": [message.id]}, scope={"author_id": actor.id})
     return message_dict(message)
 
 
-# --- what the outbox needs --------------------------------------------------------------------------------
-
-async def outgoing(session: AsyncSession, message: Message, attachments_dir: str | Path) -> OutgoingMessage:
-    """The sender's view of a queued message."""
-    conversation = await session.get(Conversation, message.conversation_id)
-    assert conversation is not None
-    files: tuple[OutgoingFile, ...] = ()
-    template: dict[str, Any] = {}
-    if message.entry_id is not None:
-        rows = (await session.scalars(select(Attachment).where(Attachment.entry_id == message.entry_id)
-                                      .order_by(Attachment.id))).all()
-        files = tuple(OutgoingFile(filename=a.filename, content_type=a.content_type,
-                                   path=str(stored_path(attachments_dir, a.sha256))) for a in rows)
-        if message.channel == "whatsapp":
-            entry = await session.get(TimelineEntry, message.entry_id)
-            template = ((entry.payload or {}).get("template") or {}) if entry is not None else {}
-    references: tuple[str, ...]
-    reply_to, references, mailbox = None, (), None
-    if message.reply_to_id is not None:
-        earlier = await session.get(Message, message.reply_to_id)
-        if earlier is not None:
-            reply_to = earlier.provider_id
-            references, mailbox = await _thread_of(session, earlier)
-    if message.channel == "email" and mailbox is None:
-        mailbox = await _last_mailbox(session, conversation.id)
-    channel = cast(MessageChannel, message.channel)  # a column of str, always one of MessageChannel
-    return OutgoingMessage(id=message.id, channel=channel, address=conversation.address,
-                           text=message.text, files=files, reply_to_provider_id=reply_to,
-                           subject=message.subject, attempt=message.attempts, references=references,
-                           mailbox=mailbox, to_name=conversation.title, parts_sent=message.parts_sent,
-                           first_part_id=message.provider_id if message.parts_sent else None,
-                           template_sid=template.get("sid"),
-                           template_variables=tuple((template.get("variables") or {}).items()))
-
-
-async def _thread_of(session: AsyncSession, earlier: Message) -> tuple[tuple[str, ...], str | None]:
-    """The References of a reply to ``earlier`` (its own thread, oldest first, then it) and the
-    mailbox it came to."""
-    entry = await session.get(TimelineEntry, earlier.entry_id) if earlier.entry_id else None
-    payload = entry.payload if entry is not None else {}
-    older = [i for i in reversed(payload.get("thread_ids") or []) if isinstance(i, str)]
-    own = [earlier.provider_id] if earlier.provider_id else []
-    return tuple(dict.fromkeys(older + own))[-20:], payload.get("mailbox")
-
-
-async def _last_mailbox(session: AsyncSession, conversation_id: int) -> str | None:
-    """The mailbox the conversation's latest letter came to: the reply goes out from it."""
-    rows = await session.scalars(
-        select(TimelineEntry).join(Message, Message.entry_id == TimelineEntry.id)
-        .where(Message.conversation_id == conversation_id, Message.direction == "in")
-        .order_by(Message.id.desc()).limit(1))
-    entry = rows.first()
-    return (entry.payload or {}).get("mailbox") if entry is not None else None
-
-
-async def claim(session: AsyncSession, message_id: int) -> Message | None:
-    """Mark a queued message ``sending`` (one worker wins); None when another took it first, or when
-    it is not due (another worker tried it meanwhile and put it back for later: a stale list of due
-    messages must not send it before its retry time)."""
-    result = await session.execute(
-        update(Message).where(Message.id == message_id, Message.status == "queued",
-                              Message.next_attempt_at <= utcnow())
-        .values(status="sending", attempts=Message.attempts + 1, status_at=utcnow())
-        .execution_options(synchronize_session=False))
-    # AsyncSession.execute is typed to return Result; for a DML statement it is a CursorResult
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    message = await session.get(Message, message_id, populate_existing=True)
-    return message
-
-
-async def record_outcome(session: AsyncSession, message_id: int, status: str, *,
-                         provider_id: str | None = None, error: str | None = None,
-                         error_code: str | None = None, retry_at: datetime | None = None) -> Message | None:
-    """The outbox's result of one attempt: sent/accepted, queued again (``retry_at``), failed, unknown."""
-    message = await session.get(Message, message_id)
-    if message is None:
-        return None
-    now = utcnow()
-    message.status, message.status_at = status, now
-    message.error, message.error_code = (error[:500] if error else None), error_code
-    message.next_attempt_at = retry_at
-    if provider_id is not None:
-        message.provider_id = provider_id[:300]
-    if status in ("sent", "accepted"):
-        message.sent_at = now
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:  # the provider gave an id we hold already: keep the message, not the id
-        message.provider_id = None
-        await session.flush()
-    await _show_status(session, message)
-    return message

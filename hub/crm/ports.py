@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from hub.delivery import PermanentFailure as PermanentFailure
+from hub.delivery import RetryLater as RetryLater
+
 CallDirection = Literal["inbound", "outbound", "internal"]
 CallStatus = Literal["answered", "missed", "abandoned", "busy", "failed"]
 UnknownCaller = Literal["auto", "ask"]
@@ -296,28 +299,10 @@ class SendReceipt:
     status: str = "sent"  # sent | queued (Twilio accepted it; callbacks follow)
 
 
-class RetryLater(Exception):
-    """A temporary failure (flood control, 5xx, timeout): try again, not before ``after`` seconds."""
-
-    def __init__(self, reason: str, after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.after = after
-
-
 class StatusBeforeSend(RetryLater):
     """A delivery status for a message we do not know, while a send on that channel is still waiting
     for the provider's id (Twilio can call back before our request has returned and been stored):
     the report is taken in again later instead of being dropped."""
-
-
-class PermanentFailure(Exception):
-    """The channel refused the message for good (bot blocked, chat not found, invalid number)."""
-
-    def __init__(self, reason: str, code: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
 
 
 class Sender(Protocol):

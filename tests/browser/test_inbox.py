@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from hub.crm import messages
 from hub.crm.models import Message
+from hub.crm.outgoing import record_outcome
 from hub.crm.ports import DeliveryStatus, InboundMessage
 from hub.web.keys import CONFIG, DB
 from tests.browser.test_deal_card import HubApi
@@ -47,7 +48,7 @@ async def report(app: web.Application, message_id: int, status: str, error: str 
     """What the outbox and the channel's status callback do with a message."""
     provider_id = f"SMout{message_id}"
     async with app[DB].transaction() as s:
-        await messages.record_outcome(
+        await record_outcome(
             s, message_id, "sent" if status == "delivered" else status, provider_id=provider_id, error=error
         )
     if status == "delivered":

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from hub.crm import deals, messages
 from hub.crm.errors import ValidationError
 from hub.crm.models import ContactPoint, Conversation, Deal, Lead, Message, TimelineEntry
+from hub.crm.outgoing import OutgoingStore
 from hub.crm.ports import (
     DeliveryStatus,
     InboundFile,
@@ -184,7 +185,7 @@ async def test_reply_is_sent_once_with_reply_to(database: Database, intake: Any,
                                                       "text": "<b>Добрый день</b> *Анна*"})
     assert queued["status"] == "queued"
     sender = RecordingSender()
-    outbox = Outbox(database, database.bus, {"telegram": sender}, attachments_dir=tmp_path)
+    outbox = Outbox(OutgoingStore(database, tmp_path), database.bus, {"telegram": sender})
     assert await outbox.drain_once() is False
     assert await outbox.drain_once() is False
     assert [(m.address, m.text, m.reply_to_provider_id) for m in sender.sent] == [
@@ -202,7 +203,7 @@ async def test_message_to_a_deal_finds_the_clients_chat(database: Database, inta
     await queue(database, world["agent"], {"channel": "telegram", "deal_id": world["deal"]["id"],
                                            "text": "Замер в пятницу"})
     sender = RecordingSender()
-    await Outbox(database, database.bus, {"telegram": sender}, attachments_dir=tmp_path).drain_once()
+    await Outbox(OutgoingStore(database, tmp_path), database.bus, {"telegram": sender}).drain_once()
     assert sender.sent[0].address == "6038471925" and sender.sent[0].reply_to_provider_id is None
 
 
@@ -234,7 +235,7 @@ async def test_retry_after_then_permanent_failure(database: Database, intake: An
                                                      "text": "Раз"})
     sender = RecordingSender([RetryLater("Too Many Requests: retry after 35", after=35),
                               PermanentFailure("Forbidden: bot was blocked by the user", code="403")])
-    outbox = Outbox(database, database.bus, {"telegram": sender}, attachments_dir=tmp_path)
+    outbox = Outbox(OutgoingStore(database, tmp_path), database.bus, {"telegram": sender})
     await outbox.drain_once()
     message = await status_of(database, first["id"])
     assert message.status == "queued" and message.attempts == 1
@@ -268,14 +269,14 @@ async def test_a_crash_mid_send_leaves_the_message_unknown_not_resent(database: 
             await never.wait()
             raise AssertionError("unreachable")
 
-    crashed = Outbox(database, database.bus, {"telegram": Hanging()}, attachments_dir=tmp_path)
+    crashed = Outbox(OutgoingStore(database, tmp_path), database.bus, {"telegram": Hanging()})
     task = asyncio.create_task(crashed.drain_once())
     await asyncio.wait_for(started.wait(), 5)
     task.cancel()  # the process dies mid-send
     with pytest.raises(asyncio.CancelledError):
         await task
     sender = RecordingSender()
-    restarted = Outbox(database, database.bus, {"telegram": sender}, attachments_dir=tmp_path)
+    restarted = Outbox(OutgoingStore(database, tmp_path), database.bus, {"telegram": sender})
     assert await restarted.recover() == 1
     await restarted.drain_once()
     assert [m.text for m in sender.sent] == ["Второе"]
@@ -292,7 +293,7 @@ async def test_status_never_moves_backwards(database: Database, intake: Any, wor
         async def send(self, message: OutgoingMessage) -> SendReceipt:
             return SendReceipt(provider_id="SM57aad1", status="accepted")
 
-    await Outbox(database, database.bus, {"sms": Twilio()}, attachments_dir=tmp_path).drain_once()
+    await Outbox(OutgoingStore(database, tmp_path), database.bus, {"sms": Twilio()}).drain_once()
     assert (await status_of(database, queued["id"])).status == "accepted"
     assert await intake.status(DeliveryStatus(channel="sms", provider_id="SM57aad1", status="delivered"))
     assert await intake.status(DeliveryStatus(channel="sms", provider_id="SM57aad1", status="sent")) is None

@@ -34,6 +34,7 @@ from hub.crm.models import (
     User,
     utcnow,
 )
+from hub.crm.outgoing import OutgoingStore
 from hub.crm.ports import OutgoingMessage, PermanentFailure, RetryLater
 from hub.db import Database
 from hub.messengers.twilio_sms import EMPTY_TWIML, TwilioChannel
@@ -502,7 +503,7 @@ async def test_restart_sends_each_queued_message_exactly_once(database: Database
     channel = await _channel(fake.url, messaging_service_sid=SERVICE_SID)
     try:
         fake.faults.append(Fault(delay=3))  # the first send hangs at Twilio...
-        first = Outbox(database, database.bus, {"sms": channel}, attachments_dir=tmp_path)
+        first = Outbox(OutgoingStore(database, tmp_path), database.bus, {"sms": channel})
         worker = asyncio.create_task(first.drain_once())
         await until(lambda: fake.requests)
         worker.cancel()  # ...and the hub is killed mid-send
@@ -511,7 +512,7 @@ async def test_restart_sends_each_queued_message_exactly_once(database: Database
         statuses = [(await _message(database, m))[0].status for m in queued]
         assert statuses == ["sending", "queued", "queued"]
 
-        second = Outbox(database, database.bus, {"sms": channel}, attachments_dir=tmp_path)
+        second = Outbox(OutgoingStore(database, tmp_path), database.bus, {"sms": channel})
         await second.start()  # the restart: the one in flight is unknown, the rest go once
         try:
             async def statuses() -> list[str]:
@@ -523,7 +524,7 @@ async def test_restart_sends_each_queued_message_exactly_once(database: Database
             await until(done)
         finally:
             await second.stop()
-        third = Outbox(database, database.bus, {"sms": channel}, attachments_dir=tmp_path)
+        third = Outbox(OutgoingStore(database, tmp_path), database.bus, {"sms": channel})
         await third.recover()
         await third.drain_once()  # another restart sends nothing again
         bodies = [r.form["Body"] for r in fake.requests]

@@ -126,9 +126,9 @@ async def test_automated_and_undelivered_letters_are_marked(client: TestClient, 
     sent = await agent.post("/api/v1/messages", {"channel": "email", "deal_id": deal["id"],
                                                  "subject": "Смета", "text": "Смета во вложении"}, expect=201)
     async with app[DB].transaction() as s:
-        from hub.crm import messages
+        from hub.crm import outgoing
 
-        await messages.record_outcome(s, sent["id"], "sent", provider_id="<out-1@crm.example.ru>")
+        await outgoing.record_outcome(s, sent["id"], "sent", provider_id="<out-1@crm.example.ru>")
     await intake.received(InboundMessage(
         channel="email", provider_id="<bounce-1@mx>", address="mailer-daemon@mx.example.ru",
         subject="Undelivered Mail Returned to Sender", text="…", lead_allowed=False,
