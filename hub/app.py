@@ -30,8 +30,8 @@ from hub.crm.outgoing import OutgoingStore
 from hub.crm.ports import CallSettings, JournalProcessor
 from hub.crm.presence import PresenceBoard, owners
 from hub.db import Database, create_engine, migrate
-from hub.journal import JournalWorker
-from hub.journal_store import driver_store
+from hub.inbound.driver_store import driver_store
+from hub.inbound.worker import JournalWorker
 from hub.mail.channel import MailChannel
 from hub.messengers.telegram import TelegramChannel
 from hub.messengers.twilio_sms import TwilioChannel

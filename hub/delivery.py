@@ -4,6 +4,8 @@ processor (through the inbound journal) raises. Infrastructure and channels shar
 
 from __future__ import annotations
 
+from typing import Protocol
+
 
 class RetryLater(Exception):
     """A temporary failure (flood control, 5xx, timeout): try again, not before ``after`` seconds."""
@@ -21,3 +23,12 @@ class PermanentFailure(Exception):
         super().__init__(reason)
         self.reason = reason
         self.code = code
+
+
+class JournalProcessor(Protocol):
+    """A channel's handler of its journaled deliveries (``hub.inbound.worker`` calls it, oldest first)."""
+
+    async def process(self, key: str, body: bytes, journal_id: int) -> None:
+        """Take the delivery in: ``intake.received(..., journal_id=journal_id)`` or
+        ``intake.finish(journal_id)``. An exception: tried again later."""
+        ...

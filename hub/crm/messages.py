@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points, events, identify, journal, leads, routing
+from hub.crm import access, contact_points, events, identify, leads, routing
 from hub.crm.attachments import content_type_of, sanitize_filename, store_bytes
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.models import (
@@ -66,6 +66,7 @@ from hub.crm.timeline import (
 )
 from hub.crm.validate import Fields, iso
 from hub.db import Prepared
+from hub.inbound import journal
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ FINAL = ("read", "undelivered", "failed")
 
 
 class UnitOfWork(Protocol):
-    # urgent: as in ``hub.crm.journal.UnitOfWork`` (the intake's journal writer shares it)
+    # urgent: as in ``hub.inbound.journal.UnitOfWork`` (the intake's journal writer shares it)
     def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[AsyncSession]: ...
 
 

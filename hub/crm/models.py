@@ -5,69 +5,31 @@ Money is stored in kopecks (``amount_minor``) so that sums are exact on SQLite a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-# PostgreSQL keeps JSON as jsonb: parsed once on write, not on every read of a report.
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument, list[Any]: JSONDocument}
-    if TYPE_CHECKING:
-        # Every model here maps one Table (DeclarativeBase says FromClause: it could be a join)
-        __table__: ClassVar[Table]
-
+# the base, the column types and the inbound journal's table are the infrastructure's (hub.orm, hub.inbound)
+from hub.inbound.journal import InboundDelivery as InboundDelivery
+from hub.orm import NAMING as NAMING
+from hub.orm import Base as Base
+from hub.orm import JSONDocument as JSONDocument
+from hub.orm import UTCDateTime as UTCDateTime
+from hub.orm import utcnow as utcnow
 
 ROLES = ("admin", "manager", "agent")
 CLIENT_KINDS = ("company", "person")
@@ -590,29 +552,6 @@ class Message(Base):
     status_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-class InboundDelivery(Base):
-    """The inbound journal: every delivery a channel received, by its own key (Telegram ``update_id``,
-    Twilio ``MessageSid``), unique — a webhook retried or a poll repeated is recognised even when it
-    carries no message. A webhook's raw ``body`` is written here (``pending``) before it is answered;
-    ``hub.journal`` then takes it into the CRM (``done``), retrying what fails (``failed`` at last)."""
-
-    __tablename__ = "inbound_deliveries"
-    __table_args__ = (
-        UniqueConstraint("channel", "key", name="uq_inbound_deliveries_channel_key"),
-        Index("ix_inbound_deliveries_pending", "status", "next_attempt_at", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(10))
-    key: Mapped[str] = mapped_column(String(100))
-    # pending | done | failed (the server defaults are migration 0005's, which filled the existing rows)
-    status: Mapped[str] = mapped_column(String(10), default="done", server_default="done")
-    body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
-    error: Mapped[str | None] = mapped_column(String(500), default=None)
-    processed_at: Mapped[datetime | None] = mapped_column(default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ChannelCursor(Base):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from hub.delivery import JournalProcessor as JournalProcessor
 from hub.delivery import PermanentFailure as PermanentFailure
 from hub.delivery import RetryLater as RetryLater
 
@@ -227,7 +228,7 @@ class MessageIntakePort(Protocol):
 
     async def journal(self, channel: MessageChannel, key: str, body: bytes) -> bool:
         """Store a webhook's delivery before answering it (committed when this returns); False when
-        the key was delivered before. ``hub.journal`` hands it to the channel's ``process`` later."""
+        the key was delivered before. ``hub.inbound.worker`` hands it to the channel's ``process`` later."""
         ...
 
     async def finish(self, journal_id: int) -> bool:
@@ -330,15 +331,6 @@ class Dialer(Protocol):
     async def originate(self, extension: str, number: str, action_id: str) -> Any:
         """Ring ``extension``, then dial ``number``; the call itself arrives later as call facts, the
         ``CallStarted`` carrying ``action_id``. Raises ``DialerUnavailable`` / ``DialRefused``."""
-        ...
-
-
-class JournalProcessor(Protocol):
-    """A channel's handler of its journaled deliveries (``hub.journal`` calls it, oldest first)."""
-
-    async def process(self, key: str, body: bytes, journal_id: int) -> None:
-        """Take the delivery in: ``intake.received(..., journal_id=journal_id)`` or
-        ``intake.finish(journal_id)``. An exception: tried again later."""
         ...
 
 

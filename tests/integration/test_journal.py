@@ -1,5 +1,5 @@
-"""The inbound journal (hub.crm.journal, hub.journal) on both databases, written through a session
-and through the driver (hub.journal_store): group commit, duplicates, processing exactly once after
+"""The inbound journal (hub.inbound: journal, worker) on both databases, written through a session
+and through the driver (hub.inbound.driver_store): group commit, duplicates, processing exactly once after
 a restart, retries with backoff, giving up on a poison delivery; the driver store's turn at SQLite's
 writer gate and its recovery from a lost PostgreSQL connection."""
 
@@ -12,11 +12,11 @@ import asyncpg
 import pytest
 from sqlalchemy import func, select, text, update
 
-from hub.crm.journal import JournalWriter
 from hub.crm.models import InboundDelivery
 from hub.db import Database
-from hub.journal import JournalWorker
-from hub.journal_store import driver_store
+from hub.inbound.driver_store import driver_store
+from hub.inbound.journal import JournalWriter
+from hub.inbound.worker import JournalWorker
 
 
 @pytest.fixture(params=["session", "driver"])
@@ -42,7 +42,7 @@ class Recorder:
         if self.fail:
             self.fail -= 1
             raise OSError("the file server is down")
-        from hub.crm import journal
+        from hub.inbound import journal
 
         async with self.db.transaction() as s:
             await journal.finish(s, journal_id)

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from hub.bus import InProcessBus
-from hub.crm.journal import JournalWriter
 from hub.db import Database, create_engine, migrate
-from hub.journal_store import driver_store
+from hub.inbound.driver_store import driver_store
+from hub.inbound.journal import JournalWriter
 
 
 async def test_the_sqlite_journal_opens_the_database_as_the_url_says(tmp_path: Path,

@@ -1,7 +1,7 @@
-"""The worker that takes journaled deliveries into the CRM (see ``hub.crm.journal``).
+"""The worker that takes journaled deliveries into the CRM (see ``hub.inbound.journal``).
 
 Webhooks answer as soon as their delivery is stored; this worker hands each pending delivery,
-oldest first, to its channel's ``process`` (``hub.crm.ports.JournalProcessor``), which stores what it
+oldest first, to its channel's ``process`` (``hub.delivery.JournalProcessor``), which stores what it
 carries and marks the delivery done in the same transaction. A delivery whose processing fails is
 tried again after an exponential backoff (the database down, a file that would not download) and is
 marked ``failed`` after ``max_attempts`` (it stays in the journal with the error; the log says so).
@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from hub import backoff, tasks
-from hub.crm import journal
-from hub.crm.models import utcnow
-from hub.crm.ports import JournalProcessor, RetryLater
 from hub.db import Database
+from hub.delivery import JournalProcessor, RetryLater
+from hub.inbound import journal
+from hub.orm import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``JournalWriter.add(channel, key, body)`` returns once the delivery is committed — True when it is
 new, False when that key was delivered before. Concurrent requests are written together, one
 transaction for all that are waiting (group commit), so the channel's server gets its answer after
-one short write however many deliveries arrive at once. ``hub.journal`` then takes pending
+one short write however many deliveries arrive at once. ``hub.inbound.worker`` then takes pending
 deliveries into the CRM, each marked ``done`` in the same transaction as what it stored.
 """
 
@@ -17,18 +17,44 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Result, select, update
+from sqlalchemy import Index, Integer, LargeBinary, Result, String, UniqueConstraint, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 
 from hub import tasks
-from hub.crm.models import InboundDelivery, utcnow
+from hub.orm import Base, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 MAX_KEY = 100
 Row = tuple[str, str, bytes | None]  # channel, key, body
+
+
+class InboundDelivery(Base):
+    """The inbound journal: every delivery a channel received, by its own key (Telegram ``update_id``,
+    Twilio ``MessageSid``), unique — a webhook retried or a poll repeated is recognised even when it
+    carries no message. A webhook's raw ``body`` is written here (``pending``) before it is answered;
+    ``hub.inbound.worker`` then takes it into the CRM (``done``), retrying what fails (``failed`` at last)."""
+
+    __tablename__ = "inbound_deliveries"
+    __table_args__ = (
+        UniqueConstraint("channel", "key", name="uq_inbound_deliveries_channel_key"),
+        Index("ix_inbound_deliveries_pending", "status", "next_attempt_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    key: Mapped[str] = mapped_column(String(100))
+    # pending | done | failed (the server defaults are migration 0005's, which filled the existing rows)
+    status: Mapped[str] = mapped_column(String(10), default="done", server_default="done")
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class UnitOfWork(Protocol):
@@ -66,7 +92,7 @@ async def write(session: AsyncSession, rows: Sequence[Row]) -> set[tuple[str, st
 
 
 class DeliveryStore(Protocol):
-    """Where a batch of deliveries is committed: ``hub.journal_store`` (through the driver, on the
+    """Where a batch of deliveries is committed: ``hub.inbound.driver_store`` (through the driver, on the
     webhooks' path) or ``SessionStore`` (through a unit of work)."""
 
     async def insert(self, rows: Sequence[Row]) -> set[tuple[str, str]]: ...

@@ -1,6 +1,6 @@
 """The inbound journal's hot write, straight through the database driver.
 
-A webhook is answered only after its delivery is committed (``hub.crm.journal``), so this INSERT is
+A webhook is answered only after its delivery is committed (``hub.inbound.journal``), so this INSERT is
 on the path of every webhook. Through an ORM session it cost more CPU than the rest of the request:
 a multi-row ``VALUES`` compiled afresh for every batch size, and on SQLite four to six hops to
 aiosqlite's thread. Here it is one prepared statement and one hop a batch:
@@ -13,7 +13,7 @@ aiosqlite's thread. Here it is one prepared statement and one hop a batch:
 
 A failure raises (the webhook answers 5xx and the channel delivers again); the connection is then
 dropped and opened afresh for the next batch. ``driver_store`` returns None where neither applies
-(an in-memory SQLite database), and ``hub.crm.journal`` then writes through a session.
+(an in-memory SQLite database), and ``hub.inbound.journal`` then writes through a session.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.crm.journal import Row
-from hub.crm.models import InboundDelivery, utcnow
+from hub.inbound.journal import InboundDelivery, Row
+from hub.orm import utcnow
 
 TABLE = InboundDelivery.__tablename__
 COLUMNS = "channel, key, status, body, attempts, next_attempt_at, created_at"
@@ -112,7 +112,8 @@ class SqliteDeliveryStore:
 
     def _connect(self) -> sqlite3.Connection:
         args, options = self.connect_args
-        connection = sqlite3.connect(*args, **{"timeout": 30, **options, "isolation_level": None})
+        connection: sqlite3.Connection = sqlite3.connect(
+            *args, **{"timeout": 30, **options, "isolation_level": None})
         connection.execute("PRAGMA synchronous=NORMAL")  # as the engine's connections (hub.db)
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=30000")
