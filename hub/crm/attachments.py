@@ -15,7 +15,6 @@ import mimetypes
 import os
 import re
 import tempfile
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +25,9 @@ from hub.crm.errors import Forbidden, NotFound, ValidationError
 from hub.crm.models import Attachment, Deal, Task, User, utcnow
 from hub.crm.timeline import entry_dict, entry_scope, get_entry, user_refs
 from hub.crm.validate import iso
+from hub.filenames import sanitize_filename as sanitize_filename  # the one sanitiser, re-exported
 
-MAX_FILENAME = 200
 CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE = re.compile(r'[<>:"/\\|?*]')
-
-
-def sanitize_filename(raw: Any) -> str:
-    """A name safe to show and to send back in Content-Disposition: the last path part, without
-    control or path characters, at most 200 characters (the extension kept), never empty."""
-    name = unicodedata.normalize("NFC", raw if isinstance(raw, str) else "")
-    name = re.split(r"[/\\]", name)[-1]
-    name = _UNSAFE.sub("_", _CONTROL.sub("", name)).strip().strip(".").strip()
-    if not name:
-        return "file"
-    if len(name) > MAX_FILENAME:
-        stem, dot, ext = name.rpartition(".")
-        if dot and 0 < len(ext) <= 16:
-            name = stem[: MAX_FILENAME - len(ext) - 1] + "." + ext
-        else:
-            name = name[:MAX_FILENAME]
-    return name
 
 
 def content_type_of(declared: Any, filename: str) -> str:

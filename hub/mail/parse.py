@@ -58,6 +58,8 @@ from urllib.parse import unquote
 
 import nh3
 
+from hub.filenames import sanitize_filename
+
 __all__ = [
     "Address",
     "Attachment",
@@ -935,8 +937,8 @@ def _message_attachment(part: Message, n: int, defects: list[str]) -> Attachment
     else:
         raw = part.get_payload(decode=True)
         data = raw if isinstance(raw, bytes) else b""
-    name = _filename(part) or (_safe_filename(subject)[:100] + ".eml" if subject else _synth_name(
-        "message/rfc822", n))  # fmt: skip
+    name = _filename(part) or (f"{stem}.eml" if (stem := sanitize_filename(subject, default="", limit=100))
+                               else _synth_name("message/rfc822", n))
     return Attachment(
         filename=name,
         content_type=part.get_content_type(),
@@ -976,18 +978,7 @@ def _filename(part: Message) -> str:
     name = _fix_8bit(str(name))
     if "=?" in name:
         name = _decode_words(name)
-    return _safe_filename(name)
-
-
-def _safe_filename(name: str) -> str:
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()
-    if name in (".", ".."):
-        return ""
-    if len(name) > 200:
-        stem, dot, ext = name.rpartition(".")
-        name = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name[:200]
-    return name
+    return sanitize_filename(name, default="")
 
 
 _EXTENSIONS = {  # a fixed table: mimetypes reads the machine's /etc/mime.types, which varies
