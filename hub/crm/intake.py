@@ -14,21 +14,18 @@ Events are published only after the commit of the unit of work that recorded the
   number), complete that task when an outbound call to the number is answered, ``call.ended``.
 
 ``call_ringing`` / ``call_answered`` / ``call_ended`` are one unit of work per fact. ``CallIntake``
-(what a channel is handed) group-commits: facts that arrive while a unit of work is running wait
-and then go together into the next one (one commit for all, rings before the rest, one fact per
-call at a time so each call's facts keep their order); a fact that fails rolls the batch back, is
-answered with its error, and the others run again without it. See docs/decisions.md.
+(what a channel is handed) hands each fact to the write engine (``hub.writes``), which group-commits:
+facts that arrive while a unit of work is running go together into the next one (rings before the
+rest, one fact per call at a time so each call's facts keep their order). See docs/decisions.md.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, cast
 
@@ -76,6 +73,7 @@ from hub.crm.tasks import task_dict
 from hub.crm.timeline import add_entry, entry_dict, storable, user_refs
 from hub.crm.validate import Fields, iso
 from hub.db import Prepared
+from hub.writes import Job, WriteEngine
 
 log = logging.getLogger(__name__)
 LEAD_SOURCE = "звонок"
@@ -96,31 +94,16 @@ class UnitOfWork(Protocol):
 
 
 Fact = CallRinging | CallRingEnded | CallAnsweredFact | CallEndedFact
-Step = Callable[[AsyncSession, Any, CallSettings], Awaitable[Any]]
-
-
-@dataclass(slots=True)
-class _Job:
-    step: Step
-    fact: Fact
-    future: asyncio.Future[Any]
-    ring: bool
-    alone: bool = False  # it failed in a batch: its next try is a unit of work of its own
+CallStep = Callable[..., Awaitable[Any]]  # (session, fact, settings, *, unit) → result
 
 
 class CallIntake:
     """``hub.crm.ports.CallIntakePort`` over a database: what the composition root hands a channel.
 
-    A writer task (made when a fact arrives and none runs; it ends when nothing is left) takes
-    the facts waiting, rings first, at most one per call and ``max_batch`` in all, and applies them
-    in one unit of work; each caller gets its own fact's result once that unit has committed (and
-    its events are published). A fact that raises is answered with its exception and the rest of
-    its batch is rolled back and run again without it. A call's next fact waits until its previous
-    one is through (committed or failed).
-
-    SQLite has one writer at a time, so there is one writer task. On PostgreSQL (``concurrent``)
-    rings have a writer task of their own, beside the one for the rest: a screen-pop never waits
-    for another call's bookkeeping to commit.
+    Each fact is a step for the write engine (``hub.writes``), keyed by its call (a call's facts keep
+    their order), rings urgent (a batch with rings holds only rings; on PostgreSQL they have a
+    writer of their own, so a screen-pop never waits for another call's bookkeeping to commit).
+    What a unit of work of several facts reads once is its ``CallUnit`` (``_CallHooks``).
     """
 
     def __init__(self, db: UnitOfWork, settings: CallSettings = DEFAULT_SETTINGS, *,
@@ -128,31 +111,39 @@ class CallIntake:
         self.db = db
         self.settings = settings
         self.board = board  # who is free (the presence board), for routing callbacks; None: no routing
-        self.max_batch = max(1, max_batch)
-        self._pending: collections.deque[_Job] = collections.deque()
         engine = getattr(db, "engine", None)
         dialect = getattr(getattr(engine, "dialect", None), "name", "sqlite")
-        self.concurrent = dialect != "sqlite"
-        # the writer tasks: True → rings, False → the rest; None → everything (one writer)
-        self._writers: dict[bool | None, asyncio.Task[None]] = {}
-        self._busy: set[str] = set()  # calls with a fact in a unit of work now
+        self.engine: WriteEngine[CallUnit] = WriteEngine(
+            db, _CallHooks(self), max_batch=max_batch, concurrent=dialect != "sqlite", name="call-intake")
         self._leads = 0  # leads this intake made (for the rings read before them)
         self._lead_made: dict[str, int] = {}  # number → self._leads when its lead was made
         self._seen: dict[str, None] = {}  # call keys with a fact submitted here, oldest first
-        self.units = 0  # units of work committed (for tests and benchmarks)
-        self.applied = 0  # facts applied in them
+
+    @property
+    def concurrent(self) -> bool:
+        return self.engine.concurrent
+
+    @property
+    def units(self) -> int:
+        """Units of work committed (for tests and benchmarks)."""
+        return self.engine.units
+
+    @property
+    def applied(self) -> int:
+        """Facts applied in them."""
+        return self.engine.applied
 
     async def ringing(self, fact: CallRinging) -> dict[str, Any]:
-        step: Step = ring
-        if self._lane(True) in self._writers:  # its writer is busy: read the caller meanwhile, aside
+        step: CallStep = ring
+        if self.engine.busy(urgent=True):  # its writer is busy: read the caller meanwhile, aside
             mark = self._leads
             pre = await self._identified(fact)
             if pre is not None:
                 step = functools.partial(ring, pre=pre, unchanged=lambda n: self._lead_made.get(n, 0) <= mark)
-        pop: dict[str, Any] = await self._submit(step, fact, ring=True)
+        pop: dict[str, Any] = await self._submit(step, fact, urgent=True)
         return pop
 
-    def _note_lead(self, number: str) -> None:
+    def note_lead(self, number: str) -> None:
         """A lead was made for this number (maybe not committed yet): rings read before it look again."""
         self._leads += 1
         self._lead_made[number] = self._leads
@@ -186,7 +177,7 @@ class CallIntake:
         return result
 
     async def ended(self, fact: CallEndedFact) -> dict[str, Any] | None:
-        step: Step = end if self.board is None else functools.partial(end, board=self.board)
+        step: CallStep = end if self.board is None else functools.partial(end, board=self.board)
         result: dict[str, Any] | None = await self._submit(step, fact)
         return result
 
@@ -208,116 +199,55 @@ class CallIntake:
         if len(self._seen) > SEEN_CALLS:
             del self._seen[next(iter(self._seen))]
 
-    async def _submit(self, step: Step, fact: Fact, ring: bool = False) -> Any:
+    async def _submit(self, step: CallStep, fact: Fact, urgent: bool = False) -> Any:
         self._note_seen(fact.call_key)
-        job = _Job(step, fact, asyncio.get_running_loop().create_future(), ring)
-        self._pending.append(job)
-        self._kick()
-        return await job.future
+        settings = self.settings
 
-    def _lane(self, ring: bool) -> bool | None:
-        return ring if self.concurrent else None
+        async def apply(session: AsyncSession, unit: CallUnit) -> Any:
+            return await step(session, fact, settings, unit=unit)
 
-    def _eligible(self) -> list[_Job]:
-        """The first waiting fact of each call with none in a unit of work now (the later ones wait)."""
-        eligible: list[_Job] = []
-        keys = set(self._busy)
-        for job in self._pending:
-            key = job.fact.call_key
-            if key not in keys and not job.future.done():  # done: its caller gave up (cancelled)
-                keys.add(key)
-                eligible.append(job)
-        return eligible
+        return await self.engine.submit(fact.call_key, apply, urgent=urgent, payload=fact)
 
-    def _kick(self) -> None:
-        """A writer task for each kind of fact that can go now and has none."""
-        lanes = {self._lane(job.ring) for job in self._eligible()}
-        for lane in lanes - self._writers.keys():
-            name = "call-intake-writer" + {True: "-rings", False: "-rest", None: ""}[lane]
-            self._writers[lane] = asyncio.create_task(self._write(lane), name=name)
 
-    def _take(self, lane: bool | None) -> list[_Job]:
-        """The next batch for this writer: rings first — a batch with rings holds only rings, so a
-        screen-pop never waits for bookkeeping to be applied."""
-        eligible = [job for job in self._eligible() if lane is None or job.ring == lane]
-        alone = next((job for job in eligible if job.alone), None)
-        rings = [job for job in eligible if job.ring]
-        batch = [alone] if alone is not None else (rings or eligible)[:self.max_batch]
-        taken = {id(job) for job in batch}
-        self._pending = collections.deque(job for job in self._pending
-                                          if id(job) not in taken and not job.future.done())
-        return batch
+@dataclass(slots=True)
+class CallUnit:
+    """What one unit of work of call facts shares: the rows a batch read once (``_prefetch``), the
+    rows to keep referenced (the identity map holds them weakly), a batch of rings' deferred writes,
+    and who to tell of a lead made."""
 
-    async def _write(self, lane: bool | None) -> None:
-        cancelled = False
-        try:
-            while batch := self._take(lane):
-                keys = {job.fact.call_key for job in batch}
-                self._busy |= keys
-                try:
-                    await self._apply(batch)
-                finally:
-                    self._busy -= keys
-                self._kick()  # those calls' next facts may be the other writer's
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
-        finally:
-            del self._writers[lane]
-            if cancelled:  # the loop is closing: nobody will apply what waits
-                for job in self._pending:
-                    job.future.cancel()
-                self._pending.clear()
-            else:
-                self._kick()  # a call whose fact just went through may have its next one waiting
+    calls: dict[str, Call | None] | None = None  # call key → its locked row, None when there is none yet
+    agents: dict[str, Agent | None] | None = None  # extension → the active user it rings, None: nobody
+    deals: dict[tuple[str, int], list[Deal]] = field(default_factory=dict)  # (kind, id) → open deals
+    keep: list[Any] = field(default_factory=list)
+    deferred: _Deferred | None = None
+    on_lead: Callable[[str], None] | None = None
 
-    async def _apply(self, batch: list[_Job]) -> None:
-        results: list[Any] = []
-        current: _Job | None = None
-        try:
-            async with self.db.transaction() as session:
-                session.info[_ON_LEAD] = self._note_lead
-                deferred = None
-                if not batch[0].alone:  # alone: the plain path (a savepoint around a new call's row)
-                    await _prefetch(session, [job.fact for job in batch])
-                    if len(batch) > 1 and all(job.ring for job in batch):
-                        deferred = session.info[_DEFER] = _Deferred([], [], {})
-                for job in batch:
-                    current = job
-                    results.append(await job.step(session, job.fact, self.settings))
-                current = None
-                if deferred is not None:
-                    await session.flush()  # the leads
-                    for step in deferred.first:
-                        step()
-                    await session.flush()  # their contact points, the calls
-                    for step in deferred.second:
-                        step()
-        except Exception as exc:
-            if len(batch) == 1 and batch[0].alone:
-                _fail(batch[0], exc)
-                return
-            # Which fact was it? That one (else each, when the commit failed) tries once more in a
-            # unit of work of its own (a row a concurrent writer inserted meanwhile is there then);
-            # the others go again together, first in line.
-            for job in batch:
-                job.alone = job.alone or current is None or job is current
-            self._pending.extendleft(reversed(batch))
+
+class _CallHooks:
+    """The write engine's hooks for call facts: a batch reads its calls and agents in two statements;
+    a batch of rings writes its new leads, contact points and calls together (``_Deferred``)."""
+
+    def __init__(self, intake: CallIntake) -> None:
+        self.intake = intake
+
+    async def open(self, session: AsyncSession, jobs: Sequence[Job[CallUnit]], alone: bool) -> CallUnit:
+        unit = CallUnit(on_lead=self.intake.note_lead)
+        if not alone:  # alone: the plain path (a savepoint around a new call's row)
+            await _prefetch(session, [job.payload for job in jobs], unit)
+            if len(jobs) > 1 and all(job.urgent for job in jobs):
+                unit.deferred = _Deferred([], [], {})
+        return unit
+
+    async def close(self, session: AsyncSession, unit: CallUnit) -> None:
+        deferred = unit.deferred
+        if deferred is None:
             return
-        except BaseException:
-            for job in batch:
-                job.future.cancel()
-            raise
-        self.units += 1
-        self.applied += len(batch)
-        for job, result in zip(batch, results, strict=True):
-            if not job.future.done():
-                job.future.set_result(result)
-
-
-def _fail(job: _Job, exc: Exception) -> None:
-    if not job.future.done():
-        job.future.set_exception(exc)
+        await session.flush()  # the leads
+        for step in deferred.first:
+            step()
+        await session.flush()  # their contact points, the calls
+        for step in deferred.second:
+            step()
 
 
 async def call_ringing(db: UnitOfWork, fact: CallRinging,
@@ -426,9 +356,6 @@ class _Deferred:
     leads: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]  # number → (match, its copies)
 
 
-_DEFER = "crm.intake.defer"
-
-
 def _add_call(session: AsyncSession, call: Call, made: tuple[dict[str, Any], list[Any]] | None) -> None:
     if made is not None and call.client_id is None and call.lead_id is None:
         call.lead_id = made[0]["id"]
@@ -448,14 +375,6 @@ def _set_person(call: Call, match: dict[str, Any]) -> None:
         setattr(call, name, value)
 
 
-# session.info keys: what ``_prefetch`` read for a unit of work of several facts
-_CALLS = "crm.intake.calls"  # call key → its locked row, None when there is none yet
-_AGENTS = "crm.intake.agents"  # extension → the active user it rings, None when nobody
-_KEEP = "crm.intake.keep"  # rows read once and looked up again by id later in the unit of work
-_DEALS = "crm.intake.deals"  # ("client" | "lead", id) → its open deals
-_ON_LEAD = "crm.intake.on_lead"  # called with the number of each lead made for a caller
-
-
 def _valid_key(key: Any) -> bool:
     return isinstance(key, str) and 0 < len(key) <= 200
 
@@ -468,7 +387,7 @@ def _extensions(fact: Fact) -> set[str]:
     return {e for e in found if isinstance(e, str) and e and len(e) <= 32}
 
 
-async def _prefetch(session: AsyncSession, facts: list[Fact]) -> None:
+async def _prefetch(session: AsyncSession, facts: list[Fact], unit: CallUnit) -> None:
     """Two statements for a whole batch instead of two per fact: the calls' rows (locked) and the
     users the facts' extensions ring. Only for this session (this unit of work)."""
     keys = list(dict.fromkeys(f.call_key for f in facts if _valid_key(f.call_key)))
@@ -476,15 +395,15 @@ async def _prefetch(session: AsyncSession, facts: list[Fact]) -> None:
         # a ring or two (the screen-pop): a compiled look for the row, one hop; a call already
         # there (a queue rings another agent) is read and locked by _find_call as usual
         conn = await session.connection()
-        session.info[_CALLS] = {k: None for k in keys if not await _CALL_SEEN.all(conn, key=k)}
+        unit.calls = {k: None for k in keys if not await _CALL_SEEN.all(conn, key=k)}
     elif keys:
         rows = (await session.scalars(
             select(Call).where(Call.linkedid.in_(keys)).with_for_update()
             .execution_options(populate_existing=True))).all()
         found = {c.linkedid: c for c in rows}
-        session.info[_CALLS] = {k: found.get(k) for k in keys}
+        unit.calls = {k: found.get(k) for k in keys}
         ending = [found[f.call_key] for f in facts if isinstance(f, CallEndedFact) and f.call_key in found]
-        await _prefetch_people(session, [c for c in ending if c.ended_at is None])
+        await _prefetch_people(session, [c for c in ending if c.ended_at is None], unit)
     wanted: set[str] = set()
     for fact in facts:
         wanted |= _extensions(fact)
@@ -494,16 +413,16 @@ async def _prefetch(session: AsyncSession, facts: list[Fact]) -> None:
         for extension in sorted(wanted):
             agent_rows = await _AGENT.all(conn, extension=extension)
             agents[extension] = Agent(*agent_rows[0]) if agent_rows else None
-    session.info[_AGENTS] = agents
+    unit.agents = agents
 
 
-async def _prefetch_people(session: AsyncSession, calls: list[Call]) -> None:
+async def _prefetch_people(session: AsyncSession, calls: list[Call], unit: CallUnit) -> None:
     """For the calls about to end: their clients, contact persons and leads (name, manager) and
     the open deals of those clients and leads (the placement rule), one statement per kind."""
     contacts = {c.contact_id for c in calls if c.contact_id is not None}
     clients = {c.client_id for c in calls if c.client_id is not None}
     lead_ids = {c.lead_id for c in calls if c.lead_id is not None and c.client_id is None}
-    keep = session.info.setdefault(_KEEP, [])
+    keep = unit.keep
     deals: dict[tuple[str, int], list[Deal]] = {}
     for model, ids in ((ContactPerson, contacts), (Client, clients), (Lead, lead_ids)):
         if ids:
@@ -517,7 +436,7 @@ async def _prefetch_people(session: AsyncSession, calls: list[Call]) -> None:
                                        .where(column.in_(ids), Stage.kind == "active"))).all()
         for deal in found:
             deals[(kind, getattr(deal, column.key))].append(deal)
-    session.info[_DEALS] = deals
+    unit.deals = deals
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,10 +452,11 @@ _AGENT = Prepared(select(User.id, User.name).join(UserExtension, UserExtension.u
                   .where(UserExtension.extension == bindparam("extension"), User.active.is_(True)))
 
 
-async def _agents(session: AsyncSession, extensions: set[str]) -> Mapping[str, Agent | User]:
+async def _agents(session: AsyncSession, extensions: set[str],
+                  unit: CallUnit | None = None) -> Mapping[str, Agent | User]:
     """Active users by extension, from the batch's prefetch when it has them all."""
     wanted = {e for e in extensions if isinstance(e, str) and e and len(e) <= 32}
-    cache: dict[str, Agent | None] | None = session.info.get(_AGENTS)
+    cache = unit.agents if unit is not None else None
     if cache is not None and wanted <= cache.keys():
         return {e: user for e in wanted if (user := cache[e]) is not None}
     return await users_by_extension(session, wanted)
@@ -547,25 +467,25 @@ def _lock_query(key: str) -> Select[Call]:
             .execution_options(populate_existing=True))
 
 
-async def _find_call(session: AsyncSession, key: str) -> Call | None:
+async def _find_call(session: AsyncSession, key: str, unit: CallUnit | None = None) -> Call | None:
     """The call's row if there is one, locked for this unit of work (from the batch's prefetch)."""
     if not _valid_key(key):
         raise ValidationError({"call_key": "must be a text of 1 to 200 characters"})
-    cache: dict[str, Call | None] | None = session.info.get(_CALLS)
+    cache = unit.calls if unit is not None else None
     if cache is not None and key in cache:
         return cache[key]
     return await session.scalar(_lock_query(key))
 
 
-async def _call_row(session: AsyncSession, key: str, **values: Any) -> Call:
+async def _call_row(session: AsyncSession, key: str, unit: CallUnit | None = None, **values: Any) -> Call:
     """The call's row, made on first sight and locked for this unit of work (PostgreSQL: FOR UPDATE;
     SQLite writers are serialised anyway). A concurrent intake of the same call loses the insert
     race harmlessly and reads the winner's row. ``values``: the columns of a new row."""
-    call = await _find_call(session, key)
+    call = await _find_call(session, key, unit)
     if call is not None:
         return call
     query = _lock_query(key)
-    cache: dict[str, Call | None] | None = session.info.get(_CALLS)
+    cache = unit.calls if unit is not None else None
     values.setdefault("rung_user_ids", [])
     call = Call(linkedid=key, created_at=utcnow(), **values)
     if cache is not None or session.get_bind().dialect.name == "sqlite":
@@ -610,7 +530,7 @@ def _agent_ref(call: Call, agent: Agent | User | None) -> dict[str, Any] | None:
 
 
 async def _create_lead(session: AsyncSession, number: str, settings: CallSettings,
-                       name: str | None = None) -> dict[str, Any] | None:
+                       name: str | None = None, unit: CallUnit | None = None) -> dict[str, Any] | None:
     """An unsorted, unassigned lead owning the caller's number; ``lead.created`` as
     ``leads.create_lead`` announces it (the same shape), in two INSERTs instead of its four
     statements (a brand-new lead has no contact points to replace nor to read back)."""
@@ -621,9 +541,12 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
     lead = Lead(name=name or number, source=LEAD_SOURCE, manager_id=None, comment="", utm={}, unsorted=True,
                 converted_client_id=None, converted_at=None, created_at=utcnow())
     session.add(lead)
-    session.info.setdefault(_KEEP, []).append(lead)
-    if (on_lead := session.info.get(_ON_LEAD)) is not None:
-        on_lead(number)
+    deferred = None
+    if unit is not None:
+        unit.keep.append(lead)
+        deferred = unit.deferred
+        if unit.on_lead is not None:
+            unit.on_lead(number)
     data: dict[str, Any] = {
         "id": None, "name": lead.name, "source": lead.source, "manager_id": None, "manager": None,
         "comment": lead.comment, "utm": {}, "unsorted": True, "converted_client_id": None,
@@ -639,7 +562,6 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
         for ref in refs:
             ref["id"] = lead.id
 
-    deferred: _Deferred | None = session.info.get(_DEFER)
     if deferred is None:
         await session.flush()
         ids()
@@ -652,11 +574,12 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
 
 
 async def _unknown_caller_lead(session: AsyncSession, direction: str, number: str | None,
-                               settings: CallSettings, name: str | None = None) -> dict[str, Any] | None:
+                               settings: CallSettings, name: str | None = None,
+                               unit: CallUnit | None = None) -> dict[str, Any] | None:
     if (direction != "inbound" or settings.unknown_caller != "auto" or not number
             or not number.startswith("+") or is_ignored(number, settings)):
         return None
-    return await _create_lead(session, number, settings, name)
+    return await _create_lead(session, number, settings, name, unit)
 
 
 # --- the screen-pop ------------------------------------------------------------------------------------
@@ -720,7 +643,8 @@ async def _enrich(session: AsyncSession, match: dict[str, Any]) -> dict[str, Any
 
 async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings = DEFAULT_SETTINGS,
                pre: list[dict[str, Any]] | None = None,
-               unchanged: Callable[[str], bool] | None = None) -> dict[str, Any]:
+               unchanged: Callable[[str], bool] | None = None, *,
+               unit: CallUnit | None = None) -> dict[str, Any]:
     """The screen-pop payload for the rung agent (also sent as ``call.ringing`` to that user).
 
     ``pre``: the number's matches, already enriched, read just before this unit of work (see
@@ -729,8 +653,8 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
     it since."""
     number = external_number(fact.number, settings.region)
     at = fact.at or utcnow()
-    call = await _find_call(session, fact.call_key)  # a new call's row is written once, below
-    agent = (await _agents(session, {fact.extension})).get(fact.extension)
+    call = await _find_call(session, fact.call_key, unit)  # a new call's row is written once, below
+    agent = (await _agents(session, {fact.extension}, unit)).get(fact.extension)
     live = call is None or call.ended_at is None  # a ringing fact replayed after the end pops nothing
     direction = call.direction if call is not None else fact.direction
     matches: list[dict[str, Any]] = []
@@ -738,7 +662,7 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
     person = None
     lead_created = None
     ignored = is_ignored(number, settings)
-    deferred: _Deferred | None = session.info.get(_DEFER)
+    deferred = unit.deferred if unit is not None else None
     made: tuple[dict[str, Any], list[dict[str, Any]]] | None = None  # a lead made in this unit
     created_here = False
     if number and direction != "internal":
@@ -754,14 +678,15 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
             matches = await identify.identify(session, phone=number, region=settings.region)
         person = _person(matches)
         if not matches and live and (call is None or call.lead_id is None):  # a colleague's mobile is no lead
-            person = await _unknown_caller_lead(session, direction, number, settings, fact.caller_name)
+            person = await _unknown_caller_lead(session, direction, number, settings, fact.caller_name, unit)
             if person is not None:
                 made = (person, person.pop("refs"))
                 lead_created = person["id"]  # None until the batch's leads are written (then set below)
                 created_here = True
                 matches.append(person)
     elif direction == "internal" and (caller := fact.caller_extension or fact.number):
-        colleague = (await _agents(session, {caller})).get(caller)  # a colleague calls: the pop names them
+        # a colleague calls: the pop names them
+        colleague = (await _agents(session, {caller}, unit)).get(caller)
         if colleague is not None:
             matches = [{"type": "user", "id": colleague.id, "name": colleague.name, "client_id": None,
                         "open_deals": []}]
@@ -770,10 +695,11 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
                     external_number=number, did=fact.did, started_at=fact.started_at or at,
                     rung_user_ids=[agent.id] if agent is not None else [],
                     **(_person_columns(person) if person is not None and made is None else {}))
-        session.info[_CALLS][fact.call_key] = call
+        if unit is not None and unit.calls is not None:
+            unit.calls[fact.call_key] = call
         deferred.first.append(functools.partial(_add_call, session, call, made))
     elif call is None:
-        call = await _call_row(session, fact.call_key, direction=fact.direction, status="ringing",
+        call = await _call_row(session, fact.call_key, unit, direction=fact.direction, status="ringing",
                                external_number=number, did=fact.did, started_at=fact.started_at or at,
                                rung_user_ids=[agent.id] if agent is not None else [],
                                **(_person_columns(person) if person is not None else {}))
@@ -814,14 +740,14 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
 
 # --- a ring ended ----------------------------------------------------------------------------------------
 
-async def stop_ringing(session: AsyncSession, fact: CallRingEnded,
-                       settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
+async def stop_ringing(session: AsyncSession, fact: CallRingEnded, settings: CallSettings = DEFAULT_SETTINGS,
+                       *, unit: CallUnit | None = None) -> dict[str, Any] | None:
     """``call.ring_ended`` to the agent whose phone stopped ringing, while the call is still waiting
     for an answer: their popup closes (the next queue member's opens with its own ring)."""
-    call = await _find_call(session, fact.call_key) if _valid_key(fact.call_key) else None
+    call = await _find_call(session, fact.call_key, unit) if _valid_key(fact.call_key) else None
     if call is None or call.ended_at is not None or call.answered_at is not None:
         return None
-    agent = (await _agents(session, {fact.extension})).get(fact.extension)
+    agent = (await _agents(session, {fact.extension}, unit)).get(fact.extension)
     if agent is None:
         return None
     data = {"call_id": call.id, "call_key": call.linkedid, "extension": fact.extension,
@@ -832,18 +758,18 @@ async def stop_ringing(session: AsyncSession, fact: CallRingEnded,
 
 # --- answered --------------------------------------------------------------------------------------------
 
-async def answer(session: AsyncSession, fact: CallAnsweredFact,
-                 settings: CallSettings = DEFAULT_SETTINGS) -> dict[str, Any] | None:
+async def answer(session: AsyncSession, fact: CallAnsweredFact, settings: CallSettings = DEFAULT_SETTINGS,
+                 *, unit: CallUnit | None = None) -> dict[str, Any] | None:
     """Who took the call; ``call.answered`` to everyone it rang (their popups close)."""
     at = fact.at or utcnow()
     number = external_number(fact.number, settings.region)
-    call = await _call_row(session, fact.call_key, direction=fact.direction, status="talking",
+    call = await _call_row(session, fact.call_key, unit, direction=fact.direction, status="talking",
                            external_number=number, did=fact.did, started_at=at)
     if call.ended_at is not None:
         return None
     agent = None
     if fact.extension:
-        agent = (await _agents(session, {fact.extension})).get(fact.extension)
+        agent = (await _agents(session, {fact.extension}, unit)).get(fact.extension)
     changed = call.status != "talking" or call.agent_extension != fact.extension
     call.status = "talking"
     if call.answered_at is None:
@@ -865,12 +791,13 @@ async def answer(session: AsyncSession, fact: CallAnsweredFact,
 
 # --- ended -----------------------------------------------------------------------------------------------
 
-async def _deal_for(session: AsyncSession, client_id: int | None, lead_id: int | None) -> Deal | None:
+async def _deal_for(session: AsyncSession, client_id: int | None, lead_id: int | None,
+                    unit: CallUnit | None = None) -> Deal | None:
     """The placement rule: the single open deal, else the most recently active open one, else None."""
     if client_id is None and lead_id is None:
         return None
-    owner_key = ("client", client_id) if client_id is not None else ("lead", lead_id)
-    cached = session.info.get(_DEALS, {}).get(owner_key)
+    owner_key = ("client", client_id) if client_id is not None else ("lead", cast(int, lead_id))
+    cached = unit.deals.get(owner_key) if unit is not None else None
     if cached is not None:  # the batch's prefetch (with this unit of work's own changes to them)
         return max(cached, key=lambda d: (d.last_activity_at, d.id), default=None)
     owner = Deal.client_id == client_id if client_id is not None else Deal.lead_id == lead_id
@@ -904,7 +831,7 @@ def _entry_payload(call: Call, agent: Agent | User | None) -> dict[str, Any]:
     }
 
 
-async def _person_name(session: AsyncSession, call: Call) -> str | None:
+async def _person_name(session: AsyncSession, call: Call, unit: CallUnit | None = None) -> str | None:
     # session.get: the row stays in the identity map, where the timeline entry's checks find it
     owner: ContactPerson | Client | Lead | None = None
     if call.contact_id is not None:
@@ -915,7 +842,8 @@ async def _person_name(session: AsyncSession, call: Call) -> str | None:
         owner = await session.get(Lead, call.lead_id)
     if owner is None:
         return None
-    session.info.setdefault(_KEEP, []).append(owner)  # the identity map holds rows weakly
+    if unit is not None:
+        unit.keep.append(owner)  # the identity map holds rows weakly
     return owner.name
 
 
@@ -1078,18 +1006,18 @@ async def _log_call(session: AsyncSession, call: Call, agent: Agent | User | Non
 
 
 async def end(session: AsyncSession, fact: CallEndedFact, settings: CallSettings = DEFAULT_SETTINGS, *,
-              board: routing.Board | None = None) -> dict[str, Any] | None:
+              board: routing.Board | None = None, unit: CallUnit | None = None) -> dict[str, Any] | None:
     """Store the finished call and what follows from it; a replayed end changes nothing (→ None).
     ``board``: who is free, for ``route_to_free_agent`` (the callback task of a missed call)."""
     ended_at = fact.ended_at or utcnow()
     started_at = fact.started_at or ended_at
     number = external_number(fact.number, settings.region)
-    call = await _call_row(session, fact.call_key, direction=fact.direction, status=fact.status,
+    call = await _call_row(session, fact.call_key, unit, direction=fact.direction, status=fact.status,
                            external_number=number, did=fact.did, started_at=started_at)
     if call.ended_at is not None:
         return None
     extensions = {e for e in (fact.agent_extension, *fact.rung_extensions) if e}
-    by_ext = await _agents(session, extensions)
+    by_ext = await _agents(session, extensions, unit)
     agent = by_ext.get(fact.agent_extension) if fact.agent_extension else None
     if not fact.agent_extension and call.agent_id is not None:
         agent = await session.get(User, call.agent_id)
@@ -1102,12 +1030,13 @@ async def end(session: AsyncSession, fact: CallEndedFact, settings: CallSettings
         matches = await identify.identify(session, phone=number, region=settings.region)
         person = _person(matches)
         if not matches:
-            person = await _unknown_caller_lead(session, fact.direction, number, settings, fact.caller_name)
+            person = await _unknown_caller_lead(session, fact.direction, number, settings, fact.caller_name,
+                                                unit)
         if person is not None:
             _set_person(call, person)
-    name = await _person_name(session, call)
+    name = await _person_name(session, call, unit)
     logged = fact.direction != "internal" and (call.client_id is not None or call.lead_id is not None)
-    deal = await _deal_for(session, call.client_id, call.lead_id) if logged else None
+    deal = await _deal_for(session, call.client_id, call.lead_id, unit) if logged else None
 
     call.direction = fact.direction
     call.status = fact.status
