@@ -119,7 +119,7 @@ async def pipeline(url: str, blob: bytes, n: int) -> dict[str, Any]:
     try:
         async with database.transaction() as s:
             for ext in EXTENSIONS:
-                await users.create_or_update_user(s, f"agent{ext}", "bench-password", "agent",
+                await users.create_or_update_user(s, f"agent{ext}", "timing-run-2026", "agent",
                                                   name=f"Agent {ext}", extensions=[ext])
         published = 0
 

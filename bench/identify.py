@@ -49,7 +49,7 @@ PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/crmhub_bench"
 TARGET_INPROC_P99_MS = 1.0
 TARGET_HTTP_P99_MS = 5.0
 BATCH = 20_000
-BENCH_LOGIN, BENCH_PASSWORD = "bench", "bench-password"
+BENCH_LOGIN, BENCH_PASSWORD = "bench", "timing-run-2026"
 
 
 def log(message: str) -> None:

@@ -62,7 +62,7 @@ PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/crmhub_bench_deal_car
 TARGET_P95_MS = 150.0
 BATCH = 5_000
 START = datetime(2025, 1, 1, tzinfo=UTC)
-PASSWORD = "bench-password"
+PASSWORD = "timing-run-2026"
 
 
 def summary_ms(seconds: list[float]) -> dict[str, float]:

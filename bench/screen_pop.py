@@ -3,7 +3,7 @@
 logged in as that agent, through a real ``crmhub run`` on 127.0.0.1.
 
     python bench/screen_pop.py [--db sqlite|postgres] [--points 100000] [--calls 200]
-                               [--db-url URL] [--keep] [--seed 1]
+                               [--concurrent N] [--background-load N] [--db-url URL] [--keep] [--seed 1]
 
 The database is built as in ``bench/identify.py`` (clients, contact persons and leads owning phones,
 e-mails and Telegram accounts; deals on some). The agent ``bench`` has extension 101 (the trace's
@@ -12,9 +12,12 @@ known client's number (written as a Russian trunk would: ``8916…``, ``+7916…
 the events up to the ring, then — timed — from ``DialBegin`` up to the answer, then the rest (the
 call ends; the next call starts). One call at a time, or with ``--concurrent N`` N callers placing
 calls back to back (see ``in_flight``). The hub's resident memory is read from /proc, the load
-average at the end of the run is in the JSON (the box may be shared).
+average at the end of the run is in the JSON (the box may be shared). ``--background-load N`` keeps N
+CPU-bound processes (a busy loop each) running beside the hub while the calls are timed: the load
+average then shows them.
 
-Target: p99 < 50 ms. Human lines first; the last line is one JSON object.
+Target: p99 ≤ 20 ms, with `--background-load` too (issue 14). Human lines first; the last line is one
+JSON object.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +50,10 @@ from hub.bus import InProcessBus  # noqa: E402
 from hub.db import Database, create_engine, migrate  # noqa: E402
 from tests.fakes.ami_server import LOGIN_ARTIFACTS, FakeAmiServer, Rewriter, load_trace  # noqa: E402
 
-TARGET_P99_MS = 50.0
+TARGET_P99_MS = 20.0  # issue 14: under a CPU-bound background load too
 TRACE = "inbound_answered"
 TRACE_CALLER = "+79161234567"
-AGENT_LOGIN, AGENT_PASSWORD, EXTENSION = "bench", "bench-password", "101"
+AGENT_LOGIN, AGENT_PASSWORD, EXTENSION = "bench", "timing-run-2026", "101"
 log = base.log
 
 
@@ -253,6 +257,21 @@ async def bench_calls(url: str, known: list[str], calls: int, rng: random.Random
     return result
 
 
+@contextlib.contextmanager
+def background_load(processes: int) -> Iterator[None]:
+    """``processes`` busy loops (separate Python processes), killed on the way out."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    if busy:
+        log(f"background load: {processes} busy processes")
+    try:
+        yield
+    finally:
+        for proc in busy:
+            proc.kill()
+        for proc in busy:
+            proc.wait()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="crmhub-bench-pop-"))
@@ -260,7 +279,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     log(f"screen-pop bench on {args.db}: {make_url(url).render_as_string(hide_password=True)}")
     database = Database(create_engine(url), InProcessBus())
     figures: dict[str, Any] = {"bench": "screen_pop", "db": args.db, "points": args.points,
-                               "calls": args.calls, "concurrent": args.concurrent}
+                               "calls": args.calls, "concurrent": args.concurrent,
+                               "background_load": args.background_load}
     try:
         await migrate(database.engine)
         known, counts = await base.build(database, args.points, rng)
@@ -270,7 +290,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await database.dispose()
         known = rng.sample(known, min(len(known), max(args.calls * 3, args.concurrent * 4)))
         gc.collect()
-        pop = await bench_calls(url, known, args.calls, rng, workdir, args.concurrent, tuple(args.talk))
+        with background_load(args.background_load):
+            pop = await bench_calls(url, known, args.calls, rng, workdir, args.concurrent, tuple(args.talk))
+            figures["load_average_during"] = os.getloadavg()[0]
         figures["ms"] = pop["ms"]
         figures["received"], figures["lost"] = pop["received"], pop["lost"]
         if args.concurrent > 1:
@@ -308,6 +330,8 @@ def main() -> int:
                         help="calls in flight at once (default 1: one call at a time)")
     parser.add_argument("--talk", type=float, nargs=2, default=(2.0, 8.0), metavar=("MIN", "MAX"),
                         help="with --concurrent: seconds each call talks before it ends (uniform)")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="N CPU-bound processes running beside the hub while the calls are timed")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()

@@ -293,7 +293,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await migrate(database.engine)
         async with database.transaction() as s:
-            await users.create_or_update_user(s, BENCH_LOGIN, "bench-password", "agent", name="Bench")
+            await users.create_or_update_user(s, BENCH_LOGIN, "timing-run-2026", "agent", name="Bench")
         sms = twilio_requests(args.messages, args.senders, twilio.auth_token, twilio.account_sid)
         tg = telegram_requests(args.messages, args.senders)
         warm_sms = twilio_requests(50, args.senders, twilio.auth_token, twilio.account_sid,
