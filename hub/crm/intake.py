@@ -547,11 +547,7 @@ async def _create_lead(session: AsyncSession, number: str, settings: CallSetting
         deferred = unit.deferred
         if unit.on_lead is not None:
             unit.on_lead(number)
-    data: dict[str, Any] = {
-        "id": None, "name": lead.name, "source": lead.source, "manager_id": None, "manager": None,
-        "comment": lead.comment, "utm": {}, "unsorted": True, "converted_client_id": None,
-        "converted_at": None, "phones": [value for value, _, _ in phones_found], "emails": [],
-        "telegram": [], "bounced_emails": {}, "created_at": iso(lead.created_at)}
+    data = leads.lead_shape_of(lead, {**leads.NO_POINTS, "phones": [value for value, _, _ in phones_found]})
     person: dict[str, Any] = {"type": "lead", "id": None, "name": lead.name, "client_id": None,
                               "open_deals": []}
     refs: list[dict[str, Any]] = [data, person]

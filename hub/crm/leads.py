@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, or_, select, update
@@ -40,18 +42,40 @@ async def _load(session: AsyncSession, lead_id: Any) -> Lead | None:
     return (await session.scalars(_query().where(Lead.id == lead_id))).one_or_none()
 
 
+NO_POINTS: Mapping[str, Any] = {"phones": [], "emails": [], "telegram": [], "bounced_emails": {}}
+
+
+def lead_shape(*, id: int | None, name: str, source: str, comment: str, utm: Mapping[str, str] | None,
+               unsorted: bool, created_at: datetime | None, manager_id: int | None = None,
+               manager: dict[str, Any] | None = None, converted_client_id: int | None = None,
+               converted_at: datetime | None = None, points: Mapping[str, Any] = NO_POINTS) -> dict[str, Any]:
+    """A lead as the API, the events and the screen-pop show it: the one place its shape is written.
+    ``points``: its contact points as ``contact_points.of`` gives them."""
+    return {
+        "id": id, "name": name, "source": source, "manager_id": manager_id, "manager": manager,
+        "comment": comment, "utm": dict(utm or {}), "unsorted": unsorted,
+        "converted_client_id": converted_client_id, "converted_at": iso(converted_at),
+        "phones": list(points["phones"]), "emails": list(points["emails"]),
+        "telegram": list(points["telegram"]), "bounced_emails": dict(points["bounced_emails"]),
+        "created_at": iso(created_at),
+    }
+
+
+def lead_shape_of(lead: Lead, points: Mapping[str, Any] = NO_POINTS,
+                  manager: dict[str, Any] | None = None) -> dict[str, Any]:
+    return lead_shape(id=lead.id, name=lead.name, source=lead.source, comment=lead.comment, utm=lead.utm,
+                      unsorted=lead.unsorted, created_at=lead.created_at, manager_id=lead.manager_id,
+                      manager=manager, converted_client_id=lead.converted_client_id,
+                      converted_at=lead.converted_at, points=points)
+
+
 async def lead_dicts(session: AsyncSession, leads: list[Lead]) -> list[dict[str, Any]]:
     points = await contact_points.of(session, "lead_id", [x.id for x in leads])
     manager_ids = {x.manager_id for x in leads if x.manager_id is not None}
     managers = {u.id: u for u in (await session.scalars(
         select(User).where(User.id.in_(manager_ids)))).all()} if manager_ids else {}
-    return [{
-        "id": x.id, "name": x.name, "source": x.source, "manager_id": x.manager_id,
-        "manager": user_ref(managers.get(x.manager_id)) if x.manager_id else None,
-        "comment": x.comment, "utm": dict(x.utm or {}), "unsorted": x.unsorted,
-        "converted_client_id": x.converted_client_id, "converted_at": iso(x.converted_at),
-        **points[x.id], "created_at": iso(x.created_at),
-    } for x in leads]
+    return [lead_shape_of(x, points[x.id], user_ref(managers.get(x.manager_id)) if x.manager_id else None)
+            for x in leads]
 
 
 def _scope(lead: dict[str, Any]) -> dict[str, Any]:
@@ -158,16 +182,14 @@ async def create_channel_lead(session: AsyncSession, data: Any, region: str = "R
     for row in rows:
         await _NEW_POINT.first(session, **row, label="", client_id=None, contact_id=None, lead_id=lead_id,
                                user_id=None, created_at=now)
-    result = {
-        "id": lead_id, "name": values["name"], "source": values.get("source", ""), "manager_id": None,
-        "manager": None, "comment": values.get("comment", ""), "utm": dict(values["utm"] or {}),
-        "unsorted": values["unsorted"], "converted_client_id": None, "converted_at": None,
-        "phones": [row["value"] for row in rows if row["kind"] == "phone"],
-        "emails": [row["value"] for row in rows if row["kind"] == "email"],
-        "telegram": [("@" if row["kind"] == "telegram_username" else "") + row["value"] for row in rows
-                     if row["kind"] in ("telegram_id", "telegram_username")],
-        "bounced_emails": {}, "created_at": iso(now),
-    }
+    result = lead_shape(
+        id=lead_id, name=values["name"], source=values.get("source", ""), comment=values.get("comment", ""),
+        utm=values["utm"], unsorted=values["unsorted"], created_at=now, points={
+            "phones": [row["value"] for row in rows if row["kind"] == "phone"],
+            "emails": [row["value"] for row in rows if row["kind"] == "email"],
+            "telegram": [("@" if row["kind"] == "telegram_username" else "") + row["value"] for row in rows
+                         if row["kind"] in ("telegram_id", "telegram_username")],
+            "bounced_emails": {}})
     events.emit(session, "lead.created", {"lead": result}, scope=_scope(result))
     return result
 
