@@ -14,7 +14,7 @@ from aiohttp import web
 from hub.web.api.common import ok
 from hub.web.api.schemas import HEALTH_OUT
 from hub.web.keys import CHANNELS, DB, USER
-from hub.web.routing import Routes
+from hub.web.routing import Routes, answer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ def _detailed(request: web.Request) -> bool:
 
 
 @routes.get("/healthz", "Health: `status` for anybody; the database and every configured channel for an "
-            "administrator or from loopback", response=HEALTH_OUT, errors=(503,), public=True)
+            "administrator or from loopback", response=HEALTH_OUT, public=True,
+            responses={503: answer("The database is unreachable (the same report, status error)",
+                                   HEALTH_OUT)})
 async def healthz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS):

@@ -48,7 +48,9 @@ def _operation(spec: RouteSpec) -> dict[str, Any]:
     for status in spec.errors:
         responses[str(status)] = {"description": HTTP_CODES.get(status, "error").replace("_", " "),
                                   "content": {"application/json": {"schema": ref("Error")}}}
-    operation["responses"] = responses
+    for status, response in spec.responses.items():
+        responses[str(status)] = response
+    operation["responses"] = dict(sorted(responses.items()))
     operation["security"] = [] if spec.public else [{"bearer": []}, {"session": []}]
     return operation
 
@@ -79,6 +81,13 @@ def build_document(tables: Iterable[Routes], *, title: str = "CRM Hub", version:
     }
 
 
-@routes.get("/api/v1/openapi.json", "This document", response={"type": "object"}, public=True)
+DOCUMENT = {"type": "object", "required": ["openapi", "info", "paths", "components"],
+            "description": "an OpenAPI 3.1 document (https://spec.openapis.org/oas/v3.1.0)",
+            "properties": {"openapi": {"type": "string"},
+                           **{name: {"type": "object", "additionalProperties": True}
+                              for name in ("info", "paths", "components")}}}
+
+
+@routes.get("/api/v1/openapi.json", "This document", response=DOCUMENT, public=True)
 async def openapi_json(request: web.Request) -> web.Response:
     return ok(request.app[OPENAPI])

@@ -6,11 +6,16 @@ OpenAPI document. A route cannot be added without saying what it is.
 
     @routes.get("/api/v1/clients/{id}", "Read a client", response=ref("Client"))
     async def get_client(request): ...
+
+The document lists every status a route answers (the API tests check each answer against it):
+``errors`` are the statuses answered with the usual ``{"error": ...}`` body, to which those every
+route of its kind may answer are added (``implied_errors``); ``responses`` are the other answers
+(``answer(...)``: a partial file, a health report with 503 ...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +56,25 @@ class RouteSpec:
     errors: tuple[int, ...] = ()
     public: bool = False
     content_type: str = "application/json"
+    responses: Mapping[int, Schema] = field(default_factory=dict)  # status → an OpenAPI response object
+
+
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def implied_errors(method: str, request: Schema | None, public: bool,
+                   errors: Iterable[int]) -> tuple[int, ...]:
+    """``errors`` and the statuses every route of this kind answers: 401 without a login (but a
+    public route); 403 to a browser session's change without its CSRF token; 400 (not JSON), 413
+    (over ``server.max_body_bytes``) and 422 (not an object) to a JSON body."""
+    implied = set(errors)
+    if not public:
+        implied.add(401)
+        if method in UNSAFE:
+            implied.add(403)
+    if request is not None:
+        implied.update((400, 413, 422))
+    return tuple(sorted(implied))
 
 
 @dataclass
@@ -60,13 +84,14 @@ class Routes:
 
     def route(self, method: str, path: str, summary: str, *, request: Schema | None = None,
               response: Schema | None = None, status: int = 200, params: Iterable[Param] = (),
-              errors: Iterable[int] = (), public: bool = False,
-              content_type: str = "application/json") -> Callable[[Handler], Handler]:
+              errors: Iterable[int] = (), public: bool = False, content_type: str = "application/json",
+              responses: Mapping[int, Schema] | None = None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             if public:
                 mark_public(handler)
-            self.specs.append(RouteSpec(method, path, handler, summary, self.tag, request, response,
-                                        status, tuple(params), tuple(errors), public, content_type))
+            self.specs.append(RouteSpec(method, path, handler, summary, self.tag, request, response, status,
+                                        tuple(params), implied_errors(method, request, public, errors),
+                                        public, content_type, dict(responses or {})))
             return handler
 
         return register
@@ -98,6 +123,29 @@ class Routes:
 
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def answer(description: str, schema: Schema | None = None, content_type: str = "application/json") -> Schema:
+    """An OpenAPI response object, for ``responses=``: an answer that is neither the route's success nor
+    the usual error body (no ``schema``: no body)."""
+    response: Schema = {"description": description}
+    if schema is not None:
+        response["content"] = {content_type: {"schema": schema}}
+    return response
+
+
+BINARY: Schema = {"type": "string", "format": "binary"}
+
+
+def file_answers(content_type: str) -> dict[int, Schema]:
+    """What a file download (``web.FileResponse``) answers besides 200: a byte range, the conditional
+    requests' answers, and a range past the end (no body; Content-Range says the size)."""
+    return {
+        206: answer("Partial content: the byte range asked for (Range)", BINARY, content_type),
+        304: answer("Not modified (If-None-Match, If-Modified-Since)"),
+        412: answer("Precondition failed (If-Match, If-Unmodified-Since)"),
+        416: answer("Range not satisfiable (Content-Range: bytes */<size>)"),
+    }
 
 
 def page_of(name: str) -> Schema:

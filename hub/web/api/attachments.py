@@ -13,7 +13,7 @@ from hub.crm.errors import ValidationError
 from hub.web.api.common import ok
 from hub.web.errors import path_id
 from hub.web.keys import CONFIG, DB, USER
-from hub.web.routing import Routes
+from hub.web.routing import BINARY, Routes, file_answers
 
 routes = Routes("timeline")
 
@@ -77,8 +77,9 @@ async def upload_attachment(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/attachments/{id}",
             "Download an attached file (who may see its entry's deal, client or lead, or its task)",
-            response={"type": "string", "format": "binary"}, content_type="application/octet-stream",
-            errors=(401, 404))
+            response={**BINARY, "description": "the file, as its own content type "
+                      "(application/octet-stream when unknown)"}, content_type="*/*",
+            errors=(401, 404), responses=file_answers("*/*"))
 async def download_attachment(request: web.Request) -> web.StreamResponse:
     attachment_id = path_id(request)
     async with request.app[DB].reading() as s:

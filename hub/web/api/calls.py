@@ -28,7 +28,7 @@ from hub.web.errors import (
     query_text,
 )
 from hub.web.keys import CALL_SETTINGS, CONFIG, DB, DIALER, RECORDINGS_HTTP, USER
-from hub.web.routing import PAGING, Param, Routes, page_of, ref
+from hub.web.routing import BINARY, PAGING, Param, Routes, file_answers, page_of, ref
 
 routes = Routes("calls")
 
@@ -76,7 +76,7 @@ async def get_call(request: web.Request) -> web.Response:
 @routes.get("/api/v1/calls/{id}/recording",
             "The call's recording, with HTTP Range support (who may see the call); a call without a "
             "recording or whose file is gone answers 404 with the code recording_missing",
-            response={"type": "string", "format": "binary"}, content_type="audio/*", errors=(401, 404, 416))
+            response=BINARY, content_type="audio/*", errors=(401, 404), responses=file_answers("audio/*"))
 async def call_recording(request: web.Request) -> web.StreamResponse:
     return await _recording(request, path_id(request), 1)
 
@@ -85,7 +85,7 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
             "The call's recording number n (from 1, in the order they were made: a transferred call has "
             "one per agent leg; the call's recordings list them), as /recording: HTTP Range, who may see "
             "the call, 404 recording_missing when there is no such recording or its file is gone",
-            response={"type": "string", "format": "binary"}, content_type="audio/*", errors=(401, 404, 416))
+            response=BINARY, content_type="audio/*", errors=(401, 404), responses=file_answers("audio/*"))
 async def call_recording_n(request: web.Request) -> web.StreamResponse:
     return await _recording(request, path_id(request), path_id(request, "n"))
 

@@ -13,6 +13,10 @@ TEXT_OR_NULL: Schema = {"type": ["string", "null"]}
 TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
 STRINGS: Schema = {"type": "array", "items": {"type": "string"}}
 MONEY: Schema = {"type": ["number", "string"], "description": "roubles, at most two decimals"}
+BOOL: Schema = {"type": "boolean"}
+# An object whose keys are data (custom field keys, a timeline entry's payload): any property.
+FREE: Schema = {"type": "object", "additionalProperties": True}
+CUSTOM: Schema = {**FREE, "description": "values by custom field key (GET /api/v1/custom-fields)"}
 TIMELINE_KINDS = ("call", "sms", "whatsapp", "telegram", "email", "note", "stage_change", "task", "system")
 
 
@@ -28,19 +32,29 @@ def with_id(properties: dict[str, Schema]) -> Schema:
 
 
 CONTACT_POINTS = {"phones": STRINGS, "emails": STRINGS, "telegram": STRINGS}
+# what a person's contact points read back as: also the addresses whose letters came back
+CONTACT_POINTS_OUT = {**CONTACT_POINTS, "bounced_emails": {
+    "type": "object", "description": "the e-mails whose letters came back: {address: {at, reason}}",
+    "additionalProperties": obj({"at": TIME, "reason": TEXT}, ("at", "reason"))}}
+REF: Schema = obj({"id": ID, "name": TEXT_OR_NULL}, ("id", "name"))
+REF_OR_NULL: Schema = {"oneOf": [REF, {"type": "null"}]}
 
 CLIENT_IN = obj({
     "name": TEXT, "kind": {"enum": ["company", "person"]}, "full_name": TEXT, "inn": TEXT_OR_NULL,
     "kpp": TEXT_OR_NULL, "okpo": TEXT_OR_NULL, **CONTACT_POINTS, "manager_id": ID_OR_NULL,
     "relationship_type": TEXT, "region": TEXT, "industry": TEXT, "comment": TEXT,
-    "tags": STRINGS, "custom": {"type": "object"},
+    "tags": STRINGS, "custom": CUSTOM,
 })
 CONTACT_IN = obj({"client_id": ID, "name": TEXT, "position": TEXT, "comment": TEXT, **CONTACT_POINTS})
-LEAD_IN = obj({"name": TEXT, **CONTACT_POINTS, "source": TEXT, "manager_id": ID_OR_NULL, "comment": TEXT})
+LEAD_IN = obj({"name": TEXT, **CONTACT_POINTS, "source": TEXT, "manager_id": ID_OR_NULL, "comment": TEXT,
+               "utm": {"type": "object", "additionalProperties": TEXT,
+                       "description": "UTM tags by name (utm_source ...), at most 20"}})
+UTM = {name: TEXT for name in ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")}
 DEAL_IN = obj({
     "title": TEXT, "client_id": ID_OR_NULL, "lead_id": ID_OR_NULL, "contact_id": ID_OR_NULL,
     "pipeline_id": ID, "stage_id": ID, "amount": MONEY, "currency": TEXT, "responsible_id": ID_OR_NULL,
-    "tags": STRINGS, "next_interaction_at": TIME, "next_interaction_note": TEXT, "custom": {"type": "object"},
+    "tags": STRINGS, "next_interaction_at": TIME, "next_interaction_note": TEXT, "custom": CUSTOM,
+    "source": TEXT, **UTM,
 })
 TASK_IN = obj({
     "subject": TEXT, "description": TEXT, "start_at": TIME, "due_at": TIME,
@@ -80,7 +94,6 @@ MATCH = obj({
                "`type` and `access`: no id, name or deals)"},
 }, ("type",))
 
-REF: Schema = obj({"id": ID, "name": TEXT_OR_NULL})
 CALL = with_id({
     "call_key": TEXT, "direction": {"enum": ["inbound", "outbound", "internal"]},
     "status": {"enum": ["answered", "missed", "abandoned", "busy", "failed", "ringing", "talking"]},
@@ -102,29 +115,42 @@ COMPONENTS: dict[str, Schema] = {
     "Error": obj({"error": obj({"code": TEXT, "message": TEXT,
                                 "fields": {"type": "object", "additionalProperties": TEXT}},
                                ("code", "message", "fields"))}, ("error",)),
-    "Client": with_id({**CLIENT_IN["properties"], "created_at": TIME, "updated_at": TIME}),
-    "Contact": with_id({**CONTACT_IN["properties"], "created_at": TIME}),
-    "Lead": with_id({**LEAD_IN["properties"], "unsorted": {"type": "boolean"},
-                     "converted_client_id": ID_OR_NULL, "created_at": TIME}),
+    "Client": with_id({**CLIENT_IN["properties"], **CONTACT_POINTS_OUT, "manager": REF_OR_NULL,
+                       "created_at": TIME, "updated_at": TIME}),
+    "Contact": with_id({**CONTACT_IN["properties"], **CONTACT_POINTS_OUT, "created_at": TIME}),
+    "Lead": with_id({**LEAD_IN["properties"], **CONTACT_POINTS_OUT, "manager": REF_OR_NULL,
+                     "unsorted": BOOL, "converted_client_id": ID_OR_NULL, "converted_at": TIME,
+                     "created_at": TIME}),
     "Deal": with_id({**DEAL_IN["properties"], "amount": {"type": "number"}, "stage": STAGE,
-                     "loss_reason_id": ID_OR_NULL, "created_at": TIME, "updated_at": TIME,
-                     "closed_at": TIME}),
+                     "client": REF_OR_NULL, "lead": REF_OR_NULL, "contact": REF_OR_NULL,
+                     "responsible": REF_OR_NULL, "loss_reason_id": ID_OR_NULL, "loss_reason": REF_OR_NULL,
+                     "created_at": TIME, "updated_at": TIME, "stage_changed_at": TIME,
+                     "last_activity_at": TIME, "closed_at": TIME,
+                     "open": {**BOOL, "description": "the stage is neither won nor lost"},
+                     "overdue": {**BOOL, "description": "open, and the next interaction is past"}}),
     "Task": with_id({**TASK_IN["properties"], "author_id": ID_OR_NULL, "kind": TEXT,
-                     "completed_at": TIME, "overdue": {"type": "boolean"}, "created_at": TIME}),
+                     "client": REF_OR_NULL, "deal": REF_OR_NULL, "lead": REF_OR_NULL,
+                     "assignee": REF_OR_NULL, "author": REF_OR_NULL, "completed_at": TIME, "done": BOOL,
+                     "overdue": BOOL, "created_at": TIME, "updated_at": TIME}),
     "User": with_id({"login": TEXT, "name": TEXT, "role": {"enum": ["admin", "manager", "agent"]},
-                     "extensions": STRINGS, "language": TEXT, "active": {"type": "boolean"},
-                     **CONTACT_POINTS, "created_at": TIME}),
-    "Pipeline": with_id({"name": TEXT, "is_default": {"type": "boolean"},
-                         "stages": {"type": "array", "items": STAGE}}),
-    "LossReason": with_id({"name": TEXT, "active": {"type": "boolean"}}),
+                     "extensions": STRINGS, "language": TEXT, "active": BOOL,
+                     **CONTACT_POINTS_OUT, "created_at": TIME}),
+    "Pipeline": with_id({"name": TEXT, "position": {"type": "integer"}, "is_default": BOOL,
+                         "stages": {"type": "array", "items": STAGE}, "created_at": TIME}),
+    "LossReason": with_id({"name": TEXT, "active": BOOL}),
     "TimelineEntry": with_id({
         "kind": {"enum": list(TIMELINE_KINDS)}, "direction": {"enum": ["in", "out", None]},
-        "occurred_at": TIME, "author_id": ID_OR_NULL, "text": TEXT, "payload": {"type": "object"},
-        "pinned": {"type": "boolean"}, "deal_id": ID_OR_NULL, "client_id": ID_OR_NULL,
-        "lead_id": ID_OR_NULL, "attachments": {"type": "array", "items": {"type": "object"}},
+        "occurred_at": TIME, "author": REF_OR_NULL, "text": TEXT,
+        "payload": {**FREE, "description": "by kind: the call, the message, the stage change ..."},
+        "pinned": BOOL, "deal_id": ID_OR_NULL, "client_id": ID_OR_NULL,
+        "lead_id": ID_OR_NULL, "attachments": {"type": "array", "items": obj(
+            {"id": ID, "filename": TEXT, "content_type": TEXT, "size": {"type": "integer"}},
+            ("id", "filename", "content_type", "size"))},
+        "created_at": TIME,
     }),
-    "Notification": with_id({"kind": TEXT, "title": TEXT, "text": TEXT, "link": TEXT,
-                             "payload": {"type": "object"}, "read_at": TIME, "created_at": TIME}),
+    "Notification": with_id({"user_id": ID, "kind": TEXT, "title": TEXT, "text": TEXT, "link": TEXT,
+                             "payload": {**FREE, "description": "by kind: the task, the call ..."},
+                             "read": BOOL, "read_at": TIME, "created_at": TIME}),
     "Match": MATCH,
     "Call": CALL,
 }

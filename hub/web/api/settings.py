@@ -158,7 +158,8 @@ AUDIT_EVENT = obj({"id": {"type": "integer"}, "at": {"type": "string", "format":
                    "actor_id": {"type": ["integer", "null"]}, "actor_login": TEXT,
                    "action": {"enum": list(audit.ACTIONS)}, "target_type": TEXT,
                    "target_id": {"type": ["integer", "null"]}, "remote": TEXT,
-                   "details": {"type": "object"}},
+                   "details": {"type": "object", "additionalProperties": True,
+                               "description": "by action: what changed"}},
                   ("id", "at", "action"))
 
 

@@ -10,10 +10,13 @@ from aiohttp import web
 
 from hub.web.errors import error_response
 from hub.web.keys import TELEGRAM, TWILIO
-from hub.web.routing import Routes
+from hub.web.routing import Routes, answer, ref
 
 routes = Routes("webhooks")
 NOT_CONFIGURED = "channel_not_configured"
+# Twilio delivers a webhook again when it is answered 5xx
+NOT_STORED = {500: answer("The webhook could not be stored (intake_failed): Twilio delivers it again",
+                          ref("Error"))}
 
 
 def _missing(channel: str) -> web.Response:
@@ -21,6 +24,7 @@ def _missing(channel: str) -> web.Response:
 
 
 @routes.post("/webhooks/telegram", "A Telegram update (X-Telegram-Bot-Api-Secret-Token checked)",
+             response={"type": "object", "required": ["ok"], "properties": {"ok": {"enum": [True]}}},
              errors=(400, 403, 404, 503), public=True)
 async def telegram_update(request: web.Request) -> web.StreamResponse:
     channel = request.app.get(TELEGRAM)
@@ -30,7 +34,8 @@ async def telegram_update(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/webhooks/twilio/sms", "An inbound SMS/MMS from Twilio (X-Twilio-Signature checked)",
-             errors=(400, 403, 404, 503), public=True)
+             response={"type": "string", "description": "an empty TwiML <Response/>: no reply"},
+             content_type="text/xml", errors=(400, 403, 404, 503), responses=NOT_STORED, public=True)
 async def twilio_sms(request: web.Request) -> web.StreamResponse:
     channel = request.app.get(TWILIO)
     if channel is None:
@@ -39,7 +44,7 @@ async def twilio_sms(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/webhooks/twilio/status", "A Twilio status callback for a sent message (signature checked)",
-             errors=(400, 403, 404, 503), public=True)
+             status=204, errors=(400, 403, 404, 503), responses=NOT_STORED, public=True)
 async def twilio_status(request: web.Request) -> web.StreamResponse:
     channel = request.app.get(TWILIO)
     if channel is None:
