@@ -3,6 +3,11 @@
     async def test_x(admin: Api, agent: Api) -> None:
         client = await admin.post("/api/v1/clients", {"name": "ООО Ромашка"}, expect=201)
         await agent.get(f"/api/v1/clients/{client['id']}", expect=404)
+
+Every answer of the API (``/api/``, ``/webhooks/``, ``/healthz``) through the ``client`` fixture, an
+``Api`` or ``login_api`` is checked against the app's own OpenAPI document (tests/openapi_check.py):
+an undeclared status or operation, or a JSON body that breaks the declared schema (a property the
+schema does not declare included), fails the test.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from hub.config import Config
+from tests.openapi_check import ResponseChecker
 
 MAX_BODY = 64 * 1024
 PASSWORD = "s3cret-pass"
@@ -40,7 +46,63 @@ def app(config: Config) -> web.Application:
 
 @pytest.fixture
 async def client(app: web.Application, aiohttp_client: Any) -> TestClient:
-    return await aiohttp_client(app)
+    return checked(await aiohttp_client(app))
+
+
+_CHECKERS: dict[str, ResponseChecker] = {}  # by the document's text: one per distinct document
+_CHECKED = "_crmhub_openapi_checked"
+
+
+def _api_surface(path: str) -> bool:
+    return path.startswith(("/api/", "/webhooks/")) or path == "/healthz"
+
+
+def _checker(app: web.Application) -> ResponseChecker:
+    """The app's published document (as /api/v1/openapi.json serves it), compiled once per text."""
+    from hub.web.keys import OPENAPI
+
+    text = json.dumps(app[OPENAPI], ensure_ascii=False, default=str)
+    if text not in _CHECKERS:
+        _CHECKERS[text] = ResponseChecker(json.loads(text))
+    return _CHECKERS[text]
+
+
+def checked(client: TestClient) -> TestClient:
+    """Make ``client`` check each API response against its app's OpenAPI document (idempotent)."""
+    if getattr(client, _CHECKED, False):
+        return client
+    app = getattr(client.server, "app", None)
+    if app is None:
+        return client
+    original = client._request
+    found: list[ResponseChecker] = []
+
+    async def request(method: str, path: Any, **kwargs: Any) -> ClientResponse:
+        response = await original(method, path, **kwargs)
+        if _api_surface(response.url.raw_path):
+            if not found:
+                found.append(_checker(app))
+            await _check(found[0], response)
+        return response
+
+    client._request = request  # type: ignore[method-assign]
+    setattr(client, _CHECKED, True)
+    return client
+
+
+async def _check(checker: ResponseChecker, response: ClientResponse) -> None:
+    content_type = response.content_type if response.headers.get("Content-Type") else ""
+    if content_type == "application/json" or content_type.endswith("+json"):
+        body = await response.read()  # kept: the test reads it again
+    else:  # not read: a stream or a file the test may read piece by piece
+        empty = response.method == "HEAD" or response.content_length == 0 or response.status in (204, 304)
+        body = b"" if empty else b"..."
+    problems = checker.problems(response.method, response.url.raw_path, response.status, content_type, body)
+    if problems:
+        response.release()
+        raise AssertionError(
+            f"{response.method} {response.url.raw_path} answered {response.status}, which "
+            "/api/v1/openapi.json does not describe:\n  " + "\n  ".join(problems))
 
 
 async def until(condition: Callable[[], Any], within: float = 15.0, interval: float = 0.02) -> Any:
@@ -64,6 +126,9 @@ class Api:
     token: str
     user: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checked(self.client)
 
     @property
     def id(self) -> int:
@@ -113,6 +178,7 @@ async def make_user(app: web.Application, login: str, role: str, name: str | Non
 
 
 async def login_api(client: TestClient, login: str, password: str = PASSWORD) -> Api:
+    checked(client)
     async with client.post("/api/v1/auth/token", json={"login": login, "password": password}) as response:
         body = await response.json()
         assert response.status == 200, body
