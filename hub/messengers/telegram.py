@@ -38,7 +38,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from telegram import Bot, Message, ReplyParameters, Update
 from telegram.error import (
     BadRequest,
@@ -64,11 +63,11 @@ from hub.crm.ports import (
     RetryLater,
     SendReceipt,
 )
+from hub.webhook import ACCEPTED, DUPLICATE, Outcome, Verdict, refused
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/telegram"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 OFFSET_CURSOR = "telegram.offset"
 ALLOWED_UPDATES = ("message", "edited_message", "my_chat_member", "callback_query")
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile serves files up to 20 MB
@@ -97,10 +96,6 @@ def _retry_after(error: RetryAfter) -> float:
 
 def _cause_name(error: BaseException) -> str:
     return type(error.__cause__).__name__ if error.__cause__ is not None else ""
-
-
-def _json_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
 def start_payload(text: str) -> str | None:
@@ -134,7 +129,8 @@ def parse_utm(payload: str) -> dict[str, str] | None:
 
 
 class TelegramChannel:
-    """``start``/``stop`` with the hub; ``handle_webhook`` answers ``POST /webhooks/telegram``;
+    """``start``/``stop`` with the hub; ``webhook_refusal`` + ``take_webhook`` take a delivery of
+    ``POST /webhooks/telegram`` (read and answered by ``hub.web.webhooks``);
     ``send`` is the outbox's sender for ``telegram``; ``health`` goes to /healthz.
 
     The knobs below are attributes so a test (or a slow network) can change them before ``start``.
@@ -301,33 +297,35 @@ class TelegramChannel:
 
     # --- inbound ----------------------------------------------------------------------------------------
 
-    async def handle_webhook(self, request: web.Request) -> web.Response:
-        """The secret first, then the JSON; 5xx when the intake fails, so Telegram delivers again."""
+    def webhook_refusal(self, secret_token: str) -> Outcome | None:
+        """The ``X-Telegram-Bot-Api-Secret-Token`` a webhook delivery carried, checked before its body
+        is read: the refusal, or None."""
         secret = self.config.webhook_secret
         if not secret:
-            return _json_error(403, "webhook_disabled",
-                               "no webhook_secret is configured: updates are not accepted")
-        given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), secret.encode()):
-            return _json_error(403, "forbidden", f"wrong or missing {SECRET_HEADER}")
-        body = await request.read()
+            return refused(Verdict.NOT_CONFIGURED, "webhook_disabled")
+        if not hmac.compare_digest(secret_token.encode(), secret.encode()):
+            return refused(Verdict.FORBIDDEN, "forbidden")
+        return None
+
+    async def take_webhook(self, body: bytes) -> Outcome:
+        """An update's body (its secret checked by ``webhook_refusal``): the JSON checked, then
+        journaled before the answer; NOT_STORED when the journal fails, so Telegram delivers again."""
         try:
             data = json.loads(body)
         except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
-            reason = f"the body is not JSON: {type(error).__name__}: {error}"
-            return _json_error(400, "bad_json", reason[:300])
+            return refused(Verdict.MALFORMED, "bad_json", f"{type(error).__name__}: {error}")
         update_id = data.get("update_id") if isinstance(data, dict) else None
         if not isinstance(update_id, int) or isinstance(update_id, bool):
-            return _json_error(400, "bad_update", "an Update object with an integer update_id is expected")
+            return refused(Verdict.MALFORMED, "bad_update")
         try:
             # stored before we answer (the full parse is the journal worker's: see process below)
-            # and taken into the CRM by hub.journal
-            await self.intake.journal("telegram", str(data["update_id"]), body)
+            # and taken into the CRM by hub.inbound.worker
+            stored = await self.intake.journal("telegram", str(update_id), body)
         except Exception:
             log.exception("telegram: update %s could not be stored; Telegram will deliver it again",
-                          data["update_id"])
-            return _json_error(503, "unavailable", "the update could not be stored; deliver it again")
-        return web.json_response({"ok": True})
+                          update_id)
+            return refused(Verdict.NOT_STORED, "unavailable")
+        return ACCEPTED if stored is not False else DUPLICATE
 
     async def process(self, key: str, body: bytes, journal_id: int) -> None:
         """A journaled webhook update into the CRM (``hub.crm.ports.JournalProcessor``)."""

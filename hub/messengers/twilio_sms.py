@@ -6,15 +6,17 @@ WhatsApp is the same account, webhook and API: its addresses carry the ``whatsap
 ``whatsapp_from`` to ``whatsapp:<number>``, as free text or, outside the 24-hour window, as an approved
 template (``content_sid`` + ``content_variables``).
 
-Inbound (``handle_sms``): the ``X-Twilio-Signature`` is checked with twilio's ``RequestValidator``
-against ``public_url`` + the path (and query) Twilio called and every form field; ``MessageSid`` and
-``From`` are required; then the raw body is journaled (``intake.journal("sms", MessageSid, body)``,
-committed) and Twilio gets an empty TwiML document — a failure to journal is a 5xx, so Twilio may
-deliver it again. ``hub.journal`` later calls ``process``: the media are downloaded (HTTP Basic auth
-with the account SID and auth token; a failed download keeps the message with a note) and the message
-(``From``, ``To``, ``Body``) goes to the core's intake, idempotent on ``MessageSid``.
+Inbound (``take_sms``; ``hub.web.webhooks`` reads the request, hands over the form, the raw body,
+the path and the signature header, and words the ``hub.webhook.Outcome`` as HTTP): the
+``X-Twilio-Signature`` is checked with twilio's ``RequestValidator`` against ``public_url`` + the path
+(and query) Twilio called and every form field; ``MessageSid`` and ``From`` are required; then the raw
+body is journaled (``intake.journal("sms", MessageSid, body)``, committed) and the outcome is ACCEPTED
+(Twilio gets an empty TwiML document) — a failure to journal is NOT_STORED (a 5xx), so Twilio may
+deliver it again. ``hub.inbound.worker`` later calls ``process``: the media are downloaded (HTTP Basic
+auth with the account SID and auth token; a failed download keeps the message with a note) and the
+message (``From``, ``To``, ``Body``) goes to the core's intake, idempotent on ``MessageSid``.
 
-Status callbacks (``handle_status``): same signature check, journaled under ``<MessageSid>:status:
+Status callbacks (``take_status``): same signature check, journaled under ``<MessageSid>:status:
 <status>``, then ``MessageSid`` + ``MessageStatus`` (+ ``ErrorCode``) to the core, which never moves a
 status backwards.
 
@@ -34,14 +36,13 @@ import hmac
 import json
 import logging
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import aiohttp
-from aiohttp import web
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response as TwilioResponse
@@ -60,6 +61,7 @@ from hub.crm.ports import (
     RetryLater,
     SendReceipt,
 )
+from hub.webhook import ACCEPTED, DUPLICATE, Outcome, Verdict, refused
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +69,6 @@ SMS_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"
 TWILIO_API = "https://api.twilio.com"
 STATUS_KEY = ":status:"  # the journal key of a status callback: <MessageSid>:status:<status>
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-FORM = "application/x-www-form-urlencoded"
 WHATSAPP = "whatsapp:"
 MAX_MEDIA_BYTES = 20 * 1024 * 1024  # Twilio accepts at most 5 MB per MMS; keep a margin
 MAX_MEDIA = 10  # Twilio's own limit per message
@@ -127,8 +127,9 @@ class _HubHttpClient(AsyncHttpClient):
 
 
 class TwilioChannel:
-    """``handle_sms`` / ``handle_status`` answer the webhooks; ``send`` is the outbox's sender for
-    ``sms`` and ``whatsapp``; ``start``/``stop`` with the hub; ``health`` goes to /healthz (for both)."""
+    """``webhook_refusal`` then ``take_sms`` / ``take_status`` take the webhooks' deliveries; ``send`` is
+    the outbox's sender for ``sms`` and ``whatsapp``; ``start``/``stop`` with the hub; ``health`` goes
+    to /healthz (for both)."""
 
     name = "sms"
 
@@ -201,30 +202,24 @@ class TwilioChannel:
 
     # --- webhooks -------------------------------------------------------------------------------------
 
-    async def _signed_form(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        """The form of a request Twilio signed, or the refusal to answer."""
+    def webhook_refusal(self) -> Outcome | None:
+        """Whether this hub can check a webhook's signature at all, asked before its body is read."""
         if not self.public_url:
-            log.error("twilio: refused a webhook to %s: [server] public_url is not set, so its "
-                      "signature cannot be checked", request.path)
-            return None, _error(503, "public_url_not_configured",
-                                "[server] public_url is not set on this hub: Twilio's signature cannot "
-                                "be checked, so the webhook is refused")
+            log.error("twilio: refused a webhook: [server] public_url is not set, so its signature "
+                      "cannot be checked")
+            return refused(Verdict.NOT_CONFIGURED, "public_url_not_configured")
         if not self.config.auth_token:
-            log.error("twilio: refused a webhook to %s: [twilio] auth_token is not set", request.path)
-            return None, _error(503, "auth_token_not_configured", "[twilio] auth_token is not set")
-        if request.content_type != FORM:
-            return None, _error(400, "bad_request", f"expected {FORM}")
-        try:
-            form = await request.post()
-        except (ValueError, UnicodeDecodeError):
-            return None, _error(400, "bad_request", "the form body cannot be read")
-        signature = request.headers.get("X-Twilio-Signature", "")
-        url = self.public_url + request.raw_path
-        if not signature or not self._signed(url, form, signature):
-            log.warning("twilio: refused a webhook to %s with %s signature", request.path,
+            log.error("twilio: refused a webhook: [twilio] auth_token is not set")
+            return refused(Verdict.NOT_CONFIGURED, "auth_token_not_configured")
+        return None
+
+    def _unsigned(self, form: _Form, *, path: str, signature: str) -> Outcome | None:
+        """The refusal of a form Twilio did not sign for ``public_url`` + ``path`` (with its query)."""
+        if not signature or not self._signed(self.public_url + path, form, signature):
+            log.warning("twilio: refused a webhook to %s with %s signature", path,
                         "a wrong" if signature else "no")
-            return None, _error(403, "invalid_signature", "X-Twilio-Signature is missing or wrong")
-        return form, None
+            return refused(Verdict.FORBIDDEN, "invalid_signature")
+        return None
 
     def _signed(self, url: str, form: Any, signature: str) -> bool:
         """The library's check, computed once for the usual case: ``validate`` always signs the URL
@@ -233,42 +228,41 @@ class TwilioChannel:
             return True
         return bool(self.validator.validate(url, form, signature))
 
-    async def handle_sms(self, request: web.Request) -> web.Response:
-        """Checked, then journaled (committed) before the answer; ``process`` takes it in later."""
-        form, refusal = await self._signed_form(request)
+    async def take_sms(self, form: Sequence[tuple[str, str]], body: bytes, *, path: str,
+                       signature: str) -> Outcome:
+        """An inbound message's form (the pairs as posted) and raw body, the path (and query) it was
+        posted to and its ``X-Twilio-Signature``: checked, then journaled (committed) before the
+        answer; ``process`` takes it in later."""
+        fields = _Form(form)
+        refusal = (self._unsigned(fields, path=path, signature=signature)
+                   or _missing(fields, "MessageSid", "From"))
         if refusal is not None:
             return refusal
-        missing = [name for name in ("MessageSid", "From") if not form.get(name)]
-        if missing:
-            return _error(400, "validation_failed", f"{', '.join(missing)} is required",
-                          {name: "is required" for name in missing})
-        refusal = await self._journal(str(form["MessageSid"]), await request.read())
-        return refusal or web.Response(text=EMPTY_TWIML, content_type="text/xml")
+        return await self._journal(fields["MessageSid"], body)
 
-    async def handle_status(self, request: web.Request) -> web.Response:
-        form, refusal = await self._signed_form(request)
+    async def take_status(self, form: Sequence[tuple[str, str]], body: bytes, *, path: str,
+                          signature: str) -> Outcome:
+        """A status callback, as ``take_sms``; a status the hub does not know is IGNORED."""
+        fields = _Form(form)
+        refusal = (self._unsigned(fields, path=path, signature=signature)
+                   or _missing(fields, "MessageSid", "MessageStatus"))
         if refusal is not None:
             return refusal
-        missing = [name for name in ("MessageSid", "MessageStatus") if not form.get(name)]
-        if missing:
-            return _error(400, "validation_failed", f"{', '.join(missing)} is required",
-                          {name: "is required" for name in missing})
-        status = str(form["MessageStatus"]).lower()
+        status = fields["MessageStatus"].lower()
         if status not in STATUSES:
-            log.info("twilio: status %r of %s ignored", status, form["MessageSid"])
-            return web.Response(status=204)
+            log.info("twilio: status %r of %s ignored", status, fields["MessageSid"])
+            return Outcome(Verdict.IGNORED)
         # one journal key per (message, status): a repeated callback is one delivery, each status its own
-        refusal = await self._journal(f"{form['MessageSid']}{STATUS_KEY}{status}", await request.read())
-        return refusal or web.Response(status=204)
+        return await self._journal(f"{fields['MessageSid']}{STATUS_KEY}{status}", body)
 
-    async def _journal(self, key: str, body: bytes) -> web.Response | None:
+    async def _journal(self, key: str, body: bytes) -> Outcome:
         try:
-            await self.intake.journal("sms", key, body)  # False: delivered before, answered the same
+            stored = await self.intake.journal("sms", key, body)  # False: delivered before, answered the same
         except Exception:
-            log.exception("twilio: webhook %s could not be stored; answering 500 so that Twilio may "
+            log.exception("twilio: webhook %s could not be stored; answering 5xx so that Twilio may "
                           "deliver it again", key)
-            return _error(500, "intake_failed", "the webhook could not be stored; try again")
-        return None
+            return refused(Verdict.NOT_STORED, "intake_failed")
+        return ACCEPTED if stored is not False else DUPLICATE
 
     async def process(self, key: str, body: bytes, journal_id: int) -> None:
         """A journaled webhook into the CRM (``hub.crm.ports.JournalProcessor``); raises → retried."""
@@ -433,6 +427,29 @@ def _error_text(code: str) -> str:
     return f"Twilio error {code}: {words}" if words else f"Twilio error {code}"
 
 
-def _error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, "fields": fields or {}}},
-                             status=status)
+class _Form(Mapping[str, str]):
+    """A webhook's form fields as posted (a field may repeat): ``form[name]`` and ``get`` are the
+    first value, ``getall`` every value (what twilio's ``RequestValidator`` signs)."""
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        self.pairs = list(pairs)
+        self._first: dict[str, str] = {}
+        for name, value in self.pairs:
+            self._first.setdefault(name, value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._first[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def getall(self, name: str) -> list[str]:
+        return [value for key, value in self.pairs if key == name]
+
+
+def _missing(form: Mapping[str, str], *names: str) -> Outcome | None:
+    missing = tuple(name for name in names if not form.get(name))
+    return refused(Verdict.MALFORMED, "validation_failed", fields=missing) if missing else None

@@ -37,9 +37,11 @@ from hub.crm.models import (
 from hub.crm.outgoing import OutgoingStore
 from hub.crm.ports import OutgoingMessage, PermanentFailure, RetryLater
 from hub.db import Database
-from hub.messengers.twilio_sms import EMPTY_TWIML, TwilioChannel
+from hub.messengers.twilio_sms import TwilioChannel
 from hub.outbox import Outbox
+from hub.web import webhooks
 from hub.web.keys import DB, TWILIO
+from hub.web.webhooks import EMPTY_TWIML
 from tests.fakes.twilio_api import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -273,7 +275,7 @@ async def test_missing_public_url_refuses_webhooks(aiohttp_client: Any) -> None:
                             public_url="", intake=NoIntake())  # type: ignore[arg-type]
     assert channel.health().startswith("misconfigured: [server] public_url")
     app = web.Application()
-    app.router.add_post("/webhooks/twilio/sms", channel.handle_sms)
+    app.router.add_post("/webhooks/twilio/sms", lambda request: webhooks.twilio_sms(channel, request))
     client = await aiohttp_client(app)
     status, text, _ = await post(client, "/webhooks/twilio/sms", fixture_form("inbound_sms_emoji"),
                                  fixture_signature("inbound_sms_emoji"))

@@ -1,13 +1,14 @@
 """The channels' webhooks: Telegram updates and Twilio messages and status callbacks.
 
-Thin: the adapter checks the secret or the signature and takes the update in; a channel that is not
-configured answers 404 (nothing there to call).
+Thin: ``hub.web.webhooks`` reads the request and answers, the adapter checks the secret or the
+signature and takes the update in; a channel that is not configured answers 404 (nothing there to call).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from hub.web import webhooks as hooks
 from hub.web.errors import error_response
 from hub.web.keys import TELEGRAM, TWILIO
 from hub.web.routing import Routes, answer, ref
@@ -30,7 +31,7 @@ async def telegram_update(request: web.Request) -> web.StreamResponse:
     channel = request.app.get(TELEGRAM)
     if channel is None:
         return _missing("Telegram")
-    return await channel.handle_webhook(request)
+    return await hooks.telegram(channel, request)
 
 
 @routes.post("/webhooks/twilio/sms", "An inbound SMS/MMS from Twilio (X-Twilio-Signature checked)",
@@ -40,7 +41,7 @@ async def twilio_sms(request: web.Request) -> web.StreamResponse:
     channel = request.app.get(TWILIO)
     if channel is None:
         return _missing("Twilio")
-    return await channel.handle_sms(request)
+    return await hooks.twilio_sms(channel, request)
 
 
 @routes.post("/webhooks/twilio/status", "A Twilio status callback for a sent message (signature checked)",
@@ -49,4 +50,4 @@ async def twilio_status(request: web.Request) -> web.StreamResponse:
     channel = request.app.get(TWILIO)
     if channel is None:
         return _missing("Twilio")
-    return await channel.handle_status(request)
+    return await hooks.twilio_status(channel, request)
