@@ -297,6 +297,11 @@ class Database:
         async with self.reader.connect() as connection:
             yield connection
 
+    def publish_now(self, name: str, data: dict[str, Any], *, users: Iterable[int] = (),
+                    scope: dict[str, Any] | None = None) -> None:
+        """An event that waits for no unit of work (the screen-pop, read before the call is written)."""
+        self.bus.publish(name, data, users=users, scope=scope)
+
     async def ping(self) -> None:
         """Raises unless the database answers a trivial query."""
         async with self.engine.connect() as connection:

@@ -87,10 +87,15 @@ class WriteEngine(Generic[C]):
         return self._lane(urgent) in self._writers
 
     async def submit(self, key: Hashable, step: Step[C], *, urgent: bool = False, payload: Any = None) -> Any:
+        return await self.enqueue(key, step, urgent=urgent, payload=payload)
+
+    def enqueue(self, key: Hashable, step: Step[C], *, urgent: bool = False,
+                payload: Any = None) -> asyncio.Future[Any]:
+        """``submit`` without waiting: the job has its place in its key's order when this returns."""
         job: Job[C] = Job(key, step, asyncio.get_running_loop().create_future(), urgent, payload)
         self._pending.append(job)
         self._kick()
-        return await job.future
+        return job.future
 
     def _lane(self, urgent: bool) -> bool | None:
         return urgent if self.concurrent else None

@@ -21,12 +21,13 @@ rest, one fact per call at a time so each call's facts keep their order). See do
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import BindParameter, Select, bindparam, func, or_, select
@@ -118,6 +119,7 @@ class CallIntake:
         self._leads = 0  # leads this intake made (for the rings read before them)
         self._lead_made: dict[str, int] = {}  # number → self._leads when its lead was made
         self._seen: dict[str, None] = {}  # call keys with a fact submitted here, oldest first
+        self._turns: dict[str, asyncio.Future[None]] = {}  # call key → the latest fact's turn
 
     @property
     def concurrent(self) -> bool:
@@ -134,14 +136,77 @@ class CallIntake:
         return self.engine.applied
 
     async def ringing(self, fact: CallRinging) -> dict[str, Any]:
-        step: CallStep = ring
-        if self.engine.busy(urgent=True):  # its writer is busy: read the caller meanwhile, aside
+        """Pop before persist: the popup is read (who is calling, on a reader) and published to the
+        rung agent at once; the call's row, a lead for an unknown caller and the ids the popup lacked
+        (``call.recorded``) follow in the ring's unit of work. Should that unit fail, the popup is
+        taken back (``call.ring_ended``, reason ``not_recorded``). A fact of the same call is handed
+        over only after this returns (one lane per call), so nothing of the call overtakes its pop."""
+        turn = await self._turn(fact.call_key)
+        try:
             mark = self._leads
-            pre = await self._identified(fact)
-            if pre is not None:
-                step = functools.partial(ring, pre=pre, unchanged=lambda n: self._lead_made.get(n, 0) <= mark)
-        pop: dict[str, Any] = await self._submit(step, fact, urgent=True)
+            early = await self._pop_early(fact)
+            step: CallStep = ring
+            if early is not None:
+                step = functools.partial(ring, pre=early.matches, popped=early.agent_id is not None,
+                                         unchanged=lambda n: self._lead_made.get(n, 0) <= mark)
+            applied = self._enqueue(step, fact, urgent=True)
+        finally:
+            self._end_turn(fact.call_key, turn)
+        try:
+            pop: dict[str, Any] = await applied
+        except Exception:
+            if early is not None and early.agent_id is not None:
+                self._publish_now("call.ring_ended", {"call_id": None, "call_key": fact.call_key,
+                                                      "extension": fact.extension, "reason": "not_recorded"},
+                                  users=[early.agent_id])
+            raise
         return pop
+
+    async def _pop_early(self, fact: CallRinging) -> _EarlyPop | None:
+        """Read what the popup shows and publish it (``call.ringing``, no ``call_id`` yet). None when
+        nothing can be read aside (the unit of work then reads and pops as before)."""
+        reading = getattr(self.db, "reading", None)
+        if reading is None or getattr(self.db, "publish_now", None) is None:
+            return None
+        number = external_number(fact.number, self.settings.region)
+        try:
+            async with reading() as session:
+                conn = await session.connection()
+                state = await _CALL_STATE.all(conn, key=fact.call_key)
+                direction = state[0][0] if state else fact.direction
+                if state and state[0][1] is not None:  # a ring replayed after the end pops nothing
+                    return _EarlyPop(None, None)
+                agents = await _AGENT.all(conn, extension=fact.extension)
+                matches: list[dict[str, Any]] | None = None
+                shown: list[dict[str, Any]] = []
+                if number and direction != "internal":
+                    found = await identify.identify(session, phone=number, region=self.settings.region)
+                    matches = shown = [await _enrich(session, m) if i < POP_MATCHES else m
+                                       for i, m in enumerate(found)]
+                elif direction == "internal" and (caller := fact.caller_extension or fact.number):
+                    colleague = await _AGENT.all(conn, extension=caller)
+                    if colleague:
+                        shown = [{"type": "user", "id": colleague[0][0], "name": colleague[0][1],
+                                  "client_id": None, "open_deals": []}]
+        except Exception:  # the unit of work reads it again (and fails there if it must)
+            log.warning("call intake: reading the caller of %s before the unit of work failed",
+                        fact.call_key, exc_info=True)
+            return None
+        if not agents:
+            return _EarlyPop(None, matches)
+        if not _valid_key(fact.call_key):  # the unit of work refuses it: no popup to take back
+            return None
+        agent_id = int(agents[0][0])
+        self._publish_now("call.ringing", pop_payload(
+            fact, self.settings, call_id=None, direction=direction, number=number,
+            started_at=fact.started_at or fact.at or utcnow(), matches=shown, lead_created=None),
+            users=[agent_id])
+        return _EarlyPop(agent_id, matches)
+
+    def _publish_now(self, name: str, data: dict[str, Any], users: list[int]) -> None:
+        publish = getattr(self.db, "publish_now", None)
+        if publish is not None:
+            publish(name, data, users=users)
 
     def note_lead(self, number: str) -> None:
         """A lead was made for this number (maybe not committed yet): rings read before it look again."""
@@ -150,23 +215,6 @@ class CallIntake:
         if len(self._lead_made) > 4096:  # older than any ring still waiting
             for old in list(self._lead_made)[:2048]:
                 del self._lead_made[old]
-
-    async def _identified(self, fact: CallRinging) -> list[dict[str, Any]] | None:
-        """The screen-pop's reads (who is it, their manager, history, tasks) on a reader of their
-        own, while the writer is busy with other facts: the ring's unit of work is left with
-        writing the call. Read-committed data, as a reader inside that unit would see it."""
-        reading = getattr(self.db, "reading", None)
-        number = external_number(fact.number, self.settings.region)
-        if reading is None or not number or fact.direction == "internal":
-            return None
-        try:
-            async with reading() as session:
-                matches = await identify.identify(session, phone=number, region=self.settings.region)
-                return [await _enrich(session, m) if i < POP_MATCHES else m for i, m in enumerate(matches)]
-        except Exception:  # the unit of work reads it again (and fails there if it must)
-            log.warning("call intake: reading the caller of %s before the unit of work failed",
-                        fact.call_key, exc_info=True)
-            return None
 
     async def ring_ended(self, fact: CallRingEnded) -> dict[str, Any] | None:
         result: dict[str, Any] | None = await self._submit(stop_ringing, fact)
@@ -199,14 +247,48 @@ class CallIntake:
         if len(self._seen) > SEEN_CALLS:
             del self._seen[next(iter(self._seen))]
 
-    async def _submit(self, step: CallStep, fact: Fact, urgent: bool = False) -> Any:
+    async def _submit(self, step: CallStep, fact: Fact) -> Any:
+        turn = await self._turn(fact.call_key)
+        try:
+            applied = self._enqueue(step, fact)
+        finally:
+            self._end_turn(fact.call_key, turn)
+        return await applied
+
+    def _enqueue(self, step: CallStep, fact: Fact, urgent: bool = False) -> asyncio.Future[Any]:
         self._note_seen(fact.call_key)
         settings = self.settings
 
         async def apply(session: AsyncSession, unit: CallUnit) -> Any:
             return await step(session, fact, settings, unit=unit)
 
-        return await self.engine.submit(fact.call_key, apply, urgent=urgent, payload=fact)
+        return self.engine.enqueue(fact.call_key, apply, urgent=urgent, payload=fact)
+
+    async def _turn(self, key: str) -> asyncio.Future[None]:
+        """A call's facts reach the write engine in the order they arrived: a ring reads and pops
+        before it is handed over, and a later fact of its call waits for that (one lane per call
+        in the AMI connection already does; this keeps the order for any caller)."""
+        before = self._turns.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._turns[key] = mine
+        if before is not None:
+            await asyncio.shield(before)
+        return mine
+
+    def _end_turn(self, key: str, turn: asyncio.Future[None]) -> None:
+        if not turn.done():
+            turn.set_result(None)
+        if self._turns.get(key) is turn:
+            del self._turns[key]
+
+
+@dataclass(frozen=True, slots=True)
+class _EarlyPop:
+    """What ``CallIntake.ringing`` read before the ring's unit of work: the agent it popped to (None:
+    no popup) and the caller's matches, enriched (None: not read, the unit identifies)."""
+
+    agent_id: int | None
+    matches: list[dict[str, Any]] | None
 
 
 @dataclass(slots=True)
@@ -448,6 +530,7 @@ class Agent:
 
 
 _CALL_SEEN = Prepared(select(Call.id).where(Call.linkedid == bindparam("key")))
+_CALL_STATE = Prepared(select(Call.direction, Call.ended_at).where(Call.linkedid == bindparam("key")))
 _AGENT = Prepared(select(User.id, User.name).join(UserExtension, UserExtension.user_id == User.id)
                   .where(UserExtension.extension == bindparam("extension"), User.active.is_(True)))
 
@@ -640,13 +723,15 @@ async def _enrich(session: AsyncSession, match: dict[str, Any]) -> dict[str, Any
 async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings = DEFAULT_SETTINGS,
                pre: list[dict[str, Any]] | None = None,
                unchanged: Callable[[str], bool] | None = None, *,
-               unit: CallUnit | None = None) -> dict[str, Any]:
+               unit: CallUnit | None = None, popped: bool = False) -> dict[str, Any]:
     """The screen-pop payload for the rung agent (also sent as ``call.ringing`` to that user).
 
     ``pre``: the number's matches, already enriched, read just before this unit of work (see
     ``CallIntake.ringing``). When there were none, the number is identified again in here (where
     the decision to make a lead is taken) unless ``unchanged(number)`` says no lead was made for
-    it since."""
+    it since. ``popped``: the popup went out before this unit of work (``CallIntake.ringing``), so
+    the agent gets ``call.recorded`` (the same payload, with the call's and a new lead's ids) instead
+    of ``call.ringing``."""
     number = external_number(fact.number, settings.region)
     at = fact.at or utcnow()
     call = await _find_call(session, fact.call_key, unit)  # a new call's row is written once, below
@@ -657,7 +742,6 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
     enriched: list[dict[str, Any]] | None = None
     person = None
     lead_created = None
-    ignored = is_ignored(number, settings)
     deferred = unit.deferred if unit is not None else None
     made: tuple[dict[str, Any], list[dict[str, Any]]] | None = None  # a lead made in this unit
     created_here = False
@@ -716,22 +800,30 @@ async def ring(session: AsyncSession, fact: CallRinging, settings: CallSettings 
                 made[1].append(enriched[-1])
             else:
                 enriched.append(await _enrich(session, m) if i < POP_MATCHES else m)
-    payload = {
-        "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "number": number,
-        "did": fact.did, "extension": fact.extension, "started_at": iso(call.started_at),
-        "matches": enriched, "unknown": not matches, "ignored": ignored,
-        "caller_name": fact.caller_name, "hidden_number": fact.hidden_number and not number,
-        "lead_created": lead_created, "unknown_caller": settings.unknown_caller,
-    }
+    payload = pop_payload(fact, settings, call_id=call.id, direction=call.direction, number=number,
+                          started_at=call.started_at, matches=enriched, lead_created=lead_created)
     if deferred is not None and (payload["call_id"] is None or made is not None):
         def ids() -> None:
             payload["call_id"] = call.id
             if created_here and made is not None:
                 payload["lead_created"] = made[0]["id"]
         deferred.second.append(ids)
-    if agent is not None and live:
-        events.emit(session, "call.ringing", payload, users=[agent.id])
+    if agent is not None and live:  # popped before this unit (CallIntake): now the ids it lacked
+        events.emit(session, "call.recorded" if popped else "call.ringing", payload, users=[agent.id])
     return payload
+
+
+def pop_payload(fact: CallRinging, settings: CallSettings, *, call_id: int | None, direction: str,
+                number: str | None, started_at: datetime | None, matches: list[dict[str, Any]],
+                lead_created: int | None) -> dict[str, Any]:
+    """The screen-pop: who is calling whom (``call_id`` None while the call's row is not written)."""
+    return {
+        "call_id": call_id, "call_key": fact.call_key, "direction": direction, "number": number,
+        "did": fact.did, "extension": fact.extension, "started_at": iso(started_at),
+        "matches": matches, "unknown": not matches, "ignored": is_ignored(number, settings),
+        "caller_name": fact.caller_name, "hidden_number": fact.hidden_number and not number,
+        "lead_created": lead_created, "unknown_caller": settings.unknown_caller,
+    }
 
 
 # --- a ring ended ----------------------------------------------------------------------------------------

@@ -277,7 +277,7 @@ async def test_a_queue_moving_on_closes_the_first_agents_popup_only(database: Da
     await door.ringing(ringing("Q3", CLIENT_PHONE, "102"))
     [event] = [e for e in published if e.name == "call.ring_ended"]
     assert event.users == {world["anna"].id} and sent == event.data
-    assert event.data["call_id"] == next(e.data["call_id"] for e in published if e.name == "call.ringing")
+    assert event.data["call_id"] == next(e.data["call_id"] for e in published if e.name == "call.recorded")
     assert (event.data["extension"], event.data["reason"]) == ("101", "NOANSWER")
     await door.answered(answered_fact("Q3", CLIENT_PHONE, "102"))
     assert await door.ring_ended(stopped("103")) is None  # answered: call.answered closed every popup
@@ -379,13 +379,13 @@ async def test_the_intake_applies_waiting_facts_together_rings_first_each_call_i
     )
     assert door.applied == 13 and door.units < door.applied
     names = [(e.name, e.data.get("call_key")) for e in published if e.name.startswith("call.")]
-    if not door.concurrent:  # SQLite, one writer: the rings went first
-        assert {key for name, key in names[:6]} == {"B0", "R6", "R7", "R8", "R9", "R10"}
-        assert all(name == "call.ringing" for name, _ in names[:6])
-    else:  # PostgreSQL: the rings have a writer of their own, beside the bookkeeping's
-        assert len({key for name, key in names if name == "call.ringing"}) == 6
-    assert [n for n in names if n[1] == "B0"] == [("call.ringing", "B0"), ("call.answered", "B0"),
-                                                 ("call.ended", "B0")]
+    # every ring popped before its unit of work (no call id yet), then got its ids after it
+    pops = [e.data for e in published if e.name == "call.ringing"]
+    assert {p["call_key"] for p in pops} == {"B0", "R6", "R7", "R8", "R9", "R10"}
+    assert all(p["call_id"] is None for p in pops)
+    assert len({e.data["call_id"] for e in published if e.name == "call.recorded"}) == 6
+    assert [n for n in names if n[1] == "B0"] == [("call.ringing", "B0"), ("call.recorded", "B0"),
+                                                 ("call.answered", "B0"), ("call.ended", "B0")]
     assert results[2]["status"] == "answered" and results[2]["wait_seconds"] == 5
     async with database.reading() as s:
         stored = {c.linkedid: c for c in (await s.scalars(select(Call))).all()}
@@ -403,7 +403,9 @@ async def test_a_failing_fact_fails_alone_the_batch_goes_on(database: Database, 
     assert isinstance(bad, Exception) and not isinstance(good, Exception) and not isinstance(other, Exception)
     assert good["matches"][0]["id"] == world["client"].id and other["status"] == "answered"
     names = sorted(e.name for e in published if e.name.startswith("call."))
-    assert names == ["call.ended", "call.ringing"]  # the rolled-back attempt published nothing twice
+    # the popup went out before its unit (no id yet), the id after it; the rolled-back attempt
+    # published nothing twice, and the refused key no popup at all
+    assert names == ["call.ended", "call.recorded", "call.ringing"]
     assert await count(database, Call) == 2
 
 
@@ -432,5 +434,6 @@ async def test_calls_from_one_unknown_number_at_once_make_one_lead(database: Dat
         assert (await s.scalar(select(ContactPoint.lead_id).where(ContactPoint.value == other))) == made[0]
     [created] = [e for e in published if e.name == "lead.created" and e.data["lead"]["phones"] == [other]]
     assert created.data["lead"]["id"] == made[0]
-    rung = [e.data for e in published if e.name == "call.ringing" and e.data["number"] == other]
+    rung = [e.data for e in published if e.name == "call.recorded" and e.data["number"] == other]
     assert sorted(d["call_id"] for d in rung) == sorted(calls[f"D{i}"].id for i in (5, 6, 7))
+    assert all(d["lead_created"] == made[0] or d["matches"][0]["id"] == made[0] for d in rung)

@@ -16,7 +16,9 @@
   const T = TEXTS.popup || { kinds: {} };
   const ME = Number((document.currentScript && document.currentScript.dataset.user) || 0);
   const csrf = function () { return (document.querySelector("meta[name=csrf-token]") || {}).content || ""; };
-  const popups = new Map(); // call_id → {box, note}
+  // call_key → {box, note}: a popup arrives before its call is written (call_id null), and
+  // call.recorded brings the ids it lacked (the popup is drawn again in place)
+  const popups = new Map();
   let stack = null;
   let lastFocus = null;
 
@@ -105,7 +107,7 @@
     }
     try {
       const note = new Notification(title, { body: name + (data.number ? " · " + phone(data.number) : ""),
-        tag: "call-" + data.call_id });
+        tag: "call-" + (data.call_key || data.call_id) });
       note.onclick = function () { window.focus(); note.close(); };
       return note;
     } catch (e) {
@@ -113,10 +115,17 @@
     }
   }
 
-  function show(data) {
-    if (!data || data.call_id === undefined || data.call_id === null) { return; }
-    const id = String(data.call_id);
-    if (popups.has(id)) { close(id); }
+  function keyOf(data) {
+    const key = data && (data.call_key || data.call_id);
+    return key === undefined || key === null || key === "" ? null : String(key);
+  }
+
+  function show(data, inPlace) {
+    const id = keyOf(data);
+    if (id === null) { return; }
+    const previous = popups.get(id);
+    if (previous && !inPlace) { close(id); }
+    const recorded = data.call_id !== undefined && data.call_id !== null;
     const matches = Array.isArray(data.matches) ? data.matches : [];
     const match = matches[0] || null;
     const title = data.direction === "outbound" ? T.outgoing : data.direction === "internal" ? T.internal : T.incoming;
@@ -127,7 +136,8 @@
     const box = el("section", "screenpop");
     box.setAttribute("role", "dialog");
     box.setAttribute("aria-label", title + ": " + name);
-    box.dataset.callId = id;
+    box.dataset.callKey = id;
+    box.dataset.callId = recorded ? String(data.call_id) : "";
     box.tabIndex = -1;
 
     const head = el("header", "sp-head");
@@ -205,12 +215,16 @@
         const lead = el("a", "button small", T.open);
         lead.href = "/leads/" + data.lead_created;
         actions.appendChild(lead);
+      } else if (!recorded && data.unknown_caller === "auto" && !data.ignored) {
+        // the lead for this caller is being made: its link comes with call.recorded
       } else if (data.direction !== "internal" && !data.hidden_number) {
         const make = el("button", "small", T.lead);
         make.type = "button";
         make.addEventListener("click", function () {
           make.disabled = true;
-          post("/api/v1/calls/" + encodeURIComponent(id) + "/lead", {}).then(function (json) {
+          const callId = box.dataset.callId;
+          if (!callId) { make.disabled = false; return; } // not written yet: a moment later
+          post("/api/v1/calls/" + encodeURIComponent(callId) + "/lead", {}).then(function (json) {
             const lead = json.lead || {};
             status.textContent = T.leadMade;
             const go = el("a", "button primary small", T.open);
@@ -246,6 +260,13 @@
     box.appendChild(actions);
     box.appendChild(status);
 
+    if (previous && inPlace) {
+      const hadFocus = previous.box.contains(document.activeElement);
+      previous.box.replaceWith(box);
+      popups.set(id, { box: box, note: previous.note });
+      if (hadFocus) { box.focus(); }
+      return;
+    }
     if (!stack || !stack.querySelector(".screenpop")) { lastFocus = document.activeElement; }
     ensureStack().appendChild(box);
     popups.set(id, { box: box, note: notify(data, title, name) });
@@ -256,33 +277,42 @@
   }
 
   function onRinging(event) { show(parse(event)); }
+  // the popup's call is written now: its id, and a lead made for an unknown caller
+  function onRecorded(event) {
+    const data = parse(event);
+    const id = keyOf(data);
+    if (id !== null && popups.has(id)) { show(data, true); }
+  }
   function onAnswered(event) {
     const data = parse(event);
     if (!data) { return; }
     const me = ME;
     const agent = data.agent && data.agent.id;
     if (!me || !agent || Number(agent) !== me) {
-      close(data.call_id);
+      close(keyOf(data));
     } else {
-      const entry = popups.get(String(data.call_id));
+      const entry = popups.get(keyOf(data));
       if (entry) { entry.box.classList.add("sp-answered"); }
     }
   }
   function onEnded(event) {
     const data = parse(event);
-    if (data) { close(data.call_id); }
+    if (data) { close(keyOf(data)); }
   }
   // my phone stopped ringing while the call waits on (a queue moved on to a colleague)
   function onRingEnded(event) {
     const data = parse(event);
-    if (data) { close(data.call_id); }
+    if (data) { close(keyOf(data)); }
   }
 
   // After a reconnect the stream may say "resync" (what happened meanwhile is not replayed): a popup
   // whose call has ended since (or that the user may no longer read) closes.
   function recheck() {
-    popups.forEach(function (_entry, id) {
-      fetch("/api/v1/calls/" + encodeURIComponent(id), { credentials: "same-origin" }).then(function (r) {
+    popups.forEach(function (entry, id) {
+      const callId = entry.box.dataset.callId;
+      // never written: its call.recorded was lost with the old stream (the hub restarted)
+      if (!callId) { close(id); return; }
+      fetch("/api/v1/calls/" + encodeURIComponent(callId), { credentials: "same-origin" }).then(function (r) {
         if (r.status === 404) { close(id); return null; }
         return r.ok ? r.json() : null;
       }).then(function (call) {
@@ -296,6 +326,7 @@
     if (!source || (attached && attached.has(source))) { return; }
     if (attached) { attached.add(source); }
     source.addEventListener("call.ringing", onRinging);
+    source.addEventListener("call.recorded", onRecorded);
     source.addEventListener("call.answered", onAnswered);
     source.addEventListener("call.ended", onEnded);
     source.addEventListener("call.ring_ended", onRingEnded);
@@ -318,7 +349,7 @@
     const box = inside || stack.querySelector(".screenpop:last-child");
     if (box && (inside || !document.querySelector("dialog[open], details[open]"))) {
       event.preventDefault();
-      close(box.dataset.callId);
+      close(box.dataset.callKey);
     }
   });
 
