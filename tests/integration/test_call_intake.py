@@ -437,3 +437,43 @@ async def test_calls_from_one_unknown_number_at_once_make_one_lead(database: Dat
     rung = [e.data for e in published if e.name == "call.recorded" and e.data["number"] == other]
     assert sorted(d["call_id"] for d in rung) == sorted(calls[f"D{i}"].id for i in (5, 6, 7))
     assert all(d["lead_created"] == made[0] or d["matches"][0]["id"] == made[0] for d in rung)
+
+
+async def test_the_popup_goes_out_before_the_call_is_written_and_its_ids_follow(
+        database: Database, world: dict) -> None:
+    published = record(database)
+    door = intake.CallIntake(database, AUTO)
+    order: list[str] = []
+    database.bus.subscribe(lambda e: order.append(e.name) if e.name.startswith("call.") else None)
+    pop = await door.ringing(ringing("P1", CLIENT_PHONE))
+    early, recorded = [e for e in published if e.name in ("call.ringing", "call.recorded")]
+    assert order[:2] == ["call.ringing", "call.recorded"]
+    assert early.users == recorded.users == {world["anna"].id}
+    assert early.data["call_id"] is None and recorded.data["call_id"] == pop["call_id"] is not None
+    assert early.data["matches"] == recorded.data["matches"]  # what was read is what was written
+    assert {k: v for k, v in early.data.items() if k != "call_id"} == \
+        {k: v for k, v in recorded.data.items() if k != "call_id"}
+    # an unknown caller: the popup says so at once, the new lead comes with call.recorded
+    await door.ringing(ringing("P2", "+79035550123"))
+    early, recorded = [e.data for e in published if e.name in ("call.ringing", "call.recorded")
+                       and e.data["call_key"] == "P2"]
+    assert early["unknown"] and early["lead_created"] is None and early["matches"] == []
+    assert recorded["lead_created"] and recorded["matches"][0]["id"] == recorded["lead_created"]
+
+
+async def test_a_popup_whose_call_cannot_be_written_is_taken_back(database: Database, world: dict,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    published = record(database)
+    door = intake.CallIntake(database, AUTO)
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(intake, "ring", broken)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        await door.ringing(ringing("F1", CLIENT_PHONE))
+    events = [(e.name, e.data["call_key"], e.data.get("reason"), e.users) for e in published
+              if e.name.startswith("call.")]
+    assert events == [("call.ringing", "F1", None, {world["anna"].id}),
+                      ("call.ring_ended", "F1", "not_recorded", {world["anna"].id})]
+    assert await count(database, Call) == 0
