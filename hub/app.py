@@ -27,7 +27,7 @@ from hub.crm.extensions import all_extensions
 from hub.crm.intake import CallIntake
 from hub.crm.messages import MessageIntake
 from hub.crm.outgoing import OutgoingStore
-from hub.crm.ports import CallSettings, JournalProcessor
+from hub.crm.ports import CallSettings, Channel, JournalProcessor
 from hub.crm.presence import PresenceBoard, owners
 from hub.db import Database, create_engine, migrate
 from hub.inbound.driver_store import driver_store
@@ -81,6 +81,8 @@ MAIL = web.AppKey("mail_channel", MailChannel)
 OUTBOX = web.AppKey("outbox", Outbox)
 MESSAGE_INTAKE = web.AppKey("message_intake", MessageIntake)
 JOURNAL = web.AppKey("inbound_journal", JournalWorker)
+# the messaging channels configured, in the order they start (each a crm.ports.Channel)
+MESSAGING_CHANNELS = web.AppKey("messaging_channels", list[Channel])
 
 # How often the tracker re-reads the users' extensions (users.py publishes no change event).
 EXTENSIONS_REFRESH_SECONDS = 30.0
@@ -139,7 +141,7 @@ def create_app(config: Config) -> web.Application:
         # who is free: in memory, fed by the AMI connection (docs/decisions.md)
         app[PRESENCE] = PresenceBoard(app[BUS].publish)
         app[AMI] = _ami_connection(config, app[DB], app[CALL_SETTINGS], app[PRESENCE])
-        app[CHANNELS]["asterisk"] = app[AMI].health
+        app[CHANNELS].update(app[AMI].healths())  # started by _asterisk: its extensions are read first
         app[DIALER] = app[AMI]
         app.cleanup_ctx.append(_asterisk)
     _messaging(app, config)
@@ -188,21 +190,24 @@ def _messaging(app: web.Application, config: Config) -> None:
                            board=app.get(PRESENCE))
     senders: dict[str, Any] = {}
     processors: dict[str, JournalProcessor] = {}
+    channels: list[Channel] = []
     if config.telegram.token:
         app[TELEGRAM] = TelegramChannel(config.telegram, public_url=config.server.public_url, intake=intake)
-        app[CHANNELS]["telegram"] = app[TELEGRAM].health
+        channels.append(app[TELEGRAM])
         senders["telegram"] = processors["telegram"] = app[TELEGRAM]
     if config.twilio.account_sid:
         app[TWILIO] = TwilioChannel(config.twilio, public_url=config.server.public_url, intake=intake)
-        app[CHANNELS]["sms"] = app[TWILIO].health
+        channels.append(app[TWILIO])
         senders["sms"] = processors["sms"] = app[TWILIO]
         if config.twilio.whatsapp_from:  # the same webhook and sender (hub.messengers.twilio_sms)
-            app[CHANNELS]["whatsapp"] = app[TWILIO].health
             senders["whatsapp"] = app[TWILIO]
     if config.mailboxes:
         app[MAIL] = MailChannel(config.mailboxes, intake=intake)
-        app[CHANNELS].update(app[MAIL].healths())
+        channels.append(app[MAIL])
         senders["email"] = app[MAIL]
+    for channel in channels:
+        app[CHANNELS].update(channel.healths())
+    app[MESSAGING_CHANNELS] = channels
     app[OUTBOX] = Outbox(OutgoingStore(app[DB], config.server.attachments_dir), app[BUS], senders)
     app[MESSAGE_INTAKE] = intake
     app[JOURNAL] = JournalWorker(app[DB], processors, last_arrival=lambda: intake.writer.last_add)
@@ -210,9 +215,8 @@ def _messaging(app: web.Application, config: Config) -> None:
 
 
 async def _messaging_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    channels = [channel for channel in (app.get(TELEGRAM), app.get(TWILIO), app.get(MAIL))
-                if channel is not None]
-    started: list[Any] = []
+    channels = app[MESSAGING_CHANNELS]
+    started: list[Channel] = []
     try:
         for channel in channels:
             await channel.start()

@@ -28,7 +28,7 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from hub import backoff, tasks
+from hub import background, backoff
 from hub.bus import Bus, Event
 from hub.delivery import PermanentFailure, RetryLater
 
@@ -101,7 +101,7 @@ class Outbox:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        await tasks.cancel(self._task)
+        await background.cancel(self._task)
         self._task = None
 
     def wake(self) -> None:

@@ -12,6 +12,7 @@ the core normalises them (E.164 in ``CallSettings.region``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -313,6 +314,17 @@ class Sender(Protocol):
         """Send or raise ``RetryLater`` / ``PermanentFailure``; any other exception counts as
         "the result is unknown" (the request may have reached the channel)."""
         ...
+
+
+# --- every channel -----------------------------------------------------------------------------------------
+
+class Channel(Protocol):
+    """What the composition root wires every channel adapter through (``hub.app``): started with the
+    hub, stopped before it, its states shown by ``/healthz`` under its names."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def healths(self) -> dict[str, Callable[[], str]]: ...
 
 
 # --- click-to-call: what the core asks of the telephony adapter ------------------------------------------

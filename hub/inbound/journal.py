@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub import tasks
+from hub import background
 from hub.orm import Base, utcnow
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class JournalWriter:
         return await future
 
     async def stop(self) -> None:
-        await tasks.cancel(self._task)
+        await background.cancel(self._task)
         self._task = None
         for *_, future in self._waiting:
             if not future.done():

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-from hub import backoff, tasks
+from hub import background, backoff
 from hub.db import Database
 from hub.delivery import JournalProcessor, RetryLater
 from hub.inbound import journal
@@ -56,7 +56,7 @@ class JournalWorker:
             self._task = asyncio.create_task(self._run(), name="inbound-journal")
 
     async def stop(self) -> None:
-        await tasks.cancel(self._task)
+        await background.cancel(self._task)
         self._task = None
 
     async def _run(self) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from aioimaplib import aioimaplib
 
-from hub import backoff, tasks
+from hub import background, backoff
 from hub.config import MailboxConfig
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class FolderWatcher:
         self._task = asyncio.create_task(self._supervise(), name=f"imap-{self.mailbox.name}")
 
     async def stop(self) -> None:
-        await tasks.cancel(self._task)
+        await background.cancel(self._task)
         self._task = None
         await self._close()
 

@@ -34,6 +34,7 @@ import json
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from hub import backoff, tasks
+from hub import background, backoff
 from hub.config import TelegramConfig
 from hub.crm.ports import (
     InboundFile,
@@ -160,6 +161,9 @@ class TelegramChannel:
     def health(self) -> str:
         return self.state
 
+    def healths(self) -> dict[str, Callable[[], str]]:
+        return {"telegram": self.health}
+
     def _set_state(self, state: str) -> None:
         if state != self.state:
             (log.info if state in ("webhook", "polling") else log.warning)("telegram: %s", state)
@@ -205,7 +209,7 @@ class TelegramChannel:
             self._set_state(f"error: unknown [telegram] mode {mode!r} (webhook or polling)")
 
     async def stop(self) -> None:
-        await tasks.cancel(self._task)
+        await background.cancel(self._task)
         self._task = None
         if self.bot is not None:
             with contextlib.suppress(Exception):

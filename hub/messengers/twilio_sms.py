@@ -36,7 +36,7 @@ import hmac
 import json
 import logging
 import mimetypes
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -167,6 +167,10 @@ class TwilioChannel:
 
     def health(self) -> str:
         return self.state
+
+    def healths(self) -> dict[str, Callable[[], str]]:
+        """SMS, and WhatsApp when it has a sender: one webhook and one sender for both."""
+        return {"sms": self.health, **({"whatsapp": self.health} if self.whatsapp_from else {})}
 
     @property
     def whatsapp_from(self) -> str:

@@ -254,6 +254,9 @@ class AmiConnection:
             return f"{AUTH_FAILED}: {self.reason}"
         return self.state
 
+    def healths(self) -> dict[str, Callable[[], str]]:
+        return {"asterisk": self.health}
+
     @property
     def connected(self) -> bool:
         return self.state == CONNECTED and self._manager is not None

@@ -1,4 +1,4 @@
-"""Background tasks: the one way the hub's workers stop theirs."""
+"""Background tasks (not the CRM's tasks, hub.crm.tasks): the one way the hub's workers stop theirs."""
 
 from __future__ import annotations
 
