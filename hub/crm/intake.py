@@ -272,7 +272,11 @@ class CallIntake:
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._turns[key] = mine
         if before is not None:
-            await asyncio.shield(before)
+            try:
+                await asyncio.shield(before)
+            except asyncio.CancelledError:  # given up: the facts after it still wait for the one before
+                before.add_done_callback(lambda _: self._end_turn(key, mine))
+                raise
         return mine
 
     def _end_turn(self, key: str, turn: asyncio.Future[None]) -> None:

@@ -477,3 +477,17 @@ async def test_a_popup_whose_call_cannot_be_written_is_taken_back(database: Data
     assert events == [("call.ringing", "F1", None, {world["anna"].id}),
                       ("call.ring_ended", "F1", "not_recorded", {world["anna"].id})]
     assert await count(database, Call) == 0
+
+
+async def test_a_fact_given_up_while_waiting_for_its_turn_holds_up_no_later_one(
+        database: Database, world: dict) -> None:
+    door = intake.CallIntake(database, AUTO)
+    ring_task = asyncio.create_task(door.ringing(ringing("T1", CLIENT_PHONE)))
+    await asyncio.sleep(0)  # the ring has its turn and reads the popup
+    gone = asyncio.create_task(door.answered(answered_fact("T1", CLIENT_PHONE)))
+    await asyncio.sleep(0)
+    gone.cancel()
+    end_task = asyncio.create_task(door.ended(ended("T1", CLIENT_PHONE)))
+    pop, call = await asyncio.wait_for(asyncio.gather(ring_task, end_task), 10)
+    assert pop["call_id"] == call["id"] and call["status"] == "answered"
+    assert gone.cancelled() and not door._turns
