@@ -192,15 +192,17 @@ def _messaging(app: web.Application, config: Config) -> None:
     processors: dict[str, JournalProcessor] = {}
     channels: list[Channel] = []
     if config.telegram.token:
-        app[TELEGRAM] = TelegramChannel(config.telegram, public_url=config.server.public_url, intake=intake)
-        channels.append(app[TELEGRAM])
-        senders["telegram"] = processors["telegram"] = app[TELEGRAM]
+        telegram = TelegramChannel(config.telegram, public_url=config.server.public_url, intake=intake)
+        app[TELEGRAM] = telegram  # its webhook route
+        channels.append(telegram)
+        senders["telegram"] = processors["telegram"] = telegram
     if config.twilio.account_sid:
-        app[TWILIO] = TwilioChannel(config.twilio, public_url=config.server.public_url, intake=intake)
-        channels.append(app[TWILIO])
-        senders["sms"] = processors["sms"] = app[TWILIO]
+        twilio = TwilioChannel(config.twilio, public_url=config.server.public_url, intake=intake)
+        app[TWILIO] = twilio  # its webhook routes
+        channels.append(twilio)
+        senders["sms"] = processors["sms"] = twilio
         if config.twilio.whatsapp_from:  # the same webhook and sender (hub.messengers.twilio_sms)
-            senders["whatsapp"] = app[TWILIO]
+            senders["whatsapp"] = twilio
     if config.mailboxes:
         app[MAIL] = MailChannel(config.mailboxes, intake=intake)
         channels.append(app[MAIL])

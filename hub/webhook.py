@@ -13,8 +13,10 @@ the names of missing required fields.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 
 class Verdict(StrEnum):
@@ -46,3 +48,23 @@ DUPLICATE = Outcome(Verdict.DUPLICATE)
 
 def refused(verdict: Verdict, reason: str, detail: str = "", fields: tuple[str, ...] = ()) -> Outcome:
     return Outcome(verdict, reason, detail, fields)
+
+
+class TelegramWebhook(Protocol):
+    """The Telegram adapter as its webhook route sees it."""
+
+    def webhook_refusal(self, secret_token: str) -> Outcome | None: ...
+
+    async def take_webhook(self, body: bytes) -> Outcome: ...
+
+
+class TwilioWebhooks(Protocol):
+    """The Twilio adapter as its webhook routes (SMS and WhatsApp, status callbacks) see it."""
+
+    def webhook_refusal(self) -> Outcome | None: ...
+
+    async def take_sms(self, form: Sequence[tuple[str, str]], body: bytes, *, path: str,
+                       signature: str) -> Outcome: ...
+
+    async def take_status(self, form: Sequence[tuple[str, str]], body: bytes, *, path: str,
+                          signature: str) -> Outcome: ...

@@ -17,9 +17,8 @@ from hub.crm.models import User
 from hub.crm.ports import CallSettings, Dialer
 from hub.crm.presence import PresenceBoard
 from hub.db import Database
-from hub.messengers.telegram import TelegramChannel
-from hub.messengers.twilio_sms import TwilioChannel
 from hub.web.ratelimit import LoginLimiter
+from hub.webhook import TelegramWebhook, TwilioWebhooks
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,8 @@ DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
 # Who is free: the phones' states in memory (fed by the AMI connection when [asterisk] host is set).
 PRESENCE = web.AppKey("presence_board", PresenceBoard)
 # The messaging channels that receive webhooks, when configured ([telegram] token, [twilio] account_sid).
-TELEGRAM = web.AppKey("telegram_channel", TelegramChannel)
-TWILIO = web.AppKey("twilio_channel", TwilioChannel)
+TELEGRAM: web.AppKey[TelegramWebhook] = web.AppKey("telegram_channel")
+TWILIO: web.AppKey[TwilioWebhooks] = web.AppKey("twilio_channel")
 
 # The HTTP client that fetches recordings from [asterisk] recordings_url (when set).
 RECORDINGS_HTTP = web.AppKey("recordings_http", aiohttp.ClientSession)

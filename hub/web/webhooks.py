@@ -23,13 +23,10 @@ The secret and the configuration are checked before the body is read; Twilio's f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
 from aiohttp import web
 
 from hub.web.errors import error_response
-from hub.webhook import Outcome, Verdict
+from hub.webhook import Outcome, TelegramWebhook, TwilioWebhooks, Verdict
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -55,22 +52,6 @@ TELEGRAM_STATUS = {Verdict.NOT_CONFIGURED: 403, Verdict.FORBIDDEN: 403, Verdict.
                    Verdict.NOT_STORED: 503}
 TWILIO_STATUS = {Verdict.NOT_CONFIGURED: 503, Verdict.FORBIDDEN: 403, Verdict.MALFORMED: 400,
                  Verdict.NOT_STORED: 500}
-
-
-class TelegramWebhook(Protocol):
-    def webhook_refusal(self, secret_token: str) -> Outcome | None: ...
-
-    async def take_webhook(self, body: bytes) -> Outcome: ...
-
-
-class TwilioWebhooks(Protocol):
-    def webhook_refusal(self) -> Outcome | None: ...
-
-    async def take_sms(self, form: Sequence[tuple[str, str]], body: bytes, *, path: str,
-                       signature: str) -> Outcome: ...
-
-    async def take_status(self, form: Sequence[tuple[str, str]], body: bytes, *, path: str,
-                          signature: str) -> Outcome: ...
 
 
 def _refusal(outcome: Outcome, statuses: dict[Verdict, int]) -> web.Response:
