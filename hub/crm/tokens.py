@@ -124,7 +124,7 @@ async def list_tokens(session: AsyncSession, actor: User, user_id: Any = None) -
         user_id = actor.id
     else:
         access.require_admin(actor)
-        if await session.get(User, user_id) is None:
+        if not _an_id(user_id) or await session.get(User, user_id) is None:
             raise NotFound("user not found")
     rows = (await session.scalars(
         select(AuthToken).where(AuthToken.user_id == user_id)
@@ -135,9 +135,13 @@ async def list_tokens(session: AsyncSession, actor: User, user_id: Any = None) -
     return [token_dict(t, current) for t in rows]
 
 
+def _an_id(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and 0 < value < 2**62
+
+
 async def revoke_token(session: AsyncSession, actor: User, token_id: Any) -> None:
     """End one session or token: one's own, or anybody's for an administrator (else not found)."""
-    if isinstance(token_id, bool) or not isinstance(token_id, int) or not 0 < token_id < 2**62:
+    if not _an_id(token_id):
         raise NotFound("token not found")
     token = await session.get(AuthToken, token_id)
     if token is None or (token.user_id != actor.id and not access.is_admin(actor)):
