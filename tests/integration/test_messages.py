@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 
 from hub.crm import deals, messages
 from hub.crm.errors import ValidationError
+from hub.crm.messages import inbound
 from hub.crm.models import ContactPoint, Conversation, Deal, Lead, Message, TimelineEntry
 from hub.crm.outgoing import OutgoingStore
 from hub.crm.ports import (
@@ -380,7 +381,7 @@ async def test_what_the_intake_announces_matches_what_the_api_reads(database: Da
 async def test_a_batch_keeps_the_others_when_one_fails(database: Database, intake: Any,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     events = record(database)
-    touch = messages._touch
+    touch = inbound._touch
 
     async def failing_touch(session: Any, conversation: Any, message: InboundMessage, *args: Any,
                             **kw: Any) -> None:
@@ -388,7 +389,7 @@ async def test_a_batch_keeps_the_others_when_one_fails(database: Database, intak
             raise RuntimeError("the database said no")
         await touch(session, conversation, message, *args, **kw)
 
-    monkeypatch.setattr(messages, "_touch", failing_touch)
+    monkeypatch.setattr(inbound, "_touch", failing_touch)
     items = [(sms("SM-1", "+79035550001"), "k1", "7:1"), (sms("SM-2", "+79035550002"), "k2", "7:2"),
              (sms("SM-bad", "+79035550003"), "k3", "7:3"), (sms("SM-4", "+79035550004"), "k4", "7:4"),
              (sms("SM-1", "+79035550001"), "k5", "7:5")]
@@ -402,7 +403,7 @@ async def test_a_batch_keeps_the_others_when_one_fails(database: Database, intak
     assert received == ["SM-1", "SM-2", "SM-4"]
     assert sum(e.name == "lead.created" for e in events) == 3
     # offered again (the ones after it are dropped by their delivery keys), it is taken
-    monkeypatch.setattr(messages, "_touch", touch)
+    monkeypatch.setattr(inbound, "_touch", touch)
     again = await intake.received_batch(items[2:4], cursor="imap:test")
     assert again[0] is not None and again[1] is None
     assert await intake.cursor("imap:test") == "7:4"
