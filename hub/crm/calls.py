@@ -7,18 +7,22 @@ Only finished calls are listed; the intake (``hub.crm.intake``) writes them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Result, or_, select, true
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access
+from hub.crm import access, resources
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.models import CALL_DIRECTIONS, Call, Client, Deal, Lead, User, UserExtension
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from hub.crm.resources import Ref
+from hub.crm.timeline import refs
 from hub.crm.validate import iso
+from hub.serialise import plain
 
 FINAL_STATUSES = ("answered", "missed", "abandoned", "busy", "failed")
 
@@ -38,60 +42,47 @@ def recordings_of(call: Call) -> list[dict[str, Any]]:
     return found
 
 
-def recording_refs(call: Call) -> list[dict[str, Any]]:
+def _recordings(call: Call) -> list[resources.Recording]:
     """The API's ``recordings``: each one's URL (``/recordings/{n}``, n from 1) and its leg's agent."""
-    return [{"url": f"/api/v1/calls/{call.id}/recordings/{n}", "agent_extension": r["agent_extension"]}
+    return [resources.Recording(url=f"/api/v1/calls/{call.id}/recordings/{n}",
+                                agent_extension=r["agent_extension"])
             for n, r in enumerate(recordings_of(call), start=1)]
+
+
+def recording_refs(call: Call) -> list[dict[str, Any]]:
+    return [plain(r) for r in _recordings(call)]
 
 
 async def call_dicts(session: AsyncSession, calls: list[Call]) -> list[dict[str, Any]]:
     """API.md's call shape, plus the names of the agent, client and lead for the journal."""
-    async def names(column: Any, label: Any, ids: set[int]) -> dict[int, dict[str, Any]]:
-        if not ids:
-            return {}
-        rows: Result[int, str] = await session.execute(select(column, label).where(column.in_(ids)))
-        return {i: {"id": i, "name": n} for i, n in rows}
-
-    agents = await names(User.id, User.name, {c.agent_id for c in calls if c.agent_id})
-    clients = await names(Client.id, Client.name, {c.client_id for c in calls if c.client_id})
-    leads = await names(Lead.id, Lead.name, {c.lead_id for c in calls if c.lead_id})
-    return [call_shape(c, agents.get(c.agent_id, {}).get("name") if c.agent_id else None,
+    agents = await refs(session, User.id, User.name, (c.agent_id for c in calls))
+    clients = await refs(session, Client.id, Client.name, (c.client_id for c in calls))
+    leads = await refs(session, Lead.id, Lead.name, (c.lead_id for c in calls))
+    return [call_shape(c, agents[c.agent_id].name if c.agent_id in agents else None,
                        clients.get(c.client_id) if c.client_id else None,
                        leads.get(c.lead_id) if c.lead_id else None) for c in calls]
 
 
-def call_shape(c: Call, agent_name: str | None, client: dict[str, Any] | None,
-               lead: dict[str, Any] | None) -> dict[str, Any]:
-    """One call in API.md's shape, the names already known (``client`` / ``lead``: ``{"id", "name"}``)."""
+def call_shape(c: Call, agent_name: str | None, client: Ref | Mapping[str, Any] | None,
+               lead: Ref | Mapping[str, Any] | None) -> dict[str, Any]:
+    """One call in API.md's shape, the names already known (``client`` / ``lead``: a ``Ref``, or its
+    ``{"id", "name"}``)."""
     agent = None
     if c.agent_id is not None or c.agent_extension:
-        agent = {"id": c.agent_id, "name": agent_name if c.agent_id else None, "extension": c.agent_extension}
-    return {
-        "id": c.id,
-        "call_key": c.linkedid,
-        "direction": c.direction,
-        "status": c.status,
-        "external_number": c.external_number,
-        "did": c.did,
-        "agent": agent,
-        "started_at": iso(c.started_at),
-        "answered_at": iso(c.answered_at),
-        "ended_at": iso(c.ended_at),
-        "wait_seconds": c.wait_seconds,
-        "talk_seconds": c.talk_seconds,
-        "hangup_cause": c.hangup_cause,
-        "recording_url": recording_url(c),
-        "recordings": recording_refs(c),
-        "client_id": c.client_id,
-        "client": client,
-        "contact_id": c.contact_id,
-        "lead_id": c.lead_id,
-        "lead": lead,
-        "deal_id": c.deal_id,
-        "timeline_entry_id": c.timeline_entry_id,
-        "callback_task_id": c.callback_task_id,
-        "created_at": iso(c.created_at),
-    }
+        agent = resources.CallAgent(id=c.agent_id, name=agent_name if c.agent_id else None,
+                                    extension=c.agent_extension)
+    return plain(resources.Call(
+        id=c.id, call_key=c.linkedid, direction=c.direction, status=c.status,
+        external_number=c.external_number, did=c.did, agent=agent, started_at=iso(c.started_at),
+        answered_at=iso(c.answered_at), ended_at=iso(c.ended_at), wait_seconds=c.wait_seconds,
+        talk_seconds=c.talk_seconds, hangup_cause=c.hangup_cause, recording_url=recording_url(c),
+        recordings=_recordings(c), client_id=c.client_id, client=_as_ref(client), contact_id=c.contact_id,
+        lead_id=c.lead_id, lead=_as_ref(lead), deal_id=c.deal_id, timeline_entry_id=c.timeline_entry_id,
+        callback_task_id=c.callback_task_id, created_at=iso(c.created_at)))
+
+
+def _as_ref(value: Ref | Mapping[str, Any] | None) -> Ref | None:
+    return Ref(id=value["id"], name=value["name"]) if isinstance(value, Mapping) else value
 
 
 async def call_dict(session: AsyncSession, call: Call) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Select, delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, contact_points, events, search
+from hub.crm import access, audit, contact_points, events, resources, search
 from hub.crm.errors import Forbidden, NotFound
 from hub.crm.inn import check_inn, check_kpp, check_okpo
 from hub.crm.models import (
@@ -25,7 +25,9 @@ from hub.crm.models import (
     utcnow,
 )
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from hub.crm.resources import Ref
 from hub.crm.validate import Fields, clean_text, iso, parse_date
+from hub.serialise import plain
 
 MAX_COMMENT = 20_000
 MAX_CUSTOM_TEXT = 2_000
@@ -33,8 +35,8 @@ MAX_CUSTOM_TEXT = 2_000
 
 # --- helpers shared by the people services ----------------------------------------------------------
 
-def user_ref(user: User | None) -> dict[str, Any] | None:
-    return None if user is None else {"id": user.id, "name": user.name}
+def user_ref(user: User | None) -> Ref | None:
+    return None if user is None else Ref(id=user.id, name=user.name)
 
 
 async def check_user_id(session: AsyncSession, v: Fields, name: str) -> tuple[bool, int | None]:
@@ -191,16 +193,12 @@ async def client_dicts(session: AsyncSession, clients: list[Client]) -> list[dic
     return [_dict(c, points[c.id]) for c in clients]
 
 
-def _dict(c: Client, points: dict[str, list[str]]) -> dict[str, Any]:
-    return {
-        "id": c.id, "kind": c.kind, "name": c.name, "full_name": c.full_name,
-        "inn": c.inn, "kpp": c.kpp, "okpo": c.okpo,
-        "manager_id": c.manager_id, "manager": user_ref(c.manager),
-        "relationship_type": c.relationship_type, "region": c.region, "industry": c.industry,
-        "comment": c.comment, "tags": [t.name for t in c.tags], "custom": dict(c.custom or {}),
-        **points,
-        "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
-    }
+def _dict(c: Client, points: dict[str, Any]) -> dict[str, Any]:
+    return plain(resources.Client(
+        id=c.id, kind=c.kind, name=c.name, full_name=c.full_name, inn=c.inn, kpp=c.kpp, okpo=c.okpo,
+        manager_id=c.manager_id, manager=user_ref(c.manager), relationship_type=c.relationship_type,
+        region=c.region, industry=c.industry, comment=c.comment, tags=[t.name for t in c.tags],
+        custom=dict(c.custom or {}), **points, created_at=iso(c.created_at), updated_at=iso(c.updated_at)))
 
 
 async def _fresh_dict(session: AsyncSession, client_id: int) -> dict[str, Any]:

@@ -7,22 +7,22 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points, events, search
+from hub.crm import access, contact_points, events, resources, search
 from hub.crm.clients import page_rows, phone_condition, read_points, require_client
 from hub.crm.errors import NotFound
 from hub.crm.models import Client, ContactPerson, ContactPoint, User
 from hub.crm.paging import Page
 from hub.crm.validate import Fields, clean_text, iso
+from hub.serialise import plain
 
 MAX_COMMENT = 20_000
 
 
 async def contact_dicts(session: AsyncSession, contacts: list[ContactPerson]) -> list[dict[str, Any]]:
     points = await contact_points.of(session, "contact_id", [c.id for c in contacts])
-    return [{
-        "id": c.id, "client_id": c.client_id, "name": c.name, "position": c.position,
-        "comment": c.comment, **points[c.id], "created_at": iso(c.created_at),
-    } for c in contacts]
+    return [plain(resources.Contact(id=c.id, client_id=c.client_id, name=c.name, position=c.position,
+                                    comment=c.comment, **points[c.id], created_at=iso(c.created_at)))
+            for c in contacts]
 
 
 async def _load(session: AsyncSession, actor: User, contact_id: Any) -> tuple[ContactPerson, Client]:

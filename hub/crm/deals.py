@@ -7,12 +7,12 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Result, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, events, search
+from hub.crm import access, audit, events, resources, search
 from hub.crm.errors import Forbidden, NotFound, ValidationError
 from hub.crm.models import (
     Client,
@@ -33,8 +33,10 @@ from hub.crm.models import (
 )
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from hub.crm.pipelines import default_pipeline, find_or_make_loss_reason
-from hub.crm.timeline import add_entry, user_refs
+from hub.crm.resources import Ref
+from hub.crm.timeline import add_entry, refs, user_refs
 from hub.crm.validate import Fields, clean_text, iso, parse_date
+from hub.serialise import plain
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
@@ -61,60 +63,35 @@ def is_overdue(deal: Deal, now: datetime | None = None) -> bool:
             and deal.next_interaction_at < (now or utcnow()))
 
 
-async def _names(session: AsyncSession, column: Any, label: Any, ids: set[int]) -> dict[int, dict[str, Any]]:
-    if not ids:
-        return {}
-    rows: Result[int, str] = await session.execute(select(column, label).where(column.in_(ids)))
-    return {i: {"id": i, "name": name} for i, name in rows}
-
-
 async def deal_dicts(session: AsyncSession, deals: list[Deal]) -> list[dict[str, Any]]:
     """API dicts of deals loaded with ``stage`` and ``tags``; names of related rows in a few queries."""
     def ids(attr: str) -> set[int]:
         return {getattr(d, attr) for d in deals if getattr(d, attr) is not None}
 
     users = await user_refs(session, ids("responsible_id"))
-    clients = await _names(session, Client.id, Client.name, ids("client_id"))
-    leads = await _names(session, Lead.id, Lead.name, ids("lead_id"))
-    contacts = await _names(session, ContactPerson.id, ContactPerson.name, ids("contact_id"))
-    reasons = await _names(session, LossReason.id, LossReason.name, ids("loss_reason_id"))
+    clients = await refs(session, Client.id, Client.name, ids("client_id"))
+    leads = await refs(session, Lead.id, Lead.name, ids("lead_id"))
+    contacts = await refs(session, ContactPerson.id, ContactPerson.name, ids("contact_id"))
+    reasons = await refs(session, LossReason.id, LossReason.name, ids("loss_reason_id"))
     now = utcnow()
-    result = []
-    for d in deals:
-        stage = d.stage
-        result.append({
-            "id": d.id,
-            "title": d.title,
-            "client_id": d.client_id,
-            "client": clients.get(d.client_id) if d.client_id else None,
-            "lead_id": d.lead_id,
-            "lead": leads.get(d.lead_id) if d.lead_id else None,
-            "contact_id": d.contact_id,
-            "contact": contacts.get(d.contact_id) if d.contact_id else None,
-            "pipeline_id": d.pipeline_id,
-            "stage_id": d.stage_id,
-            "stage": {"id": stage.id, "name": stage.name, "kind": stage.kind, "color": stage.color},
-            "amount": roubles(d.amount_minor),
-            "currency": d.currency,
-            "responsible_id": d.responsible_id,
-            "responsible": users.get(d.responsible_id) if d.responsible_id else None,
-            "tags": [t.name for t in d.tags],
-            "source": d.source,
-            **{name: getattr(d, name) for name in UTM},
-            "next_interaction_at": iso(d.next_interaction_at),
-            "next_interaction_note": d.next_interaction_note,
-            "loss_reason_id": d.loss_reason_id,
-            "loss_reason": reasons.get(d.loss_reason_id) if d.loss_reason_id else None,
-            "custom": d.custom or {},
-            "created_at": iso(d.created_at),
-            "updated_at": iso(d.updated_at),
-            "stage_changed_at": iso(d.stage_changed_at),
-            "last_activity_at": iso(d.last_activity_at),
-            "closed_at": iso(d.closed_at),
-            "open": is_open(d),
-            "overdue": is_overdue(d, now),
-        })
-    return result
+    return [plain(resources.Deal(
+        id=d.id, title=d.title, client_id=d.client_id, client=_ref(clients, d.client_id), lead_id=d.lead_id,
+        lead=_ref(leads, d.lead_id), contact_id=d.contact_id, contact=_ref(contacts, d.contact_id),
+        pipeline_id=d.pipeline_id, stage_id=d.stage_id,
+        stage=resources.DealStage(id=d.stage.id, name=d.stage.name, kind=d.stage.kind, color=d.stage.color),
+        amount=roubles(d.amount_minor), currency=d.currency, responsible_id=d.responsible_id,
+        responsible=_ref(users, d.responsible_id), tags=[t.name for t in d.tags], source=d.source,
+        utm_source=d.utm_source, utm_medium=d.utm_medium, utm_campaign=d.utm_campaign,
+        utm_content=d.utm_content, utm_term=d.utm_term, next_interaction_at=iso(d.next_interaction_at),
+        next_interaction_note=d.next_interaction_note, loss_reason_id=d.loss_reason_id,
+        loss_reason=_ref(reasons, d.loss_reason_id), custom=d.custom or {}, created_at=iso(d.created_at),
+        updated_at=iso(d.updated_at), stage_changed_at=iso(d.stage_changed_at),
+        last_activity_at=iso(d.last_activity_at), closed_at=iso(d.closed_at), open=is_open(d),
+        overdue=is_overdue(d, now))) for d in deals]
+
+
+def _ref(known: dict[int, Ref], ref_id: int | None) -> Ref | None:
+    return known.get(ref_id) if ref_id else None
 
 
 async def deal_dict(session: AsyncSession, deal: Deal) -> dict[str, Any]:

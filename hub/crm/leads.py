@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, contact_points, events, search
+from hub.crm import access, audit, contact_points, events, resources, search
 from hub.crm.clients import (
     build_client,
     check_user_id,
@@ -25,8 +25,10 @@ from hub.crm.contacts import contact_dicts
 from hub.crm.errors import Conflict, NotFound
 from hub.crm.models import Client, ContactPerson, ContactPoint, Deal, Lead, Task, TimelineEntry, User, utcnow
 from hub.crm.paging import Page
+from hub.crm.resources import Ref
 from hub.crm.timeline import CompiledWrite
 from hub.crm.validate import Fields, clean_text, iso
+from hub.serialise import plain
 
 MAX_COMMENT = 20_000
 MAX_UTM_KEYS = 20
@@ -47,22 +49,20 @@ NO_POINTS: Mapping[str, Any] = {"phones": [], "emails": [], "telegram": [], "bou
 
 def lead_shape(*, id: int | None, name: str, source: str, comment: str, utm: Mapping[str, str] | None,
                unsorted: bool, created_at: datetime | None, manager_id: int | None = None,
-               manager: dict[str, Any] | None = None, converted_client_id: int | None = None,
+               manager: Ref | None = None, converted_client_id: int | None = None,
                converted_at: datetime | None = None, points: Mapping[str, Any] = NO_POINTS) -> dict[str, Any]:
     """A lead as the API, the events and the screen-pop show it: the one place its shape is written.
     ``points``: its contact points as ``contact_points.of`` gives them."""
-    return {
-        "id": id, "name": name, "source": source, "manager_id": manager_id, "manager": manager,
-        "comment": comment, "utm": dict(utm or {}), "unsorted": unsorted,
-        "converted_client_id": converted_client_id, "converted_at": iso(converted_at),
-        "phones": list(points["phones"]), "emails": list(points["emails"]),
-        "telegram": list(points["telegram"]), "bounced_emails": dict(points["bounced_emails"]),
-        "created_at": iso(created_at),
-    }
+    return plain(resources.Lead(
+        id=id, name=name, source=source, manager_id=manager_id, manager=manager, comment=comment,
+        utm=dict(utm or {}), unsorted=unsorted, converted_client_id=converted_client_id,
+        converted_at=iso(converted_at), phones=list(points["phones"]), emails=list(points["emails"]),
+        telegram=list(points["telegram"]), bounced_emails=dict(points["bounced_emails"]),
+        created_at=iso(created_at)))
 
 
 def lead_shape_of(lead: Lead, points: Mapping[str, Any] = NO_POINTS,
-                  manager: dict[str, Any] | None = None) -> dict[str, Any]:
+                  manager: Ref | None = None) -> dict[str, Any]:
     return lead_shape(id=lead.id, name=lead.name, source=lead.source, comment=lead.comment, utm=lead.utm,
                       unsorted=lead.unsorted, created_at=lead.created_at, manager_id=lead.manager_id,
                       manager=manager, converted_client_id=lead.converted_client_id,

@@ -7,28 +7,21 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import events
+from hub.crm import events, resources
 from hub.crm.errors import ValidationError
 from hub.crm.models import Notification, User, utcnow
 from hub.crm.paging import Page, clamp_limit, decode_cursor, page_of
 from hub.crm.validate import iso
+from hub.serialise import plain
 
 MAX_IDS = 1000
 
 
 def notification_dict(n: Notification) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "user_id": n.user_id,
-        "kind": n.kind,
-        "title": n.title,
-        "text": n.text,
-        "link": n.link,
-        "payload": n.payload or {},
-        "read": n.read_at is not None,
-        "read_at": iso(n.read_at),
-        "created_at": iso(n.created_at),
-    }
+    return plain(resources.Notification(
+        id=n.id, user_id=n.user_id, kind=n.kind, title=n.title, text=n.text, link=n.link,
+        payload=n.payload or {}, read=n.read_at is not None, read_at=iso(n.read_at),
+        created_at=iso(n.created_at)))
 
 
 def _fit(value: Any, limit: int | None) -> str:

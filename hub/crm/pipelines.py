@@ -10,35 +10,36 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access
+from hub.crm import access, resources
 from hub.crm.errors import Conflict, NotFound, ValidationError
 from hub.crm.models import STAGE_KINDS, Deal, LossReason, Pipeline, Stage, User
 from hub.crm.paging import Page
 from hub.crm.validate import Fields, clean_text, iso
+from hub.serialise import plain
 
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 DEFAULT_COLOR = "#9e9e9e"
 MAX_STAGES = 50
 
 
+def _stage(stage: Stage) -> resources.Stage:
+    return resources.Stage(id=stage.id, name=stage.name, position=stage.position, color=stage.color,
+                           kind=stage.kind)
+
+
 def stage_dict(stage: Stage) -> dict[str, Any]:
-    return {"id": stage.id, "name": stage.name, "position": stage.position, "color": stage.color,
-            "kind": stage.kind}
+    return plain(_stage(stage))
 
 
 def pipeline_dict(pipeline: Pipeline) -> dict[str, Any]:
-    return {
-        "id": pipeline.id,
-        "name": pipeline.name,
-        "position": pipeline.position,
-        "is_default": pipeline.is_default,
-        "created_at": iso(pipeline.created_at),
-        "stages": [stage_dict(st) for st in sorted(pipeline.stages, key=lambda st: (st.position, st.id))],
-    }
+    stages = sorted(pipeline.stages, key=lambda st: (st.position, st.id))
+    return plain(resources.Pipeline(
+        id=pipeline.id, name=pipeline.name, position=pipeline.position, is_default=pipeline.is_default,
+        created_at=iso(pipeline.created_at), stages=[_stage(st) for st in stages]))
 
 
 def loss_reason_dict(reason: LossReason) -> dict[str, Any]:
-    return {"id": reason.id, "name": reason.name, "active": reason.active}
+    return plain(resources.LossReason(id=reason.id, name=reason.name, active=reason.active))
 
 
 async def _load(session: AsyncSession, pipeline_id: Any) -> Pipeline:

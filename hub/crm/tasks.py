@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Result, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, events, notifications
+from hub.crm import access, events, notifications, resources
 from hub.crm.errors import Forbidden, ValidationError
 from hub.crm.models import Client, Deal, Lead, Task, User, utcnow
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
-from hub.crm.timeline import add_entry, user_refs
+from hub.crm.resources import Ref
+from hub.crm.timeline import add_entry, refs, user_refs
 from hub.crm.validate import Fields, iso
+from hub.serialise import plain
 
 FILTERS = ("mine", "overdue", "today", "done")
 KINDS = ("task", "callback")
@@ -27,41 +29,22 @@ def is_overdue(task: Task, now: datetime | None = None) -> bool:
 async def task_dicts(session: AsyncSession, tasks: list[Task],
                      now: datetime | None = None) -> list[dict[str, Any]]:
     users = await user_refs(session, [t.assignee_id for t in tasks] + [t.author_id for t in tasks])
-
-    async def names(column: Any, label: Any, ids: set[int]) -> dict[int, dict[str, Any]]:
-        if not ids:
-            return {}
-        rows: Result[int, str] = await session.execute(select(column, label).where(column.in_(ids)))
-        return {i: {"id": i, "name": n} for i, n in rows}
-
-    clients = await names(Client.id, Client.name, {t.client_id for t in tasks if t.client_id})
-    leads = await names(Lead.id, Lead.name, {t.lead_id for t in tasks if t.lead_id})
-    deals = await names(Deal.id, Deal.title, {t.deal_id for t in tasks if t.deal_id})
+    clients = await refs(session, Client.id, Client.name, (t.client_id for t in tasks))
+    leads = await refs(session, Lead.id, Lead.name, (t.lead_id for t in tasks))
+    deals = await refs(session, Deal.id, Deal.title, (t.deal_id for t in tasks))
     now = now or utcnow()
-    return [{
-        "id": t.id,
-        "subject": t.subject,
-        "description": t.description,
-        "kind": t.kind,
-        "start_at": iso(t.start_at),
-        "due_at": iso(t.due_at),
-        "percent": t.percent,
-        "client_id": t.client_id,
-        "client": clients.get(t.client_id) if t.client_id else None,
-        "deal_id": t.deal_id,
-        "deal": deals.get(t.deal_id) if t.deal_id else None,
-        "lead_id": t.lead_id,
-        "lead": leads.get(t.lead_id) if t.lead_id else None,
-        "assignee_id": t.assignee_id,
-        "assignee": users.get(t.assignee_id) if t.assignee_id else None,
-        "author_id": t.author_id,
-        "author": users.get(t.author_id) if t.author_id else None,
-        "completed_at": iso(t.completed_at),
-        "done": t.completed_at is not None,
-        "overdue": is_overdue(t, now),
-        "created_at": iso(t.created_at),
-        "updated_at": iso(t.updated_at),
-    } for t in tasks]
+    return [plain(resources.Task(
+        id=t.id, subject=t.subject, description=t.description, kind=t.kind, start_at=iso(t.start_at),
+        due_at=iso(t.due_at), percent=t.percent, client_id=t.client_id, client=_ref(clients, t.client_id),
+        deal_id=t.deal_id, deal=_ref(deals, t.deal_id), lead_id=t.lead_id, lead=_ref(leads, t.lead_id),
+        assignee_id=t.assignee_id, assignee=_ref(users, t.assignee_id), author_id=t.author_id,
+        author=_ref(users, t.author_id), completed_at=iso(t.completed_at), done=t.completed_at is not None,
+        overdue=is_overdue(t, now), created_at=iso(t.created_at), updated_at=iso(t.updated_at)))
+        for t in tasks]
+
+
+def _ref(known: dict[int, Ref], ref_id: int | None) -> Ref | None:
+    return known.get(ref_id) if ref_id else None
 
 
 async def task_dict(session: AsyncSession, task: Task) -> dict[str, Any]:

@@ -8,18 +8,18 @@ replayed event (AMI resync, Telegram redelivery, IMAP re-fetch) adds nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Result, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, events
+from hub.crm import access, events, resources
 from hub.crm.errors import Forbidden, NotFound, ValidationError
 from hub.crm.models import (
     DIRECTIONS,
@@ -32,7 +32,9 @@ from hub.crm.models import (
     utcnow,
 )
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from hub.crm.resources import Ref
 from hub.crm.validate import Fields, iso
+from hub.serialise import plain
 
 TARGETS = {"deal": Deal, "client": Client, "lead": Lead}
 MAX_NOTE = 20_000
@@ -63,12 +65,17 @@ def _storable_json(value: Any) -> Any:
 storable_json = _storable_json  # for channels that write entries themselves (hub.crm.messages)
 
 
-async def user_refs(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
+async def refs(session: AsyncSession, column: Any, label: Any, ids: Iterable[int | None]) -> dict[int, Ref]:
+    """``{id: Ref(id, name)}`` of the rows with these ids (``column``: the id, ``label``: the name)."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    rows = await session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
-    return {uid: {"id": uid, "name": name} for uid, name in rows}
+    rows: Result[int, str | None] = await session.execute(select(column, label).where(column.in_(wanted)))
+    return {i: Ref(id=i, name=name) for i, name in rows}
+
+
+async def user_refs(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, Ref]:
+    return await refs(session, User.id, User.name, ids)
 
 
 class CompiledWrite:
@@ -136,30 +143,19 @@ class CompiledWrite:
 
 # --- dicts -------------------------------------------------------------------------------------------
 
-def entry_dict(entry: TimelineEntry, authors: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The API shape of an entry. ``authors`` ({id: {"id", "name"}}) names the author; without it the
-    author carries only its id. The attachments must be loaded (``selectinload``) or be new."""
+def entry_dict(entry: TimelineEntry, authors: Mapping[int, Ref] | None = None) -> dict[str, Any]:
+    """The API shape of an entry. ``authors`` (``user_refs``) names the author; without it the author
+    carries only its id. The attachments must be loaded (``selectinload``) or be new."""
     author = None
     if entry.author_id is not None:
-        author = (authors or {}).get(entry.author_id) or {"id": entry.author_id, "name": None}
-    return {
-        "id": entry.id,
-        "kind": entry.kind,
-        "direction": entry.direction,
-        "occurred_at": iso(entry.occurred_at),
-        "author": author,
-        "text": entry.text,
-        "payload": entry.payload or {},
-        "pinned": bool(entry.pinned),
-        "deal_id": entry.deal_id,
-        "client_id": entry.client_id,
-        "lead_id": entry.lead_id,
-        "attachments": [
-            {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
-            for a in entry.attachments
-        ],
-        "created_at": iso(entry.created_at),
-    }
+        author = (authors or {}).get(entry.author_id) or Ref(id=entry.author_id, name=None)
+    return plain(resources.TimelineEntry(
+        id=entry.id, kind=entry.kind, direction=entry.direction, occurred_at=iso(entry.occurred_at),
+        author=author, text=entry.text, payload=entry.payload or {}, pinned=bool(entry.pinned),
+        deal_id=entry.deal_id, client_id=entry.client_id, lead_id=entry.lead_id,
+        attachments=[resources.Attachment(id=a.id, filename=a.filename, content_type=a.content_type,
+                                          size=a.size) for a in entry.attachments],
+        created_at=iso(entry.created_at)))
 
 
 async def entry_dicts(session: AsyncSession, entries: list[TimelineEntry]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, contact_points
+from hub.crm import access, audit, contact_points, resources
 from hub.crm.clients import page_rows, read_points
 from hub.crm.common_passwords import COMMON_PASSWORDS
 from hub.crm.errors import Conflict, Forbidden, NotFound
@@ -32,6 +32,7 @@ from hub.crm.models import LANGUAGES, ROLES, User, UserExtension
 from hub.crm.paging import Page
 from hub.crm.tokens import CURRENT_TOKEN, end_tokens
 from hub.crm.validate import Fields, iso
+from hub.serialise import plain
 
 MAX_PASSWORD = 1024
 MIN_PASSWORD = 10
@@ -99,11 +100,10 @@ async def _load(session: AsyncSession, user_id: Any) -> User | None:
 
 async def user_dicts(session: AsyncSession, users: list[User]) -> list[dict[str, Any]]:
     points = await contact_points.of(session, "user_id", [u.id for u in users])
-    return [{
-        "id": u.id, "login": u.login, "name": u.name, "role": u.role, "language": u.language,
-        "active": u.active, "extensions": [e.extension for e in u.extensions], **points[u.id],
-        "created_at": iso(u.created_at),
-    } for u in users]
+    return [plain(resources.User(
+        id=u.id, login=u.login, name=u.name, role=u.role, language=u.language, active=u.active,
+        extensions=[e.extension for e in u.extensions], **points[u.id], created_at=iso(u.created_at)))
+        for u in users]
 
 
 async def _dict(session: AsyncSession, user_id: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from hub.crm.errors import Forbidden
 from hub.crm.models import AuthToken, User
 from hub.crm.validate import Fields
 from hub.web import i18n
+from hub.web.answer import json_answer
 from hub.web.errors import Handler, Unauthorized, json_body, path_id, query_int
 from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB, LOGIN_LIMITER, SESSION, USER, Session
@@ -204,8 +205,8 @@ async def issue_token(request: web.Request) -> web.Response:
     async with request.app[DB].reading() as s:
         user_dict = await users.get_user(s, user, user.id)
     info = tokens.token_dict(token)
-    return web.json_response({"token": raw, "user": user_dict, "id": info["id"], "name": info["name"],
-                              "expires_at": info["expires_at"]})
+    return json_answer({"token": raw, "user": user_dict, "id": info["id"], "name": info["name"],
+                        "expires_at": info["expires_at"]})
 
 
 @routes.delete("/api/v1/auth/token", "Revoke the bearer token of this request (log out a program)",
@@ -224,7 +225,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     user_id = query_int(request, "user_id")
     async with request.app[DB].reading() as s:
         items = await tokens.list_tokens(s, request[USER], user_id)
-    return web.json_response({"items": items})
+    return json_answer({"items": items})
 
 
 @routes.delete("/api/v1/auth/tokens/{id}", "Revoke one API token or browser session (one's own; "

@@ -29,6 +29,7 @@ from hub.crm.errors import (
 )
 from hub.crm.validate import clean_text, parse_datetime
 from hub.web import i18n
+from hub.web.answer import json_answer
 from hub.web.keys import SESSION
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,7 @@ STATUS[Unauthorized] = 401
 def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None,
                    headers: dict[str, str] | None = None) -> web.Response:
     body = {"error": {"code": code, "message": message, "fields": fields or {}}}
-    return web.json_response(body, status=status, headers=headers,
-                             dumps=lambda v: json.dumps(v, ensure_ascii=False))
+    return json_answer(body, status, headers)
 
 
 def html_error(request: web.Request, status: int, detail: str,

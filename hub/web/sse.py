@@ -18,7 +18,6 @@ stream ended; a changed role or sharing setting is applied to the next event and
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from hub.bus import Event, InProcessBus
 from hub.crm import access
 from hub.crm.models import User
 from hub.db import Database
+from hub.serialise import to_json
 from hub.web.errors import Unauthorized
 from hub.web.keys import BUS, DB, SESSION, STREAMS, USER
 from hub.web.routing import Param, Routes
@@ -100,7 +100,7 @@ class Subscription:
 
 
 async def _send(stream: EventSourceResponse, event: Event) -> None:
-    await stream.send(json.dumps(event.data, ensure_ascii=False, default=str), id=event.id, event=event.name)
+    await stream.send(to_json(event.data).decode(), id=event.id, event=event.name)
 
 
 async def _pump(stream: EventSourceResponse, bus: InProcessBus, sub: Subscription,

@@ -6,20 +6,17 @@ of work, and answer; the core decides everything else.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from hub.crm.paging import Page
+from hub.web.answer import json_answer
 from hub.web.errors import json_body, path_id, query_int, query_text
 from hub.web.keys import CONFIG, DB, USER
 from hub.web.routing import PAGING, Param, Routes, page_of, ref
-
-_dumps = partial(json.dumps, ensure_ascii=False, default=str)
 
 Service = Callable[..., Awaitable[Any]]
 NOT_FOUND_ERRORS = (401, 404)
@@ -29,7 +26,7 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 def ok(data: Any, status: int = 200) -> web.Response:
     if isinstance(data, Page):
         data = data.as_dict()
-    return web.json_response(data, status=status, dumps=_dumps)
+    return json_answer(data, status)
 
 
 def no_content() -> web.Response:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from hub.crm import timeline
+from hub.crm.models import TIMELINE_KINDS
 from hub.web.api import schemas
 from hub.web.api.common import ok, paging
 from hub.web.errors import json_body, path_id, query_list
@@ -16,7 +17,7 @@ from hub.web.routing import PAGING, Param, Routes, page_of, ref
 routes = Routes("timeline")
 
 TARGETS = {"deals": "deal", "clients": "client", "leads": "lead"}
-KIND = Param("kind", description="comma-separated kinds: " + ",".join(schemas.TIMELINE_KINDS))
+KIND = Param("kind", description="comma-separated kinds: " + ",".join(TIMELINE_KINDS))
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -24,7 +25,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 def _reader(target: str) -> Handler:
     async def read_timeline(request: web.Request) -> web.Response:
         target_id = path_id(request)
-        kinds = query_list(request, "kind", schemas.TIMELINE_KINDS)
+        kinds = query_list(request, "kind", TIMELINE_KINDS)
         async with request.app[DB].reading() as s:
             page = await timeline.list_timeline(s, request[USER], target, target_id, kinds=kinds,
                                                 **paging(request))

@@ -1,0 +1,303 @@
+"""The resources the API returns, each declared once as a typed structure.
+
+A resource's fields, their types and their meaning are written here and nowhere else: the core builds
+each resource through its class (so a field cannot appear without its type), one serialiser turns it into
+the JSON-ready value that the API answers, the events carry and the pages render
+(``hub.serialise.plain``), and the OpenAPI
+document's schemas are generated from these classes (``hub.web.api.schemas``). Why msgspec: see
+docs/decisions.md, «Typed resources: msgspec structures».
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from msgspec import Meta, Struct
+
+from hub.crm.models import (
+    CALL_DIRECTIONS,
+    CALL_STATUSES,
+    CLIENT_KINDS,
+    DIRECTIONS,
+    LANGUAGES,
+    ROLES,
+    STAGE_KINDS,
+    TIMELINE_KINDS,
+)
+
+Id = Annotated[int, Meta(ge=1)]
+Time = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+# an object whose keys are data (custom field keys, an entry's payload): any property
+Free = Annotated[dict[str, Any], Meta(extra_json_schema={"additionalProperties": True})]
+
+
+def one_of(values: tuple[str, ...]) -> Meta:
+    """A column's value from a fixed set: a string to the type checker (the models hold str), an enum
+    in the published schema."""
+    return Meta(extra_json_schema={"enum": list(values)})
+
+
+Direction = Annotated[str, one_of(DIRECTIONS)]
+StageKind = Annotated[str, one_of(STAGE_KINDS)]
+Role = Annotated[str, one_of(ROLES)]
+ClientKind = Annotated[str, one_of(CLIENT_KINDS)]
+TimelineKind = Annotated[str, one_of(TIMELINE_KINDS)]
+CallDirection = Annotated[str, one_of(CALL_DIRECTIONS)]
+CallStatus = Annotated[str, one_of(CALL_STATUSES)]
+Language = Annotated[str, one_of(LANGUAGES)]
+
+Custom = Annotated[Free, Meta(description="values by custom field key (GET /api/v1/custom-fields)")]
+
+
+class Resource(Struct, kw_only=True, omit_defaults=True):
+    """Fields with a default are omitted while they hold UNSET (a field only some resources carry)."""
+
+
+class Ref(Resource):
+    """Another resource, by id and name."""
+
+    id: Id
+    name: str | None
+
+
+class Bounce(Resource):
+    at: Time | None
+    reason: str
+
+
+class ContactPoints(Resource):
+    """A person's phones, e-mails and Telegram chats; also the e-mails whose letters came back."""
+
+    phones: list[str]
+    emails: list[str]
+    telegram: list[str]
+    bounced_emails: Annotated[dict[str, Bounce], Meta(
+        description="the e-mails whose letters came back: {address: {at, reason}}")]
+
+
+class Client(ContactPoints):
+    id: Id
+    kind: ClientKind
+    name: str
+    full_name: str
+    inn: str | None
+    kpp: str | None
+    okpo: str | None
+    manager_id: Id | None
+    manager: Ref | None
+    relationship_type: str
+    region: str
+    industry: str
+    comment: str
+    tags: list[str]
+    custom: Custom
+    created_at: Time | None
+    updated_at: Time | None
+
+
+class Contact(ContactPoints):
+    id: Id
+    client_id: Id
+    name: str
+    position: str
+    comment: str
+    created_at: Time | None
+
+
+class Lead(ContactPoints):
+    # None in a lead the screen-pop shows before its unit of work has given it an id
+    id: Id | None
+    name: str
+    source: str
+    manager_id: Id | None
+    manager: Ref | None
+    comment: str
+    utm: Annotated[dict[str, str], Meta(description="UTM tags by name (utm_source ...), at most 20")]
+    unsorted: bool
+    converted_client_id: Id | None
+    converted_at: Time | None
+    created_at: Time | None
+
+
+class DealStage(Resource):
+    id: Id
+    name: str
+    kind: StageKind
+    color: str
+
+
+class Deal(Resource):
+    id: Id
+    title: str
+    client_id: Id | None
+    client: Ref | None
+    lead_id: Id | None
+    lead: Ref | None
+    contact_id: Id | None
+    contact: Ref | None
+    pipeline_id: Id
+    stage_id: Id
+    stage: DealStage
+    amount: Annotated[float, Meta(description="roubles")]
+    currency: str
+    responsible_id: Id | None
+    responsible: Ref | None
+    tags: list[str]
+    source: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_content: str
+    utm_term: str
+    next_interaction_at: Time | None
+    next_interaction_note: str
+    loss_reason_id: Id | None
+    loss_reason: Ref | None
+    custom: Custom
+    created_at: Time | None
+    updated_at: Time | None
+    stage_changed_at: Time | None
+    last_activity_at: Time | None
+    closed_at: Time | None
+    open: Annotated[bool, Meta(description="the stage is neither won nor lost")]
+    overdue: Annotated[bool, Meta(description="open, and the next interaction is past")]
+
+
+class Task(Resource):
+    id: Id
+    subject: str
+    description: str
+    kind: str
+    start_at: Time | None
+    due_at: Time | None
+    percent: Annotated[int, Meta(ge=0, le=100)]
+    client_id: Id | None
+    client: Ref | None
+    deal_id: Id | None
+    deal: Ref | None
+    lead_id: Id | None
+    lead: Ref | None
+    assignee_id: Id | None
+    assignee: Ref | None
+    author_id: Id | None
+    author: Ref | None
+    completed_at: Time | None
+    done: bool
+    overdue: bool
+    created_at: Time | None
+    updated_at: Time | None
+
+
+class User(ContactPoints):
+    id: Id
+    login: str
+    name: str
+    role: Role
+    language: Language
+    active: bool
+    extensions: list[str]
+    created_at: Time | None
+
+
+class Stage(Resource):
+    id: Id
+    name: str
+    position: int
+    color: str
+    kind: StageKind
+
+
+class Pipeline(Resource):
+    id: Id
+    name: str
+    position: int
+    is_default: bool
+    created_at: Time | None
+    stages: list[Stage]
+
+
+class LossReason(Resource):
+    id: Id
+    name: str
+    active: bool
+
+
+class Attachment(Resource):
+    id: Id
+    filename: str
+    content_type: str
+    size: int
+
+
+class TimelineEntry(Resource):
+    id: Id
+    kind: TimelineKind
+    direction: Direction | None
+    occurred_at: Time | None
+    author: Ref | None
+    text: str
+    payload: Annotated[Free, Meta(description="by kind: the call, the message, the stage change ...")]
+    pinned: bool
+    deal_id: Id | None
+    client_id: Id | None
+    lead_id: Id | None
+    attachments: list[Attachment]
+    created_at: Time | None
+
+
+class Notification(Resource):
+    id: Id
+    user_id: Id
+    kind: str
+    title: str
+    text: str
+    link: str
+    payload: Annotated[Free, Meta(description="by kind: the task, the call ...")]
+    read: bool
+    read_at: Time | None
+    created_at: Time | None
+
+
+class CallAgent(Resource):
+    id: Id | None
+    name: str | None
+    extension: str | None
+
+
+class Recording(Resource):
+    url: str
+    agent_extension: str | None
+
+
+class Call(Resource):
+    id: Id
+    call_key: str
+    direction: CallDirection
+    status: CallStatus
+    external_number: str | None
+    did: str | None
+    agent: CallAgent | None
+    started_at: Time | None
+    answered_at: Time | None
+    ended_at: Time | None
+    wait_seconds: int
+    talk_seconds: int
+    hangup_cause: int | None
+    recording_url: str | None
+    recordings: Annotated[list[Recording], Meta(
+        description="every recording in the order they were made (one per agent leg; recording_url is "
+                    "the first)")]
+    client_id: Id | None
+    client: Ref | None
+    contact_id: Id | None
+    lead_id: Id | None
+    lead: Ref | None
+    deal_id: Id | None
+    timeline_entry_id: Id | None
+    callback_task_id: Id | None
+    created_at: Time | None
+
+
+# The classes the OpenAPI document names as components (each by its class name).
+COMPONENTS: tuple[type[Resource], ...] = (Client, Contact, Lead, Deal, Task, User, Pipeline, LossReason,
+                                          TimelineEntry, Notification, Call)
