@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import identify as base  # noqa: E402  (bench/identify.py: database helpers)
 
 from hub.bus import InProcessBus  # noqa: E402
-from hub.crm.intake import CallIntake  # noqa: E402
+from hub.crm.call_intake import CallIntake  # noqa: E402
 from hub.db import Database, create_engine, migrate  # noqa: E402
 from hub.telephony.ami import AmiConnection  # noqa: E402
 from hub.telephony.crm_bridge import CrmBridge  # noqa: E402

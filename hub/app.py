@@ -23,8 +23,8 @@ from aiohttp import web
 from hub.bus import InProcessBus
 from hub.config import Config
 from hub.crm import audit
+from hub.crm.call_intake import CallIntake
 from hub.crm.extensions import all_extensions
-from hub.crm.intake import CallIntake
 from hub.crm.messages import MessageIntake
 from hub.crm.outgoing import OutgoingStore
 from hub.crm.ports import CallSettings, Channel, JournalProcessor

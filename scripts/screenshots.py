@@ -236,7 +236,7 @@ async def _deal_card_shots(app: web.Application, browser: Any, base: str) -> Non
 async def _call_shots(app: web.Application, browser: Any, base: str) -> None:
     """The screen-pop (a client of agent1's calling, an unknown number stacked above) and the call
     journal with answered, missed and outbound calls (one with a recording)."""
-    from hub.crm import intake
+    from hub.crm import call_intake as intake
     from hub.crm.models import ContactPoint
     from hub.crm.ports import CallEndedFact, CallRinging, CallSettings
 

@@ -247,7 +247,7 @@ async def test_call_button_next_to_a_phone_originates(page: Any, app: web.Applic
 async def test_a_missing_recording_is_said_not_a_broken_player(page: Any, app: web.Application) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from hub.crm import intake
+    from hub.crm import call_intake as intake
     from hub.crm.ports import CallEndedFact
     from hub.web.keys import DB
 
@@ -270,7 +270,7 @@ async def test_a_missing_recording_stays_said_after_a_live_refresh_of_the_journa
         page: Any, app: web.Application) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from hub.crm import intake
+    from hub.crm import call_intake as intake
     from hub.crm.ports import CallEndedFact
     from hub.web.keys import BUS, DB
 
@@ -300,7 +300,7 @@ async def test_a_missing_recording_stays_said_after_a_live_refresh_of_the_journa
 async def test_each_recording_of_a_transferred_call_has_its_player(page: Any, app: web.Application) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from hub.crm import intake
+    from hub.crm import call_intake as intake
     from hub.crm.ports import CallEndedFact
     from hub.web.keys import DB
 

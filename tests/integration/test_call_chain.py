@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from hub.bus import Event
 from hub.crm import deals
-from hub.crm.intake import CallIntake
+from hub.crm.call_intake import CallIntake
 from hub.crm.models import Call, ContactPoint, Lead, Task, TimelineEntry, UserExtension
 from hub.crm.ports import CallSettings
 from hub.db import Database

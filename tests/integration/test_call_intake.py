@@ -1,4 +1,4 @@
-"""Call intake (hub.crm.intake): screen-pop, unknown callers, the call log, missed calls and callbacks,
+"""Call intake (hub.crm.call_intake): screen-pop, unknown callers, the call log, missed calls and callbacks,
 and the events it publishes — on both databases."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from hub.crm import deals, intake
+from hub.crm import deals
+from hub.crm.call_intake import scheduling as intake
 from hub.crm.models import Call, ContactPoint, Deal, Lead, Notification, Task, TimelineEntry, UserExtension
 from hub.crm.ports import CallAnsweredFact, CallEndedFact, CallRingEnded, CallRinging, CallSettings
 from hub.db import Database

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hub.config import Config
-from hub.crm import intake
+from hub.crm import call_intake as intake
 from hub.crm.models import Call
 from hub.crm.ports import CallEndedFact, CallSettings
 from hub.telephony.ami_parse import iter_jsonl

@@ -14,8 +14,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from hub.config import Config
-from hub.crm import intake as call_intake
-from hub.crm import users
+from hub.crm import call_intake, users
 from hub.crm.models import Call, Task
 from hub.db import Database
 from hub.telephony.ami import CONNECTED

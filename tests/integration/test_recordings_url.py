@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.config import Config
-from hub.crm import intake
+from hub.crm import call_intake as intake
 from hub.crm.ports import CallEndedFact, CallSettings
 from hub.web.keys import DB
 from tests.integration.conftest import Api

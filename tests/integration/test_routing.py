@@ -11,7 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from hub.crm import intake, messages, presence, routing, settings
+from hub.crm import call_intake as intake
+from hub.crm import messages, presence, routing, settings
 from hub.crm.models import Conversation, Notification, Task, User, UserExtension
 from hub.crm.ports import InboundMessage, PresenceState
 from hub.crm.presence import PresenceBoard

@@ -13,7 +13,8 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import content_disposition_header
 from multidict import CIMultiDict
 
-from hub.crm import calls, click_to_call, intake
+from hub.crm import call_intake as intake
+from hub.crm import calls, click_to_call
 from hub.crm.models import CALL_DIRECTIONS
 from hub.web.api import schemas
 from hub.web.api.common import ok, paging
