@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, false, or_, select
@@ -12,9 +11,8 @@ from sqlalchemy.orm import selectinload
 from hub.crm import access, audit, contact_points, events, resources, search
 from hub.crm.errors import Forbidden, NotFound
 from hub.crm.inn import check_inn, check_kpp, check_okpo
+from hub.crm.inputs import ClientIn, read
 from hub.crm.models import (
-    CLIENT_KINDS,
-    RELATIONSHIPS,
     Client,
     ContactPerson,
     ContactPoint,
@@ -89,19 +87,7 @@ async def page_rows(session: AsyncSession, stmt: Select[Any], id_column: Any, cu
 
 def _read(v: Fields) -> dict[str, Any]:
     """The plain columns present in the body (all of them on create)."""
-    values: dict[str, Any] = {}
-    specs: dict[str, Callable[[], Any]] = {
-        "name": lambda: v.text("name", required=True, max_len=300),
-        "kind": lambda: v.choice("kind", CLIENT_KINDS, default="company"),
-        "full_name": lambda: v.text("full_name", max_len=1000),
-        "relationship_type": lambda: v.choice("relationship_type", RELATIONSHIPS, default="buyer"),
-        "region": lambda: v.text("region", max_len=200),
-        "industry": lambda: v.text("industry", max_len=200),
-        "comment": lambda: v.text("comment", max_len=MAX_COMMENT),
-    }
-    for name, read in specs.items():
-        if not v.partial or v.has(name):
-            values[name] = read()
+    values = read(v, ClientIn)
     for name, check, size in (("inn", check_inn, 12), ("kpp", check_kpp, 9), ("okpo", check_okpo, 10)):
         if v.partial and not v.has(name):
             continue

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.crm import access, contact_points, events, resources, search
 from hub.crm.clients import page_rows, phone_condition, read_points, require_client
 from hub.crm.errors import NotFound
+from hub.crm.inputs import ContactIn, read
 from hub.crm.models import Client, ContactPerson, ContactPoint, User
 from hub.crm.paging import Page
 from hub.crm.validate import Fields, clean_text, iso
@@ -38,14 +39,7 @@ async def _load(session: AsyncSession, actor: User, contact_id: Any) -> tuple[Co
 
 
 def _read(v: Fields) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if not v.partial or v.has("name"):
-        values["name"] = v.text("name", required=True, max_len=300)
-    if not v.partial or v.has("position"):
-        values["position"] = v.text("position", max_len=200)
-    if not v.partial or v.has("comment"):
-        values["comment"] = v.text("comment", max_len=MAX_COMMENT)
-    return values
+    return read(v, ContactIn)
 
 
 async def _client_for(session: AsyncSession, actor: User, v: Fields) -> Client | None:

@@ -23,6 +23,7 @@ from hub.crm.clients import (
 )
 from hub.crm.contacts import contact_dicts
 from hub.crm.errors import Conflict, NotFound
+from hub.crm.inputs import LeadIn, read
 from hub.crm.models import Client, ContactPerson, ContactPoint, Deal, Lead, Task, TimelineEntry, User, utcnow
 from hub.crm.paging import Page
 from hub.crm.resources import Ref
@@ -102,19 +103,12 @@ def _utm(v: Fields) -> dict[str, str] | None:
 
 
 def _read(v: Fields) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if not v.partial or v.has("name"):
-        values["name"] = v.text("name", required=True, max_len=300)
-    if not v.partial or v.has("source"):
-        values["source"] = v.text("source", max_len=100)
-    if not v.partial or v.has("comment"):
-        values["comment"] = v.text("comment", max_len=MAX_COMMENT)
+    values = read(v, LeadIn)
+    if values.get("unsorted", False) is None:
+        del values["unsorted"]
     utm = _utm(v)
     if utm is not None:
         values["utm"] = utm
-    unsorted = v.boolean("unsorted")
-    if unsorted is not None:
-        values["unsorted"] = unsorted
     return values
 
 

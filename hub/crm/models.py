@@ -40,6 +40,7 @@ DIRECTIONS = ("in", "out")
 CONTACT_KINDS = ("phone", "email", "telegram_id", "telegram_username")
 CUSTOM_FIELD_TYPES = ("text", "number", "date", "choice")
 LANGUAGES = ("ru", "en")
+TASK_KINDS = ("task", "callback")
 
 
 class User(Base):

@@ -53,19 +53,19 @@ class Resource(Struct, kw_only=True, omit_defaults=True):
     """Fields with a default are omitted while they hold UNSET (a field only some resources carry)."""
 
 
-class Ref(Resource):
+class Ref(Resource, kw_only=True):
     """Another resource, by id and name."""
 
     id: Id
     name: str | None
 
 
-class Bounce(Resource):
+class Bounce(Resource, kw_only=True):
     at: Time | None
     reason: str
 
 
-class ContactPoints(Resource):
+class ContactPoints(Resource, kw_only=True):
     """A person's phones, e-mails and Telegram chats; also the e-mails whose letters came back."""
 
     phones: list[str]
@@ -75,7 +75,7 @@ class ContactPoints(Resource):
         description="the e-mails whose letters came back: {address: {at, reason}}")]
 
 
-class Client(ContactPoints):
+class Client(ContactPoints, kw_only=True):
     id: Id
     kind: ClientKind
     name: str
@@ -95,7 +95,7 @@ class Client(ContactPoints):
     updated_at: Time | None
 
 
-class Contact(ContactPoints):
+class Contact(ContactPoints, kw_only=True):
     id: Id
     client_id: Id
     name: str
@@ -104,7 +104,7 @@ class Contact(ContactPoints):
     created_at: Time | None
 
 
-class Lead(ContactPoints):
+class Lead(ContactPoints, kw_only=True):
     # None in a lead the screen-pop shows before its unit of work has given it an id
     id: Id | None
     name: str
@@ -119,14 +119,14 @@ class Lead(ContactPoints):
     created_at: Time | None
 
 
-class DealStage(Resource):
+class DealStage(Resource, kw_only=True):
     id: Id
     name: str
     kind: StageKind
     color: str
 
 
-class Deal(Resource):
+class Deal(Resource, kw_only=True):
     id: Id
     title: str
     client_id: Id | None
@@ -163,7 +163,7 @@ class Deal(Resource):
     overdue: Annotated[bool, Meta(description="open, and the next interaction is past")]
 
 
-class Task(Resource):
+class Task(Resource, kw_only=True):
     id: Id
     subject: str
     description: str
@@ -188,7 +188,7 @@ class Task(Resource):
     updated_at: Time | None
 
 
-class User(ContactPoints):
+class User(ContactPoints, kw_only=True):
     id: Id
     login: str
     name: str
@@ -199,7 +199,7 @@ class User(ContactPoints):
     created_at: Time | None
 
 
-class Stage(Resource):
+class Stage(Resource, kw_only=True):
     id: Id
     name: str
     position: int
@@ -207,7 +207,7 @@ class Stage(Resource):
     kind: StageKind
 
 
-class Pipeline(Resource):
+class Pipeline(Resource, kw_only=True):
     id: Id
     name: str
     position: int
@@ -216,20 +216,20 @@ class Pipeline(Resource):
     stages: list[Stage]
 
 
-class LossReason(Resource):
+class LossReason(Resource, kw_only=True):
     id: Id
     name: str
     active: bool
 
 
-class Attachment(Resource):
+class Attachment(Resource, kw_only=True):
     id: Id
     filename: str
     content_type: str
     size: int
 
 
-class TimelineEntry(Resource):
+class TimelineEntry(Resource, kw_only=True):
     id: Id
     kind: TimelineKind
     direction: Direction | None
@@ -245,7 +245,7 @@ class TimelineEntry(Resource):
     created_at: Time | None
 
 
-class Notification(Resource):
+class Notification(Resource, kw_only=True):
     id: Id
     user_id: Id
     kind: str
@@ -258,18 +258,18 @@ class Notification(Resource):
     created_at: Time | None
 
 
-class CallAgent(Resource):
+class CallAgent(Resource, kw_only=True):
     id: Id | None
     name: str | None
     extension: str | None
 
 
-class Recording(Resource):
+class Recording(Resource, kw_only=True):
     url: str
     agent_extension: str | None
 
 
-class Call(Resource):
+class Call(Resource, kw_only=True):
     id: Id
     call_key: str
     direction: CallDirection

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import access, events, notifications, resources
 from hub.crm.errors import Forbidden, ValidationError
-from hub.crm.models import Client, Deal, Lead, Task, User, utcnow
+from hub.crm.inputs import TaskIn, read
+from hub.crm.models import TASK_KINDS, Client, Deal, Lead, Task, User, utcnow
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from hub.crm.resources import Ref
 from hub.crm.timeline import add_entry, refs, user_refs
@@ -18,7 +19,8 @@ from hub.crm.validate import Fields, iso
 from hub.serialise import plain
 
 FILTERS = ("mine", "overdue", "today", "done")
-KINDS = ("task", "callback")
+KINDS = TASK_KINDS
+REFS = ("deal_id", "client_id", "lead_id", "assignee_id")
 MAX_DESCRIPTION = 20_000
 
 
@@ -65,13 +67,6 @@ async def _visible_task(session: AsyncSession, actor: User, task_id: Any) -> Tas
 def _require_change(actor: User, task: Task) -> None:
     if not access.is_staff(actor) and actor.id not in (task.assignee_id, task.author_id):
         raise Forbidden("only the assignee, the author or a manager may change this task")
-
-
-def _nullable_datetime(v: Fields, name: str, current: datetime | None) -> datetime | None:
-    if name in v.data and v.data[name] is None:
-        return None
-    value: datetime | None = v.datetime(name, default=current)
-    return value
 
 
 async def _check_refs(session: AsyncSession, actor: User, v: Fields, refs: dict[str, int | None],
@@ -128,23 +123,16 @@ async def _log(session: AsyncSession, actor: User, task: Task, what: str) -> Non
 
 async def create_task(session: AsyncSession, actor: User, data: Any) -> dict[str, Any]:
     v = Fields(data)
-    subject = v.text("subject", required=True, max_len=300)
-    description = v.text("description", max_len=MAX_DESCRIPTION)
-    kind = v.choice("kind", KINDS, default="task")
-    start_at = v.datetime("start_at")
-    due_at = v.datetime("due_at")
-    percent = v.integer("percent", default=0, minimum=0, maximum=100)
-    refs: dict[str, int | None] = {n: v.id(n) for n in ("deal_id", "client_id", "lead_id", "assignee_id")}
-    if start_at and due_at and due_at < start_at:
+    values = read(v, TaskIn)
+    refs: dict[str, int | None] = {n: v.id(n) for n in REFS}
+    if values["start_at"] and values["due_at"] and values["due_at"] < values["start_at"]:
         v.fail("due_at", "must not be before start_at")
     refs = await _check_refs(session, actor, v, refs, set(refs))
     v.check()
     now = utcnow()
-    task = Task(subject=subject, description=description, kind=kind, start_at=start_at, due_at=due_at,
-                percent=percent, client_id=refs["client_id"], deal_id=refs["deal_id"],
-                lead_id=refs["lead_id"],
+    task = Task(**values, client_id=refs["client_id"], deal_id=refs["deal_id"], lead_id=refs["lead_id"],
                 assignee_id=refs["assignee_id"] or actor.id, author_id=actor.id,
-                completed_at=now if percent == 100 else None, created_at=now, updated_at=now)
+                completed_at=now if values["percent"] == 100 else None, created_at=now, updated_at=now)
     session.add(task)
     await session.flush()
     await _notify_assignee(session, actor, task)
@@ -162,15 +150,12 @@ async def update_task(session: AsyncSession, actor: User, task_id: int, data: An
     task = await _visible_task(session, actor, task_id)
     _require_change(actor, task)
     v = Fields(data, partial=True)
-    subject = v.text("subject", required=True, max_len=300, default=task.subject)
-    description = v.text("description", max_len=MAX_DESCRIPTION, default=task.description)
-    kind = v.choice("kind", KINDS, default=task.kind)
-    start_at = _nullable_datetime(v, "start_at", task.start_at)
-    due_at = _nullable_datetime(v, "due_at", task.due_at)
-    percent = v.integer("percent", default=task.percent, minimum=0, maximum=100)
-    names = ("deal_id", "client_id", "lead_id", "assignee_id")
-    refs: dict[str, int | None] = {n: (v.id(n) if v.has(n) else getattr(task, n)) for n in names}
-    changed = {n for n in names if refs[n] != getattr(task, n)}
+    given = read(v, TaskIn)
+    subject, description, kind, start_at, due_at, percent = (
+        given.get(name, getattr(task, name))
+        for name in ("subject", "description", "kind", "start_at", "due_at", "percent"))
+    refs: dict[str, int | None] = {n: (v.id(n) if v.has(n) else getattr(task, n)) for n in REFS}
+    changed = {n for n in REFS if refs[n] != getattr(task, n)}
     if "assignee_id" in changed and refs["assignee_id"] is None:
         v.fail("assignee_id", "is required")
     if start_at and due_at and due_at < start_at:

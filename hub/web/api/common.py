@@ -14,6 +14,7 @@ from aiohttp import web
 
 from hub.crm.paging import Page
 from hub.web.answer import json_answer
+from hub.web.api.schemas import partial
 from hub.web.errors import json_body, path_id, query_int, query_text
 from hub.web.keys import CONFIG, DB, USER
 from hub.web.routing import PAGING, Param, Routes, page_of, ref
@@ -77,7 +78,7 @@ class Resource:
         routes.add("GET", item, self._get, f"Read a {one}", response=ref(self.schema),
                    errors=NOT_FOUND_ERRORS)
         routes.add("PATCH", item, self._update, f"Change some fields of a {one}",
-                   request=self.request_schema, response=ref(self.schema), errors=WRITE_ERRORS)
+                   request=partial(self.request_schema), response=ref(self.schema), errors=WRITE_ERRORS)
         routes.add("DELETE", item, self._delete, f"Delete a {one}", status=204, errors=(401, 403, 404, 409))
 
     def _region(self, request: web.Request, operation: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from hub.crm import resources
+from hub.crm import inputs, resources
 from hub.web.routing import Schema, ref
 
 ID: Schema = {"type": "integer", "minimum": 1}
@@ -37,27 +37,30 @@ CONTACT_POINTS = {"phones": STRINGS, "emails": STRINGS, "telegram": STRINGS}
 REF: Schema = obj({"id": ID, "name": TEXT_OR_NULL}, ("id", "name"))
 REF_OR_NULL: Schema = {"oneOf": [REF, {"type": "null"}]}
 
-CLIENT_IN = obj({
-    "name": TEXT, "kind": {"enum": ["company", "person"]}, "full_name": TEXT, "inn": TEXT_OR_NULL,
-    "kpp": TEXT_OR_NULL, "okpo": TEXT_OR_NULL, **CONTACT_POINTS, "manager_id": ID_OR_NULL,
-    "relationship_type": TEXT, "region": TEXT, "industry": TEXT, "comment": TEXT,
-    "tags": STRINGS, "custom": CUSTOM,
-})
-CONTACT_IN = obj({"client_id": ID, "name": TEXT, "position": TEXT, "comment": TEXT, **CONTACT_POINTS})
-LEAD_IN = obj({"name": TEXT, **CONTACT_POINTS, "source": TEXT, "manager_id": ID_OR_NULL, "comment": TEXT,
-               "utm": {"type": "object", "additionalProperties": TEXT,
-                       "description": "UTM tags by name (utm_source ...), at most 20"}})
+def input_schema(shape: type[inputs.Input]) -> Schema:
+    """A request body's schema, generated from its class in ``hub.crm.inputs`` (the fields without a
+    default are required: when creating; ``partial`` gives the schema of a change)."""
+    generated = msgspec.json.schema(shape)
+    schema: Schema = generated["$defs"][shape.__name__]
+    schema.pop("title", None)
+    return schema
+
+
+def partial(schema: Schema) -> Schema:
+    """The schema of a change (PATCH): the same fields, none of them required."""
+    return {key: value for key, value in schema.items() if key != "required"}
+
+
+CLIENT_IN = input_schema(inputs.ClientIn)
+CONTACT_IN = input_schema(inputs.ContactIn)
+LEAD_IN = input_schema(inputs.LeadIn)
+TASK_IN = input_schema(inputs.TaskIn)
 UTM = {name: TEXT for name in ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")}
 DEAL_IN = obj({
     "title": TEXT, "client_id": ID_OR_NULL, "lead_id": ID_OR_NULL, "contact_id": ID_OR_NULL,
     "pipeline_id": ID, "stage_id": ID, "amount": MONEY, "currency": TEXT, "responsible_id": ID_OR_NULL,
     "tags": STRINGS, "next_interaction_at": TIME, "next_interaction_note": TEXT, "custom": CUSTOM,
     "source": TEXT, **UTM,
-})
-TASK_IN = obj({
-    "subject": TEXT, "description": TEXT, "start_at": TIME, "due_at": TIME,
-    "percent": {"type": "integer", "minimum": 0, "maximum": 100}, "client_id": ID_OR_NULL,
-    "deal_id": ID_OR_NULL, "lead_id": ID_OR_NULL, "assignee_id": ID_OR_NULL,
 })
 USER_IN = obj({
     "login": {**TEXT, "description": "Latin letters, digits and . @ + - _; unique whatever the case"},
