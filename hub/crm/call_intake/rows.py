@@ -3,6 +3,7 @@ who was rung, who hears of it."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from hub.crm import phones
@@ -11,6 +12,7 @@ from hub.crm.models import Call, User
 from hub.crm.ports import CallSettings
 
 
+@functools.lru_cache(maxsize=4096)  # a ring parses its number twice (the early pop, its unit of work)
 def external_number(raw: str | None, region: str) -> str | None:
     """E.164 when the number is valid, else its digits (with a leading + kept), else None."""
     if not isinstance(raw, str) or not raw.strip() or len(raw) > phones.MAX_INPUT:

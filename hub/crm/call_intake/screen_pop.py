@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import identify
 from hub.crm.call_intake.rows import external_number, is_ignored
-from hub.crm.call_intake.unit import AGENT, CALL_STATE
+from hub.crm.call_intake.unit import AGENT, RING_STATE
 from hub.crm.models import Client, Lead, Task, TimelineEntry, User, utcnow
 from hub.crm.ports import CallRinging, CallSettings
 from hub.crm.validate import iso
@@ -122,12 +122,11 @@ async def read_pop(session: AsyncSession, fact: CallRinging, settings: CallSetti
     calling (identified and enriched, or the colleague of an internal call)."""
     number = external_number(fact.number, settings.region)
     conn = await session.connection()
-    state = await CALL_STATE.all(conn, key=fact.call_key)
-    direction = state[0][0] if state else fact.direction
-    if state and state[0][1] is not None:
+    stored_direction, ended_at, agent_id = (await RING_STATE.all(
+        conn, key=fact.call_key, extension=fact.extension))[0]
+    direction = stored_direction or fact.direction
+    if ended_at is not None:
         return PopRead(True, None, direction, number, None, [])
-    agents = await AGENT.all(conn, extension=fact.extension)
-    agent_id = int(agents[0][0]) if agents else None
     if number and direction != "internal":
         matches = await enriched_matches(session, number, settings)
         return PopRead(False, agent_id, direction, number, matches, matches)

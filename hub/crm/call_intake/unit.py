@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import BindParameter, Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,9 +63,22 @@ class CallUnit:
 
 
 CALL_SEEN = Prepared(select(Call.id).where(Call.linkedid == bindparam("key")))
-CALL_STATE = Prepared(select(Call.direction, Call.ended_at).where(Call.linkedid == bindparam("key")))
 AGENT = Prepared(select(User.id, User.name).join(UserExtension, UserExtension.user_id == User.id)
                  .where(UserExtension.extension == bindparam("extension"), User.active.is_(True)))
+
+
+def _ring_state() -> Prepared:
+    """The call's direction and end (both None: no row yet) and the active user the extension rings
+    (None: nobody), in one statement: one thread hop or round trip before a popup."""
+    key: BindParameter[str] = bindparam("key")
+    return Prepared(select(
+        select(Call.direction).where(Call.linkedid == key).scalar_subquery(),
+        select(Call.ended_at).where(Call.linkedid == key).scalar_subquery(),
+        select(User.id).join(UserExtension, UserExtension.user_id == User.id)
+        .where(UserExtension.extension == bindparam("extension"), User.active.is_(True)).scalar_subquery()))
+
+
+RING_STATE = _ring_state()
 
 
 def valid_key(key: Any) -> bool:
