@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from hub.crm import access, audit, events, resources, search
 from hub.crm.errors import Forbidden, NotFound, ValidationError
+from hub.crm.inputs import DealIn, read
 from hub.crm.models import (
     Client,
     ContactPerson,
@@ -238,20 +239,15 @@ def _nullable_datetime(v: Fields, name: str, current: datetime | None) -> dateti
 
 async def create_deal(session: AsyncSession, actor: User, data: Any) -> dict[str, Any]:
     v = Fields(data)
-    title = v.text("title", required=True, max_len=300)
+    values = read(v, DealIn)
     client_id = v.id("client_id")
     lead_id = v.id("lead_id")
     contact_id = v.id("contact_id")
     pipeline_id = v.id("pipeline_id")
     stage_id = v.id("stage_id")
-    amount = v.money("amount", default=0)
     currency = _currency(v, "RUB")
     responsible_id = v.id("responsible_id")
     tag_names = v.strings("tags", max_len=100) or []
-    source = v.text("source", max_len=100)
-    utm = {name: v.text(name, max_len=200) for name in UTM}
-    next_at = v.datetime("next_interaction_at")
-    next_note = v.text("next_interaction_note", max_len=MAX_NOTE)
     custom = await _custom(session, v, None)
     if client_id is None and lead_id is None and "client_id" not in v.errors and "lead_id" not in v.errors:
         v.fail("client_id", "a deal needs a client_id or a lead_id")
@@ -283,11 +279,11 @@ async def create_deal(session: AsyncSession, actor: User, data: Any) -> dict[str
             raise ValidationError({"pipeline_id": "the pipeline has no stages"})
 
     now = utcnow()
+    values["amount_minor"] = values.pop("amount")
     deal = Deal(
-        title=title, client_id=client_id, lead_id=lead_id, contact_id=contact_id,
-        pipeline_id=stage.pipeline_id, stage_id=stage.id, amount_minor=amount, currency=currency,
-        responsible_id=responsible_id, source=source, **utm, next_interaction_at=next_at,
-        next_interaction_note=next_note, custom=custom or {}, created_at=now, updated_at=now,
+        **values, client_id=client_id, lead_id=lead_id, contact_id=contact_id,
+        pipeline_id=stage.pipeline_id, stage_id=stage.id, currency=currency,
+        responsible_id=responsible_id, custom=custom or {}, created_at=now, updated_at=now,
         stage_changed_at=now, last_activity_at=now, closed_at=now if stage.kind in CLOSED else None,
         tags=await _tags(session, tag_names),
     )
@@ -312,20 +308,15 @@ async def update_deal(session: AsyncSession, actor: User, deal_id: int, data: An
         v.fail("stage_id", "use the move action to change the stage")
     if v.has("pipeline_id") and data["pipeline_id"] != deal.pipeline_id:
         v.fail("pipeline_id", "use the move action to change the stage")
-    title = v.text("title", required=True, max_len=300, default=deal.title)
+    given = read(v, DealIn)
     client_id = v.id("client_id") if v.has("client_id") else deal.client_id
     lead_id = v.id("lead_id") if v.has("lead_id") else deal.lead_id
     contact_id = v.id("contact_id") if v.has("contact_id") else deal.contact_id
     if v.has("client_id") and client_id is None and v.has("contact_id") is False:
         contact_id = None  # the contact person went with the client
-    amount = v.money("amount", default=deal.amount_minor)
     currency = _currency(v, deal.currency)
     responsible_id = v.id("responsible_id") if v.has("responsible_id") else deal.responsible_id
     tag_names = v.strings("tags", max_len=100)
-    source = v.text("source", max_len=100, default=deal.source)
-    utm = {name: v.text(name, max_len=200, default=getattr(deal, name)) for name in UTM}
-    next_at = _nullable_datetime(v, "next_interaction_at", deal.next_interaction_at)
-    next_note = v.text("next_interaction_note", max_len=MAX_NOTE, default=deal.next_interaction_note)
     custom = await _custom(session, v, deal.custom)
     if client_id is None and lead_id is None and not v.errors:
         v.fail("client_id", "a deal needs a client_id or a lead_id")
@@ -345,12 +336,12 @@ async def update_deal(session: AsyncSession, actor: User, deal_id: int, data: An
         await _check_user(session, v, "responsible_id", responsible_id)
     v.check()
 
-    deal.title, deal.client_id, deal.lead_id, deal.contact_id = title, client_id, lead_id, contact_id
-    deal.amount_minor, deal.currency, deal.responsible_id = amount, currency, responsible_id
-    deal.source = source
-    for name, value in utm.items():
+    if "amount" in given:
+        given["amount_minor"] = given.pop("amount")
+    for name, value in given.items():
         setattr(deal, name, value)
-    deal.next_interaction_at, deal.next_interaction_note = next_at, next_note
+    deal.client_id, deal.lead_id, deal.contact_id = client_id, lead_id, contact_id
+    deal.currency, deal.responsible_id = currency, responsible_id
     if custom is not None:
         deal.custom = custom
     if tag_names is not None:

@@ -108,22 +108,51 @@ class TaskIn(Input, kw_only=True):
     assignee_id: Annotated[Id | None, own("defaults to the author")] = None
 
 
+Utm = Annotated[str, text(200)]
+
+
+class DealIn(Input, kw_only=True):
+    title: Short
+    client_id: Annotated[Id | None, own("a client or a lead is required")] = None
+    lead_id: Annotated[Id | None, own()] = None
+    contact_id: Annotated[Id | None, own("a contact person of the deal's client")] = None
+    pipeline_id: Annotated[Id | None, own("defaults to the default pipeline")] = None
+    stage_id: Annotated[Id | None, own("defaults to the pipeline's first active stage; to move a deal, "
+                                       "POST /api/v1/deals/{id}/move")] = None
+    amount: Annotated[float | str, Meta(description="roubles, at most two decimals", extra=MONEY)] = 0
+    currency: Annotated[str, own("a three-letter code", maxLength=3)] = "RUB"
+    responsible_id: Annotated[Id | None, own("an active user; defaults to the author")] = None
+    tags: Annotated[list[Tag], own("tag names")] = []
+    source: Annotated[str, text(100)] = ""
+    utm_source: Utm = ""
+    utm_medium: Utm = ""
+    utm_campaign: Utm = ""
+    utm_content: Utm = ""
+    utm_term: Utm = ""
+    next_interaction_at: When | None = None
+    next_interaction_note: Annotated[str, text(5_000)] = ""
+    custom: Annotated[dict[str, Any], own("values by custom field key (GET /api/v1/custom-fields)",
+                                          additionalProperties=True)] = {}
+
+
 # The classes the OpenAPI document names as components (each by its class name).
-COMPONENTS: tuple[type[Input], ...] = (ClientIn, ContactIn, LeadIn, TaskIn)
+COMPONENTS: tuple[type[Input], ...] = (ClientIn, ContactIn, LeadIn, DealIn, TaskIn)
 
 
 def read(v: Fields, shape: type[Input], *, skip: Collection[str] = ()) -> dict[str, Any]:
     """The values of ``shape``'s fields in ``v``'s body, but those marked ``OWN`` or in ``skip``: every
     field when creating (a missing one takes its default), only those present when changing
-    (``v.partial``). A nullable field sent as null reads as None."""
+    (``v.partial``). A nullable field sent as null reads as None; when changing, another field sent
+    as null is left as it is."""
     values: dict[str, Any] = {}
     for field in msgspec.inspect.type_info(shape).fields:  # type: ignore[attr-defined]
         kind, meta = _unwrap(field.type)
         if meta.get("own") or field.name in skip or (v.partial and not v.has(field.name)):
             continue
         default = field.default if field.default is not NODEFAULT else None
-        if meta.get("nullable") and v.has(field.name) and v.data[field.name] is None:
-            values[field.name] = None
+        if v.has(field.name) and v.data[field.name] is None and (meta.get("nullable") or v.partial):
+            if meta.get("nullable"):
+                values[field.name] = None
         else:
             values[field.name] = _read_one(v, field.name, kind, field.required, default, meta)
     return values

@@ -56,12 +56,7 @@ CONTACT_IN = input_schema(inputs.ContactIn)
 LEAD_IN = input_schema(inputs.LeadIn)
 TASK_IN = input_schema(inputs.TaskIn)
 UTM = {name: TEXT for name in ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")}
-DEAL_IN = obj({
-    "title": TEXT, "client_id": ID_OR_NULL, "lead_id": ID_OR_NULL, "contact_id": ID_OR_NULL,
-    "pipeline_id": ID, "stage_id": ID, "amount": MONEY, "currency": TEXT, "responsible_id": ID_OR_NULL,
-    "tags": STRINGS, "next_interaction_at": TIME, "next_interaction_note": TEXT, "custom": CUSTOM,
-    "source": TEXT, **UTM,
-})
+DEAL_IN = input_schema(inputs.DealIn)
 USER_IN = obj({
     "login": {**TEXT, "description": "Latin letters, digits and . @ + - _; unique whatever the case"},
     "password": {**TEXT, "description": "at least 10 characters, not the login, not a common password; "
