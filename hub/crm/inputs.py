@@ -20,7 +20,7 @@ import msgspec.inspect
 import msgspec.inspect as types
 from msgspec import NODEFAULT, Meta, Struct
 
-from hub.crm.models import CLIENT_KINDS, RELATIONSHIPS, TASK_KINDS
+from hub.crm.models import CLIENT_KINDS, LANGUAGES, RELATIONSHIPS, ROLES, TASK_KINDS
 from hub.crm.validate import Fields
 
 OWN = {"own": True}
@@ -135,8 +135,21 @@ class DealIn(Input, kw_only=True):
                                           additionalProperties=True)] = {}
 
 
+class UserIn(ContactPointsIn, kw_only=True):
+    login: Annotated[str, own("Latin letters, digits and . @ + - _; unique whatever the case",
+                              maxLength=64)]
+    password: Annotated[str, own("at least 10 characters, not the login, not a common password; a "
+                                 "change ends the user's other sessions and tokens")]
+    current_password: Annotated[str | None, own("required to change one's own password")] = None
+    name: Annotated[str, text(200, "defaults to the login")] = ""
+    role: Annotated[str, one_of(ROLES)] = "agent"
+    language: Annotated[str, one_of(LANGUAGES)] = "ru"
+    extensions: Annotated[list[str], own("the phone extensions that ring this user", maxItems=20)] = []
+    active: Annotated[bool, own("false: the user can no longer log in (changes only)")] = True
+
+
 # The classes the OpenAPI document names as components (each by its class name).
-COMPONENTS: tuple[type[Input], ...] = (ClientIn, ContactIn, LeadIn, DealIn, TaskIn)
+COMPONENTS: tuple[type[Input], ...] = (ClientIn, ContactIn, LeadIn, DealIn, TaskIn, UserIn)
 
 
 def read(v: Fields, shape: type[Input], *, skip: Collection[str] = ()) -> dict[str, Any]:

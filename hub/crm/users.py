@@ -28,6 +28,7 @@ from hub.crm import access, audit, contact_points, resources
 from hub.crm.clients import page_rows, read_points
 from hub.crm.common_passwords import COMMON_PASSWORDS
 from hub.crm.errors import Conflict, Forbidden, NotFound
+from hub.crm.inputs import UserIn, read
 from hub.crm.models import LANGUAGES, ROLES, User, UserExtension
 from hub.crm.paging import Page
 from hub.crm.tokens import CURRENT_TOKEN, end_tokens
@@ -237,15 +238,13 @@ async def create_user(session: AsyncSession, actor: User, data: Any, region: str
     v = Fields(data)
     login = _login(v, True)
     password = _password(v, True, login)
-    role = v.choice("role", ROLES, default="agent")
-    name = v.text("name", max_len=200)
-    language = v.choice("language", LANGUAGES, default="ru")
+    values = read(v, UserIn)
     extensions = _extensions(v)
     points = read_points(v, region)
     v.check()
     assert login is not None and password is not None
     await _ensure_login_free(session, login, None)
-    user = User(login=login, name=name or login, role=role, language=language,
+    user = User(login=login, name=values["name"] or login, role=values["role"], language=values["language"],
                 password_hash=hash_password(password))
     session.add(user)
     await session.flush()
@@ -254,7 +253,7 @@ async def create_user(session: AsyncSession, actor: User, data: Any, region: str
     await contact_points.store(session, "user_id", user.id, points)
     result = await _dict(session, user.id)
     audit.record(session, "user_created", actor=actor, target=("user", user.id),
-                 details={"login": login, "role": role, "extensions": result["extensions"]})
+                 details={"login": login, "role": user.role, "extensions": result["extensions"]})
     return result
 
 
@@ -294,9 +293,9 @@ async def update_user(session: AsyncSession, actor: User, user_id: Any, data: An
             v.fail("current_password", "is required")
         elif len(current) > MAX_PASSWORD or not verify_password(user.password_hash, current):
             v.fail("current_password", "is wrong")
-    role = v.choice("role", ROLES)
+    given = read(v, UserIn, skip=("name",))
+    role, language = given.get("role"), given.get("language")
     name = v.text("name", required=True, max_len=200, default=None) if v.has("name") else None
-    language = v.choice("language", LANGUAGES)
     active = v.boolean("active")
     extensions = _extensions(v)
     points = read_points(v, region)

@@ -57,15 +57,7 @@ LEAD_IN = input_schema(inputs.LeadIn)
 TASK_IN = input_schema(inputs.TaskIn)
 UTM = {name: TEXT for name in ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")}
 DEAL_IN = input_schema(inputs.DealIn)
-USER_IN = obj({
-    "login": {**TEXT, "description": "Latin letters, digits and . @ + - _; unique whatever the case"},
-    "password": {**TEXT, "description": "at least 10 characters, not the login, not a common password; "
-                 "a change ends the user's other sessions and tokens"},
-    "current_password": {**TEXT, "description": "required to change one's own password"},
-    "name": TEXT, "role": {"enum": ["admin", "manager", "agent"]},
-    "extensions": STRINGS, "language": {"enum": ["ru", "en"]}, "active": {"type": "boolean"},
-    **CONTACT_POINTS,
-})
+USER_IN = input_schema(inputs.UserIn)
 PIPELINE_IN = obj({"name": TEXT, "stages": {"type": "array", "items": obj(
     {"id": ID, "name": TEXT, "color": TEXT, "kind": {"enum": ["active", "won", "lost"]}})}})
 MOVE_IN = obj({
