@@ -2,7 +2,7 @@
 
 An agent sees the calls they took (or were the last one tried for) and the calls of the clients,
 leads and deals they may see; managers and admins (and agents with ``agents_see_all``) see all.
-Only finished calls are listed; the intake (``hub.crm.intake``) writes them.
+Only finished calls are listed; the intake (``hub.crm.call_intake``) writes them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A channel adapter (``hub.telephony``...) imports only this module: it translates its protocol's
 events into these facts and hands them to an intake it was given by the composition root
-(``hub.app`` builds ``hub.crm.intake.CallIntake(db, settings)``). Nothing here touches the
+(``hub.app`` builds ``hub.crm.call_intake.CallIntake(db, settings)``). Nothing here touches the
 database, so importing it costs an adapter nothing and keeps ``sqlalchemy`` and the ORM out of it.
 
 Facts name their call by ``call_key`` — the PBX's own id (AMI ``Linkedid``): the intake is
