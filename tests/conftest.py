@@ -123,3 +123,31 @@ def config(db_url: str, tmp_path: Path) -> Config:
     cfg.server.attachments_dir = str(tmp_path / "attachments")
     cfg.server.public_url = "http://127.0.0.1"
     return cfg
+
+
+# --- the screen-pop's shape -------------------------------------------------------------------------------
+# Every call.ringing / call.recorded the suite publishes is checked against the PopUp schema generated
+# from hub.crm.resources (objects closed: a field the class does not declare fails the test).
+_POPUP_EVENTS = ("call.ringing", "call.recorded")
+
+
+@pytest.fixture(autouse=True)
+def popups_keep_their_declared_shape(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from hub.bus import InProcessBus
+    from hub.web.api.schemas import COMPONENTS
+    from tests.openapi_check import Validator
+
+    validator = Validator({"components": {"schemas": COMPONENTS}})
+    popup = {"$ref": "#/components/schemas/PopUp"}
+    problems: list[str] = []
+    publish = InProcessBus.publish
+
+    def checked(self: InProcessBus, name: str, data: dict[str, Any], **kwargs: Any) -> Any:
+        if name in _POPUP_EVENTS:
+            problems.extend(f"{name} {line}" for line in validator.errors(popup, data))
+        return publish(self, name, data, **kwargs)
+
+    monkeypatch.setattr(InProcessBus, "publish", checked)
+    yield
+    assert not problems, "a screen-pop left its declared shape (hub.crm.resources.PopUp):\n  " + \
+        "\n  ".join(problems[:20])

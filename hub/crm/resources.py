@@ -10,9 +10,9 @@ docs/decisions.md, «Typed resources: msgspec structures».
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from hub.crm.models import (
     CALL_DIRECTIONS,
@@ -24,6 +24,7 @@ from hub.crm.models import (
     STAGE_KINDS,
     TIMELINE_KINDS,
 )
+from hub.crm.ports import UnknownCaller
 
 Id = Annotated[int, Meta(ge=1)]
 Time = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
@@ -298,6 +299,74 @@ class Call(Resource, kw_only=True):
     created_at: Time | None
 
 
+class OpenDeal(Resource, kw_only=True):
+    id: Id
+    title: str
+    stage: str | None
+    amount: Annotated[float, Meta(description="roubles")]
+
+
+class Match(Resource, kw_only=True):
+    """Who owns a phone number, an e-mail or a Telegram chat. A person the caller may not open is only
+    ``type`` and ``access`` (false): no id, name or deals."""
+
+    type: Annotated[str, one_of(("client", "contact", "lead", "user"))]
+    id: Id | UnsetType = UNSET
+    name: str | UnsetType | None = UNSET
+    client_id: Id | UnsetType | None = UNSET
+    open_deals: list[OpenDeal] | UnsetType = UNSET
+    access: Annotated[bool | UnsetType, Meta(
+        description="false: a person the caller may not open (then only `type` and `access`)")] = UNSET
+
+
+class Interaction(Resource, kw_only=True):
+    id: Id
+    kind: TimelineKind
+    direction: Direction | None
+    occurred_at: Time | None
+    text: Annotated[str, Meta(description="its first 200 characters")]
+    status: Annotated[str | None, Meta(description="a call's status")]
+    deal_id: Id | None
+
+
+class OpenTask(Resource, kw_only=True):
+    id: Id
+    subject: str
+    kind: str
+    due_at: Time | None
+    overdue: bool
+    assignee_id: Id | None
+
+
+class PopMatch(Match, kw_only=True):
+    """A match as the rung agent's popup shows it: with the main manager, the company of a contact
+    person, the last interactions and the open tasks (the first matches only)."""
+
+    company: Ref | UnsetType = UNSET
+    manager: Ref | UnsetType | None = UNSET
+    last_interactions: list[Interaction] | UnsetType = UNSET
+    open_tasks: list[OpenTask] | UnsetType = UNSET
+
+
+class PopUp(Resource, kw_only=True):
+    """The screen-pop (``call.ringing`` on the event stream): who is calling whom."""
+
+    call_id: Annotated[Id | None, Meta(description="null while the call's row is not written yet")]
+    call_key: str
+    direction: CallDirection
+    number: str | None
+    did: str | None
+    extension: str | None
+    started_at: Time | None
+    matches: list[PopMatch]
+    unknown: bool
+    ignored: bool
+    caller_name: str | None
+    hidden_number: bool
+    lead_created: Id | None
+    unknown_caller: Annotated[str, one_of(get_args(UnknownCaller))]
+
+
 # The classes the OpenAPI document names as components (each by its class name).
 COMPONENTS: tuple[type[Resource], ...] = (Client, Contact, Lead, Deal, Task, User, Pipeline, LossReason,
-                                          TimelineEntry, Notification, Call)
+                                          TimelineEntry, Notification, Call, Match, PopUp)

@@ -72,14 +72,6 @@ PIN_IN = obj({"pinned": {"type": "boolean"}}, ("pinned",))
 READ_IN = obj({"ids": {"type": "array", "items": ID, "description": "omitted: all"}})
 LOSS_REASON_IN = obj({"name": TEXT}, ("name",))
 
-OPEN_DEAL = obj({"id": ID, "title": TEXT, "stage": TEXT_OR_NULL, "amount": {"type": "number"}})
-MATCH = obj({
-    "type": {"enum": ["client", "contact", "lead", "user"]}, "id": ID, "name": TEXT,
-    "client_id": ID_OR_NULL, "open_deals": {"type": "array", "items": OPEN_DEAL},
-    "access": {"type": "boolean", "description": "false: a person the caller may not open (then only "
-               "`type` and `access`: no id, name or deals)"},
-}, ("type",))
-
 def _resources() -> dict[str, Schema]:
     """The schemas of ``hub.crm.resources``, generated from the classes (each named as its class)."""
     _, components = msgspec.json.schema_components(resources.COMPONENTS,
@@ -92,7 +84,6 @@ COMPONENTS: dict[str, Schema] = {
                                 "fields": {"type": "object", "additionalProperties": TEXT}},
                                ("code", "message", "fields"))}, ("error",)),
     **_resources(),
-    "Match": MATCH,
 }
 
 IDENTIFY_OUT = obj({"matches": {"type": "array", "items": ref("Match")}}, ("matches",))
