@@ -11,9 +11,13 @@ result once that transaction has committed (and its events are published, ``hub.
   the rest, so an urgent job never waits for the rest to commit; on SQLite one writer does both.
 - **Retry alone**: a step that raises rolls its batch back; that job (or, when the commit itself
   failed, each job of the batch) runs again in a transaction of its own, the others together
-  again, first in line. A job that fails alone is answered with its exception.
+  again, first in line. A job that fails alone is answered with its exception. With
+  ``retry_alone=False`` a unit that fails answers each of its jobs with its exception at once (for
+  callers that retry themselves: a webhook answered 5xx is delivered again).
 - **Cancellation**: a caller that gives up (its ``submit`` cancelled) is dropped if its job has not
   started; when the writer task itself is cancelled (the loop closes), every waiting job is cancelled.
+  ``stop(error)`` ends the writers: the unit at work rolls back, and what was not committed is
+  answered with ``error`` (cancelled when None); a later ``submit`` starts afresh.
 - **Per-unit state** is an explicit object, the ``context``: ``hooks.open(session, jobs, alone)``
   makes it before the steps run (a batch's reads in a few statements, say), every step gets it,
   ``hooks.close(session, context)`` runs after the last step, before the commit (deferred writes).
@@ -69,16 +73,18 @@ class NoContext:
 
 class WriteEngine(Generic[C]):
     def __init__(self, db: UnitOfWork, hooks: Hooks[C], *, max_batch: int = 32, concurrent: bool = False,
-                 name: str = "writer") -> None:
+                 name: str = "writer", retry_alone: bool = True) -> None:
         self.db = db
         self.hooks = hooks
         self.max_batch = max(1, max_batch)
         self.concurrent = concurrent
+        self.retry_alone = retry_alone
         self.name = name
         self._pending: collections.deque[Job[C]] = collections.deque()
         # the writer tasks: True → urgent, False → the rest; None → everything (one writer)
         self._writers: dict[bool | None, asyncio.Task[None]] = {}
         self._busy: set[Hashable] = set()  # keys with a job in a unit of work now
+        self._stop_error: BaseException | None = None  # while stopping: what the jobs left are told
         self.units = 0  # units of work committed (for tests and benchmarks)
         self.applied = 0  # jobs applied in them
 
@@ -96,6 +102,28 @@ class WriteEngine(Generic[C]):
         self._pending.append(job)
         self._kick()
         return job.future
+
+    async def stop(self, error: BaseException | None = None) -> None:
+        """End the writers; every job not committed is answered with ``error`` (cancelled when None)."""
+        self._stop_error = error
+        try:
+            writers = list(self._writers.values())
+            for writer in writers:
+                writer.cancel()
+            await asyncio.gather(*writers, return_exceptions=True)
+            for job in self._pending:  # jobs no writer had taken (their keys busy, say)
+                self._abandon(job)
+            self._pending.clear()
+        finally:
+            self._stop_error = None
+
+    def _abandon(self, job: Job[C]) -> None:
+        if job.future.done():
+            return
+        if self._stop_error is not None:
+            job.future.set_exception(self._stop_error)
+        else:
+            job.future.cancel()
 
     def _lane(self, urgent: bool) -> bool | None:
         return urgent if self.concurrent else None
@@ -145,9 +173,9 @@ class WriteEngine(Generic[C]):
             raise
         finally:
             del self._writers[lane]
-            if cancelled:  # the loop is closing: nobody will apply what waits
+            if cancelled:  # the loop is closing (or ``stop``): nobody will apply what waits
                 for job in self._pending:
-                    job.future.cancel()
+                    self._abandon(job)
                 self._pending.clear()
             else:
                 self._kick()  # a key whose job just went through may have its next one waiting
@@ -165,9 +193,10 @@ class WriteEngine(Generic[C]):
                 current = None
                 await self.hooks.close(session, context)
         except Exception as exc:
-            if alone:
-                if not batch[0].future.done():
-                    batch[0].future.set_exception(exc)
+            if alone or not self.retry_alone:
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
                 return
             # Which job was it? That one (else each, when the commit failed) tries once more in a
             # unit of work of its own (a row a concurrent writer inserted meanwhile is there then);
@@ -178,7 +207,7 @@ class WriteEngine(Generic[C]):
             return
         except BaseException:
             for job in batch:
-                job.future.cancel()
+                self._abandon(job)
             raise
         self.units += 1
         self.applied += len(batch)

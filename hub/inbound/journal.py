@@ -1,9 +1,11 @@
 """The inbound journal (``InboundDelivery``): a webhook's delivery is stored before it is answered.
 
 ``JournalWriter.add(channel, key, body)`` returns once the delivery is committed — True when it is
-new, False when that key was delivered before. Concurrent requests are written together, one
-transaction for all that are waiting (group commit), so the channel's server gets its answer after
-one short write however many deliveries arrive at once. ``hub.inbound.worker`` then takes pending
+new, False when that key was delivered before. Concurrent requests are written together by the write
+engine (``hub.writes``: group commit, a key's deliveries in order), one INSERT for all that are
+waiting, so the channel's server gets its answer after one short write however many deliveries
+arrive at once; a batch that fails is answered with its error at once (the webhooks answer 5xx and
+the channels deliver again). ``hub.inbound.worker`` then takes pending
 deliveries into the CRM, each marked ``done`` in the same transaction as what it stored.
 """
 
@@ -11,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,8 +24,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub import background
 from hub.orm import Base, utcnow
+from hub.writes import Job, WriteEngine
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +114,40 @@ class SessionStore:
         return None
 
 
-def unique_rows(deliveries: Sequence[Row]) -> tuple[list[Row], list[bool]]:
-    """The rows to insert (a key once, cut to the column's length) and, for each delivery, whether
-    it is the first of its key in the batch (a repeat within one batch is not new)."""
-    rows: list[Row] = []
-    firsts: list[bool] = []
-    seen: set[tuple[str, str]] = set()
-    for channel, key, body in deliveries:
-        pair = (channel, key[:MAX_KEY])
-        firsts.append(pair not in seen)
-        if pair not in seen:
-            seen.add(pair)
-            rows.append((channel, pair[1], body))
-    return rows, firsts
+@dataclass(slots=True)
+class Batch:
+    """One unit of the journal writer: its deliveries' rows (a key once: the engine keeps a key's
+    deliveries in separate units), then the (channel, key) of those that were new."""
+
+    rows: list[Row] = field(default_factory=list)
+    new: set[tuple[str, str]] = field(default_factory=set)
+
+
+class _StoreUnits:
+    """The write engine's unit of work for the journal: empty, because the store commits each batch
+    itself (one statement through the driver, or a session of its own) when the batch closes."""
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        yield None
+
+
+class _BatchHooks:
+    def __init__(self, store: DeliveryStore, on_written: Callable[[], None] | None) -> None:
+        self.store = store
+        self.on_written = on_written
+
+    async def open(self, session: Any, jobs: Sequence[Job[Batch]], alone: bool) -> Batch:
+        return Batch()
+
+    async def close(self, session: Any, batch: Batch) -> None:
+        try:
+            batch.new = await self.store.insert(batch.rows)
+        except Exception:
+            log.exception("inbound journal: %d deliveries could not be written", len(batch.rows))
+            raise
+        if self.on_written is not None and batch.new:
+            self.on_written()
 
 
 class JournalWriter:
@@ -133,54 +156,25 @@ class JournalWriter:
     def __init__(self, db: UnitOfWork, on_written: Callable[[], None] | None = None,
                  max_batch: int = MAX_BATCH, store: DeliveryStore | None = None) -> None:
         self.store = store or SessionStore(db)
-        self.on_written = on_written
-        self.max_batch = max_batch
-        self._waiting: list[tuple[str, str, bytes | None, asyncio.Future[bool]]] = []
+        self.engine: WriteEngine[Batch] = WriteEngine(
+            _StoreUnits(), _BatchHooks(self.store, on_written), max_batch=max_batch, retry_alone=False,
+            name="journal-writer")
         self.last_add = 0.0  # loop time of the latest delivery (the journal worker gives way to bursts)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def add(self, channel: str, key: str, body: bytes | None) -> bool:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="journal-writer")
-        loop = asyncio.get_running_loop()
-        self.last_add = loop.time()
-        future: asyncio.Future[bool] = loop.create_future()
-        self._waiting.append((channel, key, body, future))
-        self._wake.set()
-        return await future
+        self.last_add = asyncio.get_running_loop().time()
+        row = (channel, key[:MAX_KEY], body)
+
+        async def journal_row(session: Any, batch: Batch) -> Batch:
+            batch.rows.append(row)
+            return batch
+
+        batch: Batch = await self.engine.submit(row[:2], journal_row)
+        return row[:2] in batch.new
 
     async def stop(self) -> None:
-        await background.cancel(self._task)
-        self._task = None
-        for *_, future in self._waiting:
-            if not future.done():
-                future.set_exception(RuntimeError("the hub is stopping"))
-        self._waiting.clear()
+        await self.engine.stop(RuntimeError("the hub is stopping"))
         await self.store.close()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting:
-                batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
-                rows, firsts = unique_rows([(c, k, b) for c, k, b, _ in batch])
-                try:
-                    new = await self.store.insert(rows)
-                except Exception as error:
-                    log.exception("inbound journal: %d deliveries could not be written", len(batch))
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                results = [first and (c, k[:MAX_KEY]) in new
-                           for (c, k, _, _), first in zip(batch, firsts, strict=True)]
-                for (*_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-                if self.on_written is not None and any(results):
-                    self.on_written()
 
 
 async def pending(session: AsyncSession, channels: list[str], limit: int = 100) -> list[Pending]:

@@ -1,5 +1,5 @@
 """The write engine (hub.writes) on a fake unit of work: batches, per-key order, the urgent lane,
-retry alone, a failed commit, cancellation, and the per-unit context of its hooks."""
+retry alone (or not), a failed commit, cancellation, stopping, and the per-unit context of its hooks."""
 
 from __future__ import annotations
 
@@ -147,6 +147,17 @@ async def test_a_failed_commit_retries_every_job_alone_once() -> None:
     assert db.opened == 3  # [a, b] failed; [a] alone failed: answered; [b] alone committed
 
 
+async def test_without_retry_alone_a_failed_unit_answers_each_of_its_jobs_with_its_error() -> None:
+    db = FakeDb()
+    engine: WriteEngine[None] = WriteEngine(db, NoContext(), max_batch=10, retry_alone=False)
+    db.fail_units = {1}
+    a, b = await asyncio.gather(engine.submit("a", write("a")), engine.submit("b", write("b")),
+                                return_exceptions=True)
+    assert isinstance(a, RuntimeError) and a is b
+    assert db.opened == 1 and db.committed == []
+    assert await engine.submit("a", write("a again")) == "a again"  # the next unit is a fresh one
+
+
 async def test_a_caller_that_gives_up_before_its_unit_is_dropped() -> None:
     db = FakeDb()
     engine: WriteEngine[None] = WriteEngine(db, NoContext())
@@ -219,3 +230,33 @@ async def test_each_unit_has_its_own_context_opened_before_and_closed_after_its_
     assert [ctx["payloads"] for ctx in hooks.closed] == [["fact-a"], ["fact-b"]]
     assert [ctx["alone"] for ctx in hooks.closed] == [False, False]
     assert db.committed[0] == [("closed", ("a",))] and db.committed[1] == [("closed", ("b",))]
+
+
+async def test_stop_answers_what_was_not_committed_with_its_error_and_a_later_submit_starts_afresh() -> None:
+    db = FakeDb()
+    engine: WriteEngine[None] = WriteEngine(db, NoContext(), name="stopping-writer")
+    db.gate.clear()  # the first unit waits at its commit
+    at_work = asyncio.create_task(engine.submit("a", write("a")))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(engine.submit("a", write("a2")))  # its key is busy: no writer takes it
+    await asyncio.sleep(0)
+    await engine.stop(RuntimeError("the hub is stopping"))
+    for task in (at_work, waiting):
+        with pytest.raises(RuntimeError, match="the hub is stopping"):
+            await task
+    assert db.committed == [] and db.rolled_back == 1
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "stopping-writer"]
+    db.gate.set()
+    assert await engine.submit("a", write("a3")) == "a3"
+    assert db.committed == [["a3"]]
+
+
+async def test_stop_without_an_error_cancels_what_waits() -> None:
+    db = FakeDb()
+    engine: WriteEngine[None] = WriteEngine(db, NoContext())
+    db.gate.clear()
+    at_work = asyncio.create_task(engine.submit("a", write("a")))
+    await asyncio.sleep(0)
+    await engine.stop()
+    with pytest.raises(asyncio.CancelledError):
+        await at_work

@@ -48,8 +48,6 @@ from hub.crm.validate import Fields
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
-# --- outbound ---------------------------------------------------------------------------------------------
-
 async def _target_person(session: AsyncSession, actor: User, v: Fields) -> tuple[Person, int | None]:
     """The person (and deal) a message from the card goes to; the actor must see it."""
     deal_id, client_id, lead_id = v.integer("deal_id"), v.integer("client_id"), v.integer("lead_id")

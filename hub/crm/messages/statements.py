@@ -32,8 +32,6 @@ from hub.crm.ports import InboundMessage
 from hub.crm.timeline import CompiledWrite, storable, storable_json
 from hub.db import Prepared
 
-# --- the lean intake's reads and writes -------------------------------------------------------------------
-
 _conv = Conversation.__table__
 _msg = Message.__table__
 _CONV_COLUMNS = (_conv.c.id, _conv.c.channel, _conv.c.address, _conv.c.title, _conv.c.username,

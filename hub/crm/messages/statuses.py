@@ -20,8 +20,6 @@ STATUS_RANK = {"queued": 0, "sending": 1, "unknown": 1, "accepted": 2, "sent": 3
 FINAL = ("read", "undelivered", "failed")
 
 
-# --- delivery statuses ------------------------------------------------------------------------------------
-
 async def show_status(session: AsyncSession, message: Message) -> None:
     """Copy the status onto the entry people see, and tell them."""
     entry = await session.get(TimelineEntry, message.entry_id) if message.entry_id else None
