@@ -29,6 +29,7 @@ MONEY = {"money": True}
 Id = Annotated[int, Meta(ge=1, le=2**62)]
 Comment = Annotated[str, Meta(max_length=20_000)]
 Short = Annotated[str, Meta(max_length=300)]
+MAX_NOTE = 5_000  # a deal's next interaction note, a stage move's result
 When = Annotated[datetime, Meta(extra_json_schema={"format": "date-time"},
                                 description="ISO 8601; without a zone, UTC")]
 
@@ -130,7 +131,7 @@ class DealIn(Input, kw_only=True):
     utm_content: Utm = ""
     utm_term: Utm = ""
     next_interaction_at: When | None = None
-    next_interaction_note: Annotated[str, text(5_000)] = ""
+    next_interaction_note: Annotated[str, text(MAX_NOTE)] = ""
     custom: Annotated[dict[str, Any], own("values by custom field key (GET /api/v1/custom-fields)",
                                           additionalProperties=True)] = {}
 

@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import insert, select
 
 from hub.crm import deals, pipelines, reports, tasks, timeline
+from hub.crm.deals import moves as deal_moves
+from hub.crm.deals import records as deal_records
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.models import Client, Deal, Lead, LossReason, Setting, Stage, TimelineEntry, User
 from hub.db import Database
@@ -35,7 +37,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock(T0)
-    for module in (deals, tasks, timeline, reports):
+    for module in (deal_records, deal_moves, tasks, timeline, reports):  # where utcnow is looked up
         monkeypatch.setattr(module, "utcnow", c)
     return c
 
