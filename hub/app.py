@@ -20,6 +20,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from hub import texts
 from hub.bus import InProcessBus
 from hub.config import Config
 from hub.crm import audit
@@ -103,6 +104,7 @@ def create_app(config: Config) -> web.Application:
         middlewares=[error_middleware, auth.auth_middleware],
     )
     app[CONFIG] = config
+    texts.use(config.server.language)  # what the core and the channels store is worded in it
     app[CALL_SETTINGS] = settings_from(config.asterisk, config.phones.default_region)
     app[BUS] = InProcessBus()
     # The engine connects lazily: nothing touches the database before startup migrates it.

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hub.texts import LANGUAGES
+
 ENV_PREFIX = "CRMHUB_"
 
 
@@ -37,6 +39,9 @@ class ServerConfig:
     audit_days: int = 365  # how long the audit log keeps an event
     attachments_dir: str = "var/attachments"
     timezone: str = "Europe/Moscow"  # the day the pages count "today" in, and how they show times
+    # the language of the texts the hub writes for everyone (a callback task's subject, a placeholder
+    # for a sticker): hub.texts; each user still reads the pages in their own
+    language: str = "ru"
 
 
 @dataclass
@@ -168,6 +173,9 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
         ZoneInfo(config.server.timezone)
     except (ValueError, ZoneInfoNotFoundError) as exc:
         raise ConfigError(f"server.timezone: unknown time zone {config.server.timezone!r}") from exc
+    if config.server.language not in LANGUAGES:
+        raise ConfigError(f"server.language: expected one of {', '.join(LANGUAGES)}, "
+                          f"got {config.server.language!r}")
     if not config.server.secret_key:
         config.server.secret_key = secrets.token_hex(32)
     return config

@@ -7,11 +7,13 @@ update                 what the intake gets
 =====================  ===================================================================================
 message                ``received`` (text or caption; photo, document, voice, video, audio, animation,
                        video note downloaded as ``InboundFile``; sticker, location, venue, contact as text
-                       in brackets plus ``extra``; ``/start PAYLOAD`` → source / UTM; a shared own
-                       contact → ``shared_phone`` + ``shared_own_phone``)
+                       in brackets, in the hub's language (``hub.texts``), plus ``extra``; ``/start
+                       PAYLOAD`` → source / UTM; a shared own contact → ``shared_phone`` +
+                       ``shared_own_phone``)
 edited_message         ``received`` with ``edited=True`` (the core replaces the entry's text)
-callback_query         ``received``: ``[кнопка] <button text>`` as a message of the user, a reply to the
-                       bot's message that carried the keyboard (the callback is answered, best effort)
+callback_query         ``received``: ``[кнопка] <button text>`` (``[button]`` in an English hub) as a
+                       message of the user, a reply to the bot's message that carried the keyboard (the
+                       callback is answered, best effort)
 my_chat_member         ``blocked`` (kicked / left → True, member / administrator → False), then
                        ``delivery_seen``
 anything else          ``delivery_seen``; ignored (debug log)
@@ -64,6 +66,7 @@ from hub.crm.ports import (
     RetryLater,
     SendReceipt,
 )
+from hub.texts import say
 from hub.webhook import ACCEPTED, DUPLICATE, Outcome, Verdict, refused
 
 log = logging.getLogger(__name__)
@@ -391,8 +394,8 @@ class TelegramChannel:
                         label = button.text
         inbound = InboundMessage(
             channel="telegram", provider_id=f"{chat_id}:cb{query.id}", address=str(chat_id),
-            text=f"[кнопка] {label}".strip(), sender_name=user.full_name, sender_id=str(user.id),
-            username=user.username,
+            text=say("[button] %(label)s", label=label).strip(), sender_name=user.full_name,
+            sender_id=str(user.id), username=user.username,
             reply_to_provider_id=f"{chat_id}:{source.message_id}" if source is not None else None,
             extra={"callback_data": query.data} if query.data else None)
         await self._received(inbound, key, journal_id)
@@ -423,8 +426,9 @@ class TelegramChannel:
         if media is not None:
             attachment, filename, content_type, size = media
             if size is not None and size > self.download_limit:
-                notes.append(f"[файл «{filename}» не загружен: {size / 1048576:.1f} МБ, "
-                             f"больше {self.download_limit // 1048576} МБ]")
+                notes.append(say('[file "%(name)s" not loaded: %(size)s MB, over %(limit)s MB]',
+                                 name=filename, size=format(size / 1048576, ".1f"),
+                                 limit=self.download_limit // 1048576))
                 extra["file_not_downloaded"] = {"filename": filename, "size": size, "reason": "too_big"}
             else:
                 data = await self._download(attachment.file_id, filename, notes, extra)
@@ -432,7 +436,7 @@ class TelegramChannel:
                     files.append(InboundFile(filename=filename, content_type=content_type, data=data))
         if message.sticker is not None:
             emoji = message.sticker.emoji or ""
-            notes.append(f"[стикер {emoji}]".replace(" ]", "]"))
+            notes.append(say("[sticker %(emoji)s]", emoji=emoji).replace(" ]", "]"))
             extra["sticker"] = {"emoji": emoji, "set_name": message.sticker.set_name}
         if message.venue is not None:
             venue = message.venue
@@ -443,13 +447,14 @@ class TelegramChannel:
             where = f"{loc.latitude:.6f}, {loc.longitude:.6f}"
             if message.venue is not None:
                 where = f"{message.venue.title}, {message.venue.address} ({where})"
-            notes.append(f"[геопозиция {where}]")
+            notes.append(say("[location %(place)s]", place=where))
         if message.contact is not None:
             contact = message.contact
             shared_phone = contact.phone_number
             shared_own = contact.user_id is not None and user is not None and contact.user_id == user.id
             name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
-            notes.append(f"[контакт {name} {contact.phone_number}]".replace("  ", " "))
+            notes.append(say("[contact %(name)s %(phone)s]", name=name, phone=contact.phone_number)
+                         .replace("  ", " "))
             extra["contact"] = {"phone": contact.phone_number, "name": name, "user_id": contact.user_id,
                                 "own": shared_own}
         if not text and not notes and not files:
@@ -523,7 +528,7 @@ class TelegramChannel:
                     continue
                 reason = _redact(str(error) or type(error).__name__, self.config.token)
                 log.warning("telegram: file %r could not be downloaded: %s", filename, reason)
-                notes.append(f"[файл «{filename}» не загружен: {reason}]")
+                notes.append(say('[file "%(name)s" not loaded: %(reason)s]', name=filename, reason=reason))
                 extra["file_not_downloaded"] = {"filename": filename, "reason": reason}
                 return None
 

@@ -61,6 +61,7 @@ from hub.crm.ports import (
     RetryLater,
     SendReceipt,
 )
+from hub.texts import say
 from hub.webhook import ACCEPTED, DUPLICATE, Outcome, Verdict, refused
 
 log = logging.getLogger(__name__)
@@ -290,7 +291,8 @@ class TwilioChannel:
         extra: dict[str, Any] = {}
         if failed:  # the message is kept; the agent sees what is missing (as Telegram's notes do)
             extra["media_not_downloaded"] = failed
-            notes = [f"[вложение «{f['filename']}» не загружено: {f['reason']}]" for f in failed]
+            notes = [say('[attachment "%(name)s" not loaded: %(reason)s]', name=f["filename"],
+                         reason=f["reason"]) for f in failed]
             text = "\n".join([text, *notes]) if text else "\n".join(notes)
         name = (form.get("ProfileName") or "").strip() if channel == "whatsapp" else ""
         return InboundMessage(channel=channel, provider_id=sid, address=sender, text=text,

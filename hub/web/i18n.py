@@ -1,11 +1,12 @@
 """Languages of the pages: gettext catalogs compiled in memory at startup, and Russian formats.
 
-The catalogs are ``hub/webui/locale/{ru,en}/LC_MESSAGES/messages.po`` (English msgids). In a source
-checkout Babel compiles them when the app is created, so nothing generated is kept in git; a wheel
-carries only the ``messages.mo`` that its build compiled (``setup.py``), and those are read instead.
-Templates say ``{{ _("Deals") }}`` (Jinja2's ``i18n`` extension); Python code marks a message with
-``N_("...")`` and the template translates it. Russian is the default; a logged-in user's ``language``
-wins, else the ``crmhub_lang`` cookie that the header switch sets.
+The catalogs are ``hub/webui/locale/{ru,en}/LC_MESSAGES/messages.po`` (English msgids), loaded by
+``hub.texts`` when the app is created (Babel compiles them in a source checkout, so nothing generated
+is kept in git; a wheel carries the ``messages.mo`` its build compiled). Templates say
+``{{ _("Deals") }}`` (Jinja2's ``i18n`` extension); the web layer's Python code marks a message with
+``N_("...")`` and the template translates it; the core and the adapters word what they store with
+``hub.texts.say`` (in the hub's language, not the reader's). Russian is the default; a logged-in
+user's ``language`` wins, else the ``crmhub_lang`` cookie that the header switch sets.
 
 After changing texts, refresh both catalogs (new msgids get an empty translation to fill in):
 
@@ -15,8 +16,6 @@ After changing texts, refresh both catalogs (new msgids get an empty translation
 from __future__ import annotations
 
 import gettext
-import io
-import logging
 import sys
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -31,73 +30,25 @@ from babel.dates import format_date as babel_date
 from babel.dates import format_datetime as babel_datetime
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po, write_po
+from babel.messages.pofile import write_po
 from babel.numbers import format_currency, format_decimal
 
+from hub.texts import DEFAULT, DOMAIN, LANGUAGES, Translations, catalog_path
+from hub.texts import N_ as N_  # the web layer marks its messages with it
+from hub.texts import load as load
+from hub.texts import read_catalog as read_catalog
 from hub.web.keys import USER
 
-log = logging.getLogger(__name__)
-
-LANGUAGES = ("ru", "en")
-DEFAULT = "ru"
 LANGUAGE_NAMES = {"ru": "Русский", "en": "English"}
 COOKIE = "crmhub_lang"
-DOMAIN = "messages"
-# Where msgids come from: the templates, and N_() in the web layer's Python code.
+# Where msgids come from: the templates, and N_() / say() in the hub's Python code (the web layer's
+# N_(), the core's and the adapters' stored texts: hub.texts).
 SOURCES = (
     ("templates", [("**.html", "jinja2.ext:babel_extract")], {"extensions": "jinja2.ext.i18n"}),
 )
-PYTHON_SOURCES = ("hub/web",)
-PYTHON_KEYWORDS = {"N_": None}
-
-Translations = dict[str, gettext.NullTranslations]
-
-
-def N_(message: str) -> str:
-    """Mark a message for extraction; the template translates it when it shows it."""
-    return message
-
-
-def catalog_path(locale_dir: Path, language: str) -> Path:
-    return locale_dir / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-
-
-def read_catalog(locale_dir: Path, language: str) -> Catalog:
-    with catalog_path(locale_dir, language).open("rb") as f:
-        return read_po(f, locale=language, domain=DOMAIN)
-
-
-def compiled_path(locale_dir: Path, language: str) -> Path:
-    return catalog_path(locale_dir, language).with_suffix(".mo")
-
-
-def compile_catalog(catalog: Catalog) -> gettext.GNUTranslations:
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog, use_fuzzy=False)
-    buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
-
-
-def _load_one(locale_dir: Path, language: str) -> gettext.GNUTranslations:
-    """The ``.po`` when there is one (a source checkout: always current), else the wheel's ``.mo``."""
-    if catalog_path(locale_dir, language).exists():
-        return compile_catalog(read_catalog(locale_dir, language))
-    with compiled_path(locale_dir, language).open("rb") as f:
-        return gettext.GNUTranslations(f)
-
-
-def load(locale_dir: Path) -> Translations:
-    """Every language's translations; a missing or broken catalog logs why and shows msgids."""
-    result: Translations = {}
-    for language in LANGUAGES:
-        try:
-            result[language] = _load_one(locale_dir, language)
-        except (OSError, ValueError) as exc:
-            log.error("translations for %r not loaded from %s: %s", language,
-                      catalog_path(locale_dir, language), exc)
-            result[language] = gettext.NullTranslations()
-    return result
+PYTHON_SOURCES = ("hub",)
+PYTHON_SKIPPED = ("migrations", "webui")  # no markers there; webui holds node_modules
+PYTHON_KEYWORDS = {"N_": None, "say": None}
 
 
 def language_of(user_language: str | None, cookie: str | None) -> str:
@@ -210,7 +161,7 @@ def set_cookie(response: web.StreamResponse, language: str, secure: bool) -> Non
 # --- catalog maintenance ---------------------------------------------------------------------------
 
 def extract(webui: Path, root: Path) -> Catalog:
-    """Every msgid the templates and the web layer's N_() use."""
+    """Every msgid the templates, the web layer's N_() and the hub's say() use."""
     catalog = Catalog(domain=DOMAIN)
     for folder, method_map, options in SOURCES:
         options_map = {pattern: options for pattern, _ in method_map}
@@ -221,10 +172,16 @@ def extract(webui: Path, root: Path) -> Catalog:
                         context=context)
     for folder in PYTHON_SOURCES:
         for filename, lineno, message, comments, context in extract_from_dir(
-                root / folder, [("**.py", "python")], keywords=PYTHON_KEYWORDS):
+                root / folder, [("**.py", "python")], keywords=PYTHON_KEYWORDS,
+                directory_filter=_python_folder):
             catalog.add(message, None, [(f"{folder}/{filename}", lineno)], auto_comments=comments,
                         context=context)
     return catalog
+
+
+def _python_folder(path: str) -> bool:
+    name = Path(path).name
+    return name not in PYTHON_SKIPPED and not name.startswith((".", "_"))
 
 
 def _translated(string: str | tuple[str, ...] | list[str] | None) -> bool:

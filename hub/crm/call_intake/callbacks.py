@@ -14,6 +14,7 @@ from hub.crm.ports import CallSettings
 from hub.crm.tasks import task_dict
 from hub.crm.timeline import add_entry
 from hub.crm.validate import iso
+from hub.texts import say
 
 
 async def _manager_of(session: AsyncSession, call: Call) -> int | None:
@@ -47,7 +48,8 @@ async def callback(session: AsyncSession, call: Call, name: str | None, settings
     manager = await _manager_of(session, call)
     rung = [int(u) for u in (call.rung_user_ids or [])] or ([call.agent_id] if call.agent_id else [])
     when = call.ended_at or utcnow()
-    line = f"Пропущенный звонок {number} ({call.status}), {iso(call.started_at)}"
+    line = say("Missed call %(number)s (%(status)s), %(time)s", number=number, status=call.status,
+               time=iso(call.started_at))
     task = await _open_callback(session, number)
     rerouted = False
     if task is not None:
@@ -63,7 +65,8 @@ async def callback(session: AsyncSession, call: Call, name: str | None, settings
         routed = await routing.free_agent(session, board, responsible_id=assignee)
         rerouted = routed != assignee
         assignee = routed
-        task = Task(subject=f"Перезвонить: {name or number}"[:300], description=line, kind="callback",
+        subject = say("Call back: %(name)s", name=name or number)[:300]
+        task = Task(subject=subject, description=line, kind="callback",
                     start_at=when, due_at=when + timedelta(minutes=settings.callback_due_minutes),
                     percent=0, client_id=call.client_id, lead_id=call.lead_id, deal_id=call.deal_id,
                     assignee_id=assignee, author_id=None, created_at=utcnow(), updated_at=utcnow())
@@ -92,7 +95,8 @@ async def complete_callbacks(session: AsyncSession, call: Call) -> None:
     while (task := await _open_callback(session, number)) is not None:
         task.percent = 100
         task.completed_at = task.updated_at = utcnow()
-        task.description = f"{task.description}\nПерезвонили {iso(call.started_at)}".strip()
+        called_back = say("Called back %(time)s", time=iso(call.started_at))
+        task.description = f"{task.description}\n{called_back}".strip()
         await session.flush()
         if task.deal_id is not None or task.client_id is not None or task.lead_id is not None:
             await add_entry(session, kind="task", text=f"Task done: {task.subject}", author_id=call.agent_id,

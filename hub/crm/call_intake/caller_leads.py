@@ -16,8 +16,9 @@ from hub.crm.errors import Conflict, ValidationError
 from hub.crm.models import ContactPoint, Lead, Task, User, utcnow
 from hub.crm.ports import CallSettings
 from hub.crm.validate import Fields
+from hub.texts import N_, say
 
-LEAD_SOURCE = "звонок"
+LEAD_SOURCE = N_("phone call")  # a caller's lead's source, stored as say(LEAD_SOURCE)
 
 
 async def create_lead(session: AsyncSession, number: str, settings: CallSettings,
@@ -29,8 +30,8 @@ async def create_lead(session: AsyncSession, number: str, settings: CallSettings
     phones_found = points.phones
     if points.errors or not phones_found:
         return None  # a number the lead cannot keep (not a valid phone): the agent decides
-    lead = Lead(name=name or number, source=LEAD_SOURCE, manager_id=None, comment="", utm={}, unsorted=True,
-                converted_client_id=None, converted_at=None, created_at=utcnow())
+    lead = Lead(name=name or number, source=say(LEAD_SOURCE), manager_id=None, comment="", utm={},
+                unsorted=True, converted_client_id=None, converted_at=None, created_at=utcnow())
     session.add(lead)
     deferred = None
     if unit is not None:
@@ -87,7 +88,7 @@ async def lead_from_call(session: AsyncSession, actor: User, call_id: Any, data:
     if person is not None:
         raise Conflict(f"the number belongs to {person['type']} {person['id']} already")
     lead = await leads.create_lead(session, None, {"name": name or number, "phones": [number],
-                                                   "source": LEAD_SOURCE, "unsorted": True},
+                                                   "source": say(LEAD_SOURCE), "unsorted": True},
                                    region=settings.region)
     call.lead_id = lead["id"]
     await session.flush()
