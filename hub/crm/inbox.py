@@ -14,11 +14,13 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+from msgspec import UNSET, UnsetType
 from sqlalchemy import ColumnElement, Result, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, events, leads
+from hub.crm import access, events, leads, resources
 from hub.crm.errors import NotFound, ValidationError
 from hub.crm.messages import LEAD_SOURCES, _recipients, conversation_dict, message_dict
 from hub.crm.models import (
@@ -34,8 +36,10 @@ from hub.crm.models import (
     User,
 )
 from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
-from hub.crm.timeline import add_entry, entry_dict, entry_scope, get_entry, user_refs
+from hub.crm.resources import Ref
+from hub.crm.timeline import add_entry, entry_dict, entry_resource, entry_scope, get_entry, user_refs
 from hub.crm.validate import MAX_YEAR, MIN_YEAR, Fields
+from hub.serialise import plain
 
 MESSAGE_KINDS = ("sms", "whatsapp", "telegram", "email")
 MOVED_MESSAGES = 200  # a new lead's timeline gets at most this many of its conversation's messages
@@ -122,24 +126,25 @@ def _deal_of(c: Conversation, deals: dict[tuple[str, int], int]) -> int | None:
     return deals.get(("lead", c.lead_id)) if c.lead_id is not None else None
 
 
-def _shape(c: Conversation, names: dict[str, dict[int, str]],
-           deals: dict[tuple[str, int], int]) -> dict[str, Any]:
-    result = conversation_dict(c)
-    person: dict[str, Any] | None = None
+def _person(c: Conversation, names: dict[str, dict[int, str]]) -> resources.Person | None:
     if c.client_id is not None:
-        person = {"type": "client", "id": c.client_id, "name": names["client"].get(c.client_id, ""),
-                  "url": f"/clients/{c.client_id}"}
-        if c.contact_id is not None:
-            person["contact"] = {"id": c.contact_id, "name": names["contact"].get(c.contact_id, "")}
-    elif c.lead_id is not None:
-        person = {"type": "lead", "id": c.lead_id, "name": names["lead"].get(c.lead_id, ""),
-                  "url": f"/leads/{c.lead_id}"}
-    result["person"] = person
-    result["assignee"] = ({"id": c.assignee_id, "name": names["user"].get(c.assignee_id, "")}
-                          if c.assignee_id is not None else None)
-    result["deal_id"] = _deal_of(c, deals)
-    result["name"] = (person or {}).get("name") or c.title or c.address
-    return result
+        contact = (Ref(id=c.contact_id, name=names["contact"].get(c.contact_id, ""))
+                   if c.contact_id is not None else UNSET)
+        return resources.Person(type="client", id=c.client_id, name=names["client"].get(c.client_id, ""),
+                                url=f"/clients/{c.client_id}", contact=contact)
+    if c.lead_id is not None:
+        return resources.Person(type="lead", id=c.lead_id, name=names["lead"].get(c.lead_id, ""),
+                                url=f"/leads/{c.lead_id}")
+    return None
+
+
+def _shape(c: Conversation, names: dict[str, dict[int, str]], deals: dict[tuple[str, int], int],
+           subject: str | UnsetType = UNSET) -> resources.Conversation:
+    person = _person(c, names)
+    assignee = Ref(id=c.assignee_id, name=names["user"].get(c.assignee_id, "")) if c.assignee_id else None
+    return resources.Conversation(
+        **conversation_dict(c), person=person, assignee=assignee, deal_id=_deal_of(c, deals),
+        name=(person.name if person else "") or c.title or c.address, subject=subject)
 
 
 async def _subjects(session: AsyncSession, rows: list[Conversation]) -> dict[int, str]:
@@ -157,16 +162,14 @@ async def _subjects(session: AsyncSession, rows: list[Conversation]) -> dict[int
 async def conversation_dicts(session: AsyncSession, rows: list[Conversation]) -> list[dict[str, Any]]:
     """Conversations with their person, assignee, deal and display name; an e-mail one also with
     ``subject``, the subject of its latest letter."""
+    return [plain(shaped) for shaped in await _conversations(session, rows)]
+
+
+async def _conversations(session: AsyncSession, rows: list[Conversation]) -> list[resources.Conversation]:
     names = await _people(session, rows)
     subjects = await _subjects(session, rows)
     deals = await _open_deals(session, rows)
-    result = []
-    for c in rows:
-        shaped = _shape(c, names, deals)
-        if c.channel == "email":
-            shaped["subject"] = subjects.get(c.id, "")
-        result.append(shaped)
-    return result
+    return [_shape(c, names, deals, subjects.get(c.id, "") if c.channel == "email" else UNSET) for c in rows]
 
 
 # --- cursor over (last_message_at, id) -------------------------------------------------------------------
@@ -237,6 +240,10 @@ async def list_conversations(session: AsyncSession, actor: User, *, channel: str
 
 async def message_dicts(session: AsyncSession, rows: list[Message]) -> list[dict[str, Any]]:
     """Messages with their timeline entry (attachments, author) for a chat panel."""
+    return [plain(message) for message in await _chat_messages(session, rows)]
+
+
+async def _chat_messages(session: AsyncSession, rows: list[Message]) -> list[resources.ChatMessage]:
     entry_ids = [m.entry_id for m in rows if m.entry_id is not None]
     entries: dict[int, TimelineEntry] = {}
     if entry_ids:
@@ -244,14 +251,9 @@ async def message_dicts(session: AsyncSession, rows: list[Message]) -> list[dict
                                       .options(selectinload(TimelineEntry.attachments)))
         entries = {e.id: e for e in found}
     authors = await user_refs(session, [m.author_id for m in rows])
-    result = []
-    for m in rows:
-        item = message_dict(m)
-        entry = entries.get(m.entry_id) if m.entry_id is not None else None
-        item["entry"] = entry_dict(entry, authors) if entry is not None else None
-        item["author"] = authors.get(m.author_id) if m.author_id is not None else None
-        result.append(item)
-    return result
+    return [resources.ChatMessage(
+        **message_dict(m), author=authors.get(m.author_id) if m.author_id is not None else None,
+        entry=entry_resource(entries[m.entry_id], authors) if m.entry_id in entries else None) for m in rows]
 
 
 async def get_conversation(session: AsyncSession, actor: User, conversation_id: Any, *,
@@ -266,15 +268,15 @@ async def get_conversation(session: AsyncSession, actor: User, conversation_id: 
     rows = list((await session.scalars(query.order_by(Message.id.desc()).limit(limit + 1))).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    result = (await conversation_dicts(session, [conversation]))[0]
-    result["messages"] = await message_dicts(session, list(reversed(rows)))
-    result["messages_cursor"] = encode_cursor(rows[-1].id) if more and rows else None
-    if conversation.channel == "email":
-        result["reply_to"] = await _latest_letter(session, conversation.id)
-    return result
+    shaped = (await _conversations(session, [conversation]))[0]
+    is_mail = conversation.channel == "email"
+    return plain(resources.ConversationWithMessages(
+        **msgspec.structs.asdict(shaped), messages=await _chat_messages(session, list(reversed(rows))),
+        messages_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+        reply_to=await _latest_letter(session, conversation.id) if is_mail else UNSET))
 
 
-async def _latest_letter(session: AsyncSession, conversation_id: int) -> dict[str, Any] | None:
+async def _latest_letter(session: AsyncSession, conversation_id: int) -> resources.ReplyTo | None:
     """The conversation's latest inbound letter on a timeline (what a reply answers by default):
     ``{"entry_id", "subject"}``, or None."""
     found = (await session.execute(
@@ -282,7 +284,9 @@ async def _latest_letter(session: AsyncSession, conversation_id: int) -> dict[st
             Message.conversation_id == conversation_id, Message.direction == "in",
             Message.entry_id.is_not(None))
         .order_by(Message.id.desc()).limit(1))).first()
-    return {"entry_id": found[0], "subject": found[1]} if found is not None else None
+    if found is None or found.entry_id is None:
+        return None
+    return resources.ReplyTo(entry_id=found.entry_id, subject=found.subject)
 
 
 async def _announce(session: AsyncSession, conversation: Conversation, **extra: Any) -> dict[str, Any]:

@@ -144,18 +144,23 @@ class CompiledWrite:
 # --- dicts -------------------------------------------------------------------------------------------
 
 def entry_dict(entry: TimelineEntry, authors: Mapping[int, Ref] | None = None) -> dict[str, Any]:
-    """The API shape of an entry. ``authors`` (``user_refs``) names the author; without it the author
-    carries only its id. The attachments must be loaded (``selectinload``) or be new."""
+    """The API shape of an entry (``entry_resource``)."""
+    return plain(entry_resource(entry, authors))
+
+
+def entry_resource(entry: TimelineEntry, authors: Mapping[int, Ref] | None = None) -> resources.TimelineEntry:
+    """``authors`` (``user_refs``) names the author; without it the author carries only its id. The
+    attachments must be loaded (``selectinload``) or be new."""
     author = None
     if entry.author_id is not None:
         author = (authors or {}).get(entry.author_id) or Ref(id=entry.author_id, name=None)
-    return plain(resources.TimelineEntry(
+    return resources.TimelineEntry(
         id=entry.id, kind=entry.kind, direction=entry.direction, occurred_at=iso(entry.occurred_at),
         author=author, text=entry.text, payload=entry.payload or {}, pinned=bool(entry.pinned),
         deal_id=entry.deal_id, client_id=entry.client_id, lead_id=entry.lead_id,
         attachments=[resources.Attachment(id=a.id, filename=a.filename, content_type=a.content_type,
                                           size=a.size) for a in entry.attachments],
-        created_at=iso(entry.created_at)))
+        created_at=iso(entry.created_at))
 
 
 async def entry_dicts(session: AsyncSession, entries: list[TimelineEntry]) -> list[dict[str, Any]]:

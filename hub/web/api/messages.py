@@ -14,10 +14,10 @@ from hub.crm.attachments import content_type_of, sanitize_filename, store_bytes
 from hub.crm.errors import ValidationError
 from hub.web.api.attachments import upload_name
 from hub.web.api.common import ok, paging
-from hub.web.api.schemas import ID, ID_OR_NULL, REF, REF_OR_NULL, TEXT, TEXT_OR_NULL, TIME, obj
+from hub.web.api.schemas import ID, ID_OR_NULL, TEXT, obj
 from hub.web.errors import json_body, path_id, query_text
 from hub.web.keys import CONFIG, DB, USER
-from hub.web.routing import PAGING, Param, Routes, ref
+from hub.web.routing import PAGING, Param, Routes, page_of, ref
 
 routes = Routes("messages")
 
@@ -38,39 +38,12 @@ MESSAGE_IN = obj({
     "attachments": {"type": "array", "items": {"type": "string", "format": "binary"},
                     "description": "files: send multipart/form-data with these fields and file parts"},
 }, ("channel",))
-MESSAGE_FIELDS = {
-    "id": ID, "channel": TEXT, "direction": {"enum": ["in", "out"]}, "status": TEXT,
-    "conversation_id": ID, "entry_id": ID_OR_NULL, "provider_id": TEXT_OR_NULL, "reply_to_id": ID_OR_NULL,
-    "author_id": ID_OR_NULL, "text": TEXT, "subject": TEXT, "attempts": {"type": "integer"},
-    "error": {"type": ["string", "null"]}, "error_code": {"type": ["string", "null"]},
-    "created_at": TIME, "sent_at": TIME, "next_attempt_at": TIME,
-}
-MESSAGE = obj(MESSAGE_FIELDS, ("id", "status"))
-# in a conversation: with its timeline entry (attachments) and author
-CHAT_MESSAGE = obj({**MESSAGE_FIELDS, "entry": {"oneOf": [ref("TimelineEntry"), {"type": "null"}]},
-                    "author": REF_OR_NULL}, ("id", "status"))
-QUEUED = obj({**MESSAGE_FIELDS, "messages": {"type": "array", "items": MESSAGE}}, ("id", "status"))
-PERSON = {"oneOf": [obj({
-    "type": {"enum": ["client", "lead"]}, "id": ID, "name": TEXT,
-    "url": {**TEXT, "description": "the person's card"},
-    "contact": {**REF, "description": "the client's contact person who writes"},
-}, ("type", "id", "name", "url")), {"type": "null"}]}
-CONVERSATION = obj({
-    "id": ID, "channel": TEXT, "address": TEXT, "title": TEXT, "username": TEXT_OR_NULL, "name": TEXT,
-    "unread": {"type": "integer"},
-    "client_id": ID_OR_NULL, "contact_id": ID_OR_NULL, "lead_id": ID_OR_NULL, "assignee_id": ID_OR_NULL,
-    "deal_id": ID_OR_NULL, "last_message_at": {"type": "string", "format": "date-time"}, "last_text": TEXT,
-    "state": TEXT, "person": PERSON, "assignee": REF_OR_NULL,
-    "subject": {**TEXT, "description": "e-mail: the subject of the latest letter"},
-}, ("id", "channel", "unread"))
-CONVERSATION_FULL = {"allOf": [CONVERSATION, obj({
-    "messages": {"type": "array", "items": CHAT_MESSAGE}, "messages_cursor": {"type": ["string", "null"]},
-    "reply_to": {"oneOf": [obj({"entry_id": ID, "subject": TEXT}, ("entry_id", "subject")), {"type": "null"}],
-                 "description": "e-mail: the latest letter on a timeline, what a reply answers by "
-                                "default"}})]}
+MESSAGE = ref("Message")
+QUEUED = ref("QueuedMessage")
+CONVERSATION = ref("Conversation")
+CONVERSATION_FULL = ref("ConversationWithMessages")
 CONVERSATION_LEAD = obj({"lead": ref("Lead"), "conversation": CONVERSATION}, ("lead", "conversation"))
-CONVERSATION_PAGE = obj({"items": {"type": "array", "items": CONVERSATION},
-                         "next_cursor": {"type": ["string", "null"]}}, ("items", "next_cursor"))
+CONVERSATION_PAGE = page_of("Conversation")
 ASSIGN_IN = obj({"assignee_id": ID_OR_NULL}, ("assignee_id",))
 MOVE_IN = obj({"deal_id": ID}, ("deal_id",))
 CHANNEL = Param("channel", {"enum": list(messages.SENDABLE)}, "only this channel")
