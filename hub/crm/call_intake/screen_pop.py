@@ -3,11 +3,23 @@ open tasks, as the rung agent's popup shows it."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, or_, select
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Select,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import identify
@@ -46,63 +58,131 @@ def fresh(match: dict[str, Any]) -> dict[str, Any]:
     return {**match, "manager": None, "last_interactions": [], "open_tasks": []}
 
 
-def _pop_queries(model: type[Client] | type[Lead], entries_owner: Any,
-                 tasks_owner: Any) -> tuple[Prepared, ...]:
-    owner: BindParameter[Any] = bindparam("owner")
-    head = Prepared(select(model.name, User.id, User.name).select_from(model)
-                    .outerjoin(User, User.id == model.manager_id).where(model.id == owner))
-    entries = Prepared(
-        select(TimelineEntry.id, TimelineEntry.kind, TimelineEntry.direction, TimelineEntry.occurred_at,
-               TimelineEntry.text, TimelineEntry.payload, TimelineEntry.deal_id)
-        .where(entries_owner == owner, or_(*(TimelineEntry.kind == kind for kind in INTERACTION_KINDS)))
-        .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(3))
-    tasks = Prepared(
-        select(Task.id, Task.subject, Task.kind, Task.due_at, Task.assignee_id)
-        .where(tasks_owner == owner, Task.completed_at.is_(None))
-        .order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(POP_TASKS))
-    return head, entries, tasks
+# what the popup shows of a match's owner, as rows of one shape (a UNION ALL needs one): the owner's
+# slot in the statement, the part (_HEAD, _ENTRY, _TASK), then the part's columns in that layout
+_HEAD, _ENTRY, _TASK = 0, 1, 2
 
 
-# the screen-pop's reads, compiled once (hub.db.Prepared: one thread hop or round trip each)
-_POP = {"client": _pop_queries(Client, TimelineEntry.client_id, Task.client_id),
-        "lead": _pop_queries(Lead, TimelineEntry.lead_id, Task.lead_id)}
+def _constant(value: int) -> Any:
+    return literal_column(str(value), Integer)  # written in the SQL: PostgreSQL types a bound one as text
 
 
-async def enrich(session: AsyncSession, match: dict[str, Any]) -> dict[str, Any]:
-    """A match of /identify plus the main manager, the company (for a contact person), the last three
-    interactions and the open tasks: three compiled statements on the session's connection."""
-    enriched = dict(match)
+def _typed_null(column: Any) -> Any:
+    return cast(null(), column.type)
+
+
+_LAYOUT = ("slot", "part", "row_id", "ref", "first", "second", "text", "at", "payload")
+
+
+def _in_layout(*columns: Any) -> Select[Any]:
+    return select(*(column.label(name) for column, name in zip(columns, _LAYOUT, strict=True)))
+
+
+def _owner_parts(slot: int, kind: str) -> list[Select[Any]]:
+    """One owner's head (name, manager), last interactions and open tasks, each limited as the popup
+    lists them: three SELECTs of the shared layout."""
+    model, entries_owner, tasks_owner = (
+        (Lead, TimelineEntry.lead_id, Task.lead_id) if kind == "lead"
+        else (Client, TimelineEntry.client_id, Task.client_id))
+    owner: BindParameter[Any] = bindparam(f"owner_{slot}")
+    number = _constant(slot)
+    head = (_in_layout(number, _constant(_HEAD), User.id, _typed_null(TimelineEntry.deal_id), model.name,
+                   User.name, _typed_null(TimelineEntry.text), _typed_null(TimelineEntry.occurred_at),
+                   _typed_null(TimelineEntry.payload))
+            .select_from(model).outerjoin(User, User.id == model.manager_id).where(model.id == owner))
+    entries = (_in_layout(number, _constant(_ENTRY), TimelineEntry.id, TimelineEntry.deal_id,
+                      TimelineEntry.kind, TimelineEntry.direction, TimelineEntry.text,
+                      TimelineEntry.occurred_at, TimelineEntry.payload)
+               .where(entries_owner == owner, or_(*(TimelineEntry.kind == k for k in INTERACTION_KINDS)))
+               .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(3))
+    tasks = (_in_layout(number, _constant(_TASK), Task.id, Task.assignee_id, Task.subject, Task.kind,
+                    _typed_null(TimelineEntry.text), Task.due_at, _typed_null(TimelineEntry.payload))
+             .where(tasks_owner == owner, Task.completed_at.is_(None))
+             .order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(POP_TASKS))
+    return [head, entries, tasks]
+
+
+@functools.cache
+def _enrichment(kinds: tuple[str, ...]) -> Prepared:
+    """The heads, interactions and tasks of owners of these kinds, in one statement (compiled once per
+    shape: one thread hop or round trip for the whole popup)."""
+    parts = [part.subquery() for slot, kind in enumerate(kinds) for part in _owner_parts(slot, kind)]
+    union = union_all(*(select(*part.c) for part in parts)).subquery()
+    return Prepared(select(*union.c))
+
+
+def _owner_of(match: dict[str, Any]) -> tuple[str, int] | None:
     if match["type"] == "user":
-        return enriched
-    kind, owner = ("lead", match["id"]) if match["type"] == "lead" else ("client", match["client_id"])
-    head, entries_query, tasks_query = _POP[kind]
+        return None
+    return ("lead", match["id"]) if match["type"] == "lead" else ("client", match["client_id"])
+
+
+async def enrich_all(session: AsyncSession, matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Matches of /identify plus the main manager, the company (for a contact person), the last three
+    interactions and the open tasks: one compiled statement on the session's connection."""
+    owners = list(dict.fromkeys(owner for m in matches if (owner := _owner_of(m)) is not None))
+    if not owners:
+        return [dict(m) for m in matches]
     if session.new or session.dirty or session.deleted:
         await session.flush()  # the driver connection below does not autoflush
     conn = await session.connection()
-    rows = await head.all(conn, owner=owner)
-    name, manager_id, manager_name = rows[0] if rows else (None, None, None)
-    if match["type"] == "contact":
-        enriched["company"] = {"id": owner, "name": name}
-    enriched["manager"] = {"id": manager_id, "name": manager_name} if manager_id is not None else None
-    entries = await entries_query.all(conn, owner=owner)
-    enriched["last_interactions"] = [
-        {"id": i, "kind": kind, "direction": direction, "occurred_at": iso(at), "text": text[:200],
-         "status": (payload or {}).get("status") if kind == "call" else None, "deal_id": deal_id}
-        for i, kind, direction, at, text, payload, deal_id in entries]
+    rows = await _enrichment(tuple(kind for kind, _ in owners)).all(
+        conn, **{f"owner_{slot}": owner for slot, (_, owner) in enumerate(owners)})
+    found = [_Owner() for _ in owners]
+    for slot, part, *columns in rows:
+        found[slot].add(part, columns)
     now = utcnow()
-    tasks = await tasks_query.all(conn, owner=owner)
-    enriched["open_tasks"] = [
-        {"id": i, "subject": subject, "kind": kind, "due_at": iso(due),
-         "overdue": due is not None and due < now, "assignee_id": assignee}
-        for i, subject, kind, due, assignee in tasks]
-    return enriched
+    return [m if (owner := _owner_of(m)) is None else found[owners.index(owner)].enriched(m, now)
+            for m in matches]
+
+
+class _Owner:
+    """One owner's rows of the enrichment statement, and what they make of a match."""
+
+    def __init__(self) -> None:
+        self.head: tuple[Any, ...] = (None, None, None)
+        self.entries: list[tuple[Any, ...]] = []
+        self.tasks: list[tuple[Any, ...]] = []
+
+    def add(self, part: int, columns: list[Any]) -> None:
+        row_id, ref, first, second, text, at, payload = columns
+        if part == _HEAD:
+            self.head = (first, row_id, second)
+        elif part == _ENTRY:
+            self.entries.append((row_id, first, second, at, text, payload, ref))
+        else:
+            self.tasks.append((row_id, first, second, at, ref))
+
+    def enriched(self, match: dict[str, Any], now: datetime) -> dict[str, Any]:
+        name, manager_id, manager_name = self.head
+        enriched = dict(match)
+        if match["type"] == "contact":
+            enriched["company"] = {"id": match["client_id"], "name": name}
+        enriched["manager"] = {"id": manager_id, "name": manager_name} if manager_id is not None else None
+        # a UNION ALL keeps no order: each part is sorted again as its SELECT sorted it
+        entries = sorted(self.entries, key=lambda e: (e[3], e[0]), reverse=True)
+        enriched["last_interactions"] = [
+            {"id": i, "kind": kind, "direction": direction, "occurred_at": iso(at), "text": text[:200],
+             "status": (payload or {}).get("status") if kind == "call" else None, "deal_id": deal_id}
+            for i, kind, direction, at, text, payload, deal_id in entries]
+        tasks = sorted(self.tasks, key=lambda t: (t[3] is None, t[3] or now, t[0]))
+        enriched["open_tasks"] = [
+            {"id": i, "subject": subject, "kind": kind, "due_at": iso(due),
+             "overdue": due is not None and due < now, "assignee_id": assignee}
+            for i, subject, kind, due, assignee in tasks]
+        return enriched
+
+
+async def enrich(session: AsyncSession, match: dict[str, Any]) -> dict[str, Any]:
+    """One match enriched (``enrich_all``)."""
+    return (await enrich_all(session, [match]))[0]
 
 
 async def enriched_matches(session: AsyncSession, number: str,
                            settings: CallSettings) -> list[dict[str, Any]]:
     """Who owns the number, the first ``POP_MATCHES`` of them enriched."""
     found = await identify.identify(session, phone=number, region=settings.region)
-    return [await enrich(session, m) if i < POP_MATCHES else m for i, m in enumerate(found)]
+    return await enrich_all(session, found[:POP_MATCHES]) + found[POP_MATCHES:]
 
 
 @dataclass(frozen=True, slots=True)
