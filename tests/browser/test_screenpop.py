@@ -31,6 +31,14 @@ except ImportError:  # the browser fixture says why: skipped, or failed with CI=
     expect = None
 
 CALLER = "+79161234567"  # the caller of the inbound_answered trace
+
+
+def ringing(call_id: int, **fields: Any) -> dict[str, Any]:
+    """A whole ``call.ringing`` (the PopUp shape: tests/conftest.py checks every one published)."""
+    return {"call_id": call_id, "call_key": f"1700000000.{call_id}", "direction": "inbound", "number": None,
+            "did": None, "extension": "101", "started_at": None, "matches": [], "unknown": True,
+            "ignored": False, "caller_name": None, "hidden_number": False, "lead_created": None,
+            "unknown_caller": "auto", **fields}
 CLIENT = "ООО «Ромашка»"
 
 
@@ -194,15 +202,16 @@ async def test_popup_from_the_bus_unknown_number_stacking_escape(page: Any, app:
     await asyncio.sleep(0.2)
     me = int(await page.locator("script[src='/static/screenpop.js']").get_attribute("data-user"))
     bus = app[BUS]
-    bus.publish("call.ringing", {"call_id": 9001, "direction": "inbound", "number": "+74950000000",
-                                 "matches": [], "unknown": True, "lead_created": None}, users=[me])
-    bus.publish("call.ringing", {"call_id": 9002, "direction": "inbound", "number": CALLER, "matches": [{
+    bus.publish("call.ringing", ringing(9001, number="+74950000000"), users=[me])
+    bus.publish("call.ringing", ringing(9002, number=CALLER, unknown=False, matches=[{
         "type": "client", "id": 5, "client_id": 5, "name": "<img src=x onerror=alert(1)>",
         "manager": {"id": me, "name": "Иван Агентов"},
-        "open_deals": [{"id": 7, "title": "Поставка", "stage": "Переговоры", "amount": "150000.00"}],
-        "last_interactions": [{"id": 1, "kind": "call", "occurred_at": "2026-11-23T10:00:00+00:00",
-                               "text": "Обсудили счёт"}],
-        "open_tasks": [{"id": 3, "subject": "Перезвонить", "due_at": None, "overdue": False}]}]},
+        "open_deals": [{"id": 7, "title": "Поставка", "stage": "Переговоры", "amount": 150000}],
+        "last_interactions": [{"id": 1, "kind": "call", "direction": "in",
+                               "occurred_at": "2026-11-23T10:00:00Z", "text": "Обсудили счёт",
+                               "status": "answered", "deal_id": None}],
+        "open_tasks": [{"id": 3, "subject": "Перезвонить", "kind": "task", "due_at": None, "overdue": False,
+                        "assignee_id": me}]}]),
         users=[me])
     popups = page.locator(".screenpop")
     await expect(popups).to_have_count(2)
@@ -216,7 +225,8 @@ async def test_popup_from_the_bus_unknown_number_stacking_escape(page: Any, app:
     await expect(second.get_by_role("link", name="Создать сделку")).to_be_visible()
 
     # answered by someone else: that popup closes; Escape closes the one focused
-    bus.publish("call.answered", {"call_id": 9002, "agent": {"id": me + 1000, "name": "Другой"}}, users=[me])
+    bus.publish("call.answered", {"call_id": 9002, "call_key": ringing(9002)["call_key"],
+                                  "agent": {"id": me + 1000, "name": "Другой"}}, users=[me])
     await expect(popups).to_have_count(1)
     await popups.nth(0).get_by_role("button", name="Закрыть").focus()
     await page.keyboard.press("Escape")
@@ -351,16 +361,17 @@ async def test_a_hidden_tab_gets_a_notification_permission_asked_only_on_click(
     await asyncio.sleep(0.2)
     assert await page.evaluate("window.__asked") == 0  # never on load
     me = int(await page.locator("script[src='/static/screenpop.js']").get_attribute("data-user"))
-    ring = {"call_id": 7001, "direction": "inbound", "number": CALLER, "matches": [], "lead_created": None}
+    ring = ringing(7001, number=CALLER)
     app[BUS].publish("call.ringing", ring, users=[me])
     popup = page.locator(".screenpop")
     await popup.get_by_role("button", name="Уведомлять, когда вкладка в фоне").click()
     assert await page.evaluate("window.__asked") == 1
-    app[BUS].publish("call.ended", {"call_id": 7001, "status": "missed", "talk_seconds": 0}, users=[me])
+    app[BUS].publish("call.ended", {"call_id": 7001, "call_key": ring["call_key"], "status": "missed",
+                                    "talk_seconds": 0}, users=[me])
     await expect(popup).to_have_count(0)
 
     await page.evaluate("window.__hidden = true")
-    app[BUS].publish("call.ringing", {**ring, "call_id": 7002}, users=[me])
+    app[BUS].publish("call.ringing", ringing(7002, number=CALLER), users=[me])
     await expect(popup).to_have_count(1)
     notes = await page.evaluate("window.__notes")
     assert notes == [["Входящий звонок", "Неизвестный номер · +7 916 123-45-67"]]
@@ -374,8 +385,7 @@ async def test_after_a_resync_a_popup_of_a_call_gone_meanwhile_closes(page: Any,
     await expect(page.locator("body")).to_have_attribute("data-live", "true")
     await asyncio.sleep(0.2)
     me = int(await page.locator("script[src='/static/screenpop.js']").get_attribute("data-user"))
-    app[BUS].publish("call.ringing", {"call_id": 424242, "direction": "inbound", "number": CALLER,
-                                      "matches": []}, users=[me])
+    app[BUS].publish("call.ringing", ringing(424242, number=CALLER), users=[me])
     await expect(page.locator(".screenpop")).to_have_count(1)
     EXPECTED.add("404 /api/v1/calls/424242")
     app[BUS].publish("resync", {}, users=[me])  # as a lagging stream is told; the call is not there
@@ -389,12 +399,9 @@ async def test_a_hidden_number_and_a_callers_name_in_the_popup(page: Any, app: w
     await expect(page.locator("body")).to_have_attribute("data-live", "true")
     await asyncio.sleep(0.2)
     me = int(await page.locator("script[src='/static/screenpop.js']").get_attribute("data-user"))
-    app[BUS].publish("call.ringing", {"call_id": 9101, "direction": "inbound", "number": None,
-                                      "matches": [], "unknown": True, "hidden_number": True,
-                                      "lead_created": None}, users=[me])
-    app[BUS].publish("call.ringing", {"call_id": 9102, "direction": "inbound", "number": "+74950000001",
-                                      "matches": [], "unknown": True, "caller_name": "Иванов Пётр",
-                                      "lead_created": None}, users=[me])
+    app[BUS].publish("call.ringing", ringing(9101, hidden_number=True), users=[me])
+    app[BUS].publish("call.ringing", ringing(9102, number="+74950000001", caller_name="Иванов Пётр"),
+                     users=[me])
     popups = page.locator(".screenpop")
     await expect(popups).to_have_count(2)
     hidden = popups.filter(has=page.locator(".sp-name", has_text="Скрытый номер"))
