@@ -52,17 +52,15 @@ def storable(value: str) -> str:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
-def _storable_json(value: Any) -> Any:
+def storable_json(value: Any) -> Any:
+    """A JSON value with every string in it ``storable``."""
     if isinstance(value, str):
         return storable(value)
     if isinstance(value, dict):
-        return {storable(str(k)): _storable_json(v) for k, v in value.items()}
+        return {storable(str(k)): storable_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_storable_json(v) for v in value]
+        return [storable_json(v) for v in value]
     return value
-
-
-storable_json = _storable_json  # for channels that write entries themselves (hub.crm.messages)
 
 
 async def refs(session: AsyncSession, column: Any, label: Any, ids: Iterable[int | None]) -> dict[int, Ref]:
@@ -232,7 +230,7 @@ async def add_entry(session: AsyncSession, *, kind: str, text: str = "", directi
     now = utcnow()
     entry = TimelineEntry(
         kind=kind, text=storable(text), direction=direction, author_id=author_id, deal_id=deal_id,
-        client_id=client_id, lead_id=lead_id, payload=_storable_json(payload or {}),
+        client_id=client_id, lead_id=lead_id, payload=storable_json(payload or {}),
         occurred_at=occurred_at or now, external_key=external_key, pinned=bool(pinned),
         created_at=now, attachments=[],
     )

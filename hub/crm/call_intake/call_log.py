@@ -16,7 +16,7 @@ from hub.crm.call_intake.unit import Agent, CallUnit
 from hub.crm.calls import recording_refs
 from hub.crm.models import Call, Client, ContactPerson, Deal, Lead, Stage, TimelineEntry, User, utcnow
 from hub.crm.resources import Ref
-from hub.crm.timeline import entry_dict, storable, user_refs
+from hub.crm.timeline import entry_dict, storable, storable_json, user_refs
 from hub.crm.validate import iso
 
 
@@ -76,16 +76,6 @@ async def person_name(session: AsyncSession, call: Call, unit: CallUnit | None =
     return owner.name
 
 
-def _storable_json(value: Any) -> Any:
-    if isinstance(value, str):
-        return storable(value)
-    if isinstance(value, dict):
-        return {storable(str(k)): _storable_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_storable_json(v) for v in value]
-    return value
-
-
 async def log_call(session: AsyncSession, call: Call, agent: Agent | User | None, name: str | None,
                    deal: Deal | bool | None = True) -> None:
     """The call's timeline entry on its person's open deal (placement rule) or on the person.
@@ -103,7 +93,7 @@ async def log_call(session: AsyncSession, call: Call, agent: Agent | User | None
     values: dict[str, Any] = {
         "kind": "call", "direction": "out" if call.direction == "outbound" else "in",
         "occurred_at": call.started_at or now, "author_id": call.agent_id,
-        "text": storable(_call_text(call, name)), "payload": _storable_json(_entry_payload(call, agent)),
+        "text": storable(_call_text(call, name)), "payload": storable_json(_entry_payload(call, agent)),
         "pinned": False, "deal_id": call.deal_id, "client_id": call.client_id, "lead_id": call.lead_id,
         "external_key": key, "created_at": now,
     }

@@ -38,7 +38,10 @@ POP_TASKS = 5
 def pop_payload(fact: CallRinging, settings: CallSettings, *, call_id: int | None, direction: str,
                 number: str | None, started_at: datetime | None, matches: list[dict[str, Any]],
                 lead_created: int | None) -> dict[str, Any]:
-    """The screen-pop: who is calling whom (``call_id`` None while the call's row is not written)."""
+    """The screen-pop (``hub.crm.resources.PopUp``): who is calling whom (``call_id`` None while the
+    call's row is not written). Built as a dict, not through the class: a lead made in a batch that
+    defers its writes gets its id after this payload is built, in the very match dict it holds (the
+    test suite checks every published pop-up against the class's schema)."""
     return {
         "call_id": call_id, "call_key": fact.call_key, "direction": direction, "number": number,
         "did": fact.did, "extension": fact.extension, "started_at": iso(started_at),
