@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from hub.crm import access, events, leads, resources
 from hub.crm.errors import NotFound, ValidationError
-from hub.crm.messages import LEAD_SOURCES, _recipients, conversation_dict, message_dict
+from hub.crm.messages import LEAD_SOURCES, _recipients, conversation_row, message_resource
 from hub.crm.models import (
     CHANNELS,
     Client,
@@ -143,8 +143,9 @@ def _shape(c: Conversation, names: dict[str, dict[int, str]], deals: dict[tuple[
     person = _person(c, names)
     assignee = Ref(id=c.assignee_id, name=names["user"].get(c.assignee_id, "")) if c.assignee_id else None
     return resources.Conversation(
-        **conversation_dict(c), person=person, assignee=assignee, deal_id=_deal_of(c, deals),
-        name=(person.name if person else "") or c.title or c.address, subject=subject)
+        **msgspec.structs.asdict(conversation_row(c)), person=person, assignee=assignee,
+        deal_id=_deal_of(c, deals), name=(person.name if person else "") or c.title or c.address,
+        subject=subject)
 
 
 async def _subjects(session: AsyncSession, rows: list[Conversation]) -> dict[int, str]:
@@ -252,7 +253,8 @@ async def _chat_messages(session: AsyncSession, rows: list[Message]) -> list[res
         entries = {e.id: e for e in found}
     authors = await user_refs(session, [m.author_id for m in rows])
     return [resources.ChatMessage(
-        **message_dict(m), author=authors.get(m.author_id) if m.author_id is not None else None,
+        **msgspec.structs.asdict(message_resource(m)),
+        author=authors.get(m.author_id) if m.author_id is not None else None,
         entry=entry_resource(entries[m.entry_id], authors) if m.entry_id in entries else None) for m in rows]
 
 

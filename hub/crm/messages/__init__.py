@@ -24,7 +24,9 @@ from hub.crm.messages.conversations import (
     Person,
     _recipients,
     conversation_dict,
+    conversation_row,
     message_dict,
+    message_resource,
     placement_deal,
     split_text,
 )
@@ -40,7 +42,8 @@ from hub.crm.messages.statuses import FINAL, STATUS_RANK, apply_status, show_sta
 
 __all__ = [
     "FINAL", "LEAD_SOURCES", "MAX_PARTS", "PHONE_CHANNELS", "PREVIEW", "SENDABLE", "STATUS_RANK",
-    "TEXT_LIMITS", "WHATSAPP_WINDOW", "MessageIntake", "Person", "UnitOfWork", "_recipients", "apply_status",
-    "conversation_dict", "message_dict", "placement_deal", "queue_message", "retry_message", "show_status",
-    "split_text", "take_message", "template_placeholders", "whatsapp_window_ends",
+    "TEXT_LIMITS", "WHATSAPP_WINDOW", "MessageIntake", "Person", "UnitOfWork", "_recipients",
+    "apply_status", "conversation_dict", "conversation_row", "message_dict", "message_resource",
+    "placement_deal", "queue_message", "retry_message", "show_status", "split_text", "take_message",
+    "template_placeholders", "whatsapp_window_ends",
 ]

@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TypedDict
 
+from msgspec import UNSET
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.crm import resources
 from hub.crm.models import Client, Conversation, Deal, Lead, Message, Stage, utcnow
 from hub.crm.validate import iso
+from hub.serialise import plain
 
 SENDABLE = ("telegram", "sms", "whatsapp", "email")
 # the longest text one outgoing message carries; a longer Telegram text is split, a longer SMS or
@@ -29,26 +32,28 @@ LEAD_SOURCES = {"telegram": "telegram", "sms": "sms", "whatsapp": "whatsapp", "e
 # --- shapes ---------------------------------------------------------------------------------------------
 
 def message_dict(m: Message, conversation: Conversation | None = None) -> dict[str, Any]:
-    result = {
-        "id": m.id, "channel": m.channel, "direction": m.direction, "status": m.status,
-        "conversation_id": m.conversation_id, "entry_id": m.entry_id, "provider_id": m.provider_id,
-        "reply_to_id": m.reply_to_id, "author_id": m.author_id, "text": m.text, "subject": m.subject,
-        "attempts": m.attempts, "error_code": m.error_code, "error": m.error,
-        "created_at": iso(m.created_at), "sent_at": iso(m.sent_at) if m.sent_at else None,
-        "next_attempt_at": iso(m.next_attempt_at) if m.next_attempt_at else None,
-    }
-    if conversation is not None:
-        result["conversation"] = conversation_dict(conversation)
-    return result
+    return plain(message_resource(m, conversation))
+
+
+def message_resource(m: Message, conversation: Conversation | None = None) -> resources.Message:
+    return resources.Message(
+        id=m.id, channel=m.channel, direction=m.direction, status=m.status,
+        conversation_id=m.conversation_id, entry_id=m.entry_id, provider_id=m.provider_id,
+        reply_to_id=m.reply_to_id, author_id=m.author_id, text=m.text, subject=m.subject,
+        attempts=m.attempts, error_code=m.error_code, error=m.error, created_at=iso(m.created_at),
+        sent_at=iso(m.sent_at), next_attempt_at=iso(m.next_attempt_at),
+        conversation=conversation_row(conversation) if conversation is not None else UNSET)
 
 
 def conversation_dict(c: Conversation) -> dict[str, Any]:
-    return {
-        "id": c.id, "channel": c.channel, "address": c.address, "title": c.title, "username": c.username,
-        "client_id": c.client_id, "contact_id": c.contact_id, "lead_id": c.lead_id,
-        "assignee_id": c.assignee_id, "unread": c.unread, "state": c.state,
-        "last_message_at": iso(c.last_message_at), "last_text": c.last_text,
-    }
+    return plain(conversation_row(c))
+
+
+def conversation_row(c: Conversation) -> resources.ConversationRow:
+    return resources.ConversationRow(
+        id=c.id, channel=c.channel, address=c.address, title=c.title, username=c.username,
+        client_id=c.client_id, contact_id=c.contact_id, lead_id=c.lead_id, assignee_id=c.assignee_id,
+        unread=c.unread, state=c.state, last_message_at=iso(c.last_message_at), last_text=c.last_text)
 
 
 def split_text(text: str, limit: int) -> list[str]:
