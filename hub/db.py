@@ -59,15 +59,6 @@ def take_pending(session: AsyncSession) -> list[PendingEvent]:
     return pending
 
 
-def events_recorded(session: AsyncSession) -> int:
-    """How many events this unit of work holds: a mark to forget back to when a savepoint rolls back."""
-    return len(session.info.get(_PENDING_EVENTS, ()))
-
-
-def forget_events_since(session: AsyncSession, mark: int) -> None:
-    del session.info.get(_PENDING_EVENTS, [])[mark:]
-
-
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db import PendingEvent, events_recorded, forget_events_since, record_event, take_pending
+from hub.db import PendingEvent, record_event, take_pending
 
-__all__ = ["PendingEvent", "emit", "events_recorded", "forget_events_since", "take_pending"]
+__all__ = ["PendingEvent", "emit", "take_pending"]
 
 
 def emit(session: AsyncSession, name: str, data: dict[str, Any], *, users: Iterable[int] = (),

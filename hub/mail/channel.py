@@ -179,8 +179,9 @@ class MailChannel:
 
 @runtime_checkable
 class BatchIntake(Protocol):
-    """An intake that takes several messages in one unit of work (``hub.crm.messages.MessageIntake``):
-    each in a savepoint of its own, the channel cursor saved with them."""
+    """An intake that takes several messages in one unit of work (``hub.crm.messages.MessageIntake``,
+    on the write engine): a message that fails is retried alone, the others commit without it; the
+    channel cursor is saved after them (a letter offered again is dropped by its delivery key)."""
 
     async def received_batch(self, items: Sequence[tuple[InboundMessage, str | None, str | None]], *,
                              cursor: str | None = None) -> list[dict[str, Any] | Exception | None]: ...
