@@ -12,11 +12,11 @@ fields, UTM tags) is declared here for the schema and marked ``OWN``: its servic
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from datetime import datetime
 from typing import Annotated, Any
 
-import msgspec.inspect
 import msgspec.inspect as types
 from msgspec import NODEFAULT, Meta, Struct
 
@@ -159,8 +159,7 @@ def read(v: Fields, shape: type[Input], *, skip: Collection[str] = ()) -> dict[s
     (``v.partial``). A nullable field sent as null reads as None; when changing, another field sent
     as null is left as it is."""
     values: dict[str, Any] = {}
-    for field in msgspec.inspect.type_info(shape).fields:  # type: ignore[attr-defined]
-        kind, meta = _unwrap(field.type)
+    for field, kind, meta in _fields(shape):
         if meta.get("own") or field.name in skip or (v.partial and not v.has(field.name)):
             continue
         default = field.default if field.default is not NODEFAULT else None
@@ -170,6 +169,13 @@ def read(v: Fields, shape: type[Input], *, skip: Collection[str] = ()) -> dict[s
         else:
             values[field.name] = _read_one(v, field.name, kind, field.required, default, meta)
     return values
+
+
+@functools.cache
+def _fields(shape: type[Input]) -> tuple[tuple[Any, Any, dict[str, Any]], ...]:
+    """Each field of ``shape`` with its type unwrapped and its metadata (worked out once per class)."""
+    return tuple((field, *_unwrap(field.type))
+                 for field in types.type_info(shape).fields)  # type: ignore[attr-defined]
 
 
 def _unwrap(kind: Any) -> tuple[Any, dict[str, Any]]:
