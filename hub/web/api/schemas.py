@@ -12,14 +12,8 @@ from hub.web.routing import Schema, ref
 ID: Schema = {"type": "integer", "minimum": 1}
 ID_OR_NULL: Schema = {"type": ["integer", "null"], "minimum": 1}
 TEXT: Schema = {"type": "string"}
-TEXT_OR_NULL: Schema = {"type": ["string", "null"]}
 TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
 STRINGS: Schema = {"type": "array", "items": {"type": "string"}}
-MONEY: Schema = {"type": ["number", "string"], "description": "roubles, at most two decimals"}
-BOOL: Schema = {"type": "boolean"}
-# An object whose keys are data (custom field keys, a timeline entry's payload): any property.
-FREE: Schema = {"type": "object", "additionalProperties": True}
-CUSTOM: Schema = {**FREE, "description": "values by custom field key (GET /api/v1/custom-fields)"}
 
 
 def obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
@@ -32,10 +26,6 @@ def obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema
 def with_id(properties: dict[str, Schema]) -> Schema:
     return obj({"id": ID, **properties}, ("id",))
 
-
-CONTACT_POINTS = {"phones": STRINGS, "emails": STRINGS, "telegram": STRINGS}
-REF: Schema = obj({"id": ID, "name": TEXT_OR_NULL}, ("id", "name"))
-REF_OR_NULL: Schema = {"oneOf": [REF, {"type": "null"}]}
 
 def input_schema(shape: type[inputs.Input]) -> Schema:
     """A request body's schema, generated from its class in ``hub.crm.inputs`` (the fields without a
@@ -55,7 +45,6 @@ CLIENT_IN = input_schema(inputs.ClientIn)
 CONTACT_IN = input_schema(inputs.ContactIn)
 LEAD_IN = input_schema(inputs.LeadIn)
 TASK_IN = input_schema(inputs.TaskIn)
-UTM = {name: TEXT for name in ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")}
 DEAL_IN = input_schema(inputs.DealIn)
 USER_IN = input_schema(inputs.UserIn)
 PIPELINE_IN = obj({"name": TEXT, "stages": {"type": "array", "items": obj(
