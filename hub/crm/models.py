@@ -481,8 +481,10 @@ class Call(Base):
 # --- messaging: Telegram, SMS (and e-mail) conversations -------------------------------------------
 
 CHANNELS = ("telegram", "sms", "whatsapp", "email")
-# in: received; out: queued → sending → sent → delivered, or undelivered / failed / unknown
-MESSAGE_STATUSES = ("received", "queued", "sending", "sent", "delivered", "undelivered", "failed", "unknown")
+# in: received; out: queued → sending → (accepted →) sent → delivered (→ read), or undelivered / failed /
+# unknown: every status a message is stored with (``messages.statuses.STATUS_RANK`` orders them)
+MESSAGE_STATUSES = ("received", "queued", "sending", "unknown", "accepted", "sent", "delivered",
+                    "undelivered", "failed", "read")
 
 
 class Conversation(Base):

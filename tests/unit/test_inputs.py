@@ -59,3 +59,10 @@ def test_a_declaration_the_reader_cannot_check_is_refused_not_skipped():
 
     with pytest.raises(TypeError, match="ratio"):
         read(Fields({"ratio": [1, 2]}), Odd)
+
+
+def test_the_published_message_statuses_are_every_status_a_message_is_stored_with():
+    from hub.crm.messages.statuses import STATUS_RANK
+    from hub.crm.models import MESSAGE_STATUSES
+
+    assert set(MESSAGE_STATUSES) == set(STATUS_RANK)
