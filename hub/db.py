@@ -10,12 +10,14 @@ import asyncio
 import collections
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from alembic import command
@@ -34,6 +36,7 @@ from sqlalchemy.orm import Session
 from hub.bus import Bus
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PENDING_EVENTS = "pending_events"  # session.info key: the events recorded in a unit of work
 
@@ -171,22 +174,81 @@ class Prepared:
         plan = self._plans[dialect.driver] = (str(compiled), binds, results)
         return plan
 
-    async def all(self, conn: AsyncConnection, **params: Any) -> list[tuple[Any, ...]]:
+    async def all(self, conn: Reads, **params: Any) -> list[tuple[Any, ...]]:
         dialect = conn.dialect
-        if dialect.driver not in ("aiosqlite", "asyncpg"):
+        if isinstance(conn, AsyncConnection) and dialect.driver not in ("aiosqlite", "asyncpg"):
             return [tuple(row) for row in (await conn.execute(self.statement, params)).all()]
         sql, binds, results = self._plans.get(dialect.driver) or self._plan(dialect)
         args = []
         for name, default, process in binds:
             value = params.get(name, default)
             args.append(process(value) if process is not None else value)
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        if dialect.driver == "aiosqlite":
-            rows = await driver.execute_fetchall(sql, args)
-        else:
-            rows = await driver.fetch(sql, *args)
+        rows = await fetch(conn, sql, args)
         return [tuple(value if process is None else process(value)
                       for value, process in zip(row, results, strict=True)) for row in rows]
+
+
+class InlineReader:
+    """A connection of its own to a SQLite file, used on the event loop's thread: reads that must not
+    wait (the screen-pop's) skip aiosqlite's thread, where each statement is a hop there and back,
+    and each hop back waits its turn behind whatever else the loop is doing. It never writes
+    (``query_only``), never waits for a lock (``timeout=0``: SQLite's WAL readers need none), and a
+    statement that runs past ``budget`` seconds is interrupted: in both cases ``sqlite3``
+    raises ``OperationalError`` and ``Database.quick_read`` reads again on a pooled connection."""
+
+    PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
+
+    def __init__(self, path: str, dialect: Dialect, budget: float = 0.003) -> None:
+        self.dialect = dialect
+        self.path = path
+        self.budget = budget
+        self._connection: sqlite3.Connection | None = None
+        self._deadline = 0.0
+
+    def fetch(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        connection = self._connection or self._open()
+        self._deadline = time.perf_counter() + self.budget
+        return connection.execute(sql, args).fetchall()
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        connection.create_function("lower", 1, _lower, deterministic=True)
+        connection.execute("PRAGMA query_only=ON")
+        connection.set_progress_handler(self._over_budget, self.PROGRESS_STEPS)
+        self._connection = connection
+        return connection
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self._deadline
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+Reads = AsyncConnection | InlineReader  # where a ``Prepared`` read (or ``fetch``) runs
+
+
+async def fetch(conn: Reads, sql: str, args: Sequence[Any]) -> list[Any]:
+    """Rows of compiled SQL with driver-level arguments: on the inline reader at once; on a pooled
+    connection through the driver (one thread hop on aiosqlite, one round trip on asyncpg)."""
+    if isinstance(conn, InlineReader):
+        return conn.fetch(sql, args)
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    if conn.dialect.driver == "aiosqlite":
+        return list(await driver.execute_fetchall(sql, args))
+    return list(await driver.fetch(sql, *args))
+
+
+def _inline_reader(engine: AsyncEngine) -> InlineReader | None:
+    """A SQLite file's inline reader (an in-memory database has no second connection to it)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    if str(url.query.get("uri", "")).lower() in ("true", "1") or url.database.startswith("file:"):
+        return None  # a URI's options (mode=memory, cache=shared…) are not ours to repeat
+    return InlineReader(url.database, engine.dialect)
 
 
 class WriterGate:
@@ -241,6 +303,11 @@ class Database:
         self.reader = engine.execution_options(sqlite_begin="")
         self.read_sessions = async_sessionmaker(self.reader, expire_on_commit=False,
                                                 sync_session_class=ReadOnlySession)
+        self.inline = _inline_reader(engine)
+        # PostgreSQL's quick reads: a small pool of its own, not pinged at each checkout (a round
+        # trip); a connection that fails a read is dropped instead (``quick_read``)
+        self.quick = None if engine.dialect.name == "sqlite" else create_async_engine(
+            engine.url, pool_size=2, max_overflow=8, pool_pre_ping=False)
 
     @asynccontextmanager
     async def transaction(self, urgent: bool = False) -> AsyncIterator[AsyncSession]:
@@ -288,6 +355,27 @@ class Database:
         async with self.reader.connect() as connection:
             yield connection
 
+    async def quick_read(self, read: Callable[[Reads], Awaitable[T]]) -> T:
+        """``read`` — reads only, of bounded cost (indexed lookups) — at once: on a SQLite file on the
+        inline reader (``InlineReader``: no thread hop, the loop held for a fraction of a
+        millisecond), read again on a pooled connection should SQLite interrupt or refuse it there;
+        on PostgreSQL on a connection of the quick pool (no ping before, no rollback after: the
+        driver-level reads of ``Prepared`` and ``fetch`` run outside any transaction)."""
+        if self.inline is not None:
+            try:
+                return await read(self.inline)
+            except sqlite3.OperationalError as error:  # over its budget, or a lock (WAL recovery)
+                log.debug("inline read: %s; read again on a pooled connection", error)
+        if self.quick is None:
+            async with self.read_connection() as connection:
+                return await read(connection)
+        async with self.quick.connect() as connection:
+            try:
+                return await read(connection)
+            except BaseException:
+                await connection.invalidate()  # maybe broken (the server restarted): not back to the pool
+                raise
+
     def publish_now(self, name: str, data: dict[str, Any], *, users: Iterable[int] = (),
                     scope: dict[str, Any] | None = None) -> None:
         """An event that waits for no unit of work (the screen-pop, read before the call is written)."""
@@ -299,4 +387,8 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self.inline is not None:
+            self.inline.close()
+        if self.quick is not None:
+            await self.quick.dispose()
         await self.engine.dispose()

@@ -16,6 +16,7 @@ listed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select
@@ -25,6 +26,7 @@ from hub.crm import access
 from hub.crm import phones as phone_numbers
 from hub.crm.contact_points import parse_telegram
 from hub.crm.models import Client, ContactPerson, ContactPoint, Deal, Lead, Stage, User
+from hub.db import Reads, fetch
 
 MAX_ROWS = 1000  # matches × their open deals; a screen-pop needs no more
 _TYPE_ORDER = {"client": 0, "contact": 1, "lead": 2, "user": 3}
@@ -76,7 +78,7 @@ _BY_EMAIL = and_(_cp.c.kind == "email", _cp.c.value == bindparam("email"))
 _BY_TELEGRAM = and_(_cp.c.kind == bindparam("tg_kind"), _cp.c.value == bindparam("tg_value"))
 _CONDITIONS = {"phone": _BY_PHONE, "tail": _BY_TAIL, "email": _BY_EMAIL, "telegram": _BY_TELEGRAM}
 
-# (dialect name, condition names) → (SQL text, bind names in order, constant bind values)
+# (driver, condition names) → (SQL text, bind names in order, constant bind values)
 _compiled: dict[tuple[str, tuple[str, ...]], tuple[str, list[str], dict[str, Any]]] = {}
 
 
@@ -103,10 +105,10 @@ def _keys(phone: Any, email: Any, telegram: Any, region: str) -> dict[str, Any]:
     return keys
 
 
-async def _rows(conn: AsyncConnection, names: tuple[str, ...], keys: dict[str, Any]) -> list[Any]:
+async def _rows(conn: Reads, names: tuple[str, ...], keys: dict[str, Any]) -> list[Any]:
     statement = _MATCHES.where(or_(*(_CONDITIONS[n] for n in names)))
     dialect = conn.dialect
-    if dialect.driver not in ("aiosqlite", "asyncpg"):
+    if isinstance(conn, AsyncConnection) and dialect.driver not in ("aiosqlite", "asyncpg"):
         params = {k: v for k, v in keys.items() if k != "telegram"}
         return list((await conn.execute(statement, params)).all())
     cache_key = (dialect.driver, names)
@@ -114,12 +116,7 @@ async def _rows(conn: AsyncConnection, names: tuple[str, ...], keys: dict[str, A
         compiled = statement.compile(dialect=dialect)
         _compiled[cache_key] = (str(compiled), list(compiled.positiontup or []), dict(compiled.params))
     sql, order, constants = _compiled[cache_key]
-    args = [keys[n] if n in keys else constants[n] for n in order]
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None  # a connection taken from the pool is open
-    if dialect.driver == "aiosqlite":
-        return list(await driver.execute_fetchall(sql, args))
-    return list(await driver.fetch(sql, *args))
+    return await fetch(conn, sql, [keys[n] if n in keys else constants[n] for n in order])
 
 
 async def identify(session: AsyncSession, *, phone: str | None = None, email: str | None = None,
@@ -131,6 +128,11 @@ async def identify(session: AsyncSession, *, phone: str | None = None, email: st
     Everything found, whoever asks: for the hub's own use (see ``identify_for`` for a user).
     """
     return [m for m, _ in await _identify(session, phone, email, telegram, region)]
+
+
+async def identify_on(conn: Reads, *, phone: str, region: str = "RU") -> list[dict[str, Any]]:
+    """``identify`` of a phone number on a connection (no session: ``Database.quick_read``)."""
+    return [m for m, _ in await _matches(conn, _keys(phone, None, None, region))]
 
 
 async def identify_for(session: AsyncSession, user: User, *, phone: str | None = None,
@@ -188,13 +190,23 @@ class _Facts:
 async def _identify(session: AsyncSession, phone: Any, email: Any, telegram: Any,
                     region: str) -> list[tuple[dict[str, Any], _Facts]]:
     keys = _keys(phone, email, telegram, region)
-    names = tuple(n for n in _CONDITIONS if n in keys)
-    if not names:
+    if not any(n in keys for n in _CONDITIONS):
         return []
     if session.new or session.dirty or session.deleted:
         await session.flush()  # the driver connection below does not autoflush
-    rows = await _rows(await session.connection(), names, keys)
+    return await _matches(await session.connection(), keys)
 
+
+async def _matches(conn: Reads, keys: dict[str, Any]) -> list[tuple[dict[str, Any], _Facts]]:
+    names = tuple(n for n in _CONDITIONS if n in keys)
+    if not names:
+        return []
+    return _collect(await _rows(conn, names, keys))
+
+
+def _collect(rows: Iterable[Any]) -> list[tuple[dict[str, Any], _Facts]]:
+    """Rows of ``_MATCHES`` → the matches (a contact point of a converted lead or of an inactive user
+    is none), with their open deals."""
     matches: dict[tuple[str, int], tuple[dict[str, Any], _Facts]] = {}
     for (client_id, contact_id, lead_id, user_id, client_name, contact_name, contact_client,
          lead_name, converted, user_name, user_active,

@@ -133,12 +133,11 @@ class CallIntake:
     async def _pop_early(self, fact: CallRinging) -> _EarlyPop | None:
         """Read what the popup shows and publish it (``call.ringing``, no ``call_id`` yet). None when
         nothing can be read aside (the unit of work then reads and pops as before)."""
-        reading = getattr(self.db, "reading", None)
-        if reading is None or getattr(self.db, "publish_now", None) is None:
+        quick_read = getattr(self.db, "quick_read", None)
+        if quick_read is None or getattr(self.db, "publish_now", None) is None:
             return None
         try:
-            async with reading() as session:
-                read = await read_pop(session, fact, self.settings)
+            read = await quick_read(functools.partial(read_pop, fact=fact, settings=self.settings))
         except Exception:  # the unit of work reads it again (and fails there if it must)
             log.warning("call intake: reading the caller of %s before the unit of work failed",
                         fact.call_key, exc_info=True)

@@ -28,7 +28,7 @@ from hub.crm.call_intake.unit import AGENT, RING_STATE
 from hub.crm.models import Client, Lead, Task, TimelineEntry, User, utcnow
 from hub.crm.ports import CallRinging, CallSettings
 from hub.crm.validate import iso
-from hub.db import Prepared
+from hub.db import Prepared, Reads
 
 INTERACTION_KINDS = ("call", "sms", "whatsapp", "telegram", "email", "note")
 POP_MATCHES = 5  # matches enriched with history and tasks in a screen-pop
@@ -128,7 +128,14 @@ async def enrich_all(session: AsyncSession, matches: list[dict[str, Any]]) -> li
         return [dict(m) for m in matches]
     if session.new or session.dirty or session.deleted:
         await session.flush()  # the driver connection below does not autoflush
-    conn = await session.connection()
+    return await enrich_on(await session.connection(), matches)
+
+
+async def enrich_on(conn: Reads, matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``enrich_all`` on a connection (no session: ``Database.quick_read``)."""
+    owners = list(dict.fromkeys(owner for m in matches if (owner := _owner_of(m)) is not None))
+    if not owners:
+        return [dict(m) for m in matches]
     rows = await _enrichment(tuple(kind for kind, _ in owners)).all(
         conn, **{f"owner_{slot}": owner for slot, (_, owner) in enumerate(owners)})
     found = [_Owner() for _ in owners]
@@ -181,13 +188,6 @@ async def enrich(session: AsyncSession, match: dict[str, Any]) -> dict[str, Any]
     return (await enrich_all(session, [match]))[0]
 
 
-async def enriched_matches(session: AsyncSession, number: str,
-                           settings: CallSettings) -> list[dict[str, Any]]:
-    """Who owns the number, the first ``POP_MATCHES`` of them enriched."""
-    found = await identify.identify(session, phone=number, region=settings.region)
-    return await enrich_all(session, found[:POP_MATCHES]) + found[POP_MATCHES:]
-
-
 @dataclass(frozen=True, slots=True)
 class PopRead:
     """What a ring's popup shows, read before the ring's unit of work (``read_pop``)."""
@@ -200,18 +200,18 @@ class PopRead:
     shown: list[dict[str, Any]]  # what the popup lists (the matches, or the colleague calling)
 
 
-async def read_pop(session: AsyncSession, fact: CallRinging, settings: CallSettings) -> PopRead:
-    """The early pop's reads, on a reader: has the call ended, whom does the extension ring, who is
-    calling (identified and enriched, or the colleague of an internal call)."""
+async def read_pop(conn: Reads, fact: CallRinging, settings: CallSettings) -> PopRead:
+    """The early pop's reads (``Database.quick_read``): has the call ended, whom does the extension
+    ring, who is calling (identified and enriched, or the colleague of an internal call)."""
     number = external_number(fact.number, settings.region)
-    conn = await session.connection()
     stored_direction, ended_at, agent_id = (await RING_STATE.all(
         conn, key=fact.call_key, extension=fact.extension))[0]
     direction = stored_direction or fact.direction
     if ended_at is not None:
         return PopRead(True, None, direction, number, None, [])
     if number and direction != "internal":
-        matches = await enriched_matches(session, number, settings)
+        found = await identify.identify_on(conn, phone=number, region=settings.region)
+        matches = await enrich_on(conn, found[:POP_MATCHES]) + found[POP_MATCHES:]
         return PopRead(False, agent_id, direction, number, matches, matches)
     shown: list[dict[str, Any]] = []
     if direction == "internal" and (caller := fact.caller_extension or fact.number):
