@@ -8,13 +8,13 @@ logged in as that agent, through a real ``crmhub run`` on 127.0.0.1.
 The database is built as in ``bench/identify.py`` (clients, contact persons and leads owning phones,
 e-mails and Telegram accounts; deals on some). The agent ``bench`` has extension 101 (the trace's
 agent). Each call replays ``inbound_answered`` with fresh ids and the caller's number replaced by a
-known client's number (written as a Russian trunk would: ``8916…``, ``+7916…``, ``916…``): first
-the events up to the ring, then — timed — from ``DialBegin`` up to the answer, then the rest (the
-call ends; the next call starts). One call at a time, or with ``--concurrent N`` N callers placing
-calls back to back (see ``in_flight``). The hub's resident memory is read from /proc, the load
-average at the end of the run is in the JSON (the box may be shared). ``--background-load N`` keeps N
-CPU-bound processes (a busy loop each) running beside the hub while the calls are timed: the load
-average then shows them.
+known client's number (written as a Russian trunk would: ``8916…``, ``+7916…``, ``916…``), rewritten
+before the clock starts: first the events up to the ring, then — timed — from ``DialBegin`` up to the
+answer, then the rest (the call ends; the next call starts). One call at a time, or with
+``--concurrent N`` N callers placing calls back to back (see ``in_flight``). The hub's resident
+memory is read from /proc, the load average at the end of the run is in the JSON (the box may be
+shared). ``--background-load N`` keeps N CPU-bound processes (a busy loop each) running beside the
+hub while the calls are timed: the load average then shows them.
 
 Target: p99 ≤ 20 ms, with `--background-load` too (issue 14). Human lines first; the last line is one
 JSON object.
@@ -128,11 +128,11 @@ async def one_at_a_time(ami: FakeAmiServer, stream: Stream, known: list[str], ca
     warmup = 10
     for i in range(calls + warmup):
         ten = rng.choice(known)
-        rewriter = Rewriter({TRACE_CALLER: trunk_style(rng, ten)})
-        await ami.push(TRACE, stop_before="DialBegin", rewriter=rewriter)
+        call = ami.rewritten(TRACE, Rewriter({TRACE_CALLER: trunk_style(rng, ten)}))
+        await ami.send(call[:ring_at])
         arrived = stream.expect("+7" + ten)
         t0 = time.perf_counter()
-        await ami.push(TRACE, start_at=ring_at, stop_before="BridgeEnter", rewriter=rewriter)
+        await ami.send(call[ring_at:answer_at])
         try:
             t1 = await asyncio.wait_for(arrived, 5)
             if i >= warmup:
@@ -140,7 +140,7 @@ async def one_at_a_time(ami: FakeAmiServer, stream: Stream, known: list[str], ca
         except TimeoutError:
             stream.waiters.pop("+7" + ten, None)
             lost += i >= warmup
-        await ami.push(TRACE, start_at=answer_at, rewriter=rewriter)
+        await ami.send(call[answer_at:])
         await asyncio.sleep(0.02)  # the call's end is stored before the next one rings
     return times, lost
 
@@ -165,12 +165,12 @@ async def in_flight(ami: FakeAmiServer, stream: Stream, known: list[str], calls:
             i = started
             started += 1
             ten = free.pop()
-            rewriter = Rewriter({TRACE_CALLER: trunk_style(rng, ten)})
-            await ami.push(TRACE, stop_before="DialBegin", rewriter=rewriter)
+            call = ami.rewritten(TRACE, Rewriter({TRACE_CALLER: trunk_style(rng, ten)}))
+            await ami.send(call[:ring_at])
             await asyncio.sleep(rng.uniform(0, 0.05))
             arrived = stream.expect("+7" + ten)
             t0 = time.perf_counter()
-            await ami.push(TRACE, start_at=ring_at, stop_before="BridgeEnter", rewriter=rewriter)
+            await ami.send(call[ring_at:answer_at])
             try:
                 t1 = await asyncio.wait_for(arrived, 5)
                 if i >= warmup:
@@ -179,7 +179,7 @@ async def in_flight(ami: FakeAmiServer, stream: Stream, known: list[str], calls:
                 stream.waiters.pop("+7" + ten, None)
                 lost += i >= warmup
             await asyncio.sleep(rng.uniform(*talk))  # talking
-            await ami.push(TRACE, start_at=answer_at, rewriter=rewriter)
+            await ami.send(call[answer_at:])
             free.insert(0, ten)
 
     await asyncio.gather(*(caller() for _ in range(concurrent)))
