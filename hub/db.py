@@ -307,7 +307,7 @@ class Database:
         # PostgreSQL's quick reads: a small pool of its own, not pinged at each checkout (a round
         # trip); a connection that fails a read is dropped instead (``quick_read``)
         self.quick = None if engine.dialect.name == "sqlite" else create_async_engine(
-            engine.url, pool_size=2, max_overflow=8, pool_pre_ping=False)
+            engine.url, pool_size=5, max_overflow=5, pool_pre_ping=False)
 
     @asynccontextmanager
     async def transaction(self, urgent: bool = False) -> AsyncIterator[AsyncSession]:
