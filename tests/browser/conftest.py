@@ -1,7 +1,8 @@
 """A real hub on 127.0.0.1 driven by Debian's chromium through Playwright (Python, async API).
 
-Chromium is /usr/bin/chromium (``scripts/setup`` installs it as root); Playwright never downloads a
-browser here. Without chromium these tests are skipped — except with CI=true, where they fail.
+Chromium is /usr/bin/chromium (``scripts/setup --test-tools``, run by ``scripts/test``, installs it
+as root); Playwright never downloads a browser here. Without chromium these tests are skipped —
+except with CI=true, where they fail.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ TIMEOUT_MS = 10_000
 
 def _browser_unavailable() -> str | None:
     if not CHROMIUM.exists():
-        return f"{CHROMIUM} is not installed (scripts/setup installs it when run as root)"
+        return f"{CHROMIUM} is not installed (scripts/setup --test-tools installs it when run as root)"
     try:
         import playwright.async_api  # noqa: F401
     except ImportError:
