@@ -145,7 +145,8 @@ class UserIn(ContactPointsIn, kw_only=True):
     name: Annotated[str, text(200, "defaults to the login")] = ""
     role: Annotated[str, one_of(ROLES)] = "agent"
     language: Annotated[str, one_of(LANGUAGES)] = "ru"
-    extensions: Annotated[list[str], own("the phone extensions that ring this user", maxItems=20)] = []
+    extensions: Annotated[list[str], own("the phone extensions that ring this user (digits only)",
+                                         maxItems=20)] = []
     active: Annotated[bool, own("false: the user can no longer log in (changes only)")] = True
 
 

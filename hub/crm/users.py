@@ -41,7 +41,7 @@ _LOGIN = re.compile(r"[\w.@+\-]{1,64}")  # what may log in (logins made before t
 # a new login: Latin letters, digits and . @ + - _ only, so that no look-alike (a Cyrillic «а»,
 # full-width letters) can pose as another user; and unique whatever the case («Admin» is «admin»)
 _NEW_LOGIN = re.compile(r"[A-Za-z0-9.@+\-_]{1,64}", re.ASCII)
-_EXTENSION = re.compile(r"[0-9A-Za-z_*#+\-.]{1,32}")
+_EXTENSION = re.compile(r"[0-9]{1,32}")  # a phone's number on the PBX: 101, 2045
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password anybody has")
 
@@ -146,7 +146,7 @@ def _extensions(v: Fields) -> list[str] | None:
         return None
     for ext in values:
         if not _EXTENSION.fullmatch(ext):
-            v.fail("extensions", f"'{ext}' is not an extension (letters, digits, * # + - . _)")
+            v.fail("extensions", f"'{ext}' is not an extension (digits only)")
             return None
     return list(dict.fromkeys(values))
 
@@ -159,9 +159,12 @@ async def _set_extensions(session: AsyncSession, user: User, extensions: list[st
     if taken:
         ext, login = taken[0]
         raise Conflict(f"extension {ext} belongs to {login}", {"extensions": f"{ext} belongs to {login}"})
-    await session.execute(delete(UserExtension).where(UserExtension.user_id == user.id),
+    kept = set((await session.scalars(
+        select(UserExtension.extension).where(UserExtension.user_id == user.id))).all())
+    await session.execute(delete(UserExtension).where(UserExtension.user_id == user.id,
+                                                      UserExtension.extension.not_in(extensions)),
                           execution_options={"synchronize_session": False})
-    session.add_all(UserExtension(extension=e, user_id=user.id) for e in extensions)
+    session.add_all(UserExtension(extension=e, user_id=user.id) for e in extensions if e not in kept)
     await session.flush()
 
 

@@ -497,3 +497,16 @@ async def test_english_settings(client: TestClient, app: web.Application, admin:
     await logged_in(client, admin)
     html = await page(client, "/settings/fields")
     assert "New custom field" in html and "Settings sections" in html
+
+
+async def test_an_extension_is_digits_only(client: TestClient, admin: Api, agent: Api) -> None:
+    for bad in ("abc", "10a", "*99", "1 01"):
+        refused = await admin.patch(f"/api/v1/users/{agent.id}", {"extensions": [bad]}, expect=422)
+        assert "digits only" in refused["error"]["fields"]["extensions"]
+    csrf = await logged_in(client, admin)
+    html = await form(client, f"/settings/users/{agent.id}",
+                      {"name": "Агент", "login": "agent", "role": "agent", "language": "ru", "active": "on",
+                       "extensions": "abc"}, csrf, status=422)
+    assert "abc — не внутренний номер: только цифры, как номер телефона на АТС" in html
+    kept = await admin.patch(f"/api/v1/users/{agent.id}", {"extensions": ["101", "2045"]})
+    assert kept["extensions"] == ["101", "2045"]

@@ -104,7 +104,7 @@ def reason(text: str) -> tuple[str, dict[str, str]]:
     if _PASSWORD.fullmatch(text):
         return N_("Enter a password."), {}
     if match := _NOT_EXTENSION.fullmatch(text):
-        return N_("%(extension)s is not an extension: digits, letters and * # + - . _"), \
+        return N_("%(extension)s is not an extension: digits only, as the phone is numbered on the PBX"), \
             {"extension": match.group(1)}
     if match := _BELONGS.fullmatch(text):
         return N_("Extension %(extension)s belongs to %(login)s."), \
