@@ -1,12 +1,19 @@
-"""Cursor pagination: an opaque cursor that names the last id of the page before."""
+"""Cursor pagination: an opaque cursor that names the last row of the page before — its id (newest
+first), or its date and id for a list ordered by a date, soonest first and undated last
+(``encode_date_cursor`` / ``after_date``: the kanban's columns, the open tasks)."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, or_
+
 from hub.crm.errors import ValidationError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -36,6 +43,32 @@ def decode_cursor(cursor: str | None) -> int | None:
         return int(value)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError({"cursor": "is not a cursor this server issued"}) from exc
+
+
+def encode_date_cursor(at: datetime | None, last_id: int) -> str:
+    key = "-" if at is None else str((at - EPOCH) // timedelta(microseconds=1))
+    return base64.urlsafe_b64encode(f"k:{key}:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_date_cursor(cursor: str) -> tuple[datetime | None, int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, key, last_id = text.split(":")
+        if (kind != "k" or not last_id.isdecimal() or int(last_id) > 2**62
+                or not (key == "-" or key.lstrip("-").isdecimal())):
+            raise ValueError
+        at = None if key == "-" else EPOCH + timedelta(microseconds=int(key))
+        return at, int(last_id)
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
+        raise ValidationError({"cursor": "is not a cursor this server issued"}) from exc
+
+
+def after_date(date: Any, row_id: Any, cursor: str) -> ColumnElement[bool]:
+    """The rows after the cursor's in the order ``date`` ascending (undated last), then ``row_id``."""
+    at, last_id = decode_date_cursor(cursor)
+    if at is None:
+        return and_(date.is_(None), row_id > last_id)
+    return or_(date > at, and_(date == at, row_id > last_id), date.is_(None))
 
 
 def clamp_limit(limit: int | None) -> int:

@@ -1,8 +1,9 @@
 """What the /tasks page needs beyond ``tasks.py``: the open tasks (not completed yet) and the files
 attached to tasks.
 
-``tasks.list_tasks`` knows mine / overdue / today / done; the page also wants "what is still to do",
-newest first with the same cursor paging and the same visibility rules. Files on tasks are stored
+``tasks.list_tasks`` knows mine / overdue / today / done (newest first, as the API lists them); the
+page also wants "what is still to do" and "due today", in the order work is done: the soonest due
+first (so the overdue ones lead), undated last, with the same visibility rules. Files on tasks are stored
 like the timeline's (``attachments.py``) and downloaded through ``GET /api/v1/attachments/{id}``,
 which checks that the reader may see the task.
 """
@@ -13,43 +14,42 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import access, attachments, events
 from hub.crm.errors import Forbidden, NotFound, ValidationError
 from hub.crm.models import Attachment, Task, User, utcnow
-from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from hub.crm.paging import Page, after_date, clamp_limit, encode_date_cursor
 from hub.crm.tasks import task_dict, task_dicts
 
 
 async def list_open_tasks(session: AsyncSession, actor: User, *, cursor: str | None = None,
                           limit: int | None = None) -> Page:
-    after = decode_cursor(cursor)
-    limit = clamp_limit(limit)
-    query = select(Task).where(await access.tasks_filter(session, actor), Task.completed_at.is_(None))
-    if after is not None:
-        query = query.where(Task.id < after)
-    rows = list((await session.scalars(query.order_by(Task.id.desc()).limit(limit + 1))).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(await task_dicts(session, rows), encode_cursor(rows[-1].id) if more and rows else None)
+    """The open tasks the actor may see, the soonest due first (overdue first), undated last."""
+    return await _by_due_date(session, actor, [Task.completed_at.is_(None)], cursor, limit)
 
 
 async def list_due_between(session: AsyncSession, actor: User, since: datetime, until: datetime, *,
                            cursor: str | None = None, limit: int | None = None) -> Page:
     """The tasks the actor may see that are due in ``[since, until)`` (e.g. the reader's local day:
-    ``tasks.list_tasks(filter="today")`` takes the UTC day), done or not, newest first."""
-    after = decode_cursor(cursor)
+    ``tasks.list_tasks(filter="today")`` takes the UTC day), done or not, the soonest first."""
+    return await _by_due_date(session, actor, [Task.due_at >= since.astimezone(UTC),
+                                               Task.due_at < until.astimezone(UTC)], cursor, limit)
+
+
+async def _by_due_date(session: AsyncSession, actor: User, where: list[ColumnElement[bool]],
+                       cursor: str | None, limit: int | None) -> Page:
     limit = clamp_limit(limit)
-    query = select(Task).where(await access.tasks_filter(session, actor),
-                               Task.due_at >= since.astimezone(UTC), Task.due_at < until.astimezone(UTC))
-    if after is not None:
-        query = query.where(Task.id < after)
-    rows = list((await session.scalars(query.order_by(Task.id.desc()).limit(limit + 1))).all())
+    where = [await access.tasks_filter(session, actor), *where]
+    if cursor:
+        where.append(after_date(Task.due_at, Task.id, cursor))
+    query = select(Task).where(*where).order_by(Task.due_at.asc().nulls_last(), Task.id.asc())
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(await task_dicts(session, rows), encode_cursor(rows[-1].id) if more and rows else None)
+    return Page(await task_dicts(session, rows),
+                encode_date_cursor(rows[-1].due_at, rows[-1].id) if more and rows else None)
 
 
 # --- files attached to tasks -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import FormData
@@ -212,3 +213,38 @@ async def test_today_is_the_readers_day_in_the_servers_time_zone(client: TestCli
     html = await page(client, "/tasks?filter=today")
     assert "Рано утром" in html and "Поздно вечером" in html
     assert "Вчера ночью" not in html and "Завтра ночью" not in html
+
+
+async def test_open_tasks_come_in_the_order_work_is_done_overdue_first_undated_last(
+        client: TestClient, agent: Api) -> None:
+    subjects = {"Позвонить послезавтра": ago(-2), "Без срока": None, "Просрочена на неделю": ago(7),
+                "Сегодня вечером": ago(-0.2), "Просрочена вчера": ago(1)}
+    for subject, due in subjects.items():
+        await agent.post("/api/v1/tasks", {"subject": subject, **({"due_at": due} if due else {})},
+                         expect=201)
+    await logged_in(client, agent)
+    html = await page(client, "/tasks")
+    shown = sorted(subjects, key=html.index)
+    assert shown == ["Просрочена на неделю", "Просрочена вчера", "Сегодня вечером", "Позвонить послезавтра",
+                     "Без срока"]
+
+
+async def test_the_open_tasks_page_by_page_in_due_order(app: Any, agent: Api) -> None:
+    from hub.crm import task_lists
+    from hub.crm.models import User
+    from hub.web.keys import DB
+
+    dues = [ago(3), None, ago(-1), ago(3), None, ago(0.5), ago(-5)]
+    made = [(await agent.post("/api/v1/tasks", {"subject": f"Задача {n}", **({"due_at": d} if d else {})},
+                              expect=201)) for n, d in enumerate(dues)]
+    seen: list[int] = []
+    cursor = None
+    async with app[DB].reading() as s:
+        user = await s.get(User, agent.id)
+        while True:
+            listed = await task_lists.list_open_tasks(s, user, cursor=cursor, limit=2)
+            seen += [t["id"] for t in listed.items]
+            if not (cursor := listed.next_cursor):
+                break
+    expected = sorted(made, key=lambda t: (t["due_at"] is None, t["due_at"] or "", t["id"]))
+    assert seen == [t["id"] for t in expected]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import access, search
@@ -25,12 +23,8 @@ from hub.crm.models import (
     User,
     deal_tags,
 )
-from hub.crm.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from hub.crm.paging import Page, after_date, clamp_limit, decode_cursor, encode_cursor, encode_date_cursor
 from hub.crm.validate import clean_text
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 
 # --- lists --------------------------------------------------------------------------------------------
 
@@ -109,22 +103,7 @@ async def list_deals(session: AsyncSession, actor: User, *, pipeline_id: int | N
 
 
 def encode_stage_cursor(deal: Deal) -> str:
-    at = deal.next_interaction_at
-    key = "-" if at is None else str((at - EPOCH) // timedelta(microseconds=1))
-    return base64.urlsafe_b64encode(f"k:{key}:{deal.id}".encode()).decode().rstrip("=")
-
-
-def _decode_stage_cursor(cursor: str) -> tuple[datetime | None, int]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, key, last_id = text.split(":")
-        if (kind != "k" or not last_id.isdecimal() or int(last_id) > 2**62
-                or not (key == "-" or key.lstrip("-").isdecimal())):
-            raise ValueError
-        at = None if key == "-" else EPOCH + timedelta(microseconds=int(key))
-        return at, int(last_id)
-    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
-        raise ValidationError({"cursor": "is not a cursor this server issued"}) from exc
+    return encode_date_cursor(deal.next_interaction_at, deal.id)
 
 
 async def list_stage_deals(session: AsyncSession, actor: User, stage_id: int, *, limit: int | None = None,
@@ -136,15 +115,7 @@ async def list_stage_deals(session: AsyncSession, actor: User, stage_id: int, *,
         raise ValidationError({"stage_id": "is required"})
     where = await deal_filters(session, actor, stage_id=stage_id, responsible_id=responsible_id, tag=tag)
     if cursor:
-        at, last_id = _decode_stage_cursor(cursor)
-        if at is None:
-            where.append(and_(Deal.next_interaction_at.is_(None), Deal.id > last_id))
-        else:
-            where.append(or_(
-                Deal.next_interaction_at > at,
-                and_(Deal.next_interaction_at == at, Deal.id > last_id),
-                Deal.next_interaction_at.is_(None),
-            ))
+        where.append(after_date(Deal.next_interaction_at, Deal.id, cursor))
     query = (deal_query().where(*where)
              .order_by(Deal.next_interaction_at.asc().nulls_last(), Deal.id.asc()).limit(limit + 1))
     rows = list((await session.scalars(query)).all())
