@@ -146,6 +146,13 @@ async def test_a_lost_move_needs_the_reason_shown_next_to_the_field(page: Any, a
 
     await reason.select_option(label="Другая причина…")
     await dialog.get_by_label("Опишите причину").fill("Ушли к конкуренту")
+    await expect(dialog.locator(".move-next")).to_be_hidden()  # a lost deal plans nothing next
+    await dialog.get_by_role("button", name="Сохранить").click()
+    result = dialog.get_by_label("Результат последнего взаимодействия")
+    await expect(dialog.locator("#err-result")).to_have_text(
+        "Напишите результат последнего взаимодействия: сделка движется дальше.")
+    await expect(result).to_be_focused()
+    await result.fill("Сравнили цены, выбрали другого поставщика")
     await dialog.get_by_role("button", name="Сохранить").click()
     await expect(dialog).to_be_hidden()
     await expect(page.locator(f"#cards-{lost}").locator(f"#deal-{deal_id}")).to_be_visible()

@@ -420,6 +420,7 @@ async def test_lost_needs_a_reason_won_closes_reopen_clears(database: Database, 
             s, anna, deal["id"], {"stage_id": lost.id, "loss_reason": "Ушли к конкуренту X"}
         )
     assert lost_deal["closed_at"] is not None and lost_deal["overdue"] is False and lost_deal["open"] is False
+    assert lost_deal["next_interaction_at"] is None  # a closed deal plans nothing: the plan is cleared
     assert lost_deal["loss_reason"]["name"] == "Ушли к конкуренту X"
     async with database.reading() as s:
         reason = await s.scalar(select(LossReason).where(LossReason.name == "Ушли к конкуренту X"))
@@ -429,7 +430,7 @@ async def test_lost_needs_a_reason_won_closes_reopen_clears(database: Database, 
     async with database.transaction() as s:
         reopened = await deals.move_deal(s, anna, deal["id"], {"stage_id": stages[2].id})
         assert reopened["closed_at"] is None and reopened["loss_reason"] is None
-        assert reopened["overdue"] is True
+        assert reopened["overdue"] is False and reopened["next_interaction_at"] is None
         by_id = await deals.move_deal(
             s, anna, deal["id"], {"stage_id": lost.id, "loss_reason": offered[0]["id"]}
         )
@@ -708,3 +709,27 @@ async def test_out_of_range_ids_never_reach_the_database(database: Database, peo
         ):
             with pytest.raises((ValidationError, NotFound)):
                 await call()
+
+
+async def test_a_move_plans_nothing_in_the_past_and_nothing_after_a_deal_is_closed(
+        database: Database, people: dict) -> None:
+    anna, stages = people["anna"], people["stages"]
+    won = next(st for st in stages if st.kind == "won")
+    async with database.transaction() as s:
+        deal = await deals.create_deal(s, anna, {"title": "t", "client_id": people["client"].id,
+                                                 "next_interaction_at": "2020-01-01T00:00:00Z"})
+    async with database.transaction() as s:
+        with pytest.raises(ValidationError) as err:
+            await deals.move_deal(s, anna, deal["id"], {"stage_id": stages[1].id,
+                                                        "next_interaction_at": "2021-05-01T09:00:00Z"})
+        assert err.value.fields == {"next_interaction_at": "must not be in the past"}
+        with pytest.raises(ValidationError) as err:
+            await deals.move_deal(s, anna, deal["id"], {"stage_id": won.id, "result": "Подписали",
+                                                        "next_interaction_at": "2031-05-01T09:00:00Z"})
+        assert err.value.fields == {"next_interaction_at": "must be empty when the deal is closed"}
+        # the plan it already had (overdue) may stay as it is on a move between open stages
+        kept = await deals.move_deal(s, anna, deal["id"], {"stage_id": stages[1].id, "result": "Созвонились"})
+        assert kept["next_interaction_at"] == "2020-01-01T00:00:00Z" and kept["overdue"] is True
+        done = await deals.move_deal(s, anna, deal["id"], {"stage_id": won.id, "result": "Подписали",
+                                                           "next_interaction_at": "2020-01-01T00:00:00Z"})
+    assert done["next_interaction_at"] is None and done["next_interaction_note"] == ""

@@ -295,3 +295,29 @@ async def test_write_next_to_an_address_opens_the_composer_on_that_channel(clien
     # a channel the person cannot be written on is not forced
     unknown = await raw_page(client, f"/leads/{lead['id']}?write=telegram")
     assert re.search(r'<input type="radio" name="channel" value="sms" checked>', unknown)
+
+
+async def test_the_move_dialog_asks_the_result_going_forward_and_plans_nothing_for_a_closed_deal(
+        client: TestClient, agent: Api) -> None:
+    deal = await make_deal(agent)
+    stages = (await agent.get(f"/api/v1/pipelines/{deal['pipeline_id']}"))["stages"]
+    won = next(st for st in stages if st["kind"] == "won")
+    csrf = await logged_in(client, agent)
+    card = await page(client, f"/deals/{deal['id']}")
+    assert f'data-move-stage="{stages[1]["id"]}" data-move-kind="active"' in card
+    assert re.search(rf'data-move-stage="{stages[1]["id"]}"[^>]* data-move-forward', card)
+    dialog = await page(client, f"/deals/{deal['id']}?move={won['id']}")
+    assert re.search(r'<textarea name="result"[^>]* required', dialog)
+    assert re.search(r'<fieldset class="move-next" data-move-next hidden>', dialog)
+
+    move = f"/deals/{deal['id']}/move"
+    second, first = str(stages[1]["id"]), str(stages[0]["id"])
+    html, _ = await post(client, move, {"stage_id": second, "result": ""}, csrf)
+    assert "Обязательное поле." in html
+    assert (await agent.get(f"/api/v1/deals/{deal['id']}"))["stage_id"] == deal["stage_id"]
+    html, _ = await post(client, move, {"stage_id": second, "result": "Созвонились",
+                                        "next_interaction_at": "2020-03-01T10:00"}, csrf)
+    assert "Это время уже прошло: выберите более позднее." in html
+    await post(client, move, {"stage_id": second, "result": "Созвонились"}, csrf)
+    await post(client, move, {"stage_id": first, "result": ""}, csrf)  # back a step: nothing to report
+    assert (await agent.get(f"/api/v1/deals/{deal['id']}"))["stage_id"] == stages[0]["id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,7 @@ from hub.crm.validate import Fields, iso
 
 CLOSED = ("won", "lost")
 MAX_RESULT = 5_000
+PAST_SLACK = timedelta(minutes=1)  # a plan typed at 10:00 and saved at 10:00:40 is not in the past
 
 
 
@@ -34,7 +36,8 @@ MAX_RESULT = 5_000
 
 async def move_deal(session: AsyncSession, actor: User, deal_id: int, data: Any) -> dict[str, Any]:
     """Move to ``stage_id`` (same pipeline) with the result of the last interaction and the next one
-    planned; a lost stage needs ``loss_reason`` (an id or a text). Writes a ``stage_change`` entry."""
+    planned; a lost stage needs ``loss_reason`` (an id or a text). A new plan must not be in the past;
+    a won or lost deal has none (the plan it had is cleared). Writes a ``stage_change`` entry."""
     deal = await visible_deal(session, actor, deal_id)
     require_change(actor, deal)
     v = Fields(data)
@@ -56,6 +59,11 @@ async def move_deal(session: AsyncSession, actor: User, deal_id: int, data: Any)
         raw_reason = None
     if stage is not None and stage.kind == "lost" and raw_reason is None:
         v.fail("loss_reason", "is required when a deal is lost")
+    planned = next_at is not None and next_at != deal.next_interaction_at  # a plan made in this move
+    if planned and stage is not None and stage.kind in CLOSED:
+        v.fail("next_interaction_at", "must be empty when the deal is closed")
+    elif planned and next_at is not None and next_at < utcnow() - PAST_SLACK:
+        v.fail("next_interaction_at", "must not be in the past")
     v.check()
     assert stage is not None
     reason = await find_or_make_loss_reason(session, raw_reason) if stage.kind == "lost" else None
@@ -74,6 +82,8 @@ async def move_deal(session: AsyncSession, actor: User, deal_id: int, data: Any)
         deal.loss_reason_id = reason.id if reason else None
     else:
         deal.loss_reason_id = None
+    if stage.kind in CLOSED:
+        next_at, next_note = None, ""
     deal.next_interaction_at, deal.next_interaction_note = next_at, next_note
     deal.updated_at = now
     await session.flush()

@@ -162,7 +162,7 @@ async def card_page(request: web.Request) -> web.Response:
     if card["can_edit"] and move and small_int(move) is not None:
         stage = next((st for st in card["pipeline"]["stages"] if st["id"] == int(move)), None)
         if stage is not None:
-            moving = {"stage": stage, "errors": {}, "values": {}}
+            moving = {"stage": stage, "forward": _forward(card, stage["id"]), "errors": {}, "values": {}}
     return await render(request, "deal_card.html", {
         **_page(request, card, editing, moving),
         **await timeline_part.timeline_fragment(request, "deal", deal_id)})
@@ -238,6 +238,8 @@ async def move(request: web.Request) -> web.StreamResponse:
             "next_interaction_at": _local_to_iso(text("next_interaction_at"), request),
             "next_interaction_note": text("next_interaction_note"), "loss_reason": reason}
     try:
+        if stage_id is not None and not data["result"] and _forward(await _card(request, deal_id), stage_id):
+            raise ValidationError({"result": "is required"})  # the dialog asks what moved the deal on
         async with request.app[DB].transaction() as s:
             await deals.move_deal(s, user, deal_id, data)
     except ValidationError as exc:
@@ -246,7 +248,7 @@ async def move(request: web.Request) -> web.StreamResponse:
         if chosen is None:
             raise
         errors = {key: timeline_part.reason(value) for key, value in exc.fields.items()}
-        moving = {"stage": chosen, "errors": errors,
+        moving = {"stage": chosen, "forward": _forward(card, chosen["id"]), "errors": errors,
                   "values": {k: v for k, v in form.items() if isinstance(v, str)}}
         page = {**_page(request, card, None, moving),
                 **await timeline_part.timeline_fragment(request, "deal", deal_id)}
@@ -256,6 +258,14 @@ async def move(request: web.Request) -> web.StreamResponse:
     response = await card_page(request)
     response.headers["HX-Trigger"] = "timeline-refresh"
     return response
+
+
+def _forward(card: dict[str, Any], stage_id: int) -> bool:
+    """Whether ``stage_id`` comes after the deal's stage in its pipeline (won and lost come last):
+    a move forward is asked for the result of the last interaction."""
+    order = [st["id"] for st in card["pipeline"]["stages"]]
+    current = card["deal"]["stage_id"]
+    return stage_id in order and current in order and order.index(stage_id) > order.index(current)
 
 
 def register_views(router: web.UrlDispatcher) -> None:

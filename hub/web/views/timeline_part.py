@@ -59,6 +59,8 @@ REASONS = {
     "must be one of the field's choices": N_("Choose one of the values."),
     "must be a date YYYY-MM-DD": N_("Enter a date."),
     "must not be empty": N_("Required."),
+    "must not be in the past": N_("This moment has passed: choose a later one."),
+    "must be empty when the deal is closed": N_("A won or lost deal has no next interaction."),
 }
 
 

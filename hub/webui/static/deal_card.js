@@ -117,6 +117,8 @@
       dialog.querySelector("[data-move-stage-input]").value = link.dataset.moveStage;
       dialog.querySelector("[data-move-stage-name]").textContent = link.dataset.moveName;
       dialog.querySelector("[data-move-loss]").hidden = kind !== "lost";
+      dialog.querySelector("[data-move-next]").hidden = kind === "won" || kind === "lost";  // nothing next
+      dialog.querySelector("textarea[name=result]").required = "moveForward" in link.dataset;
       dialog.querySelectorAll(".field-error").forEach(function (el) { el.remove(); });
       openDialog(dialog);
       return;

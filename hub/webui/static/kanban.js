@@ -181,10 +181,22 @@
     return option ? option.dataset.kind : "active";
   }
 
+  function isClosed(kind) { return kind === "won" || kind === "lost"; }
+
+  // forward: to a stage after the deal's own in the pipeline (won and lost come last)
+  function forward() {
+    const options = Array.from(form.elements.stage_id.options).map(function (o) { return o.value; });
+    return options.indexOf(String(form.elements.stage_id.value)) > options.indexOf(String(form.dataset.from));
+  }
+
+  // a lost stage asks why; won and lost plan nothing next; a move forward needs the result
   function syncLoss() {
-    const lost = kindOf(form.elements.stage_id.value) === "lost";
+    const kind = kindOf(form.elements.stage_id.value);
+    const lost = kind === "lost";
     form.querySelector(".move-loss").hidden = !lost;
     form.querySelector(".move-loss-text").hidden = !(lost && form.elements.loss_reason.value === "other");
+    form.querySelector(".move-next").hidden = isClosed(kind);
+    form.elements.result.required = forward();
   }
 
   function localInput(iso) {
@@ -203,6 +215,7 @@
     clearErrors();
     form.reset();
     form.dataset.deal = card.dataset.id;
+    form.dataset.from = card.dataset.stage;
     const note = card.querySelector(".deal-note");
     document.getElementById("move-deal").textContent = card.querySelector(".deal-title").textContent;
     form.elements.stage_id.value = stageId;
@@ -238,6 +251,10 @@
     } else {
       data.next_interaction_at = null;
     }
+    if (isClosed(kindOf(data.stage_id))) {
+      data.next_interaction_at = null;
+      data.next_interaction_note = "";
+    }
     if (kindOf(data.stage_id) === "lost") {
       const reason = form.elements.loss_reason.value;
       if (reason === "other") {
@@ -261,6 +278,10 @@
     const data = body();
     if (kindOf(data.stage_id) === "lost" && (data.loss_reason === null || data.loss_reason === undefined)) {
       showError("loss_reason", msg("reason")).focus();
+      return;
+    }
+    if (forward() && !data.result) {
+      showError("result", msg("result")).focus();
       return;
     }
     if (form.elements.next_interaction_at.validity.badInput) {
