@@ -243,6 +243,9 @@ async def test_call_button_next_to_a_phone_originates(page: Any, app: web.Applic
     await page.get_by_role("link", name=CLIENT).click()
     button = page.locator("button[data-call-number]").first
     await expect(button).to_be_enabled()
+    # telephony is connected: the card does not say the button waits for it
+    await expect(page.get_by_text("Сообщение, написанное, пока его канал не подключён")).to_be_visible()
+    await expect(page.get_by_text("Кнопка звонка заработает")).to_have_count(0)
     await button.click()
     await expect(page.locator(".call-error").first).to_have_text("Звоним: поднимите трубку")
     await until(lambda: any(a.get("Action", "").lower() == "originate" for a in ami.actions), within=5)

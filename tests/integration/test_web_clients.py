@@ -130,6 +130,8 @@ async def test_card_tabs_escape_names_and_keep_channel_buttons_honest(client: Te
     assert 'href="tel:+79161234567"' in main and "+7 916 123-45-67" in main
     call = re.search(r'<button[^>]*disabled[^>]*>Позвонить</button>', main)
     assert call and "Звонки из CRM появятся с подключением телефонии." in call.group(0)
+    assert "Кнопка звонка заработает, когда подключат телефонию. Сообщение, написанное, пока его канал" \
+           " не подключён, ждёт в очереди." in main
     # "Write" opens the timeline's composer on that channel (a message waits in the queue until
     # its channel is connected); the call button stays off until telephony is
     for channel, label in (("sms", "SMS"), ("email", "Написать"), ("telegram", "Написать")):
