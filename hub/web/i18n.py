@@ -40,6 +40,9 @@ from hub.texts import read_catalog as read_catalog
 from hub.web.keys import USER
 
 LANGUAGE_NAMES = {"ru": "Русский", "en": "English"}
+# the sources the hub writes on the leads it makes (hub.crm.messages.conversations.LEAD_SOURCES)
+CHANNEL_SOURCES = {"telegram": N_("Telegram"), "sms": N_("SMS"), "whatsapp": N_("WhatsApp"),
+                   "e-mail": N_("E-mail"), "email": N_("E-mail")}
 COOKIE = "crmhub_lang"
 # Where msgids come from: the templates, and N_() / say() in the hub's Python code (the web layer's
 # N_(), the core's and the adapters' stored texts: hub.texts).
@@ -146,11 +149,18 @@ def setup_jinja(env: jinja2.Environment, translations: Translations, zone: tzinf
     def number(ctx: Any, value: Any) -> str:
         return format_decimal(value or 0, locale=_lang(ctx))
 
+    @jinja2.pass_context
+    def lead_source(ctx: Any, value: Any) -> str:
+        """A lead's source: the channel a lead came in by, named as the UI names channels; any other
+        source (typed by a person) as it is."""
+        label = CHANNEL_SOURCES.get(str(value or "").strip().lower())
+        return _gettext(ctx, label) if label else str(value or "")
+
     env.add_extension("jinja2.ext.i18n")
     # jinja2's i18n extension adds this method to the Environment at run time; its types don't say so
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update({"datetime": format_datetime, "time": format_time, "date": format_day,
-                        "money": money, "number": number})
+                        "money": money, "number": number, "lead_source": lead_source})
 
 
 def set_cookie(response: web.StreamResponse, language: str, secure: bool) -> None:

@@ -297,3 +297,13 @@ async def test_a_lead_with_a_known_phone_says_which_client_has_it(client: TestCl
     assert "Уже знакомы" in card and f'<a href="/clients/{mine["id"]}">ООО Знакомое</a>' in card
     assert "Чужое ООО" not in card  # a client the agent may not see stays unnamed
     assert "Уже знакомы" not in await page(client, f"/leads/{fresh['id']}")
+
+
+async def test_a_lead_source_that_is_a_channel_is_named_as_the_ui_names_channels(
+        client: TestClient, agent: Api) -> None:
+    for name, source in (("Из телеграма", "telegram"), ("Из СМС", "sms"), ("С выставки", "выставка")):
+        await agent.post("/api/v1/leads", {"name": name, "source": source}, expect=201)
+    await logged_in(client, agent)
+    listing = await page(client, "/leads")
+    assert "Telegram · " in listing and "SMS · " in listing and "выставка · " in listing
+    assert "telegram · " not in listing and "sms · " not in listing
