@@ -64,8 +64,13 @@ async def test_create_a_task_in_the_dialog_complete_it_and_see_overdue_in_red(pa
     await dialog.get_by_placeholder("Найти клиента").fill("Ромаш")
     client_list = dialog.get_by_label("Клиент", exact=True)
     await expect(client_list.locator("option")).to_have_count(2)  # "— нет —" and the one found
-    await client_list.select_option(label="ООО «Ромашка»")
+    await expect(client_list.locator("option:checked")).to_have_text("ООО «Ромашка»")  # picked too
+    await dialog.get_by_placeholder("Найти клиента").fill("Клиент 2")  # a pick made so gives way
+    await expect(client_list.locator("option:checked")).to_have_text("Клиент 2")
+    await dialog.get_by_placeholder("Найти клиента").fill("Ромаш")
+    await expect(client_list.locator("option:checked")).to_have_text("ООО «Ромашка»")
     await dialog.get_by_placeholder("Найти клиента").press("Enter")  # narrows, does not submit
+    await expect(client_list.locator("option:checked")).to_have_text("ООО «Ромашка»")
     await expect(dialog).to_be_visible()
     await dialog.get_by_label("Прикрепить файлы").set_input_files(
         files=[{"name": "прайс.txt", "mimeType": "text/plain", "buffer": "Цены на 2030 год".encode()}])

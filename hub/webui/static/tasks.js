@@ -39,6 +39,39 @@
     }
   });
 
+  // A search box narrows the list below it and picks its first match, so that typing a name is
+  // enough; a pick made so gives way to the next search, one the user made stays (the server keeps
+  // a chosen item in the list).
+  function listOf(input) {
+    const next = input.nextElementSibling;
+    return next && next.tagName === "SELECT" ? next : null;
+  }
+
+  document.addEventListener("input", function (event) {
+    const list = event.target.matches && event.target.matches("#task-form input.narrow") ? listOf(event.target) : null;
+    if (list && list.dataset.picked === "auto") {
+      list.value = "";
+      delete list.dataset.picked;
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("#task-form select")) {
+      delete event.target.dataset.picked;
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const list = event.detail.target;
+    const input = list && list.previousElementSibling;
+    if (!list || list.tagName !== "SELECT" || !input || !input.matches("#task-form input.narrow")) { return; }
+    const first = Array.from(list.options).find(function (o) { return o.value && !o.disabled; });
+    if (list.value === "" && input.value.trim() && first) {
+      list.value = first.value;
+      list.dataset.picked = "auto";
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     const d = dialog();
     if (!d) { return; }
