@@ -270,9 +270,7 @@ class AmiSimulator:
             self._broadcast(encode(message))
             if index % 200 == 0:
                 await asyncio.sleep(0)
-        for client in list(self._clients):
-            with contextlib.suppress(ConnectionError):
-                await client.writer.drain()
+        await self._drain()
         return replay
 
     def rewritten(self, scenario: str, rewriter: Rewriter) -> list[dict[str, Any]]:
@@ -288,11 +286,14 @@ class AmiSimulator:
             self._broadcast(encode(message))
             if index % 200 == 199:
                 await asyncio.sleep(0)
+        await self._drain()
+
+    # ---------------------------------------------------------------- internals
+    async def _drain(self) -> None:
         for client in list(self._clients):
             with contextlib.suppress(ConnectionError):
                 await client.writer.drain()
 
-    # ---------------------------------------------------------------- internals
     def now(self) -> float:
         """The replays' clock: the latest ``Timestamp`` replayed, or the wall clock when later."""
         return max(time.time(), self._clock)
