@@ -440,16 +440,18 @@ async def _fill(s: Any, rng: random.Random, region: str, summary: Summary) -> No
         for step, stage in enumerate(path):
             move: dict[str, Any] = {"stage_id": stage.id, "result": rng.choice(RESULTS)}
             last = step == len(path) - 1
+            missed = None
             if stage.kind == "active":
-                if last and rng.random() < 0.3:  # overdue: the planned call did not happen
-                    when = now - timedelta(days=rng.randint(1, 6), hours=rng.randint(0, 6))
-                else:
-                    when = now + timedelta(days=rng.randint(0, 14), hours=rng.randint(1, 8))
+                when = now + timedelta(days=rng.randint(0, 14), hours=rng.randint(1, 8))
                 move["next_interaction_at"] = iso(when)
                 move["next_interaction_note"] = rng.choice(NEXT_NOTES)
+                if last and rng.random() < 0.3:  # overdue: the planned call did not happen
+                    missed = now - timedelta(days=rng.randint(1, 6), hours=rng.randint(0, 6))
             if stage is lost:
                 move["loss_reason"] = rng.choice(LOSS_REASONS)
             await deals.move_deal(s, responsible, deal_id, move)
+            if missed is not None:  # planned back then, so no move would take it now: the row says so
+                await s.execute(update(Deal).where(Deal.id == deal_id).values(next_interaction_at=missed))
 
         for _ in range(rng.choice((0, 1, 1, 2))):
             await timeline.add_note(s, responsible, "deal", deal_id, {"text": rng.choice(NOTES)})
