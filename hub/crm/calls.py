@@ -23,8 +23,13 @@ from hub.crm.resources import Ref
 from hub.crm.timeline import refs
 from hub.crm.validate import iso
 from hub.serialise import plain
+from hub.texts import N_
 
 FINAL_STATUSES = ("answered", "missed", "abandoned", "busy", "failed")
+
+# how a call that was not answered ended, for texts stored in the hub's language (``hub.texts.say``)
+CALL_STATUS_WORDS = {"missed": N_("missed"), "abandoned": N_("abandoned"), "busy": N_("busy"),
+                     "failed": N_("failed")}
 
 
 def recording_url(call: Call) -> str | None:

@@ -17,6 +17,7 @@ from hub.crm.resources import Ref
 from hub.crm.timeline import add_entry, refs, user_refs
 from hub.crm.validate import Fields, iso
 from hub.serialise import plain
+from hub.texts import say
 
 FILTERS = ("mine", "overdue", "today", "done")
 KINDS = TASK_KINDS
@@ -101,8 +102,9 @@ async def _check_refs(session: AsyncSession, actor: User, v: Fields, refs: dict[
 async def _notify_assignee(session: AsyncSession, actor: User, task: Task) -> None:
     if task.assignee_id is not None and task.assignee_id != actor.id:
         await notifications.notify(
-            session, task.assignee_id, kind="task_assigned", title=f"New task: {task.subject}",
-            text=f"{actor.name} assigned you a task" + (f", due {iso(task.due_at)}" if task.due_at else ""),
+            session, task.assignee_id, kind="task_assigned",
+            title=say("New task: %(subject)s", subject=task.subject),
+            text=say("%(name)s assigned it to you", name=actor.name),
             link=f"/tasks/{task.id}",
             # What the web UI needs to say it in the reader's language.
             payload={"task_id": task.id, "subject": task.subject, "due_at": iso(task.due_at),

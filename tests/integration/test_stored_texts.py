@@ -40,9 +40,9 @@ async def _missed_then_called_back(database: Database) -> tuple[Task, Lead]:
 
 WORDS: dict[str, dict[str, str]] = {
     "ru": {"subject": "Перезвонить: ", "missed": "Пропущенный звонок ", "back": "\nПерезвонили ",
-           "source": "звонок"},
+           "source": "звонок", "status": "пропущен"},
     "en": {"subject": "Call back: ", "missed": "Missed call ", "back": "\nCalled back ",
-           "source": "phone call"},
+           "source": "phone call", "status": "missed"},
 }
 
 
@@ -52,5 +52,5 @@ async def test_a_callback_and_a_callers_lead_speak_the_hubs_language(database: D
     words: dict[str, Any] = WORDS[hub_language]
     assert lead.source == words["source"]
     assert task.subject == words["subject"] + lead.name
-    assert task.description.startswith(f"{words['missed']}{UNKNOWN} (missed), 2030-06-15T09:00:00")
+    assert task.description.startswith(f"{words['missed']}{UNKNOWN} ({words['status']}), 2030-06-15T09:00:00")
     assert words["back"] in task.description and task.completed_at is not None

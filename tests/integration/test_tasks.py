@@ -186,7 +186,7 @@ async def test_assigning_to_someone_else_notifies_them(database: Database, world
         assert await notifications.unread_count(s, manager) == 0
         await tasks.update_task(s, manager, task["id"], {"assignee_id": boris.id})
         items = (await notifications.list_notifications(s, boris)).items
-        assert [n["title"] for n in items] == ["New task: Позвонить <b>клиенту</b>"]
+        assert [n["title"] for n in items] == ["Новая задача: Позвонить <b>клиенту</b>"]  # the hub's language
 
 
 async def test_task_access(database: Database, world: dict) -> None:

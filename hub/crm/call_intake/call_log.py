@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.crm import events
 from hub.crm.call_intake.rows import agent_ref
 from hub.crm.call_intake.unit import Agent, CallUnit
-from hub.crm.calls import recording_refs
+from hub.crm.calls import CALL_STATUS_WORDS, recording_refs
 from hub.crm.models import Call, Client, ContactPerson, Deal, Lead, Stage, TimelineEntry, User, utcnow
 from hub.crm.resources import Ref
 from hub.crm.timeline import entry_dict, storable, storable_json, user_refs
 from hub.crm.validate import iso
+from hub.texts import say
 
 
 async def deal_for(session: AsyncSession, client_id: int | None, lead_id: int | None,
@@ -36,21 +37,24 @@ async def deal_for(session: AsyncSession, client_id: int | None, lead_id: int | 
 
 
 def _call_text(call: Call, name: str | None) -> str:
+    """The entry's text in the hub's language (for the API and the search); pages render the call
+    from its payload in the reader's language (``_timeline_entry.html``)."""
     who = name or call.external_number or "?"
-    if call.direction == "outbound":
-        what = "Outgoing call to"
-    elif call.direction == "internal":
-        what = "Internal call"
+    if call.direction == "internal":
+        what = say("Internal call")
+    elif call.direction == "outbound":
+        what = say("Outgoing call to %(who)s", who=who)
     else:
-        what = "Incoming call from"
-    status = {"answered": f"{call.talk_seconds} s", "missed": "missed", "abandoned": "abandoned",
-              "busy": "busy", "failed": "failed"}.get(call.status, call.status)
-    return f"{what} {who} ({status})"
+        what = say("Incoming call from %(who)s", who=who)
+    if call.status == "answered":
+        return f"{what} ({say('%(seconds)s s', seconds=call.talk_seconds or 0)})"
+    return f"{what} ({say(CALL_STATUS_WORDS.get(call.status, call.status))})"
 
 
-def _entry_payload(call: Call, agent: Agent | User | None) -> dict[str, Any]:
+def _entry_payload(call: Call, agent: Agent | User | None, name: str | None) -> dict[str, Any]:
     return {
-        "call_id": call.id, "call_key": call.linkedid, "direction": call.direction, "status": call.status,
+        "call_id": call.id, "name": name, "call_key": call.linkedid, "direction": call.direction,
+        "status": call.status,
         "number": call.external_number, "did": call.did, "agent": agent_ref(call, agent),
         "started_at": iso(call.started_at), "answered_at": iso(call.answered_at),
         "ended_at": iso(call.ended_at), "wait_seconds": call.wait_seconds,
@@ -93,7 +97,7 @@ async def log_call(session: AsyncSession, call: Call, agent: Agent | User | None
     values: dict[str, Any] = {
         "kind": "call", "direction": "out" if call.direction == "outbound" else "in",
         "occurred_at": call.started_at or now, "author_id": call.agent_id,
-        "text": storable(_call_text(call, name)), "payload": storable_json(_entry_payload(call, agent)),
+        "text": storable(_call_text(call, name)), "payload": storable_json(_entry_payload(call, agent, name)),
         "pinned": False, "deal_id": call.deal_id, "client_id": call.client_id, "lead_id": call.lead_id,
         "external_key": key, "created_at": now,
     }

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import events, notifications, routing
+from hub.crm.calls import CALL_STATUS_WORDS
 from hub.crm.models import Call, Client, Lead, Task, User, utcnow
 from hub.crm.ports import CallSettings
 from hub.crm.tasks import task_dict
@@ -48,7 +49,8 @@ async def callback(session: AsyncSession, call: Call, name: str | None, settings
     manager = await _manager_of(session, call)
     rung = [int(u) for u in (call.rung_user_ids or [])] or ([call.agent_id] if call.agent_id else [])
     when = call.ended_at or utcnow()
-    line = say("Missed call %(number)s (%(status)s), %(time)s", number=number, status=call.status,
+    status = say(CALL_STATUS_WORDS.get(call.status, call.status))
+    line = say("Missed call %(number)s (%(status)s), %(time)s", number=number, status=status,
                time=iso(call.started_at))
     task = await _open_callback(session, number)
     rerouted = False
@@ -80,8 +82,10 @@ async def callback(session: AsyncSession, call: Call, name: str | None, settings
         recipients = [task.assignee_id]
     for user_id in dict.fromkeys(recipients):
         await notifications.notify(
-            session, user_id, kind="missed_call", title=f"Missed call from {name or number}",
-            text=f"{number}" + (f" — {count} missed calls" if count > 1 else ""), link=f"/tasks/{task.id}",
+            session, user_id, kind="missed_call", title=say("Missed call from %(who)s", who=name or number),
+            text=number if count == 1 else say("%(number)s — %(count)s missed calls",
+                                               number=number, count=count),
+            link=f"/tasks/{task.id}",
             payload={"call_id": call.id, "task_id": task.id, "number": number, "name": name, "count": count,
                      "client_id": call.client_id, "lead_id": call.lead_id, "status": call.status})
     events.emit(session, "task.updated", {"task": await task_dict(session, task)},

@@ -97,6 +97,13 @@ def _context(query: dict[str, str], page: Any, panel: dict[str, Any] | None) -> 
 
 
 HEALTHY = ("webhook", "polling", "ready", "idle", "connected")
+# A channel's state as a word of the reader's language; the adapter's own text (a state and, after
+# a colon, what went wrong) stays in the tooltip, where an administrator finds the details.
+STATE_WORDS = {"webhook": N_("receiving (webhook)"), "polling": N_("receiving (polling)"),
+               "ready": N_("ready"), "idle": N_("waiting for letters"), "connected": N_("connected"),
+               "connecting": N_("connecting"), "starting": N_("starting"), "stopped": N_("stopped"),
+               "error": N_("error"), "auth_failed": N_("login refused"), "misconfigured": N_("misconfigured"),
+               "smtp_failed": N_("sending fails"), "disconnected": N_("disconnected")}
 
 
 def channel_states(channels: dict[str, Any]) -> list[dict[str, Any]]:
@@ -107,8 +114,9 @@ def channel_states(channels: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         text = state()
         label = name.partition(":")[2] if name.startswith("mail:") else CHANNEL_LABELS.get(name, name)
-        states.append({"name": name, "label": label, "state": text,
-                       "ok": text.split(":")[0] in HEALTHY, "mail": name.startswith("mail:")})
+        code = text.split(":")[0].strip()
+        states.append({"name": name, "label": label, "state": text, "word": STATE_WORDS.get(code),
+                       "ok": code in HEALTHY, "mail": name.startswith("mail:")})
     return states
 
 
