@@ -241,11 +241,11 @@
     }
     if (match && (match.type === "client" || match.type === "contact") && match.client_id) {
       const deal = el("a", "button small", T.deal);
-      deal.href = "/clients/" + match.client_id + "?tab=deals#deal-form";
+      deal.href = "/deals/new?client=" + encodeURIComponent(match.client_id);
       actions.appendChild(deal);
     } else if (match && match.type === "lead") {
       const deal = el("a", "button small", T.deal);
-      deal.href = "/leads/" + match.id;
+      deal.href = "/deals/new?lead=" + encodeURIComponent(match.id);
       actions.appendChild(deal);
     }
     if ("Notification" in window && Notification.permission === "default"
