@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -51,7 +51,8 @@ NO_POINTS: Mapping[str, Any] = {"phones": [], "emails": [], "telegram": [], "bou
 def lead_shape(*, id: int | None, name: str, source: str, comment: str, utm: Mapping[str, str] | None,
                unsorted: bool, created_at: datetime | None, manager_id: int | None = None,
                manager: Ref | None = None, converted_client_id: int | None = None,
-               converted_at: datetime | None = None, points: Mapping[str, Any] = NO_POINTS) -> dict[str, Any]:
+               converted_at: datetime | None = None, points: Mapping[str, Any] = NO_POINTS,
+               rejected_at: datetime | None = None, rejected_reason: str = "") -> dict[str, Any]:
     """A lead as the API, the events and the screen-pop show it: the one place its shape is written.
     ``points``: its contact points as ``contact_points.of`` gives them."""
     return plain(resources.Lead(
@@ -59,7 +60,7 @@ def lead_shape(*, id: int | None, name: str, source: str, comment: str, utm: Map
         utm=dict(utm or {}), unsorted=unsorted, converted_client_id=converted_client_id,
         converted_at=iso(converted_at), phones=list(points["phones"]), emails=list(points["emails"]),
         telegram=list(points["telegram"]), bounced_emails=dict(points["bounced_emails"]),
-        created_at=iso(created_at)))
+        created_at=iso(created_at), rejected_at=iso(rejected_at), rejected_reason=rejected_reason))
 
 
 def lead_shape_of(lead: Lead, points: Mapping[str, Any] = NO_POINTS,
@@ -67,7 +68,8 @@ def lead_shape_of(lead: Lead, points: Mapping[str, Any] = NO_POINTS,
     return lead_shape(id=lead.id, name=lead.name, source=lead.source, comment=lead.comment, utm=lead.utm,
                       unsorted=lead.unsorted, created_at=lead.created_at, manager_id=lead.manager_id,
                       manager=manager, converted_client_id=lead.converted_client_id,
-                      converted_at=lead.converted_at, points=points)
+                      converted_at=lead.converted_at, points=points, rejected_at=lead.rejected_at,
+                      rejected_reason=lead.rejected_reason or "")
 
 
 async def lead_dicts(session: AsyncSession, leads: list[Lead]) -> list[dict[str, Any]]:
@@ -207,6 +209,7 @@ async def update_lead(session: AsyncSession, actor: User, lead_id: Any, data: An
         lead.manager_id = manager_id
         if manager_id is not None and "unsorted" not in values:
             lead.unsorted = False  # somebody took it
+            lead.rejected_at, lead.rejected_reason = None, ""  # …and works on it again
     await session.flush()
     await contact_points.store(session, "lead_id", lead.id, points)
     result = (await lead_dicts(session, [lead]))[0]
@@ -224,6 +227,29 @@ async def delete_lead(session: AsyncSession, actor: User, lead_id: Any) -> None:
     audit.record(session, "lead_deleted", actor=actor, target=("lead", lead.id),
                  details={"name": data["name"]})
     events.emit(session, "lead.deleted", {"lead": data}, scope=_scope(data))
+
+
+async def reject_lead(session: AsyncSession, actor: User, lead_id: Any, data: Any) -> dict[str, Any]:
+    """Out of Unsorted for good (spam, a wrong number, not a customer), with the reason; taking the
+    lead later brings it back. A converted lead is a client already: Conflict."""
+    lead = await access.visible(session, actor, await _load(session, lead_id), "lead")
+    v = Fields(data)
+    reason = v.text("reason", max_len=300, required=True)
+    v.check()
+    if lead.converted_client_id is not None:
+        raise Conflict("the lead is converted already")
+    lead.rejected_at, lead.rejected_reason, lead.unsorted = utcnow(), reason, False
+    await session.flush()
+    result = (await lead_dicts(session, [lead]))[0]
+    events.emit(session, "lead.updated", {"lead": result}, scope=_scope(result))
+    return result
+
+
+async def count_unsorted(session: AsyncSession, actor: User) -> int:
+    """How many leads wait in Unsorted for this user (what they may see)."""
+    stmt = (select(func.count()).select_from(Lead)
+            .where(Lead.unsorted.is_(True), await access.leads_filter(session, actor)))
+    return int(await session.scalar(stmt) or 0)
 
 
 async def list_leads(session: AsyncSession, actor: User, *, q: str | None = None,

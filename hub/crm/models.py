@@ -189,6 +189,9 @@ class Lead(Base):
     )
     converted_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Rejected from Unsorted (spam, a wrong number): out of the board, kept with the reason.
+    rejected_at: Mapped[datetime | None] = mapped_column(default=None)
+    rejected_reason: Mapped[str] = mapped_column(String(300), default="")
 
 
 class ContactPoint(Base):

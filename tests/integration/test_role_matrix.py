@@ -105,6 +105,7 @@ API: dict[tuple[str, str], Rule] = {
     ("PATCH", f"{V}/leads/{{id}}"): R(FOREIGN, "lead", body={"comment": "Изменено"}),
     ("DELETE", f"{V}/leads/{{id}}"): R(FOREIGN, "lead"),
     ("POST", f"{V}/leads/{{id}}/convert"): R(FOREIGN, "lead", body={}),
+    ("POST", f"{V}/leads/{{id}}/reject"): R(FOREIGN, "lead", body={"reason": "Спам"}),
     ("POST", f"{V}/leads/{{id}}/notes"): R(FOREIGN, "lead", body={"text": "Чужая заметка"}),
     ("GET", f"{V}/leads/{{id}}/timeline"): R(FOREIGN, "lead"),
     # deals
@@ -184,7 +185,8 @@ API: dict[tuple[str, str], Rule] = {
 # (the agent opens them, with nothing of agent2's in them) and ADMIN pages.
 PAGES: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     "/": (OWN, (), {}), "/bell": (OWN, (), {}), "/calls": (OWN, (), {}), "/clients": (OWN, (), {}),
-    "/deals": (OWN, (), {}), "/deals/list": (OWN, (), {}),
+    "/deals": (OWN, (), {}), "/deals/list": (OWN, (), {}), "/deals/new/owners": (OWN, (), {}),
+    "/deals/new": (OWN, (), {}),
     "/deals/board/unsorted": (OWN, (), {}), "/inbox": (OWN, (), {}), "/inbox/list": (OWN, (), {}),
     "/inbox/channels": (OWN, (), {}), "/leads": (OWN, (), {}), "/presence": (OWN, (), {}),
     "/reports": (OWN, (), {}), "/reports/funnel": (OWN, (), {}), "/reports/widgets": (OWN, (), {}),
@@ -210,6 +212,7 @@ EXTRA_PAGES: list[tuple[str, str, tuple[str, ...], dict[str, str]]] = [
     ("/timeline/{target}/{id}", FOREIGN, ("clients", "client"), {}),
     ("/timeline/{target}/{id}", FOREIGN, ("leads", "lead"), {}),
     ("/tasks/options", OWN, (), {"what": "'client", "client_id": "client"}),
+    ("/deals/new", OWN, (), {"client": "client"}), ("/deals/new", OWN, (), {"lead": "lead"}),
     ("/tasks/new", OWN, (), {"deal_id": "deal", "client_id": "client", "lead_id": "lead"}),
 ]
 
@@ -223,7 +226,7 @@ PAGE_POSTS: dict[str, tuple[str, ...]] = {
     "/clients/{id}/deals": ("client",),
     "/deals/{id}/fields/{field}": ("deal", "title"), "/deals/{id}/move": ("deal",),
     "/inbox/c/{id}/assign": ("conversation",),
-    "/leads/{id}/take": ("lead",), "/leads/{id}/convert": ("lead",),
+    "/leads/{id}/take": ("lead",), "/leads/{id}/convert": ("lead",), "/leads/{id}/reject": ("lead",),
     "/settings/users/{id}": ("owner",), "/settings/users/{id}/password": ("owner",),
     "/settings/users/{id}/tokens/{token_id}/end": ("owner", "token"),
     "/settings/pipelines/{id}": ("pipeline",), "/settings/pipelines/{id}/delete": ("pipeline",),

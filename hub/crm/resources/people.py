@@ -75,6 +75,8 @@ class Lead(ContactPoints, kw_only=True):
     converted_client_id: Id | None
     converted_at: Time | None
     created_at: Time | None
+    rejected_at: Time | None
+    rejected_reason: Annotated[str, Meta(description="why it was rejected from Unsorted")]
 
 
 class User(ContactPoints, kw_only=True):

@@ -63,6 +63,15 @@ async def convert_lead(request: web.Request) -> web.Response:
         return ok(await leads.convert_lead(s, request[USER], lead_id, data, region=region(request)))
 
 
+@routes.post("/api/v1/leads/{id}/reject", "Reject a lead from Unsorted with a reason (taking it undoes that)",
+             request=schemas.REJECT_IN, response=ref("Lead"), errors=(401, 403, 404, 409, 422))
+async def reject_lead(request: web.Request) -> web.Response:
+    lead_id = path_id(request)
+    data = await optional_json_body(request)
+    async with request.app[DB].transaction() as s:
+        return ok(await leads.reject_lead(s, request[USER], lead_id, data))
+
+
 @routes.get("/api/v1/me", "The calling user", response=ref("User"), errors=(401,))
 async def me(request: web.Request) -> web.Response:
     user = request[USER]

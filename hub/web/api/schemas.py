@@ -60,6 +60,7 @@ NOTE_IN = obj({"text": TEXT, "pinned": {"type": "boolean"}}, ("text",))
 PIN_IN = obj({"pinned": {"type": "boolean"}}, ("pinned",))
 READ_IN = obj({"ids": {"type": "array", "items": ID, "description": "omitted: all"}})
 LOSS_REASON_IN = obj({"name": TEXT}, ("name",))
+REJECT_IN = obj({"reason": TEXT}, ("reason",))
 
 def _resources() -> dict[str, Schema]:
     """The schemas of ``hub.crm.resources``, generated from the classes (each named as its class)."""

@@ -104,12 +104,14 @@ async def board_page(request: web.Request) -> web.Response:
         columns = [{"stage": st, "cards": pages[st["id"]].items, "next_cursor": pages[st["id"]].next_cursor,
                     **totals.get(st["id"], {"count": 0, "amount": 0})} for st in pipeline["stages"]]
         unsorted = await leads.list_leads(s, user, unsorted=True, limit=COLUMN_CARDS)
+        unsorted_count = await leads.count_unsorted(s, user)
         reasons = (await pipelines.list_loss_reasons(s)).items
         people = await board.people(s)
         tags = await board.deal_tag_names(s)
     return await render(request, "deals_board.html", {
         "pipelines": pipes, "pipeline": pipeline, "columns": columns, "unsorted": unsorted,
-        "reasons": reasons, "people": people, "tags": tags, "filters": f,
+        "unsorted_count": unsorted_count, "back": request.path_qs, "reasons": reasons, "people": people,
+        "tags": tags, "filters": f,
         "filter_query": f.query(pipeline["id"]),
     })
 
@@ -133,7 +135,8 @@ async def unsorted_more(request: web.Request) -> web.Response:
     async with request.app[DB].reading() as s:
         page = await leads.list_leads(s, user, unsorted=True, limit=COLUMN_CARDS,
                                       cursor=_text(request, "cursor", 200))
-    return fragment(request, "_deal_cards_unsorted.html", {"unsorted": page})
+        count = await leads.count_unsorted(s, user)
+    return fragment(request, "_deal_cards_unsorted.html", {"unsorted": page, "unsorted_count": count})
 
 
 async def card(request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from hub.web.views.clients import (
     region,
     text,
 )
-from hub.web.views.common import is_htmx, render, require_user
+from hub.web.views.common import is_htmx, render, require_user, safe_next
 
 SHOWS = (("all", N_("All")), ("unsorted", N_("Unsorted")), ("mine", N_("Mine")))
 
@@ -64,7 +64,7 @@ async def create_lead(request: web.Request) -> web.StreamResponse:
 
 async def lead_card(request: web.Request, *, form: dict[str, Any] | None = None,
                     errors: dict[str, str] | None = None, conflict: bool = False,
-                    status: int = 200) -> web.Response:
+                    reject_error: bool = False, status: int = 200) -> web.Response:
     user = require_user(request)
     lead_id = path_id(request)
     async with request.app[DB].reading() as s:
@@ -79,7 +79,7 @@ async def lead_card(request: web.Request, *, form: dict[str, Any] | None = None,
         "kinds": CLIENT_KINDS, "kind_labels": KIND_LABELS,
         "phone": people_views.phone_display,
         "form": form or {}, "errors": field_errors(errors or {}), "conflict": conflict,
-        "convert_open": bool(errors) or conflict,
+        "convert_open": bool(errors) or conflict, "reject_error": reject_error,
     }, status=status)
 
 
@@ -88,12 +88,29 @@ async def lead_page(request: web.Request) -> web.Response:
 
 
 async def take_lead(request: web.Request) -> web.StreamResponse:
-    """Assign the lead to me (it stops being unsorted)."""
+    """Assign the lead to me (it stops being unsorted; a rejected one comes back)."""
     user = require_user(request)
     lead_id = path_id(request)
+    form = await request.post()
     async with request.app[DB].transaction() as s:
         await leads.update_lead(s, user, lead_id, {"manager_id": user.id})
-    raise web.HTTPSeeOther(f"/leads/{lead_id}")
+    raise web.HTTPSeeOther(safe_next(text(form, "back"), f"/leads/{lead_id}"))
+
+
+async def reject_lead(request: web.Request) -> web.StreamResponse:
+    """Out of Unsorted with a reason (from the board's column or the lead's card)."""
+    user = require_user(request)
+    lead_id = path_id(request)
+    form = await request.post()
+    back = safe_next(text(form, "back"), f"/leads/{lead_id}")
+    try:
+        async with request.app[DB].transaction() as s:
+            await leads.reject_lead(s, user, lead_id, {"reason": text(form, "reason").strip()})
+    except ValidationError:
+        return await lead_card(request, reject_error=True, status=422)
+    except Conflict:
+        return await lead_card(request, conflict=True, status=409)
+    raise web.HTTPSeeOther(back)
 
 
 async def convert_lead(request: web.Request) -> web.StreamResponse:
@@ -110,7 +127,7 @@ async def convert_lead(request: web.Request) -> web.StreamResponse:
         return await lead_card(request, form=dict(form), errors=exc.fields, status=422)
     except Conflict:
         return await lead_card(request, form=dict(form), conflict=True, status=409)
-    raise web.HTTPSeeOther(f"/clients/{result['client']['id']}")
+    raise web.HTTPSeeOther(safe_next(text(form, "back"), f"/clients/{result['client']['id']}"))
 
 
 def register_views(router: web.UrlDispatcher) -> None:
@@ -119,3 +136,4 @@ def register_views(router: web.UrlDispatcher) -> None:
     router.add_get(r"/leads/{id:\d+}", lead_page)
     router.add_post(r"/leads/{id:\d+}/take", take_lead)
     router.add_post(r"/leads/{id:\d+}/convert", convert_lead)
+    router.add_post(r"/leads/{id:\d+}/reject", reject_lead)

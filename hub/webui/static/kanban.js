@@ -143,6 +143,9 @@
     const list = document.getElementById("cards-unsorted");
     list.replaceChildren.apply(list, Array.prototype.map.call(
       doc.querySelectorAll("li.lead-card"), function (el) { return document.importNode(el, true); }));
+    const count = doc.getElementById("unsorted-count");
+    const shown = document.getElementById("unsorted-count");
+    if (count && shown) { shown.textContent = count.textContent; }
     const more = doc.getElementById("more-unsorted");
     const mine = document.getElementById("more-unsorted");
     if (more && mine) {
