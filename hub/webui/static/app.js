@@ -20,6 +20,15 @@
     return Boolean(details && details.open);
   }
 
+  // On a narrow screen the sections are behind the «Меню» button: it opens them all, one per line.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest && event.target.closest("[data-menu-button]");
+    if (!button) { return; }
+    const open = button.getAttribute("aria-expanded") !== "true";
+    button.setAttribute("aria-expanded", String(open));
+    button.closest(".topbar").classList.toggle("menu-open", open);
+  });
+
   // The bell's menu closes on a click elsewhere and on Escape (focus goes back to the bell).
   document.addEventListener("click", function (event) {
     const open = document.querySelector("#bell details[open]");
