@@ -104,3 +104,9 @@ def say(message: str, /, **values: object) -> str:
     """``message`` (an English msgid) in the hub's language, its ``%(name)s`` filled from ``values``."""
     text = _hub_translations()[_hub_language].gettext(message)
     return text % values if values else text
+
+
+def translate(language: str, message: str) -> str:
+    """``message`` (an English msgid) in ``language`` (a reader's: an exported file's column names)."""
+    translations = _hub_translations()
+    return translations.get(language, translations[DEFAULT]).gettext(message)

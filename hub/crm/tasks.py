@@ -19,7 +19,7 @@ from hub.crm.validate import Fields, iso
 from hub.serialise import plain
 from hub.texts import say
 
-FILTERS = ("mine", "overdue", "today", "done")
+FILTERS = ("mine", "overdue", "today", "done", "open")
 KINDS = TASK_KINDS
 REFS = ("deal_id", "client_id", "lead_id", "assignee_id")
 MAX_DESCRIPTION = 20_000
@@ -213,7 +213,7 @@ async def list_tasks(session: AsyncSession, actor: User, *, assignee_id: int | N
                      cursor: str | None = None, limit: int | None = None, now: datetime | None = None,
                      lead_id: int | None = None) -> Page:
     """Newest first. ``filter``: mine (assigned to the actor), overdue (open, due in the past),
-    today (due today, UTC), done (completed). ``now`` is for tests."""
+    today (due today, UTC), done (completed), open (not completed). ``now`` is for tests."""
     errors = {}
     if filter is not None and filter not in FILTERS:
         errors["filter"] = f"must be one of: {', '.join(FILTERS)}"
@@ -240,6 +240,8 @@ async def list_tasks(session: AsyncSession, actor: User, *, assignee_id: int | N
         query = query.where(Task.assignee_id == actor.id)
     elif filter == "overdue":
         query = query.where(Task.completed_at.is_(None), Task.due_at < now)
+    elif filter == "open":
+        query = query.where(Task.completed_at.is_(None))
     elif filter == "today":
         start = datetime.combine(now.date(), time(0), tzinfo=UTC)
         query = query.where(Task.due_at >= start, Task.due_at < start + timedelta(days=1))

@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 from hub.crm import call_intake as intake
 from hub.crm import calls, click_to_call
 from hub.crm.models import CALL_DIRECTIONS
+from hub.web import export
 from hub.web.api import schemas
 from hub.web.api.common import ok, paging
 from hub.web.errors import (
@@ -45,26 +46,39 @@ ORIGINATE_OUT = schemas.obj({
 }, ("action_id", "extension", "number"))
 
 
+CALL_PARAMS = (
+    Param("status", description="answered, missed, abandoned, busy or failed; "
+                                "several comma-separated (missed,abandoned)"),
+    Param("direction", {"enum": list(CALL_DIRECTIONS)}, "inbound, outbound or internal"),
+    Param("agent", "integer", "the agent's user id"),
+    Param("since", "date-time", "calls started at or after"),
+    Param("until", "date-time", "calls started before"),
+)
+
+
 @routes.get("/api/v1/calls", "The call journal, newest first (finished calls the caller may see)",
-            response=page_of("Call"), errors=(401, 422), params=(
-                Param("status", description="answered, missed, abandoned, busy or failed; "
-                                            "several comma-separated (missed,abandoned)"),
-                Param("direction", {"enum": list(CALL_DIRECTIONS)}, "inbound, outbound or internal"),
-                Param("agent", "integer", "the agent's user id"),
-                Param("since", "date-time", "calls started at or after"),
-                Param("until", "date-time", "calls started before"),
-                *PAGING))
+            response=page_of("Call"), errors=(401, 422), params=(*CALL_PARAMS, *PAGING))
 async def list_calls(request: web.Request) -> web.Response:
-    filters: dict[str, Any] = {
+    async with request.app[DB].reading() as s:
+        page = await calls.list_calls(s, request[USER], **_call_filters(request), **paging(request))
+    return ok(page)
+
+
+def _call_filters(request: web.Request) -> dict[str, Any]:
+    return {
         "status": query_text(request, "status", max_len=100),
         "direction": query_choice(request, "direction", CALL_DIRECTIONS),
         "agent_id": query_int(request, "agent"),
         "since": query_datetime(request, "since"),
         "until": query_datetime(request, "until"),
     }
-    async with request.app[DB].reading() as s:
-        page = await calls.list_calls(s, request[USER], **filters, **paging(request))
-    return ok(page)
+
+
+@routes.get("/api/v1/calls/export", "The call journal as a file, filtered as the journal is",
+            response=BINARY, content_type=export.FORMATS["xlsx"], responses=export.ANSWERS, errors=(401, 422),
+            params=(*CALL_PARAMS, export.FORMAT_PARAM))
+async def export_calls(request: web.Request) -> web.Response:
+    return await export.respond(request, "calls", export.CALLS, calls.list_calls, _call_filters(request))
 
 
 @routes.get("/api/v1/calls/{id}", "Read a call", response=ref("Call"), errors=(401, 404))

@@ -13,11 +13,13 @@ from typing import Any
 from aiohttp import web
 
 from hub.crm.paging import Page
+from hub.web import export
 from hub.web.answer import json_answer
 from hub.web.api.schemas import partial
 from hub.web.errors import json_body, path_id, query_int, query_text
+from hub.web.export import Column
 from hub.web.keys import CONFIG, DB, USER
-from hub.web.routing import PAGING, Param, Routes, page_of, ref
+from hub.web.routing import BINARY, PAGING, Param, Routes, page_of, ref
 
 Service = Callable[..., Awaitable[Any]]
 NOT_FOUND_ERRORS = (401, 404)
@@ -66,6 +68,7 @@ class Resource:
     filters: tuple[Filter, ...] = ()
     regional: tuple[str, ...] = ()  # which of create, update, list take the phone region
     paged: bool = True  # lists of few things (pipelines) come in one page
+    export: tuple[Column, ...] = ()  # the list as a file (``/export``): its columns
 
     def register(self, routes: Routes) -> None:
         one = self.schema.lower()
@@ -73,6 +76,11 @@ class Resource:
         routes.add("GET", base, self._list, f"List {self.plural}", response=page_of(self.schema),
                    params=(*(f.param for f in self.filters), *(PAGING if self.paged else ())),
                    errors=(401, 422))
+        if self.export:
+            routes.add("GET", f"{base}/export", self._export,
+                       f"The list of {self.plural} as a file, filtered as the list is",
+                       params=(*(f.param for f in self.filters), export.FORMAT_PARAM), errors=(401, 422),
+                       response=BINARY, content_type=export.FORMATS["xlsx"], responses=export.ANSWERS)
         routes.add("POST", base, self._create, f"Create a {one}", request=self.request_schema,
                    response=ref(self.schema), status=201, errors=WRITE_ERRORS)
         routes.add("GET", item, self._get, f"Read a {one}", response=ref(self.schema),
@@ -91,6 +99,11 @@ class Resource:
                 filters.update(paging(request))
             page = await self.list(s, request[USER], **filters, **self._region(request, "list"))
         return ok(page)
+
+    async def _export(self, request: web.Request) -> web.Response:
+        filters = {f.arg: f.read(request, f.param.name) for f in self.filters}
+        return await export.respond(request, self.plural, self.export, self.list,
+                                    {**filters, **self._region(request, "list")})
 
     async def _create(self, request: web.Request) -> web.Response:
         data = await json_body(request)

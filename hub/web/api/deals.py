@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.crm import deals, pipelines, tasks
+from hub.web import export
 from hub.web.api import schemas
 from hub.web.api.common import Filter, Resource, ok
 from hub.web.errors import json_body, path_id, query_choice, query_int
@@ -25,6 +26,7 @@ Resource(
         Filter(Param("lead", "integer", "the lead's id"), "lead_id", query_int),
         Filter(Param("q", description="the title, the client's or lead's name, phone or e-mail"), "q"),
     ),
+    export=export.DEALS,
 ).register(routes)
 
 Resource(
@@ -32,7 +34,7 @@ Resource(
     pipelines.delete_pipeline, pipelines.list_pipelines, schemas.PIPELINE_IN, paged=False,
 ).register(routes)
 
-TASK_FILTERS = ("mine", "overdue", "today", "done")
+TASK_FILTERS = ("mine", "overdue", "today", "done", "open")
 
 
 def _task_filter(request: web.Request, name: str) -> str | None:
@@ -41,7 +43,7 @@ def _task_filter(request: web.Request, name: str) -> str | None:
 
 Resource(
     "tasks", "Task", tasks.create_task, tasks.get_task, tasks.update_task, tasks.delete_task,
-    tasks.list_tasks, schemas.TASK_IN,
+    tasks.list_tasks, schemas.TASK_IN, export=export.TASKS,
     filters=(
         Filter(Param("assignee", "integer", "the assignee's id"), "assignee_id", query_int),
         Filter(Param("filter", {"enum": list(TASK_FILTERS)}, "a ready-made selection"), "filter",

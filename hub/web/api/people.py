@@ -6,6 +6,7 @@ from aiohttp import web
 
 from hub.crm import clients, contacts, identify, leads, users
 from hub.crm.errors import ValidationError
+from hub.web import export
 from hub.web.api import schemas
 from hub.web.api.common import Filter, Resource, ok, region
 from hub.web.errors import optional_json_body, path_id, query_bool, query_int, query_text
@@ -18,6 +19,7 @@ EVERYWHERE = ("create", "update", "list")
 Resource(
     "clients", "Client", clients.create_client, clients.get_client, clients.update_client,
     clients.delete_client, clients.list_clients, schemas.CLIENT_IN, regional=EVERYWHERE,
+    export=export.CLIENTS,
     filters=(
         Filter(Param("q", description="part of the name, a phone, an e-mail or an INN"), "q"),
         Filter(Param("manager", "integer", "the managing user's id"), "manager_id", query_int),
@@ -37,7 +39,7 @@ Resource(
 
 Resource(
     "leads", "Lead", leads.create_lead, leads.get_lead, leads.update_lead, leads.delete_lead,
-    leads.list_leads, schemas.LEAD_IN, regional=EVERYWHERE,
+    leads.list_leads, schemas.LEAD_IN, regional=EVERYWHERE, export=export.LEADS,
     filters=(
         Filter(Param("q", description="part of the name, a phone or an e-mail"), "q"),
         Filter(Param("unsorted", "boolean", "only leads nobody has taken yet (or only taken ones)"),

@@ -53,6 +53,14 @@ def _filters(request: web.Request) -> tuple[dict[str, Any], dict[str, str]]:
     return filters, query
 
 
+def _export_query(filters: dict[str, Any]) -> dict[str, str]:
+    """The journal's filters as ``/api/v1/calls/export`` names them."""
+    named = (("status", filters["status"]), ("direction", filters["direction"]),
+             ("agent", filters["agent_id"]), ("since", filters["since"]), ("until", filters["until"]))
+    return {key: value.isoformat() if isinstance(value, datetime) else str(value)
+            for key, value in named if value}
+
+
 async def journal(request: web.Request) -> web.Response:
     user = require_user(request)
     filters, query = _filters(request)
@@ -66,6 +74,7 @@ async def journal(request: web.Request) -> web.Response:
             query = {}
         agents = (await people_views.client_filter_choices(s, user))["managers"]
     context = {"page": page, "query": query, "agents": agents, "directions": DIRECTIONS,
+               "export_query": _export_query(filters),
                "telephony": telephony, "phone": people_views.phone_display}
     if is_htmx(request) and cursor:
         return await render(request, "calls_rows.html", context)

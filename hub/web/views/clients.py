@@ -146,6 +146,7 @@ async def client_list(request: web.Request, *, form: dict[str, Any] | None = Non
     context = {"page": page, "filters": filters, "choices": choices, "kinds": CLIENT_KINDS,
                "kind_labels": KIND_LABELS, "phone": people_views.phone_display,
                "query": {k: v for k, v in filters.items() if v}, "form": form or {},
+               "export_query": {k: v for k, v in filters.items() if v},
                "errors": field_errors(errors or {})}
     if is_htmx(request) and cursor:
         return await render(request, "client_rows.html", context)

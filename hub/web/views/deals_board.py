@@ -194,6 +194,8 @@ async def list_page(request: web.Request) -> web.Response:
         "rows": page.items, "next_url": _next_url(request, page), "pipelines": pipes, "stages": stages,
         "people": people, "tags": tags, "filters": f, "stage_id": stage_id, "q": q or "",
         "without_tasks": without_tasks, "order": order, "orders": ORDER_LABELS,
+        "export_query": {k: str(v) for k, v in (("pipeline", f.pipeline_id), ("stage", stage_id),
+                         ("responsible", f.responsible_id), ("tag", f.tag), ("q", q)) if v},
         "filtered": bool(f.pipeline_id or f.responsible_id or f.tag or stage_id or q or without_tasks),
     })
 

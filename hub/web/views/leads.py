@@ -42,7 +42,10 @@ async def lead_list(request: web.Request, *, form: dict[str, Any] | None = None,
             manager_id=user.id if show == "mine" else None, cursor=cursor, limit=PAGE_SIZE,
             region=region(request))
     query = {k: v for k, v in (("q", q), ("show", show if show != "all" else "")) if v}
+    export_query = {k: v for k, v in (("q", q), ("unsorted", "true" if show == "unsorted" else ""),
+                                      ("manager", str(user.id) if show == "mine" else "")) if v}
     context = {"page": page, "q": q, "show": show, "shows": SHOWS, "query": query,
+               "export_query": export_query,
                "phone": people_views.phone_display, "form": form or {}, "errors": field_errors(errors or {})}
     if is_htmx(request) and cursor:
         return await render(request, "lead_rows.html", context)

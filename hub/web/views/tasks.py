@@ -100,6 +100,7 @@ async def task_list(request: web.Request) -> web.Response:
         files = await task_lists.task_attachments(s, [t["id"] for t in page.items])
     return await render(request, "tasks.html", {
         "tasks": page.items, "next_cursor": page.next_cursor, "filters": FILTERS, "filter": chosen,
+        "export_query": {"filter": chosen or "open"} if chosen != "all" else {},
         "paged": cursor is not None, "files": {task_id: len(items) for task_id, items in files.items()},
         "changeable": {t["id"] for t in page.items if can_change(user, t)},
         "deletable": {t["id"] for t in page.items if can_delete(user, t)},
