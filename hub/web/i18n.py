@@ -162,6 +162,14 @@ def setup_jinja(env: jinja2.Environment, translations: Translations, zone: tzinf
     env.filters.update({"datetime": format_datetime, "time": format_time, "date": format_day,
                         "money": money, "number": number, "lead_source": lead_source})
 
+    def server_zone() -> str:
+        """The zone every time on the pages is in, as a form states it: «Europe/Moscow, UTC+03:00»."""
+        offset = datetime.now(zone).strftime("%z")
+        return f"{getattr(zone, 'key', str(zone))}, UTC{offset[:3]}:{offset[3:]}"
+
+    env.globals["server_zone"] = server_zone
+    env.globals["server_zone_key"] = getattr(zone, "key", "UTC")
+
 
 def set_cookie(response: web.StreamResponse, language: str, secure: bool) -> None:
     response.set_cookie(COOKIE, language, path="/", httponly=True, samesite="Lax", secure=secure,

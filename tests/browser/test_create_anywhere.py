@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.crm import clients, leads
+from hub.crm import clients, deals, leads
 from hub.web.keys import DB
 from tests.browser.test_deals_kanban import _setup, count
 from tests.browser.test_foundation import log_in
@@ -74,3 +74,33 @@ async def test_an_unsorted_lead_is_rejected_in_place(page: Any, app: web.Applica
     await page.locator("#cards-unsorted .lead-card", has_text="Клиент с сайта").get_by_role(
         "button", name="Взять себе").click()
     await expect(page.locator("#unsorted-count")).to_have_text("0")
+
+
+async def test_the_move_dialog_speaks_the_servers_time_zone(page: Any, app: web.Application,
+                                                            browser: Any, hub_url: str) -> None:
+    """A browser in New York plans in Moscow time, as every page states and the deal card does."""
+    data = await _setup(app)
+    second = data["stages"][1][0]
+    async with app[DB].transaction() as s:
+        await deals.update_deal(s, data["agent"], data["deal"]["id"],
+                                {"next_interaction_at": "2030-01-10T09:00:00Z"})
+    context = await browser.new_context(base_url=hub_url, locale="ru-RU", timezone_id="America/New_York")
+    far = await context.new_page()
+    try:
+        await log_in(far, "agent")
+        await far.goto("/deals")
+        await far.get_by_role("button", name="Переместить сделку на другой этап: Поставка бумаги").click()
+        dialog = far.get_by_role("dialog", name="Перемещение сделки")
+        # 09:00 UTC is 12:00 in Moscow, the server's zone
+        await expect(dialog.get_by_label("Дата и время")).to_have_value("2030-01-10T12:00")
+        await expect(dialog.get_by_text("Часовой пояс: Europe/Moscow, UTC+03:00")).to_be_visible()
+        await dialog.get_by_label("Этап").select_option(str(second))
+        await dialog.get_by_label("Результат последнего взаимодействия").fill("Созвонились")
+        await dialog.get_by_label("Дата и время").fill("2030-01-11T15:30")
+        await dialog.get_by_role("button", name="Сохранить").click()
+        await expect(dialog).to_be_hidden()
+        async with app[DB].reading() as s:
+            deal = await deals.get_deal(s, data["agent"], data["deal"]["id"])
+        assert deal["next_interaction_at"] == "2030-01-11T12:30:00Z"
+    finally:
+        await context.close()

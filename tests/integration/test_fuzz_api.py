@@ -293,7 +293,8 @@ async def send(api: Api, op: Operation, case: Case) -> tuple[int, str]:
         headers = {**headers, "Content-Type": "application/json"}
     url = URL(url_of(op, case), encoded=True).update_query(case.query or None)
     async with api.client.request(op.method, url, data=case.body, headers=headers) as response:
-        return response.status, (await response.text())[:500]
+        body = await response.read()  # a file (a recording, an exported list) is not text
+        return response.status, body[:500].decode("utf-8", errors="replace")
 
 
 # --- seeds: objects of each kind, the admin's and the agent's ------------------------------------------

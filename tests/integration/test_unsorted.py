@@ -1,7 +1,10 @@
 """«Не разобрано» sorted out in place: the column's count, a lead taken, made a client or rejected with a
-reason from the board (and back to the board), rejection through the API, and a rejected lead taken back."""
+reason from the board (and back to the board), rejection through the API, and a rejected lead taken back;
+a deal's plan changed through the API is refused in the past and on a closed deal."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from aiohttp.test_utils import TestClient
 
@@ -64,3 +67,22 @@ async def test_rejecting_through_the_api(agent: Api, agent2: Api, manager: Api) 
     converted = await inbound(manager, "Стал клиентом")
     await manager.post(f"/api/v1/leads/{converted['id']}/convert", {})
     await manager.post(f"/api/v1/leads/{converted['id']}/reject", {"reason": "Спам"}, expect=409)
+
+
+async def test_a_plan_changed_through_the_api_is_in_the_future_and_on_an_open_deal(agent: Api) -> None:
+    made = await agent.post("/api/v1/clients", {"name": "ООО Ромашка"}, expect=201)
+    deal = await agent.post("/api/v1/deals", {"title": "Сделка", "client_id": made["id"]}, expect=201)
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    answer = await agent.patch(f"/api/v1/deals/{deal['id']}", {"next_interaction_at": past}, expect=422)
+    assert answer["error"]["fields"]["next_interaction_at"] == "must not be in the past"
+    soon = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    planned = await agent.patch(f"/api/v1/deals/{deal['id']}", {"next_interaction_at": soon.isoformat()})
+    assert planned["next_interaction_at"] is not None
+    kept = planned["next_interaction_at"]  # sent again with another change: kept, not planned anew
+    await agent.patch(f"/api/v1/deals/{deal['id']}", {"title": "Та же дата", "next_interaction_at": kept})
+    stages = (await agent.get("/api/v1/pipelines"))["items"][0]["stages"]
+    won = next(st["id"] for st in stages if st["kind"] == "won")
+    await agent.post(f"/api/v1/deals/{deal['id']}/move", {"stage_id": won, "result": "Подписали"})
+    answer = await agent.patch(f"/api/v1/deals/{deal['id']}", {"next_interaction_at": soon.isoformat()},
+                               expect=422)
+    assert answer["error"]["fields"]["next_interaction_at"] == "must be empty when the deal is closed"

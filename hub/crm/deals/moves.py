@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import events
 from hub.crm.deals.records import (
+    PAST_SLACK,
     deal_dict,
     deal_scope,
     load_deal,
@@ -28,7 +28,6 @@ from hub.crm.validate import Fields, iso
 
 CLOSED = ("won", "lost")
 MAX_RESULT = 5_000
-PAST_SLACK = timedelta(minutes=1)  # a plan typed at 10:00 and saved at 10:00:40 is not in the past
 
 
 

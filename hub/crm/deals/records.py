@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, or_, select, update
@@ -37,6 +37,7 @@ from hub.serialise import plain
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 CLOSED = ("won", "lost")
+PAST_SLACK = timedelta(minutes=1)  # a plan typed at 10:00 and saved at 10:00:40 is not in the past
 MAX_CUSTOM_TEXT = 2_000
 
 
@@ -293,6 +294,16 @@ async def get_deal(session: AsyncSession, actor: User, deal_id: int) -> dict[str
     return await deal_dict(session, await visible_deal(session, actor, deal_id))
 
 
+def _check_plan(v: Fields, deal: Deal, planned: datetime | None) -> None:
+    """A next interaction planned now (not the one kept) is in the future, on an open deal."""
+    if planned is None or planned == deal.next_interaction_at:
+        return
+    if deal.stage is not None and deal.stage.kind in CLOSED:
+        v.fail("next_interaction_at", "must be empty when the deal is closed")
+    elif planned < utcnow() - PAST_SLACK:
+        v.fail("next_interaction_at", "must not be in the past")
+
+
 async def update_deal(session: AsyncSession, actor: User, deal_id: int, data: Any) -> dict[str, Any]:
     deal = await visible_deal(session, actor, deal_id)
     require_change(actor, deal)
@@ -327,6 +338,7 @@ async def update_deal(session: AsyncSession, actor: User, deal_id: int, data: An
         if responsible_id is None:
             v.fail("responsible_id", "is required")
         await _check_user(session, v, "responsible_id", responsible_id)
+    _check_plan(v, deal, given.get("next_interaction_at"))
     v.check()
 
     if "amount" in given:

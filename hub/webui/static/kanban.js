@@ -202,6 +202,20 @@
     form.elements.result.required = forward();
   }
 
+  // Times are typed and shown in the server's time zone (data-zone), as on the deal card and in
+  // every page the server renders, whatever zone the browser is in.
+  const ZONE = board.dataset.zone || undefined;
+
+  function zoneOffset(instant) {
+    const parts = {};
+    new Intl.DateTimeFormat("en-US", {
+      timeZone: ZONE, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit",
+    }).formatToParts(instant).forEach(function (p) { parts[p.type] = p.value; });
+    const wall = Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second);
+    return wall - Math.floor(instant.getTime() / 1000) * 1000;
+  }
+
   function localInput(iso) {
     if (!iso) {
       return "";
@@ -210,8 +224,20 @@
     if (isNaN(d.getTime())) {
       return "";
     }
+    const wall = new Date(d.getTime() + zoneOffset(d));
     const pad = function (n) { return String(n).padStart(2, "0"); };
-    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
+    return wall.getUTCFullYear() + "-" + pad(wall.getUTCMonth() + 1) + "-" + pad(wall.getUTCDate()) + "T" +
+      pad(wall.getUTCHours()) + ":" + pad(wall.getUTCMinutes());
+  }
+
+  function fromLocalInput(value) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value);
+    if (!m) {
+      return value; // the server says what is wrong with it
+    }
+    const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    const first = wall - zoneOffset(new Date(wall));
+    return new Date(wall - zoneOffset(new Date(first))).toISOString();
   }
 
   function open(card, stageId) {
@@ -249,8 +275,7 @@
     };
     const at = form.elements.next_interaction_at.value;
     if (at) {
-      const d = new Date(at);
-      data.next_interaction_at = isNaN(d.getTime()) ? at : d.toISOString();
+      data.next_interaction_at = fromLocalInput(at);
     } else {
       data.next_interaction_at = null;
     }
