@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp.test_utils import TestClient
+
 from tests.integration.conftest import Api
 from tests.integration.test_api_deals import a_client, default_stages
+from tests.integration.test_web_pages import logged_in, page
 
 
 def changes(history: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
@@ -153,3 +156,40 @@ async def test_paging_and_a_deleted_record_takes_its_history_along(admin: Api) -
     # SQLite may give the deleted row's id to the next deal: it starts with a history of its own
     again = await admin.post("/api/v1/deals", {"title": "new", "client_id": client["id"]}, expect=201)
     assert changes(await admin.get(f"/api/v1/deals/{again['id']}/history")) == [("created", None, "new")]
+
+
+# --- the cards ----------------------------------------------------------------------------------------
+
+
+async def test_the_cards_show_the_history_in_the_readers_language(client: TestClient, admin: Api,
+                                                                  agent: Api) -> None:
+    customer = await a_client(admin, custom={})
+    await admin.patch(f"/api/v1/clients/{customer['id']}", {"region": "Москва", "kind": "person"})
+    deal = await admin.post("/api/v1/deals", {"title": "Окна", "client_id": customer["id"], "amount": 150000},
+                            expect=201)
+    await admin.patch(f"/api/v1/deals/{deal['id']}", {"amount": "175000.5", "tags": ["опт", "срочно"]})
+    await logged_in(client, admin)
+
+    html = await page(client, f"/clients/{customer['id']}?tab=history")
+    assert "История изменений" in html and "Регион" in html and "Москва" in html
+    assert "Организация" in html and "Физлицо" in html  # the kind by its name, not its code
+    assert "Анна Админова" in html and "Создание записи" in html
+
+    fragment = await page(client, f"/deals/{deal['id']}/history", headers={"HX-Request": "true"})
+    assert "<html" not in fragment
+    amount = fragment.split('data-field="amount"', 1)[1].split("</li>", 1)[0]
+    assert "Сумма" in amount and "150\xa0000,00\xa0₽" in amount and "175\xa0000,50\xa0₽" in amount
+    assert "срочно" in fragment.split('data-field="tags"', 1)[1].split("</li>", 1)[0]
+    card = await page(client, f"/deals/{deal['id']}")
+    assert f'hx-get="/deals/{deal["id"]}/history"' in card and "История изменений" in card
+    whole = await page(client, f"/deals/{deal['id']}/history")
+    assert "<html" in whole and "Сумма" in whole and "К карточке" in whole
+
+    await admin.patch(f"/api/v1/users/{admin.id}", {"language": "en"})
+    english = await page(client, f"/deals/{deal['id']}/history", headers={"HX-Request": "true"})
+    assert "Amount" in english and "Сумма" not in english and "Record created" in english
+
+    client.session.cookie_jar.clear()
+    await logged_in(client, agent)
+    await page(client, f"/deals/{deal['id']}/history", status=404)
+    await page(client, f"/clients/{customer['id']}?tab=history", status=404)
