@@ -6,7 +6,8 @@ An update function reads the entity's values before it changes anything and afte
 the entity's API dict as the history keeps it — a reference by id and name as it reads now, money as
 a decimal string, tags and contact points as lists, each custom field and UTM tag as a field of its
 own) and calls ``record`` once: a row for each field whose value differs. Creation is one row (field
-``created``, the name or title after); deletion is the audit log's (``hub.crm.audit``), and the
+``created``, the name or title after; not for a lead a channel makes on the intake's fast path,
+``leads.create_channel_lead``); deletion is the audit log's (``hub.crm.audit``), and the
 history goes with the entity (``forget``: SQLite may give a deleted row's id to the next one).
 
 ``list_changes`` reads an entity's history, newest first, for whoever may read the entity.

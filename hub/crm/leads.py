@@ -150,7 +150,8 @@ _NEW_POINT = _insert_all(ContactPoint.__table__, "kind", "value", "tail", "raw",
 async def create_channel_lead(session: AsyncSession, data: Any, region: str = "RU") -> dict[str, Any]:
     """``create_lead`` for a channel (no actor): the same checks, row and ``lead.created`` (the same
     shape), in two INSERTs instead of five statements — a brand-new lead has no contact points to
-    replace, and what ``lead_dicts`` would read back is what was just written."""
+    replace, and what ``lead_dicts`` would read back is what was just written. No ``created`` entry in
+    its history (a third statement on the intake's path): its first message in the timeline tells it."""
     v = Fields(data)
     values = _read(v)
     given, manager_id = await check_user_id(session, v, "manager_id")
@@ -167,7 +168,6 @@ async def create_channel_lead(session: AsyncSession, data: Any, region: str = "R
                                      converted_at=None, created_at=now)
     assert inserted is not None
     lead_id = inserted[0]
-    history.created(session, None, "lead", lead_id, values["name"])
     rows: list[dict[str, Any]] = []
     for value, tail, raw in points.phones or ():
         rows.append({"kind": "phone", "value": value, "tail": tail, "raw": raw})

@@ -39,7 +39,8 @@ async def test_deal_changes_are_kept_with_who_and_before_after(manager: Api, age
     assert sorted(changes(edited)) == sorted([
         ("title", "Окна в офис", "Окна и двери"),
         ("amount", "150000.00", "175000.50"),
-        ("responsible", {"id": agent.id, "name": "Иван Агентов"}, {"id": manager.id, "name": "Мария Менеджерова"}),
+        ("responsible", {"id": agent.id, "name": "Иван Агентов"},
+         {"id": manager.id, "name": "Мария Менеджерова"}),
         ("tags", ["опт"], ["опт", "срочно"]),
         ("source", None, "Сайт"),
     ])
@@ -106,11 +107,12 @@ async def test_client_contact_lead_and_task_fields(admin: Api, agent: Api) -> No
     await admin.patch(f"/api/v1/clients/{client['id']}", {
         "phones": ["+79161234567", "+74951234567"], "region": "Москва", "inn": "7707083893",
         "manager_id": agent.id})
-    found = dict(((c["field"], (c["before"], c["after"])) for c in
-                  await admin.get(f"/api/v1/clients/{client['id']}/history")))
+    found = {c["field"]: (c["before"], c["after"])
+             for c in await admin.get(f"/api/v1/clients/{client['id']}/history")}
     assert found["phones"] == (["+79161234567"], ["+79161234567", "+74951234567"])
     assert found["region"] == (None, "Москва") and found["inn"] == (None, "7707083893")
-    assert found["manager"] == ({"id": admin.id, "name": "Анна Админова"}, {"id": agent.id, "name": "Иван Агентов"})
+    assert found["manager"] == ({"id": admin.id, "name": "Анна Админова"},
+                                {"id": agent.id, "name": "Иван Агентов"})
 
     contact = await admin.post("/api/v1/contacts", {"client_id": client["id"], "name": "Ольга"}, expect=201)
     await admin.patch(f"/api/v1/contacts/{contact['id']}", {"position": "Бухгалтер", "emails": ["o@x.ru"]})
