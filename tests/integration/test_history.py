@@ -191,6 +191,13 @@ async def test_the_cards_show_the_history_in_the_readers_language(client: TestCl
     english = await page(client, f"/deals/{deal['id']}/history", headers={"HX-Request": "true"})
     assert "Amount" in english and "Сумма" not in english and "Record created" in english
 
+    lead = await admin.post("/api/v1/leads", {"name": "Пётр", "source": "telegram"}, expect=201)
+    await admin.patch(f"/api/v1/leads/{lead['id']}", {"source": "sms", "manager_id": agent.id})
+    assert f'hx-get="/leads/{lead["id"]}/history"' in await page(client, f"/leads/{lead['id']}")
+    lead_history = await page(client, f"/leads/{lead['id']}/history", headers={"HX-Request": "true"})
+    source = lead_history.split('data-field="source"', 1)[1].split("</li>", 1)[0]
+    assert "Source" in source and "Telegram" in source and "SMS" in source  # the channels by their names
+
     client.session.cookie_jar.clear()
     await logged_in(client, agent)
     await page(client, f"/deals/{deal['id']}/history", status=404)
