@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Select, delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, contact_points, events, resources, search
+from hub.crm import access, audit, contact_points, events, history, resources, search
 from hub.crm.errors import Forbidden, NotFound
 from hub.crm.inn import check_inn, check_kpp, check_okpo
 from hub.crm.inputs import ClientIn, read
@@ -208,6 +208,7 @@ async def build_client(session: AsyncSession, actor: User, v: Fields, region: st
     session.add(client)
     await session.flush()
     await contact_points.store(session, "client_id", client.id, cps)
+    history.created(session, actor, "client", client.id, client.name)
     return client, cps
 
 
@@ -239,6 +240,7 @@ async def update_client(session: AsyncSession, actor: User, client_id: Any, data
             and client.manager_id != actor.id:
         # seeing a client (through a deal of one's own on it, or by sharing) is not owning it
         raise Forbidden("only the client's manager, a manager or an administrator may change its manager")
+    before = history.client_values((await client_dicts(session, [client]))[0])
     for name, value in values.items():
         setattr(client, name, value)
     if given:
@@ -251,6 +253,7 @@ async def update_client(session: AsyncSession, actor: User, client_id: Any, data
     await session.flush()
     await contact_points.store(session, "client_id", client.id, cps)
     result = await _fresh_dict(session, client.id)
+    history.record(session, actor, "client", client.id, before, history.client_values(result))
     events.emit(session, "client.updated", {"client": result}, scope={"manager_id": result["manager_id"]})
     return result
 
@@ -259,6 +262,9 @@ async def delete_client(session: AsyncSession, actor: User, client_id: Any) -> N
     client = await access.visible(session, actor, await _load(session, client_id), "client")
     access.require_staff(actor)
     data = {"id": client.id, "name": client.name, "manager_id": client.manager_id}
+    await history.forget(session, "contact", (await session.scalars(
+        select(ContactPerson.id).where(ContactPerson.client_id == client.id))).all())
+    await history.forget(session, "client", [client.id])
     await session.execute(delete(Client).where(Client.id == client.id),
                           execution_options={"synchronize_session": False})
     session.expunge(client)

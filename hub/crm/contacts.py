@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points, events, resources, search
+from hub.crm import access, contact_points, events, history, resources, search
 from hub.crm.clients import page_rows, phone_condition, read_points, require_client
 from hub.crm.errors import NotFound
 from hub.crm.inputs import ContactIn, read
@@ -68,6 +68,7 @@ async def create_contact(session: AsyncSession, actor: User, data: Any, region: 
     session.add(contact)
     await session.flush()
     await contact_points.store(session, "contact_id", contact.id, points)
+    history.created(session, actor, "contact", contact.id, contact.name)
     result = (await contact_dicts(session, [contact]))[0]
     _emit(session, "contact.created", result, client)
     return result
@@ -86,6 +87,7 @@ async def update_contact(session: AsyncSession, actor: User, contact_id: Any, da
     values = _read(v)
     points = read_points(v, region)
     v.check()
+    before = history.contact_values((await contact_dicts(session, [contact]))[0], client)
     for name, value in values.items():
         setattr(contact, name, value)
     if new_client is not None:
@@ -93,6 +95,7 @@ async def update_contact(session: AsyncSession, actor: User, contact_id: Any, da
     await session.flush()
     await contact_points.store(session, "contact_id", contact.id, points)
     result = (await contact_dicts(session, [contact]))[0]
+    history.record(session, actor, "contact", contact.id, before, history.contact_values(result, client))
     _emit(session, "contact.updated", result, client)
     return result
 
@@ -100,6 +103,7 @@ async def update_contact(session: AsyncSession, actor: User, contact_id: Any, da
 async def delete_contact(session: AsyncSession, actor: User, contact_id: Any) -> None:
     contact, client = await _load(session, actor, contact_id)
     data = {"id": contact.id, "client_id": contact.client_id, "name": contact.name}
+    await history.forget(session, "contact", [contact.id])
     await session.execute(delete(ContactPerson).where(ContactPerson.id == contact.id),
                           execution_options={"synchronize_session": False})
     session.expunge(contact)

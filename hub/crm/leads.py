@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, contact_points, events, resources, search
+from hub.crm import access, audit, contact_points, events, history, resources, search
 from hub.crm.clients import (
     build_client,
     check_user_id,
@@ -130,6 +130,7 @@ async def create_lead(session: AsyncSession, actor: User | None, data: Any,
     session.add(lead)
     await session.flush()
     await contact_points.store(session, "lead_id", lead.id, points)
+    history.created(session, actor, "lead", lead.id, lead.name)
     result = (await lead_dicts(session, [lead]))[0]
     events.emit(session, "lead.created", {"lead": result}, scope=_scope(result))
     return result
@@ -151,7 +152,8 @@ _NEW_POINT = _insert_all(ContactPoint.__table__, "kind", "value", "tail", "raw",
 async def create_channel_lead(session: AsyncSession, data: Any, region: str = "RU") -> dict[str, Any]:
     """``create_lead`` for a channel (no actor): the same checks, row and ``lead.created`` (the same
     shape), in two INSERTs instead of five statements — a brand-new lead has no contact points to
-    replace, and what ``lead_dicts`` would read back is what was just written."""
+    replace, and what ``lead_dicts`` would read back is what was just written. No ``created`` entry in
+    its history (a third statement on the intake's path): its first message in the timeline tells it."""
     v = Fields(data)
     values = _read(v)
     given, manager_id = await check_user_id(session, v, "manager_id")
@@ -203,6 +205,7 @@ async def update_lead(session: AsyncSession, actor: User, lead_id: Any, data: An
     given, manager_id = await check_user_id(session, v, "manager_id")
     points = read_points(v, region)
     v.check()
+    before = history.lead_values((await lead_dicts(session, [lead]))[0])
     for name, value in values.items():
         setattr(lead, name, value)
     if given:
@@ -213,6 +216,7 @@ async def update_lead(session: AsyncSession, actor: User, lead_id: Any, data: An
     await session.flush()
     await contact_points.store(session, "lead_id", lead.id, points)
     result = (await lead_dicts(session, [lead]))[0]
+    history.record(session, actor, "lead", lead.id, before, history.lead_values(result))
     events.emit(session, "lead.updated", {"lead": result}, scope=_scope(result))
     return result
 
@@ -221,6 +225,7 @@ async def delete_lead(session: AsyncSession, actor: User, lead_id: Any) -> None:
     lead = await access.visible(session, actor, await _load(session, lead_id), "lead")
     access.require_staff(actor)
     data = {"id": lead.id, "name": lead.name, "manager_id": lead.manager_id}
+    await history.forget(session, "lead", [lead.id])
     await session.execute(delete(Lead).where(Lead.id == lead.id),
                           execution_options={"synchronize_session": False})
     session.expunge(lead)
@@ -238,9 +243,11 @@ async def reject_lead(session: AsyncSession, actor: User, lead_id: Any, data: An
     v.check()
     if lead.converted_client_id is not None:
         raise Conflict("the lead is converted already")
+    before = history.lead_values((await lead_dicts(session, [lead]))[0])
     lead.rejected_at, lead.rejected_reason, lead.unsorted = utcnow(), reason, False
     await session.flush()
     result = (await lead_dicts(session, [lead]))[0]
+    history.record(session, actor, "lead", lead.id, before, history.lead_values(result))
     events.emit(session, "lead.updated", {"lead": result}, scope=_scope(result))
     return result
 
@@ -275,6 +282,20 @@ async def list_leads(session: AsyncSession, actor: User, *, q: str | None = None
     return Page(await lead_dicts(session, rows), next_cursor)
 
 
+async def _record_deals_moved(session: AsyncSession, actor: User, lead_id: int, client: Client,
+                              contact: ContactPerson | None) -> None:
+    """The history of the lead's deals: they get the new client (and its contact person)."""
+    rows = await session.execute(
+        select(Deal.id, Deal.client_id, Client.name, Deal.contact_id)
+        .outerjoin(Client, Client.id == Deal.client_id).where(Deal.lead_id == lead_id))
+    for deal_id, old_id, old_name, contact_id in rows.all():
+        before: dict[str, Any] = {"client": {"id": old_id, "name": old_name} if old_id else None}
+        after: dict[str, Any] = {"client": {"id": client.id, "name": client.name}}
+        if contact is not None and contact_id is None:
+            after["contact"] = {"id": contact.id, "name": contact.name}
+        history.record(session, actor, "deal", deal_id, before, after)
+
+
 async def convert_lead(session: AsyncSession, actor: User, lead_id: Any, data: Any,
                        region: str = "RU") -> dict[str, Any]:
     """Lead → client (kind "person" unless the body says otherwise; name, manager and the body's client
@@ -297,6 +318,7 @@ async def convert_lead(session: AsyncSession, actor: User, lead_id: Any, data: A
     contact_position = v.text("contact_position", max_len=200)
     if lead.converted_at is not None or lead.converted_client_id is not None:
         raise Conflict("the lead is converted already")
+    before = history.lead_values((await lead_dicts(session, [lead]))[0])
 
     client, _ = await build_client(session, actor, v, region, points=False)
     # Of two concurrent conversions only one updates the row; the other fails and rolls back.
@@ -316,6 +338,7 @@ async def convert_lead(session: AsyncSession, actor: User, lead_id: Any, data: A
         await session.flush()
 
     plain = {"synchronize_session": False}
+    await _record_deals_moved(session, actor, lead.id, client, contact)
     await session.execute(update(ContactPoint).where(ContactPoint.lead_id == lead.id)
                           .values(lead_id=None, client_id=client.id), execution_options=plain)
     await session.execute(update(Deal).where(Deal.lead_id == lead.id).values(client_id=client.id),
@@ -338,6 +361,8 @@ async def convert_lead(session: AsyncSession, actor: User, lead_id: Any, data: A
     client_dict = (await client_dicts(session, [loaded]))[0]
     contact_dict = (await contact_dicts(session, [contact]))[0] if contact is not None else None
     lead_dict = (await lead_dicts(session, [lead]))[0]
+    history.record(session, actor, "lead", lead.id, before, {
+        **history.lead_values(lead_dict), "converted_client": {"id": client.id, "name": client.name}})
     events.emit(session, "client.created", {"client": client_dict},
                 scope={"manager_id": client_dict["manager_id"]})
     events.emit(session, "lead.updated", {"lead": lead_dict}, scope=_scope(lead_dict))

@@ -568,3 +568,22 @@ class ChannelCursor(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FieldChange(Base):
+    """One field of a client, contact, lead, deal or task changed: who, when, before → after
+    (hub.crm.history). Values are kept as they read then (a user or stage by id and name), so the
+    history reads the same after a rename; the author's name likewise."""
+
+    __tablename__ = "field_changes"
+    __table_args__ = (Index("ix_field_changes_entity", "entity_type", "entity_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    field: Mapped[str] = mapped_column(String(80))
+    before: Mapped[Any] = mapped_column(JSONDocument, nullable=True, default=None)
+    after: Mapped[Any] = mapped_column(JSONDocument, nullable=True, default=None)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    user_name: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)

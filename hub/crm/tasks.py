@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, events, notifications, resources
+from hub.crm import access, events, history, notifications, resources
 from hub.crm.errors import Forbidden, ValidationError
 from hub.crm.inputs import TaskIn, read
 from hub.crm.models import TASK_KINDS, Client, Deal, Lead, Task, User, utcnow
@@ -137,6 +137,7 @@ async def create_task(session: AsyncSession, actor: User, data: Any) -> dict[str
                 completed_at=now if values["percent"] == 100 else None, created_at=now, updated_at=now)
     session.add(task)
     await session.flush()
+    history.created(session, actor, "task", task.id, task.subject)
     await _notify_assignee(session, actor, task)
     await _log(session, actor, task, "created")
     result = await task_dict(session, task)
@@ -164,6 +165,7 @@ async def update_task(session: AsyncSession, actor: User, task_id: int, data: An
         v.fail("due_at", "must not be before start_at")
     refs = await _check_refs(session, actor, v, refs, changed)
     v.check()
+    before = history.task_values(await task_dict(session, task))
     was_done = task.completed_at is not None
     task.subject, task.description, task.kind = subject, description, kind
     task.start_at, task.due_at, task.percent = start_at, due_at, percent
@@ -180,6 +182,7 @@ async def update_task(session: AsyncSession, actor: User, task_id: int, data: An
     if task.completed_at is not None and not was_done:
         await _log(session, actor, task, "completed")
     result = await task_dict(session, task)
+    history.record(session, actor, "task", task.id, before, history.task_values(result))
     events.emit(session, "task.updated", {"task": result}, scope=_scope(task))
     return result
 
@@ -187,12 +190,14 @@ async def update_task(session: AsyncSession, actor: User, task_id: int, data: An
 async def complete_task(session: AsyncSession, actor: User, task_id: int) -> dict[str, Any]:
     task = await _visible_task(session, actor, task_id)
     _require_change(actor, task)
+    before = history.task_values(await task_dict(session, task))
     if task.completed_at is None:
         task.percent = 100
         task.completed_at = task.updated_at = utcnow()
         await session.flush()
         await _log(session, actor, task, "completed")
     result = await task_dict(session, task)
+    history.record(session, actor, "task", task.id, before, history.task_values(result))
     events.emit(session, "task.updated", {"task": result}, scope=_scope(task))
     return result
 
@@ -203,6 +208,7 @@ async def delete_task(session: AsyncSession, actor: User, task_id: int) -> None:
     if not access.is_staff(actor) and actor.id != task.author_id:
         raise Forbidden("only the author or a manager may delete this task")
     result = await task_dict(session, task)
+    await history.forget(session, "task", [task.id])
     await session.delete(task)
     await session.flush()
     events.emit(session, "task.deleted", {"task": result}, scope=_scope(task))

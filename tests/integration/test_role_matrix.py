@@ -100,6 +100,12 @@ API: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{V}/contacts/{{id}}"): R(FOREIGN, "contact"),
     # leads
     ("GET", f"{V}/leads"): R(OWN),
+    # the lists as files: CSV, where another's name would show (an XLSX is compressed)
+    ("GET", f"{V}/clients/export"): R(OWN, params={"format": "csv"}),
+    ("GET", f"{V}/leads/export"): R(OWN, params={"format": "csv"}),
+    ("GET", f"{V}/deals/export"): R(OWN, params={"format": "csv"}),
+    ("GET", f"{V}/tasks/export"): R(OWN, params={"format": "csv"}),
+    ("GET", f"{V}/calls/export"): R(OWN, params={"format": "csv"}),
     ("POST", f"{V}/leads"): R(OWN, body={"name": "Свой лид"}),
     ("GET", f"{V}/leads/{{id}}"): R(FOREIGN, "lead"),
     ("PATCH", f"{V}/leads/{{id}}"): R(FOREIGN, "lead", body={"comment": "Изменено"}),
@@ -124,6 +130,12 @@ API: dict[tuple[str, str], Rule] = {
     ("PATCH", f"{V}/tasks/{{id}}"): R(FOREIGN, "task", body={"description": "Изменено"}),
     ("DELETE", f"{V}/tasks/{{id}}"): R(FOREIGN, "task"),
     ("POST", f"{V}/tasks/{{id}}/complete"): R(FOREIGN, "task"),
+    # the history of changes
+    ("GET", f"{V}/clients/{{id}}/history"): R(FOREIGN, "client"),
+    ("GET", f"{V}/contacts/{{id}}/history"): R(FOREIGN, "contact"),
+    ("GET", f"{V}/leads/{{id}}/history"): R(FOREIGN, "lead"),
+    ("GET", f"{V}/deals/{{id}}/history"): R(FOREIGN, "deal"),
+    ("GET", f"{V}/tasks/{{id}}/history"): R(FOREIGN, "task"),
     # timeline entries and files
     ("PATCH", f"{V}/timeline/{{id}}"): R(FOREIGN, "entry", body={"pinned": True}),
     ("POST", f"{V}/timeline/{{id}}/attachments"): R(FOREIGN, "entry", multipart=True),
@@ -201,6 +213,7 @@ PAGES: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     "/inbox/c/{id}": (FOREIGN, ("conversation",), {}), "/leads/{id}": (FOREIGN, ("lead",), {}),
     "/tasks/{id}": (FOREIGN, ("task",), {}),
     "/timeline/{target}/{id}": (FOREIGN, ("deals", "deal"), {}),  # and clients, leads: see below
+    "/{kind}/{id}/history": (FOREIGN, ("deals", "deal"), {}),  # and clients, leads, tasks: see below
     "/settings": (ADMIN, (), {}), "/settings/access": (ADMIN, (), {}), "/settings/fields": (ADMIN, (), {}),
     "/settings/loss-reasons": (ADMIN, (), {}), "/settings/pipelines": (ADMIN, (), {}),
     "/settings/tags": (ADMIN, (), {}), "/settings/users": (ADMIN, (), {}),
@@ -211,6 +224,9 @@ PAGES: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
 EXTRA_PAGES: list[tuple[str, str, tuple[str, ...], dict[str, str]]] = [
     ("/timeline/{target}/{id}", FOREIGN, ("clients", "client"), {}),
     ("/timeline/{target}/{id}", FOREIGN, ("leads", "lead"), {}),
+    ("/{kind}/{id}/history", FOREIGN, ("clients", "client"), {}),
+    ("/{kind}/{id}/history", FOREIGN, ("leads", "lead"), {}),
+    ("/{kind}/{id}/history", FOREIGN, ("tasks", "task"), {}),
     ("/tasks/options", OWN, (), {"what": "'client", "client_id": "client"}),
     ("/deals/new", OWN, (), {"client": "client"}), ("/deals/new", OWN, (), {"lead": "lead"}),
     ("/tasks/new", OWN, (), {"deal_id": "deal", "client_id": "client", "lead_id": "lead"}),

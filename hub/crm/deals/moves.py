@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import events
+from hub.crm import events, history
 from hub.crm.deals.records import (
     PAST_SLACK,
     deal_dict,
@@ -66,6 +66,7 @@ async def move_deal(session: AsyncSession, actor: User, deal_id: int, data: Any)
     v.check()
     assert stage is not None
     reason = await find_or_make_loss_reason(session, raw_reason) if stage.kind == "lost" else None
+    before = history.deal_values(await deal_dict(session, deal))
 
     old = deal.stage
     now = utcnow()
@@ -103,5 +104,6 @@ async def move_deal(session: AsyncSession, actor: User, deal_id: int, data: Any)
     loaded = await load_deal(session, deal.id)
     assert loaded is not None
     result = await deal_dict(session, loaded)
+    history.record(session, actor, "deal", deal.id, before, history.deal_values(result))
     events.emit(session, "deal.updated", {"deal": result}, scope=deal_scope(loaded))
     return result

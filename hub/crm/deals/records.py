@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, events, resources
+from hub.crm import access, audit, events, history, resources
 from hub.crm.errors import Forbidden, ValidationError
 from hub.crm.inputs import DealIn, read
 from hub.crm.models import (
@@ -283,6 +283,7 @@ async def create_deal(session: AsyncSession, actor: User, data: Any) -> dict[str
     )
     session.add(deal)
     await session.flush()
+    history.created(session, actor, "deal", deal.id, deal.title)
     loaded = await load_deal(session, deal.id)
     assert loaded is not None
     result = await deal_dict(session, loaded)
@@ -340,6 +341,7 @@ async def update_deal(session: AsyncSession, actor: User, deal_id: int, data: An
         await _check_user(session, v, "responsible_id", responsible_id)
     _check_plan(v, deal, given.get("next_interaction_at"))
     v.check()
+    before = history.deal_values(await deal_dict(session, deal))
 
     if "amount" in given:
         given["amount_minor"] = given.pop("amount")
@@ -356,6 +358,7 @@ async def update_deal(session: AsyncSession, actor: User, deal_id: int, data: An
     loaded = await load_deal(session, deal.id)
     assert loaded is not None
     result = await deal_dict(session, loaded)
+    history.record(session, actor, "deal", deal.id, before, history.deal_values(result))
     events.emit(session, "deal.updated", {"deal": result}, scope=deal_scope(loaded))
     return result
 
@@ -373,6 +376,7 @@ async def delete_deal(session: AsyncSession, actor: User, deal_id: int) -> None:
     )
     await session.delete(deal)
     await session.flush()
+    await history.forget(session, "deal", [result["id"]])
     audit.record(session, "deal_deleted", actor=actor, target=("deal", result["id"]),
                  details={"title": result["title"]})
     events.emit(session, "deal.deleted", {"deal": result}, scope=deal_scope(deal))

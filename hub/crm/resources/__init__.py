@@ -31,6 +31,7 @@ from hub.crm.resources.deals import (
     Task,
     TimelineEntry,
 )
+from hub.crm.resources.history import Author, FieldChange
 from hub.crm.resources.messages import (
     ChatMessage,
     Conversation,
@@ -47,6 +48,7 @@ from hub.crm.resources.people import Bounce, Client, Contact, ContactPoints, Lea
 COMPONENTS: tuple[type[Resource], ...] = (
     Client, Contact, Lead, Deal, Task, User, Pipeline, LossReason, TimelineEntry, Notification, Call, Match,
     PopUp, Message, ChatMessage, QueuedMessage, Conversation, ConversationWithMessages)
+COMPONENTS += (FieldChange,)
 
 __all__ = [
     "COMPONENTS", "Attachment", "Bounce", "Call", "CallAgent", "ChatMessage", "Client", "Contact",
@@ -55,3 +57,4 @@ __all__ = [
     "Pipeline", "PopMatch", "PopUp", "QueuedMessage", "Recording", "Ref", "ReplyTo", "Resource", "Stage",
     "Task", "Time", "TimelineEntry", "User", "one_of",
 ]
+__all__ += ["Author", "FieldChange"]

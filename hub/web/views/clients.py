@@ -29,6 +29,7 @@ TABS = (
     ("deals", N_("Deals")),
     ("tasks", N_("Tasks")),
     ("timeline", N_("Timeline")),
+    ("history", N_("History of changes")),
 )
 KIND_LABELS = {"company": N_("Company"), "person": N_("Person")}
 RELATIONSHIP_LABELS = {"buyer": N_("Buyer"), "supplier": N_("Supplier"), "partner": N_("Partner"),
@@ -195,6 +196,10 @@ async def client_card(request: web.Request, *, tab: str | None = None, form: dic
             context["tasks"] = await tasks.list_tasks(s, user, client_id=client_id, limit=100)
     if tab == "timeline":
         context.update(await timeline_part.timeline_fragment(request, "client", client_id))
+    elif tab == "history":
+        from hub.web.views import history_part  # (it reads this module's labels)
+
+        context.update(await history_part.history_context(request, "client", client_id))
     return await render(request, "client.html", {
         **context, "client": client, "tab": tab, "tabs": TABS, "kinds": CLIENT_KINDS,
         "kind_labels": KIND_LABELS, "relationships": RELATIONSHIPS,

@@ -22,7 +22,7 @@ from hub.web import i18n
 from hub.web.errors import path_id
 from hub.web.i18n import N_
 from hub.web.keys import DB, SESSION
-from hub.web.views import timeline_part
+from hub.web.views import history_part, timeline_part
 from hub.web.views.common import is_htmx, render, require_user, zone
 
 FIELDS = {
@@ -274,3 +274,4 @@ def register_views(router: web.UrlDispatcher) -> None:
     router.add_post(r"/deals/{id:\d+}/fields/{field}", save_field)
     router.add_post(r"/deals/{id:\d+}/move", move)
     timeline_part.register_views(router)
+    history_part.register_views(router)
