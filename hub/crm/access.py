@@ -160,8 +160,9 @@ def _granted(user: User, cutoff: datetime | None, call_column: InstrumentedAttri
     found: list[Ids] = [
         select(chat_column).where(Conversation.assignee_id == user.id, chat_column.is_not(None))]
     if cutoff is not None:
-        found.append(select(call_column).join(Call, Call.id == AccessGrant.call_id).where(
-            AccessGrant.user_id == user.id, AccessGrant.granted_at >= cutoff, call_column.is_not(None)))
+        found.append(select(call_column).select_from(AccessGrant).join(Call, Call.id == AccessGrant.call_id)
+                     .where(AccessGrant.user_id == user.id, AccessGrant.granted_at >= cutoff,
+                            call_column.is_not(None)))
     return found
 
 
