@@ -724,6 +724,21 @@ async def test_a_call_grants_the_rung_and_the_answering_agent_the_callers_card(
         await admin.patch(f"{V}/settings/access", bad, expect=422)
     await agent.patch(f"{V}/settings/access", {"call_grant": "end_of_day"}, expect=403)
 
+    # the settings page next to «Agents see all clients and deals»
+    csrf = await _signed_in(client, admin)
+    form = {"csrf_token": csrf, "call_grant": "hours", "call_grant_hours": "сутки"}
+    async with client.post("/settings/access", data=form, allow_redirects=False) as response:
+        text = await response.text()
+    assert response.status == 422 and "Введите целое число." in text and 'aria-invalid="true"' in text
+    form["call_grant_hours"] = "12"
+    async with client.post("/settings/access", data=form, allow_redirects=False) as response:
+        assert response.status == 303
+    async with client.get("/settings/access") as response:
+        text = await response.text()
+    assert 'value="hours" selected' in text and 'value="12"' in text
+    assert (await admin.get(f"{V}/settings/access"))["call_grant"] == "hours"
+    client.session.cookie_jar.clear()
+
 
 async def test_the_assignee_of_a_conversation_sees_its_client_while_assigned(
         client: TestClient, app: web.Application, admin: Api, manager: Api, agent: Api, agent2: Api) -> None:

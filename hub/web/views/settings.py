@@ -624,7 +624,8 @@ async def access_update(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     form = await request.post()
     data: dict[str, Any] = {key: form.get(key) == "on" for key in ("agents_see_all", "route_to_free_agent")}
-    data["call_grant"] = _text(form, "call_grant")
+    if "call_grant" in form:
+        data["call_grant"] = _text(form, "call_grant")
     hours = _text(form, "call_grant_hours").strip()
     if hours:  # (left empty: kept as it is)
         data["call_grant_hours"] = int(hours) if hours.isdecimal() and len(hours) < 10 else hours
