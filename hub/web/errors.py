@@ -96,6 +96,7 @@ def _not_found(request: web.Request) -> dict[str, Any]:
     for prefix, message, path, label in NOT_FOUND_SECTIONS:
         if request.path.startswith(prefix):
             text, section, section_label = message, path, label
+            break
     referer = URL(request.headers.get("Referer", ""))
     came_from = safe_next(referer.path_qs, "") if referer.host == request.url.host else ""
     return {"not_found_text": text, "section_url": section, "section_label": section_label,
@@ -146,8 +147,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         if not is_api(request):
-            return await html_error(request, exc.status, exc.reason,
-                              headers={k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
+            return await html_error(request, exc.status, exc.reason, headers={
+                k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
         message = exc.reason if exc.status != 413 else "the request body is too large"
         return error_response(exc.status, HTTP_CODES.get(exc.status, "error"), message,
                               headers={k: v for k, v in exc.headers.items() if k == "Allow"})
