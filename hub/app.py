@@ -110,7 +110,8 @@ def create_app(config: Config) -> web.Application:
     app[CALL_SETTINGS] = settings_from(config.asterisk, config.phones.default_region)
     app[BUS] = InProcessBus()
     # The engine connects lazily: nothing touches the database before startup migrates it.
-    app[DB] = Database(create_engine(config.database.url, echo=config.database.echo), app[BUS])
+    app[DB] = Database(create_engine(config.database.url, echo=config.database.echo), app[BUS],
+                       ZoneInfo(config.server.timezone))
     app[STREAMS] = weakref.WeakSet()
     app[CHANNELS] = {}
     app[LOGIN_LIMITER] = LoginLimiter()

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -68,7 +69,7 @@ async def _with_database(config: Config, work: Callable[[Database], Awaitable[in
         engine = create_engine(config.database.url, echo=config.database.echo)
     except Exception as exc:  # bad URL, unknown driver
         raise CommandError(f"cannot use database URL {_safe_url(config.database.url)}: {exc}") from exc
-    database = Database(engine, InProcessBus())
+    database = Database(engine, InProcessBus(), ZoneInfo(config.server.timezone))
     try:
         try:
             await migrate(engine)

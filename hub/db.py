@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -291,18 +292,22 @@ class WriterGate:
 _holding_gate: contextvars.ContextVar[bool] = contextvars.ContextVar("holding_writer_gate", default=False)
 
 
+DAY_ZONE = "day_zone"  # session.info key: the time zone whose days "today" counts in (the server's)
+
+
 class Database:
-    def __init__(self, engine: AsyncEngine, bus: Bus) -> None:
+    def __init__(self, engine: AsyncEngine, bus: Bus, day_zone: tzinfo = UTC) -> None:
         self.engine = engine
         self.bus = bus
+        info = {DAY_ZONE: day_zone}
         # SQLite only: PostgreSQL's writers lock rows, not the database, and need no turns
         self.gate = WriterGate() if engine.dialect.name == "sqlite" else None
         writer = engine.execution_options(sqlite_begin="IMMEDIATE")
-        self.sessions = async_sessionmaker(writer, expire_on_commit=False)
+        self.sessions = async_sessionmaker(writer, expire_on_commit=False, info=info)
         # Readers begin no transaction on SQLite (see _sqlite_begin); all share the one pool.
         self.reader = engine.execution_options(sqlite_begin="")
         self.read_sessions = async_sessionmaker(self.reader, expire_on_commit=False,
-                                                sync_session_class=ReadOnlySession)
+                                                sync_session_class=ReadOnlySession, info=info)
         self.inline = _inline_reader(engine)
         # PostgreSQL's quick reads: a small pool of its own, not pinged at each checkout (a round
         # trip); a connection that fails a read is dropped instead (``quick_read``)

@@ -101,7 +101,7 @@ async def calls_filter(session: AsyncSession, actor: User) -> ColumnElement[bool
         Call.agent_id == actor.id,
         Call.client_id.in_(select(Client.id).where(await access.clients_filter(session, actor))),
         Call.lead_id.in_(select(Lead.id).where(await access.leads_filter(session, actor))),
-        Call.deal_id.in_(select(Deal.id).where(Deal.responsible_id == actor.id)),
+        Call.deal_id.in_(select(Deal.id).where(await access.deals_filter(session, actor))),
     )
 
 

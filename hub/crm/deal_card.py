@@ -77,6 +77,6 @@ async def pinned_entries(session: AsyncSession, actor: User, target: str, target
         query = query.where(TimelineEntry.kind.in_(kinds))
     if target != "deal" and not await access.sees_all(session, actor):
         query = query.where(or_(TimelineEntry.deal_id.is_(None), TimelineEntry.deal_id.in_(
-            select(Deal.id).where(Deal.responsible_id == actor.id))))
+            select(Deal.id).where(await access.deals_filter(session, actor)))))
     rows = list((await session.scalars(query.order_by(TimelineEntry.id.desc()).limit(MAX_PINNED))).all())
     return await timeline.entry_dicts(session, rows)

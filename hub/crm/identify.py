@@ -11,7 +11,8 @@ driver connection (SQLAlchemy's async adapter costs several thread hops per stat
 ``identify_for`` answers a user (``GET /api/v1/identify``) by the access rules (``hub.crm.access``):
 a client, contact person or lead the user may not open is reduced to ``{"type", "access": false}``
 ("a known person, not yours": no id, name or deals), and only the open deals the user may open are
-listed.
+listed. A person granted to the user (a call that rang them, a conversation assigned to them:
+``access.granted_people``) is theirs to open, with its open deals.
 """
 
 from __future__ import annotations
@@ -146,6 +147,10 @@ async def identify_for(session: AsyncSession, user: User, *, phone: str | None =
     found = await _identify(session, phone, email, telegram, region)
     shared = access.sees_everything(user, False) or await access.agents_see_all(session)
     own_deal_clients: set[int] = set()
+    granted_clients: set[int] = set()
+    granted_leads: set[int] = set()
+    if not shared and found:  # a call that rang them, a conversation assigned to them
+        granted_clients, granted_leads = await access.granted_people(session, user)
     if not shared:
         candidates = {facts.client_id for m, facts in found
                       if facts.client_id is not None and not access.client_rule(user, facts.manager_id, False)
@@ -157,11 +162,15 @@ async def identify_for(session: AsyncSession, user: User, *, phone: str | None =
     result: list[dict[str, Any]] = []
     hidden: set[str] = set()
     for match, facts in found:
+        granted = False
         if match["type"] in ("client", "contact"):
-            allowed = access.client_rule(user, facts.manager_id, shared, facts.client_id in own_deal_clients
-                                         or user.id in facts.deal_owners.values())
+            granted = facts.client_id in granted_clients
+            allowed = granted or access.client_rule(user, facts.manager_id, shared,
+                                                    facts.client_id in own_deal_clients
+                                                    or user.id in facts.deal_owners.values())
         elif match["type"] == "lead":
-            allowed = access.lead_rule(user, facts.manager_id, shared)
+            granted = match["id"] in granted_leads
+            allowed = granted or access.lead_rule(user, facts.manager_id, shared)
         else:
             allowed = True
         if not allowed:
@@ -169,8 +178,8 @@ async def identify_for(session: AsyncSession, user: User, *, phone: str | None =
                 hidden.add(match["type"])
                 result.append({"type": match["type"], "access": False})
             continue
-        deals = [d for d in match["open_deals"]
-                 if access.deal_rule(user, facts.deal_owners.get(d["id"]), shared)]
+        deals = [d for d in match["open_deals"]  # (open: a granted person's are theirs to open)
+                 if granted or access.deal_rule(user, facts.deal_owners.get(d["id"]), shared)]
         result.append({**match, "open_deals": deals, "access": True})
     return result
 

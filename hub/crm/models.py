@@ -587,3 +587,19 @@ class FieldChange(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     user_name: Mapped[str] = mapped_column(String(200), default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessGrant(Base):
+    """A user's phone rang for a call, or they answered it: for a while (the ``call_grant`` setting)
+    they may open the caller's card and open deals although they are not theirs (``hub.crm.access``).
+    Written by ``access`` itself whenever a call's rung users or answering agent change."""
+
+    __tablename__ = "access_grants"
+    __table_args__ = (Index("ix_access_grants_user", "user_id", "granted_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    call: Mapped[Call] = relationship()

@@ -1,6 +1,6 @@
 """What administrators configure beyond users and pipelines: custom fields, tags, loss reasons
-being offered or not, and the access settings "agents see all clients and deals" and "route to a
-free agent" (``hub.crm.routing``).
+being offered or not, and the access settings "agents see all clients and deals", "route to a
+free agent" (``hub.crm.routing``) and how long a call opens the caller's card (``call_grant``).
 
 Everybody logged in may read these (forms and filters need them); only administrators change them.
 Clients' and deals' services check values against the custom fields stored here.
@@ -264,20 +264,29 @@ async def stages_of(session: AsyncSession, pipeline_id: int) -> list[int]:
 # --- access ----------------------------------------------------------------------------------------
 
 async def get_access(session: AsyncSession, actor: User) -> dict[str, Any]:
+    grant = await access.call_grant(session)
     return {"agents_see_all": await access.agents_see_all(session),
-            routing.SETTING: await routing.enabled(session)}
+            routing.SETTING: await routing.enabled(session),
+            "call_grant": grant.mode, "call_grant_hours": grant.hours}
+
+
+ACCESS_KEYS = ("agents_see_all", routing.SETTING, "call_grant", "call_grant_hours")
 
 
 async def update_access(session: AsyncSession, actor: User, data: Any) -> dict[str, Any]:
     """``agents_see_all``: whether agents see every client, lead, deal and task (not only theirs);
     ``route_to_free_agent``: whether a missed call's callback and a new chat with an unknown person go
-    to a free agent when their responsible is busy or offline (``hub.crm.routing``). Either or both;
-    the one left out keeps its value. → both, as they are now."""
+    to a free agent when their responsible is busy or offline (``hub.crm.routing``); ``call_grant``
+    and ``call_grant_hours``: how long a call lets the users it rang (and who answered) open the
+    caller's card and open deals (``hub.crm.access``). Any of them; one left out keeps its value.
+    → all, as they are now."""
     access.require_admin(actor)
     v = Fields(data)
     enabled = v.boolean("agents_see_all")
     route = v.boolean(routing.SETTING)
-    if not v.has("agents_see_all") and not v.has(routing.SETTING):
+    mode = v.choice("call_grant", access.GRANT_MODES)
+    hours = v.integer("call_grant_hours", minimum=1, maximum=access.MAX_GRANT_HOURS)
+    if not any(v.has(key) for key in ACCESS_KEYS):
         v.fail("agents_see_all", "is required")
     v.check()
     before = await get_access(session, actor)
@@ -289,9 +298,19 @@ async def update_access(session: AsyncSession, actor: User, data: Any) -> dict[s
             row.value = {**(row.value or {}), "enabled": enabled}
     if route is not None:
         await routing.set_enabled(session, route)
+    if mode is not None or hours is not None:
+        await _set_call_grant(session, mode or before["call_grant"], hours or before["call_grant_hours"])
     await session.flush()
     after = await get_access(session, actor)
     changed = {key: [before[key], after[key]] for key in after if before.get(key) != after[key]}
     if changed:
         audit.record(session, "settings_changed", actor=actor, target=("access", None), details=changed)
     return after
+
+
+async def _set_call_grant(session: AsyncSession, mode: str, hours: int) -> None:
+    row = await session.get(Setting, access.GRANT_SETTING)
+    if row is None:
+        session.add(Setting(key=access.GRANT_SETTING, value={"mode": mode, "hours": hours}))
+    else:
+        row.value = {"mode": mode, "hours": hours}

@@ -304,9 +304,9 @@ async def list_timeline(session: AsyncSession, actor: User, target: str, target_
               "lead": TimelineEntry.lead_id}[target]
     query = select(TimelineEntry).where(column == obj.id).options(selectinload(TimelineEntry.attachments))
     if target != "deal" and not await access.sees_all(session, actor):
-        # A person's timeline shows entries of other users' deals only to those who see all deals.
+        # A person's timeline shows entries of the deals one may open only (``access.deals_filter``).
         own: ColumnElement[bool] = TimelineEntry.deal_id.in_(
-            select(Deal.id).where(Deal.responsible_id == actor.id))
+            select(Deal.id).where(await access.deals_filter(session, actor)))
         query = query.where(or_(TimelineEntry.deal_id.is_(None), own))
     if wanted:
         query = query.where(TimelineEntry.kind.in_(wanted))

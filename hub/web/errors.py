@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
+from yarl import URL
 
 from hub.crm.errors import (
     Conflict,
@@ -30,7 +31,9 @@ from hub.crm.errors import (
 from hub.crm.validate import clean_text, parse_datetime
 from hub.web import i18n
 from hub.web.answer import json_answer
-from hub.web.keys import SESSION
+from hub.web.i18n import N_
+from hub.web.keys import SESSION, USER
+from hub.web.views.common import page_context, safe_next
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +77,52 @@ def error_response(status: int, code: str, message: str, fields: dict[str, str] 
     return json_answer(body, status, headers)
 
 
-def html_error(request: web.Request, status: int, detail: str,
-               headers: dict[str, str] | None = None) -> web.Response:
-    """An error page for the browser, in the reader's language (``error.html``)."""
+# A card one may not open answers 404 as if it did not exist; the page says so in the reader's
+# language (never the core's English detail) and leads back to the section's list.
+NOT_FOUND_SECTIONS = (
+    ("/clients/", N_("There is no such client, or it is not yours to open."), "/clients", N_("All clients")),
+    ("/leads/", N_("There is no such lead, or it is not yours to open."), "/leads", N_("All leads")),
+    ("/deals/", N_("There is no such deal, or it is not yours to open."), "/deals", N_("All deals")),
+    ("/tasks/", N_("There is no such task, or it is not yours to open."), "/tasks", N_("All tasks")),
+    ("/calls/", N_("There is no such call, or it is not yours to open."), "/calls", N_("All calls")),
+    ("/inbox/", N_("There is no such conversation, or it is not yours to open."), "/inbox", N_("Inbox")),
+)
+NOT_FOUND_TEXT = N_("There is no such page, or it is not yours to open.")
+
+
+def _not_found(request: web.Request) -> dict[str, Any]:
+    """What a 404 page says, where it leads back, and the page the reader came from (same site)."""
+    text, section, section_label = NOT_FOUND_TEXT, None, None
+    for prefix, message, path, label in NOT_FOUND_SECTIONS:
+        if request.path.startswith(prefix):
+            text, section, section_label = message, path, label
+            break
+    referer = URL(request.headers.get("Referer", ""))
+    came_from = safe_next(referer.path_qs, "") if referer.host == request.url.host else ""
+    return {"not_found_text": text, "section_url": section, "section_label": section_label,
+            "back_url": came_from if came_from and came_from != request.path_qs else None}
+
+
+async def _chrome(request: web.Request) -> dict[str, Any]:
+    """The page's header and menu for a signed-in reader (nothing for anybody else)."""
+    if USER not in request or SESSION not in request:
+        return {}
     try:
-        response = aiohttp_jinja2.render_template(
-            "error.html", request, {**i18n.context(request), "status": status, "detail": detail,
-                                    "csrf_token": request[SESSION].csrf_token if SESSION in request else ""},
-            status=status)
+        return await page_context(request, request[USER])
+    except Exception:  # the error page still shows, without the menu
+        log.warning("no page chrome for the error page of %s", request.path, exc_info=True)
+        return {}
+
+
+async def html_error(request: web.Request, status: int, detail: str,
+                     headers: dict[str, str] | None = None) -> web.Response:
+    """An error page for the browser, in the reader's language (``error.html``), with the menu when
+    the reader is signed in."""
+    try:
+        context = {**i18n.context(request), "status": status, "detail": detail,
+                   "csrf_token": request[SESSION].csrf_token if SESSION in request else "",
+                   **(await _chrome(request)), **(_not_found(request) if status == 404 else {})}
+        response = aiohttp_jinja2.render_template("error.html", request, context, status=status)
     except Exception:  # no template engine (a bare test app): still an answer, not a 500
         response = web.Response(status=status, text=f"{status}: {detail}")
     response.headers.update(headers or {})
@@ -99,15 +140,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DomainError as exc:
         status = STATUS.get(type(exc), 400)
         if not is_api(request):
-            return html_error(request, status, exc.message)
+            return await html_error(request, status, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return error_response(status, exc.code, exc.message, exc.fields, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         if not is_api(request):
-            return html_error(request, exc.status, exc.reason,
-                              headers={k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
+            return await html_error(request, exc.status, exc.reason, headers={
+                k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
         message = exc.reason if exc.status != 413 else "the request body is too large"
         return error_response(exc.status, HTTP_CODES.get(exc.status, "error"), message,
                               headers={k: v for k, v in exc.headers.items() if k == "Allow"})

@@ -412,3 +412,43 @@ async def test_a_hidden_number_and_a_callers_name_in_the_popup(page: Any, app: w
     await expect(hidden.get_by_role("button", name="Создать лид")).to_have_count(0)  # nothing to keep
     named = popups.filter(has=page.locator(".sp-name", has_text="Иванов Пётр"))
     await expect(named.get_by_role("button", name="Создать лид")).to_have_count(1)
+
+
+async def test_a_pop_for_another_managers_client_opens_its_card(page: Any, ami: FakeAmiServer,
+                                                                database: Database) -> None:
+    """Issue 15: the agent's phone rings for a client someone else manages; «Открыть карточку» opens the
+    card (the call grants it), where before the ring the card was a 404 page with the menu."""
+    from sqlalchemy import update
+
+    from hub.crm import users
+    from hub.crm.models import Client, User
+
+    async with database.transaction() as s:
+        await users.create_or_update_user(s, "manager2", PASSWORD, "manager", name="Мария Другая")
+    async with database.transaction() as s:
+        other = await s.scalar(select(User.id).where(User.login == "manager2"))
+        client_id = await s.scalar(select(Client.id).where(Client.name == CLIENT))
+        await s.execute(update(Client).where(Client.id == client_id).values(manager_id=other))
+
+    await log_in(page, "agent")
+    await page.goto(f"/clients/{client_id}")
+    await expect(page.get_by_role("heading", name="Страница не найдена")).to_be_visible()
+    await expect(page.get_by_text("Такого клиента нет, или он вам недоступен.")).to_be_visible()
+    await expect(page.get_by_role("link", name="Все клиенты")).to_have_attribute("href", "/clients")
+    await expect(page.get_by_role("navigation", name="Разделы")).to_be_visible()  # the menu stays
+    await expect(page.get_by_text("client not found")).to_have_count(0)
+
+    await page.get_by_role("link", name="Рабочий стол").first.click()
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")
+    await asyncio.sleep(0.2)  # the screen-pop subscribes when the stream opens
+    await until(lambda: ami.clients >= 1, within=5)
+    replay = await ami.push("inbound_answered", stop_before="BridgeEnter")
+    popup = page.locator(".screenpop")
+    await expect(popup.locator(".sp-name")).to_contain_text(CLIENT)
+    await expect(popup.get_by_text("Мария Другая")).to_be_visible()  # not the agent's client
+    await popup.get_by_role("link", name="Открыть карточку").click()
+    await expect(page).to_have_url(re.compile(rf"/clients/{client_id}$"))
+    await expect(page.get_by_role("heading", name=CLIENT)).to_be_visible()
+    await expect(page.get_by_text("Страница не найдена")).to_have_count(0)
+    await ami.push("inbound_answered", start_at=_split("inbound_answered", "BridgeEnter"),
+                   rewriter=replay.rewriter)

@@ -637,3 +637,161 @@ def _judge_page(role: str, kind: str, status: int, text: str) -> str | None:
     if kind == FOREIGN:
         return None if status in (403, 404, 204) else "expected 404/403"
     return None if status in (200, 204, 303) else "expected 200"
+
+
+# --- granted by the work: a call that rang the agent, a conversation assigned to them (issue 15) ---------
+
+GRANT_PHONE = "+79161117001"
+
+
+async def _foreign_client(admin: Api, manager: Api, phone: str, name: str) -> dict[str, Any]:
+    """A client of the manager's with an open deal and a won one (both the manager's)."""
+    client = await manager.post(f"{V}/clients", {"name": name, "phones": [phone], "manager_id": manager.id},
+                                expect=201)
+    open_deal = await manager.post(f"{V}/deals", {"title": f"{name}: открытая", "client_id": client["id"]},
+                                   expect=201)
+    closed = await manager.post(f"{V}/deals", {"title": f"{name}: выиграна", "client_id": client["id"]},
+                                expect=201)
+    default = next(p for p in (await admin.get(f"{V}/pipelines"))["items"] if p["is_default"])
+    won = next(s for s in default["stages"] if s["kind"] == "won")
+    await manager.post(f"{V}/deals/{closed['id']}/move", {"stage_id": won["id"], "result": "Подписали"})
+    return {"client": client["id"], "open": open_deal["id"], "closed": closed["id"]}
+
+
+async def _sees(api: Api, w: dict[str, Any], call_id: int | None = None) -> bool:
+    """Whether ``api`` opens the client and its open deal (never its closed one), also in the lists; all
+    or nothing (a half-open card is a failure)."""
+    client = (await api.call("GET", f"{V}/clients/{w['client']}", expect=None)) or {}
+    deal = (await api.call("GET", f"{V}/deals/{w['open']}", expect=None)) or {}
+    await api.get(f"{V}/deals/{w['closed']}", expect=404)
+    listed = {c["id"] for c in (await api.get(f"{V}/clients"))["items"]}
+    deals = {d["id"] for d in (await api.get(f"{V}/deals", params={"client": str(w["client"])}))["items"]}
+    assert w["closed"] not in deals
+    seen = [client.get("id") == w["client"], deal.get("id") == w["open"], w["client"] in listed,
+            w["open"] in deals]
+    if call_id is not None:
+        seen.append(((await api.call("GET", f"{V}/calls/{call_id}", expect=None)) or {}).get("id") == call_id)
+    assert all(seen) or not any(seen), seen
+    return all(seen)
+
+
+async def _move_grants(app: web.Application, user_id: int, back: Any) -> None:
+    from sqlalchemy import update
+
+    from hub.crm.models import AccessGrant
+    from hub.crm.models import utcnow as now
+
+    async with app[DB].transaction() as s:
+        await s.execute(update(AccessGrant).where(AccessGrant.user_id == user_id)
+                        .values(granted_at=now() - back))
+
+
+async def test_a_call_grants_the_rung_and_the_answering_agent_the_callers_card(
+        client: TestClient, app: web.Application, admin: Api, manager: Api, agent: Api, agent2: Api) -> None:
+    from datetime import timedelta
+
+    from hub.crm import call_intake
+    from hub.crm.ports import CallAnsweredFact, CallRinging, CallSettings
+
+    await admin.patch(f"{V}/settings/access", {"agents_see_all": False})
+    assert (await admin.get(f"{V}/settings/access"))["call_grant"] == "end_of_day"
+    w = await _foreign_client(admin, manager, GRANT_PHONE, "ООО Чужой звонок")
+    assert not await _sees(agent, w) and not await _sees(agent2, w)
+
+    pop = await call_intake.call_ringing(app[DB], CallRinging(
+        call_key="grant-1", direction="inbound", number="8 916 111-70-01", did=None, extension="101"),
+        CallSettings())
+    call_id = pop["call_id"]
+    assert await _sees(agent, w, call_id)
+    assert not await _sees(agent2, w)  # a colleague whose phone did not ring
+    found = (await agent.get(f"{V}/identify", params={"phone": GRANT_PHONE}))["matches"][0]
+    assert found["access"] is True and [d["id"] for d in found["open_deals"]] == [w["open"]]
+
+    # whoever answers gets it too
+    await call_intake.call_answered(app[DB], CallAnsweredFact(
+        call_key="grant-1", direction="inbound", number=GRANT_PHONE, did=None, extension="102"),
+        CallSettings())
+    assert await _sees(agent2, w, call_id)
+
+    # the page too, not only the API
+    client.session.cookie_jar.clear()
+    await _signed_in(client, agent)
+    for path, name in ((f"/clients/{w['client']}", "ООО Чужой звонок"),
+                       (f"/deals/{w['open']}", "ООО Чужой звонок: открытая")):
+        async with client.get(path, allow_redirects=False) as response:
+            assert response.status == 200 and name in await response.text(), path
+    async with client.get(f"/deals/{w['closed']}", allow_redirects=False) as response:
+        assert response.status == 404
+    client.session.cookie_jar.clear()
+
+    # for as long as the setting says: until the end of the day by default ...
+    await _move_grants(app, agent.id, timedelta(days=1, hours=1))
+    assert not await _sees(agent, w)
+    await _move_grants(app, agent.id, timedelta(minutes=1))
+    assert await _sees(agent, w)
+    # ... a number of hours, or never
+    await admin.patch(f"{V}/settings/access", {"call_grant": "hours", "call_grant_hours": 2})
+    await _move_grants(app, agent.id, timedelta(hours=1))
+    assert await _sees(agent, w)
+    await _move_grants(app, agent.id, timedelta(hours=3))
+    assert not await _sees(agent, w)
+    assert await _sees(agent2, w)  # (answered just now)
+    await admin.patch(f"{V}/settings/access", {"call_grant": "off"})
+    assert not await _sees(agent2, w)
+    assert (await admin.get(f"{V}/settings/access"))["call_grant_hours"] == 2
+    for bad in ({"call_grant": "week"}, {"call_grant_hours": 0}, {"call_grant_hours": "3"}):
+        await admin.patch(f"{V}/settings/access", bad, expect=422)
+    await agent.patch(f"{V}/settings/access", {"call_grant": "end_of_day"}, expect=403)
+
+    # the settings page next to «Agents see all clients and deals»
+    csrf = await _signed_in(client, admin)
+    form = {"csrf_token": csrf, "call_grant": "hours", "call_grant_hours": "сутки"}
+    async with client.post("/settings/access", data=form, allow_redirects=False) as response:
+        text = await response.text()
+    assert response.status == 422 and "Введите целое число." in text and 'aria-invalid="true"' in text
+    form["call_grant_hours"] = "12"
+    async with client.post("/settings/access", data=form, allow_redirects=False) as response:
+        assert response.status == 303
+    async with client.get("/settings/access") as response:
+        text = await response.text()
+    assert 'value="hours" selected' in text and 'value="12"' in text
+    assert (await admin.get(f"{V}/settings/access"))["call_grant"] == "hours"
+    client.session.cookie_jar.clear()
+
+
+async def test_the_assignee_of_a_conversation_sees_its_client_while_assigned(
+        client: TestClient, app: web.Application, admin: Api, manager: Api, agent: Api, agent2: Api) -> None:
+    await admin.patch(f"{V}/settings/access", {"agents_see_all": False})
+    w = await _foreign_client(admin, manager, "+79161117002", "ООО Чужой чат")
+    chat = (await sms_in(app, "SMgrant1", "+79161117002", "Здравствуйте"))["conversation_id"]
+    assert not await _sees(agent, w)
+    await manager.patch(f"{V}/conversations/{chat}", {"assignee_id": agent.id})
+    assert await _sees(agent, w) and not await _sees(agent2, w)
+    await manager.patch(f"{V}/conversations/{chat}", {"assignee_id": agent2.id})
+    assert not await _sees(agent, w) and await _sees(agent2, w)
+
+
+async def test_a_card_one_may_not_open_is_a_404_page_in_the_readers_language_with_the_menu(
+        client: TestClient, admin: Api, manager: Api, agent: Api) -> None:
+    await admin.patch(f"{V}/settings/access", {"agents_see_all": False})
+    w = await _foreign_client(admin, manager, "+79161117003", "ООО Недоступный")
+    client.session.cookie_jar.clear()
+    await _signed_in(client, agent)
+    async with client.get(f"/clients/{w['client']}", headers={"Referer": str(client.make_url("/calls"))},
+                          allow_redirects=False) as response:
+        text = await response.text()
+    assert response.status == 404
+    assert "Страница не найдена" in text and "Такого клиента нет, или он вам недоступен." in text
+    assert "not found" not in text and "ООО Недоступный" not in text
+    assert 'class="nav"' in text and 'href="/clients"' in text and 'href="/calls">Назад' in text
+    async with client.get(f"/deals/{w['open']}", headers={"Accept-Language": "en"}) as response:
+        text = await response.text()
+    # in the user's language, whatever the browser asks
+    assert response.status == 404 and "Такой сделки нет, или она вам недоступна." in text
+    async with client.get("/no-such-page") as response:
+        text = await response.text()
+    assert response.status == 404 and 'class="nav"' in text
+    assert "Такой страницы нет, или она вам недоступна." in text
+    client.session.cookie_jar.clear()
+    async with client.get(f"/clients/{w['client']}", allow_redirects=False) as response:
+        assert response.status == 303  # signed out: to the login form, as before

@@ -179,26 +179,27 @@ async def test_a_missed_calls_callback_goes_to_a_free_agent_when_the_managers_ph
 # --- the setting on the API and the Settings page ----------------------------------------------------
 
 ACCESS = "/api/v1/settings/access"
+GRANT = {"call_grant": "end_of_day", "call_grant_hours": 8}  # (the call's grant: test_role_matrix.py)
 
 
 async def test_the_setting_on_the_api_and_the_settings_page(
         client: TestClient, admin: Api, agent: Api) -> None:
-    assert await agent.get(ACCESS) == {"agents_see_all": False, "route_to_free_agent": False}
+    assert await agent.get(ACCESS) == {"agents_see_all": False, "route_to_free_agent": False, **GRANT}
     await agent.patch("/api/v1/settings/access", {"route_to_free_agent": True}, expect=403)
     await admin.patch("/api/v1/settings/access", {"route_to_free_agent": "yes"}, expect=422)
     assert await admin.patch("/api/v1/settings/access", {"route_to_free_agent": True}) == {
-        "agents_see_all": False, "route_to_free_agent": True}
+        "agents_see_all": False, "route_to_free_agent": True, **GRANT}
     # one setting changed alone leaves the other as it is
     assert await admin.patch("/api/v1/settings/access", {"agents_see_all": True}) == {
-        "agents_see_all": True, "route_to_free_agent": True}
+        "agents_see_all": True, "route_to_free_agent": True, **GRANT}
 
     csrf = await logged_in(client, admin)
     html = await page(client, "/settings/access")
     assert "Передавать свободному агенту" in html and 'name="route_to_free_agent" checked' in html
     await form(client, "/settings/access", {"agents_see_all": "on"}, csrf)
-    assert await agent.get(ACCESS) == {"agents_see_all": True, "route_to_free_agent": False}
+    assert await agent.get(ACCESS) == {"agents_see_all": True, "route_to_free_agent": False, **GRANT}
     await form(client, "/settings/access", {"route_to_free_agent": "on"}, csrf)
-    assert await agent.get(ACCESS) == {"agents_see_all": False, "route_to_free_agent": True}
+    assert await agent.get(ACCESS) == {"agents_see_all": False, "route_to_free_agent": True, **GRANT}
 
 
 async def test_a_new_chat_from_an_unknown_person_goes_to_a_free_agent(database: Database,

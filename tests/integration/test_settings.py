@@ -75,7 +75,8 @@ async def test_core_changes_are_for_administrators_and_validated(
         )
         assert field["position"] == 0 and field["choices"] == ["опт", "розница"]
         assert await settings.update_access(s, admin_user, {"agents_see_all": True}) == {
-            "agents_see_all": True, "route_to_free_agent": False
+            "agents_see_all": True, "route_to_free_agent": False, "call_grant": "end_of_day",
+            "call_grant_hours": 8,
         }
     async with app[DB].reading() as s:
         assert (await settings.get_access(s, agent_user))["agents_see_all"] is True

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from hub.crm import audit, settings
+from hub.crm import access, audit, settings
 from hub.crm.errors import ValidationError
 from hub.web.api.common import no_content, ok
 from hub.web.api.schemas import STRINGS, TEXT, obj, with_id
@@ -26,14 +28,20 @@ CUSTOM_FIELD = with_id(CUSTOM_FIELD_IN["properties"])
 TAG_IN = obj({"name": TEXT, "color": {**TEXT, "description": "#rrggbb, or empty for none"}})
 TAG = with_id({**TAG_IN["properties"], "clients": {"type": "integer", "description": "clients with it"},
                "deals": {"type": "integer", "description": "deals with it"}})
-ACCESS_FIELDS = {
+ACCESS_FIELDS: dict[str, dict[str, Any]] = {
     "agents_see_all": {"type": "boolean", "description": "agents see every client, lead, deal and task"},
     "route_to_free_agent": {"type": "boolean",
                             "description": "a missed call's callback task and a new chat with an unknown "
                                            "person go to a free agent (round-robin) when the responsible "
                                            "is busy or offline"},
+    "call_grant": {"enum": list(access.GRANT_MODES),
+                   "description": "how long a call lets the users it rang (and who answered) open the "
+                                  "caller's client or lead card and open deals: until the end of that day "
+                                  "(the server's time zone), for call_grant_hours hours, or not at all"},
+    "call_grant_hours": {"type": "integer", "minimum": 1, "maximum": access.MAX_GRANT_HOURS,
+                         "description": "the hours of the hours mode"},
 }
-ACCESS = obj(ACCESS_FIELDS, ("agents_see_all", "route_to_free_agent"))
+ACCESS = obj(ACCESS_FIELDS, ("agents_see_all", "route_to_free_agent", "call_grant", "call_grant_hours"))
 ACCESS_PATCH = obj(ACCESS_FIELDS)  # either or both; the one left out keeps its value
 LOSS_REASON_PATCH = obj({"name": TEXT,
                          "active": {"type": "boolean", "description": "offered when losing a deal"}})

@@ -623,9 +623,20 @@ async def access_page(request: web.Request) -> web.Response:
 async def access_update(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     form = await request.post()
-    async with request.app[DB].transaction() as s:
-        await settings.update_access(s, user, {key: form.get(key) == "on"
-                                               for key in ("agents_see_all", "route_to_free_agent")})
+    data: dict[str, Any] = {key: form.get(key) == "on" for key in ("agents_see_all", "route_to_free_agent")}
+    if "call_grant" in form:
+        data["call_grant"] = _text(form, "call_grant")
+    hours = _text(form, "call_grant_hours").strip()
+    if hours:  # (left empty: kept as it is)
+        data["call_grant_hours"] = int(hours) if hours.isdecimal() and len(hours) < 10 else hours
+    try:
+        async with request.app[DB].transaction() as s:
+            await settings.update_access(s, user, data)
+    except ValidationError as exc:
+        async with request.app[DB].reading() as s:
+            current = await settings.get_access(s, user)
+        return await _page(request, "settings_access.html", {
+            "section": "/settings/access", "access": {**current, **data}, "errors": _errors(exc)}, status=422)
     raise _back("/settings/access", "saved")
 
 
