@@ -7,7 +7,8 @@ the ``Variables`` asked for; from the channels its replays left alive), the phon
 ``DeviceStateList``, ``ExtensionStateList``, ``PresenceStateList`` and ``PJSIPShowContacts`` (from the
 device states, hints, presence states and contacts its replays last set: see ``_track``),
 ``Originate`` (queued, then the ``click_to_call`` trace with an ``OriginateResponse`` carrying the
-request's ActionID, from the phone of its ``Channel`` to the number of its ``Exten``) and ``Logoff``; every answer echoes the ActionID. Channel ages (``Duration``,
+request's ActionID, from the phone of its ``Channel`` to the number of its ``Exten``) and ``Logoff``;
+every answer echoes the ActionID. Channel ages (``Duration``,
 ``Seconds``, ``CDR(billsec)``) are read on the replays' clock: their ``Timestamp`` values, or now when
 later. Replays rewrite ``Uniqueid``/``Linkedid`` values and channel-name suffixes to fresh ones
 (and numbers on request), and shift ``Timestamp`` to now. With ``recordings_dir`` set, a replayed
