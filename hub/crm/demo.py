@@ -607,7 +607,7 @@ async def _set_times(s: Any, model: Any, rows: list[dict[str, Any]]) -> None:
         await s.execute(update(model), rows)
 
 
-CALLS = 70  # historical calls with the clients of the deals (about 85% answered, with a recording)
+CALLS = 50  # historical calls with the clients of the deals (about 85% answered, with a recording)
 
 
 async def _calls(s: Any, rng: random.Random, now: datetime) -> list[str]:
@@ -632,6 +632,7 @@ async def _calls(s: Any, rng: random.Random, now: datetime) -> list[str]:
         return []
     agents = sorted(set(extension_of.values()))
     recordings: list[str] = []
+    placed: list[dict[str, Any]] = []
     plan = []
     for _ in range(CALLS):
         deal_id, client_id, responsible_id, created, closed = rng.choice(deals)
@@ -648,21 +649,23 @@ async def _calls(s: Any, rng: random.Random, now: datetime) -> list[str]:
         key = f"demo-{n}"
         recording = (f"{direction}-{started:%Y%m%d-%H%M%S}-{number.lstrip('+')}-{extension}-{key}.wav"
                      if answered else None)
-        await end(s, CallEndedFact(
+        made = await end(s, CallEndedFact(
             call_key=key, direction=direction, status="answered" if answered else "missed", number=number,
             did="+74951234567" if direction == "inbound" else None, agent_extension=extension,
             started_at=started, answered_at=started + timedelta(seconds=wait) if answered else None,
             ended_at=started + timedelta(seconds=wait + talk), wait_seconds=wait, talk_seconds=talk,
             hangup_cause=16, recording=recording, recording_extensions=(extension,) if recording else (),
             recordings=(recording,) if recording else (), rung_extensions=(extension,)))
-        call = await s.scalar(select(Call).where(Call.linkedid == key))
-        call.created_at = started
-        if call.deal_id != deal_id:  # the call was about this deal, not the client's latest open one
-            call.deal_id = deal_id
-            await s.execute(update(TimelineEntry).where(TimelineEntry.id == call.timeline_entry_id)
-                            .values(deal_id=deal_id))
+        assert made is not None
+        # logged on this deal (the call was about it), not on the client's latest open one
+        placed.append({"id": made["id"], "deal_id": deal_id, "created_at": started})
         if recording:
             recordings.append(recording)
+    await _set_times(s, Call, placed)
+    entries = dict((await s.execute(select(Call.id, Call.timeline_entry_id)
+                                    .where(Call.id.in_([p["id"] for p in placed])))).all())
+    await _set_times(s, TimelineEntry, [{"id": entries[p["id"]], "deal_id": p["deal_id"]} for p in placed
+                                        if entries.get(p["id"]) is not None])
     # each deal's last activity: its latest entry (the calls moved some)
     latest = (select(func.max(TimelineEntry.occurred_at)).where(TimelineEntry.deal_id == Deal.id)
               .scalar_subquery())
