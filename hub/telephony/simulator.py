@@ -640,17 +640,22 @@ TRACE_NUMBER = "9161234567"  # the external party of every demo trace (+7 916 12
 TRACE_E164_DIGITS = "7" + TRACE_NUMBER  # as it appears in the traces: +79161234567, 79161234567
 TRACE_AGENT = "101"          # the agent's extension in the single-agent traces
 _AGENT = re.compile(r"(?<=[/-])101(?=[-@/]|$)")
+_RECORDING_STAMP = re.compile(r"(?<=bound-)\d{8}-\d{6}(?=-)")  # inbound-…, outbound-…
 
 
 class DemoRewriter(Rewriter):
-    """A replay's rewriter that also gives the call to another agent's extension."""
+    """A replay's rewriter that also gives the call to another agent's extension and dates its
+    recording's name (``inbound-20261123-164016-…``) now, as Asterisk's dialplan would."""
 
     def __init__(self, numbers: dict[str, str] | None = None, agent: str = TRACE_AGENT) -> None:
         super().__init__(numbers)
         self.agent = agent
+        self.stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.now))
 
     def _value(self, value: str) -> str:
         value = super()._value(value)
+        if "bound-" in value:
+            value = _RECORDING_STAMP.sub(self.stamp, value)
         if self.agent == TRACE_AGENT:
             return value
         return self.agent if value == TRACE_AGENT else _AGENT.sub(self.agent, value)

@@ -4,6 +4,7 @@ from the phone and to the number it names; the recordings it leaves are the pack
 
 from __future__ import annotations
 
+import time
 import wave
 from pathlib import Path
 
@@ -90,3 +91,4 @@ def test_an_originate_is_replayed_from_the_phone_asked_to_the_number_asked(exten
     assert (ended.direction, ended.status) == ("outbound", "answered")
     assert ended.external_number == number and ended.agent == extension
     assert ended.recording and number[1:] in ended.recording
+    assert f"outbound-{time.strftime('%Y%m%d')}-" in ended.recording  # named when it was made
