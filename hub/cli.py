@@ -272,7 +272,7 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
         SmsPerson,
         TwilioSimulator,
     )
-    from hub.telephony.simulator import AmiSimulator, run_demo_calls
+    from hub.telephony.simulator import AmiSimulator, leave_recording, run_demo_calls
     from hub.web.keys import DB
 
     interval = _demo_interval()
@@ -282,12 +282,18 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     if args.port is not None:
         config.server.port = args.port
 
+    # the simulated PBX's recordings (demo dialogues), next to the attachments
+    recordings = Path(config.server.attachments_dir).parent / "demo-recordings"
+
     async def fill(database: Database) -> int:
         try:
             _out(demo.describe(await demo.fill(database, region=config.phones.default_region,
                                                attachments_dir=config.server.attachments_dir)))
         except demo.NotEmpty:
             pass  # the database has data already: it is used as it is
+        async with database.reading() as s:  # the demo data's calls, and those of a previous run
+            for name in await demo.call_recordings(s):
+                leave_recording(recordings, name)
         return EXIT_OK
 
     asyncio.run(_with_database(config, fill))
@@ -297,7 +303,7 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     asterisk.host, asterisk.port = "127.0.0.1", pbx_port
     asterisk.username, asterisk.secret = "crmhub-demo", secrets.token_urlsafe(16)
     asterisk.trunks = ["trunk"]
-    asterisk.recordings_dir = asterisk.recordings_url = ""  # the demo's calls have no audio
+    asterisk.recordings_dir, asterisk.recordings_url = str(recordings), ""
     telegram = config.telegram
     simulate_telegram = not telegram.token  # a bot of the user's own is kept
     tg_port = 0
@@ -330,6 +336,7 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
 
     async def pbx(app: web.Application) -> Any:
         sim = AmiSimulator(asterisk.username, asterisk.secret, host="127.0.0.1", port=pbx_port)
+        sim.recordings_dir = recordings
         await sim.start()
         calls = asyncio.create_task(run_demo_calls(sim, pick_number, interval=interval), name="demo-pbx")
         _out(f"demo PBX (simulated Asterisk) on 127.0.0.1:{pbx_port}: a call every "

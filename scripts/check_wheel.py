@@ -8,7 +8,8 @@ use it as a user would, from a folder of its own.
 3. in another temporary folder: ``crmhub migrate``, then ``crmhub run`` — ``/login``, every script
    and stylesheet it links and every front-end library (``/static/vendor/…``) answer 200;
 4. ``crmhub demo`` in a third folder — Chromium logs in as admin and opens the main pages: no
-   request fails and the browser console shows no error, and each page's libraries are loaded.
+   request fails and the browser console shows no error, and each page's libraries are loaded; a
+   call recording in ``/calls`` plays (the demo dialogues come from the wheel).
 
 Run by scripts/test (``.venv/bin/python scripts/check_wheel.py``); prints what it checked and exits
 non-zero on the first failure. Only 127.0.0.1 is used.
@@ -158,6 +159,17 @@ def check_run(venv: Path, tmp: Path) -> None:
         hub.stop()
 
 
+# the first player's duration once its metadata is loaded (0: no player, -1: it failed)
+AUDIO_DURATION = """() => new Promise(done => {
+    const audio = document.querySelector("audio");
+    if (!audio) { done(0); return; }
+    if (audio.readyState >= 1) { done(audio.duration); return; }
+    audio.addEventListener("loadedmetadata", () => done(audio.duration));
+    audio.addEventListener("error", () => done(-1));
+    setTimeout(() => done(audio.duration || 0), 15000);
+})"""
+
+
 async def browse(base: str) -> None:
     from playwright.async_api import async_playwright
 
@@ -183,6 +195,11 @@ async def browse(base: str) -> None:
                       if not await page.evaluate(f"typeof window.{name} !== 'undefined'")]
             problems += [f"{path}: {name} is not loaded" for name in absent]
             print(f"   {path}: {', '.join(n for n in names if n not in absent) or 'nothing'} loaded")
+        await page.goto("/calls")  # the demo's calls have recordings: the wheel's dialogues play
+        seconds = await page.evaluate(AUDIO_DURATION)
+        if not seconds > 0:
+            problems.append(f"/calls: the first recording does not play (duration {seconds})")
+        print(f"   /calls: a recording of {seconds:.1f} s plays")
         await browser.close()
     if problems:
         raise CheckFailed("the pages of the installed wheel:\n" + "\n".join(problems))

@@ -16,6 +16,7 @@ agents' replies with their delivery statuses (delivered, sent, failed).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -27,7 +28,18 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from hub.crm import phones as phone_numbers
-from hub.crm.models import Client, ContactPoint, Deal, Setting, Stage, Task, TimelineEntry, User
+from hub.crm.models import (
+    Client,
+    ContactPerson,
+    ContactPoint,
+    Deal,
+    Lead,
+    Setting,
+    Stage,
+    Task,
+    TimelineEntry,
+    User,
+)
 from hub.crm.validate import iso
 
 SETTING_KEY = "demo_data"
@@ -50,6 +62,7 @@ class Summary:
     tasks: int = 0
     notes: int = 0
     conversations: int = 0
+    recordings: list[str] = field(default_factory=list)  # the answered calls' recordings (base names)
     seconds: float = 0.0
 
 
@@ -485,47 +498,181 @@ async def _fill(s: Any, rng: random.Random, region: str, summary: Summary) -> No
         summary.tasks += 1
 
     await _backdate(s, rng, now)
+    summary.recordings = await _calls(s, rng, now)
     s.add(Setting(key=SETTING_KEY, value={"logins": created_logins, "created_at": iso(now)}))
     await s.flush()
 
 
+HISTORY_DAYS = 182  # the demo's history: the last six months
+
+
+def _ago(rng: random.Random, days: float) -> timedelta:
+    """How long ago within ``days``, the recent past more likely (a business that grows: each month
+    brings more clients and leads than the one before, the last about three times the first)."""
+    share = rng.random() if rng.random() < 0.5 else 1 - math.sqrt(rng.random())
+    return timedelta(days=days * share, hours=rng.randint(0, 10))
+
+
+def _soon_after(rng: random.Random, first: datetime, last: datetime) -> datetime:
+    """A moment between the two, more likely soon after ``first`` (a deal opened soon after its
+    client came)."""
+    return first + (last - first) * rng.random() ** 2 if last > first else first
+
+
+def _between(rng: random.Random, first: datetime, last: datetime) -> datetime:
+    return first + (last - first) * rng.random() if last > first else first
+
+
 async def _backdate(s: Any, rng: random.Random, now: datetime) -> None:
-    """Spread the history over the last three months: a deal is created days or weeks ago and its
-    timeline entries (stage changes, notes, messages) happen between then and now, in order."""
-    deal_ids = list((await s.execute(select(Deal.id).order_by(Deal.id))).scalars())
-    entries = (await s.execute(select(TimelineEntry.id, TimelineEntry.deal_id)
+    """Spread the history over the last six months, in order: a client or a lead comes first, its
+    deals later, each deal's timeline entries (stage changes, notes, messages) between its creation
+    and its close (won or lost: ``closed_at``) or, while open, a recent day."""
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    client_created = {cid: now - _ago(rng, HISTORY_DAYS)
+                      for cid in (await s.execute(select(Client.id).order_by(Client.id))).scalars()}
+    lead_created = {}
+    for lead_id, unsorted in (await s.execute(select(Lead.id, Lead.unsorted).order_by(Lead.id))).all():
+        lead_created[lead_id] = now - (_ago(rng, 10) if unsorted else _ago(rng, HISTORY_DAYS * 0.8))
+    await _set_times(s, Client, [{"id": cid, "created_at": at, "updated_at": at}
+                                 for cid, at in client_created.items()])
+    await _set_times(s, Lead, [{"id": lid, "created_at": at} for lid, at in lead_created.items()])
+    contacts = (await s.execute(select(ContactPerson.id, ContactPerson.client_id))).all()
+    await _set_times(s, ContactPerson, [
+        {"id": cid, "created_at": client_created[owner] + timedelta(minutes=rng.randint(5, 600))}
+        for cid, owner in contacts if owner in client_created])
+
+    entries = (await s.execute(select(TimelineEntry.id, TimelineEntry.deal_id, TimelineEntry.kind)
                                .where(TimelineEntry.deal_id.is_not(None))
                                .order_by(TimelineEntry.id))).all()
-    by_deal: dict[int, list[int]] = {}
-    for entry_id, deal_id in entries:
-        by_deal.setdefault(deal_id, []).append(entry_id)
+    by_deal: dict[int, list[tuple[int, str]]] = {}
+    for entry_id, deal_id, kind in entries:
+        by_deal.setdefault(deal_id, []).append((entry_id, kind))
     deal_updates, entry_updates = [], []
-    for deal_id in deal_ids:
-        created = now - timedelta(days=rng.randint(3, 90), hours=rng.randint(0, 10))
+    for deal_id, client_id, lead_id, stage_kind in (await s.execute(
+            select(Deal.id, Deal.client_id, Deal.lead_id, Stage.kind)
+            .join(Stage, Stage.id == Deal.stage_id).order_by(Deal.id))).all():
+        owner = client_created.get(client_id) or lead_created.get(lead_id) or now - _ago(rng, HISTORY_DAYS)
+        earliest = min(owner + timedelta(hours=rng.randint(1, 72)), now - 2 * day)
+        if stage_kind == "active":
+            created = _soon_after(rng, earliest, now - day)
+            end = max(created + hour, now - timedelta(hours=rng.randint(2, 24 * 12)))
+        else:  # closed days or weeks after it was opened
+            created = _soon_after(rng, earliest, now - 3 * day)
+            end = min(created + timedelta(days=rng.uniform(4, 45)), now - timedelta(hours=rng.randint(2, 30)))
         ids = by_deal.get(deal_id, [])
-        span = (now - timedelta(hours=1) - created) / (len(ids) + 1)
+        span = (end - created) / max(1, len(ids))
         moments = [created + span * (k + 1) for k in range(len(ids))]
-        for entry_id, moment in zip(ids, moments, strict=True):
-            entry_updates.append({"id": entry_id, "occurred_at": moment})
+        moved = created
+        for (entry_id, kind), moment in zip(ids, moments, strict=True):
+            entry_updates.append({"id": entry_id, "occurred_at": moment, "created_at": moment})
+            if kind == "stage_change":
+                moved = moment
         last = moments[-1] if moments else created
-        deal_updates.append({"id": deal_id, "created_at": created, "stage_changed_at": last,
-                             "last_activity_at": last, "updated_at": last})
-    if deal_updates:
-        await s.execute(update(Deal), deal_updates)
-    if entry_updates:
-        await s.execute(update(TimelineEntry), entry_updates)
-    # tasks: written a little before they start; the done ones finished before they were due
+        deal_updates.append({"id": deal_id, "created_at": created, "stage_changed_at": moved,
+                             "last_activity_at": last, "updated_at": last,
+                             "closed_at": None if stage_kind == "active" else moved})
+    await _set_times(s, Deal, deal_updates)
+    await _set_times(s, TimelineEntry, entry_updates)
+    # the people's own entries (not on a deal) after the person came
+    own = (await s.execute(select(TimelineEntry.id, TimelineEntry.client_id, TimelineEntry.lead_id)
+                           .where(TimelineEntry.deal_id.is_(None)))).all()
+    own_updates = []
+    for entry_id, client_id, lead_id in own:
+        came = client_created.get(client_id) or lead_created.get(lead_id)
+        if came is not None:
+            moment = _between(rng, came, now - hour)
+            own_updates.append({"id": entry_id, "occurred_at": moment, "created_at": moment})
+    await _set_times(s, TimelineEntry, own_updates)
+    # tasks: written a little before they start; the done ones finished before they were due, over
+    # the months (half of them long ago)
     task_updates = []
     for task_id, start, due, completed in (await s.execute(
             select(Task.id, Task.start_at, Task.due_at, Task.completed_at))).all():
         values: dict[str, Any] = {"id": task_id}
+        if completed is not None and start is not None and due is not None and rng.random() < 0.5:
+            back = _ago(rng, HISTORY_DAYS * 0.8)
+            start, due = start - back, due - back
+            values.update(start_at=start, due_at=due)
         if start is not None:
             values["created_at"] = min(start, now) - timedelta(hours=rng.randint(1, 48))
         if completed is not None and due is not None:
             values["completed_at"] = min(due, now) - timedelta(hours=rng.randint(1, 20))
         task_updates.append(values)
-    if task_updates:
-        await s.execute(update(Task), task_updates)
+    await _set_times(s, Task, task_updates)
+
+
+async def _set_times(s: Any, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Bulk UPDATE by primary key (a row's ``updated_at`` stays as given, or as it was)."""
+    if rows:
+        await s.execute(update(model), rows)
+
+
+CALLS = 50  # historical calls with the clients of the deals (about 85% answered, with a recording)
+
+
+async def _calls(s: Any, rng: random.Random, now: datetime) -> list[str]:
+    """The calls of the last six months with the deals' clients, taken in as the PBX reports them
+    (``call_intake.end``) at the moments they happened, each logged on its deal; an answered one has
+    the recording MixMonitor would have left (``crmhub demo`` puts a file there). → the recordings."""
+    from hub.crm.call_intake.end import end
+    from hub.crm.models import Call, UserExtension
+    from hub.crm.ports import CallDirection, CallEndedFact
+
+    extension_of = dict((await s.execute(select(UserExtension.user_id, UserExtension.extension))).all())
+    phone_of: dict[int, str] = {}
+    for client_id, value in (await s.execute(
+            select(ContactPoint.client_id, ContactPoint.value)
+            .where(ContactPoint.kind == "phone", ContactPoint.client_id.is_not(None))
+            .order_by(ContactPoint.id))).all():
+        phone_of.setdefault(client_id, value)
+    deals = [row for row in (await s.execute(
+        select(Deal.id, Deal.client_id, Deal.responsible_id, Deal.created_at, Deal.closed_at)
+        .where(Deal.client_id.is_not(None)).order_by(Deal.id))).all() if row[1] in phone_of]
+    if not deals or not extension_of:
+        return []
+    agents = sorted(set(extension_of.values()))
+    recordings: list[str] = []
+    placed: list[dict[str, Any]] = []
+    plan = []
+    for _ in range(CALLS):
+        deal_id, client_id, responsible_id, created, closed = rng.choice(deals)
+        started = _between(rng, created + timedelta(hours=1), (closed or now) - timedelta(minutes=30))
+        plan.append((started, deal_id, client_id, responsible_id))
+    plan.sort()  # the journal's ids in the order the calls were made
+    for n, (started, deal_id, client_id, responsible_id) in enumerate(plan, start=1):
+        direction: CallDirection = "outbound" if rng.random() < 0.5 else "inbound"
+        answered = direction == "inbound" or rng.random() < 0.7
+        extension = extension_of.get(responsible_id) or rng.choice(agents)
+        number = phone_of[client_id]
+        # as long as the demo dialogues (12–18 s), so what the journal says is what the player plays
+        wait, talk = rng.randint(3, 25), rng.randint(12, 18) if answered else 0
+        key = f"demo-{n}"
+        recording = (f"{direction}-{started:%Y%m%d-%H%M%S}-{number.lstrip('+')}-{extension}-{key}.wav"
+                     if answered else None)
+        made = await end(s, CallEndedFact(
+            call_key=key, direction=direction, status="answered" if answered else "missed", number=number,
+            did="+74951234567" if direction == "inbound" else None, agent_extension=extension,
+            started_at=started, answered_at=started + timedelta(seconds=wait) if answered else None,
+            ended_at=started + timedelta(seconds=wait + talk), wait_seconds=wait, talk_seconds=talk,
+            hangup_cause=16, recording=recording, recording_extensions=(extension,) if recording else (),
+            recordings=(recording,) if recording else (), rung_extensions=(extension,)))
+        assert made is not None
+        # logged on this deal (the call was about it), not on the client's latest open one
+        placed.append({"id": made["id"], "deal_id": deal_id, "created_at": started})
+        if recording:
+            recordings.append(recording)
+    await _set_times(s, Call, placed)
+    entries = dict((await s.execute(select(Call.id, Call.timeline_entry_id)
+                                    .where(Call.id.in_([p["id"] for p in placed])))).all())
+    await _set_times(s, TimelineEntry, [{"id": entries[p["id"]], "deal_id": p["deal_id"]} for p in placed
+                                        if entries.get(p["id"]) is not None])
+    # each deal's last activity: its latest entry (the calls moved some)
+    latest = (select(func.max(TimelineEntry.occurred_at)).where(TimelineEntry.deal_id == Deal.id)
+              .scalar_subquery())
+    await s.execute(update(Deal).values(last_activity_at=func.coalesce(latest, Deal.created_at),
+                                        updated_at=Deal.updated_at)
+                    .execution_options(synchronize_session=False))
+    return recordings
 
 
 # --- the inbox: conversations as the channels would take them in ------------------------------------
@@ -753,3 +900,15 @@ async def sms_people(session: Any, at_least: int = 4) -> list[tuple[str, bool]]:
         mobiles = [n for n in await client_phones(session) if n.startswith("+79") and n not in taken]
         people += [(phone, True) for phone in mobiles[:at_least - len(people)]]
     return people
+
+
+async def call_recordings(session: Any) -> list[str]:
+    """The recordings of every call (base names), in the order the calls were made: ``crmhub demo``
+    leaves a demo dialogue for each one whose file is missing."""
+    from hub.crm.calls import recording_basename, recordings_of
+    from hub.crm.models import Call
+
+    names: list[str] = []
+    for call in await session.scalars(select(Call).where(Call.recording.is_not(None)).order_by(Call.id)):
+        names += [n for n in (recording_basename(r["file"]) for r in recordings_of(call)) if n]
+    return names

@@ -7,10 +7,13 @@ the ``Variables`` asked for; from the channels its replays left alive), the phon
 ``DeviceStateList``, ``ExtensionStateList``, ``PresenceStateList`` and ``PJSIPShowContacts`` (from the
 device states, hints, presence states and contacts its replays last set: see ``_track``),
 ``Originate`` (queued, then the ``click_to_call`` trace with an ``OriginateResponse`` carrying the
-request's ActionID) and ``Logoff``; every answer echoes the ActionID. Channel ages (``Duration``,
+request's ActionID, from the phone of its ``Channel`` to the number of its ``Exten``) and ``Logoff``;
+every answer echoes the ActionID. Channel ages (``Duration``,
 ``Seconds``, ``CDR(billsec)``) are read on the replays' clock: their ``Timestamp`` values, or now when
 later. Replays rewrite ``Uniqueid``/``Linkedid`` values and channel-name suffixes to fresh ones
-(and numbers on request), and shift ``Timestamp`` to now.
+(and numbers on request), and shift ``Timestamp`` to now. With ``recordings_dir`` set, a replayed
+MixMonitor (``MIXMONITOR_FILENAME``) leaves a demo dialogue there under the recording's name
+(``leave_recording``: ``demo_recordings/*.wav``, made by ``scripts/make_demo_recordings.py``).
 
 The traces (``traces/*.jsonl.gz``) were captured from a real Asterisk 22, one call scenario each
 (the small ones of the project's AMI fixtures).
@@ -29,9 +32,12 @@ import gzip
 import itertools
 import json
 import logging
+import os
 import random
 import re
+import shutil
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +48,8 @@ from hub.telephony.ami_parse import AmiParser
 log = logging.getLogger(__name__)
 
 TRACES = Path(__file__).resolve().parent / "traces"
+# short Russian dialogues (scripts/make_demo_recordings.py), one of which becomes each recording
+DEMO_RECORDINGS = Path(__file__).resolve().parent / "demo_recordings"
 BANNER = "Asterisk Call Manager/11.0.0"
 LOGIN_ARTIFACTS = frozenset({"FullyBooted", "SuccessfulAuth"})
 
@@ -187,6 +195,8 @@ class AmiSimulator:
         self.presence: dict[str, dict[str, str]] = {}
         self.contacts: dict[str, dict[str, str]] = {}
         self.hint_context = "from-internal"  # where a phone's hint lives (PJSIP/101 → 101@from-internal)
+        # set: a replayed MixMonitor leaves a demo dialogue there under the recording's base name
+        self.recordings_dir: Path | None = None
         self._clock = 0.0  # the latest Timestamp replayed
         self._clients: set[_Client] = set()
         self._server: asyncio.Server | None = None
@@ -340,6 +350,8 @@ class AmiSimulator:
                 chan["BridgeId"] = ""
             elif event == "VarSet" and isinstance(message.get("Variable"), str):
                 chan["_vars"][message["Variable"]] = str(message.get("Value", ""))
+                if message["Variable"] == "MIXMONITOR_FILENAME" and self.recordings_dir is not None:
+                    leave_recording(self.recordings_dir, str(message.get("Value", "")))
             elif event == "Newexten":
                 chan["Application"] = message.get("Application", "")
                 chan["ApplicationData"] = message.get("AppData", "")
@@ -418,7 +430,8 @@ class AmiSimulator:
             self._send(client, {"Response": "Error", **reply, "Message": self.originate_error})
         elif name == "originate":
             self._send(client, {"Response": "Success", **reply, "Message": "Originate successfully queued"})
-            task = asyncio.create_task(self.push(self.originate_scenario, action_id=action_id))
+            task = asyncio.create_task(self.push(self.originate_scenario, action_id=action_id,
+                                                 rewriter=originate_rewriter(action)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif name == "logoff":
@@ -577,6 +590,42 @@ def _float(value: Any) -> float | None:
         return None
 
 
+def leave_recording(folder: Path, name: str) -> Path | None:
+    """The recording ``name`` (its base name) in ``folder``, made there if missing: one of the demo
+    dialogues, for an inbound or an outbound call as the name says (Asterisk's ``inbound-…``/
+    ``outbound-…``), the same one for the same name. A hard link to the dialogue's copy in the folder
+    (a symbolic link out of it would not be served), or a copy where links are not possible."""
+    base = Path(name.replace("\\", "/")).name
+    if base in ("", ".", ".."):
+        return None
+    target = folder / base
+    if target.exists():
+        return target
+    direction = "outbound" if base.startswith("outbound") else "inbound"
+    clips = sorted(DEMO_RECORDINGS.glob(f"{direction}-*.wav"))
+    if not clips:
+        return None
+    clip = clips[zlib.crc32(base.encode()) % len(clips)]
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / f".demo-{clip.name}"
+    if not source.exists():
+        shutil.copyfile(clip, source)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+    return target
+
+
+def originate_rewriter(action: dict[str, Any]) -> Rewriter:
+    """The click-to-call trace's replay for an ``Originate``: from the phone of its ``Channel``
+    (``PJSIP/102``) to the number of its ``Exten`` (E.164), in place of the trace's 101 and number."""
+    agent = _PHONE.match(str(action.get("Channel", "")))
+    exten = str(action.get("Exten", ""))
+    numbers = {TRACE_E164_DIGITS: exten[1:]} if exten[:1] == "+" and exten[1:].isdigit() else {}
+    return DemoRewriter(numbers, agent.group(1) if agent else TRACE_AGENT)
+
+
 def scenarios(fixtures: Path = TRACES) -> Iterable[str]:
     return sorted({p.name.split(".")[0] for p in fixtures.glob("*.jsonl*")})
 
@@ -588,19 +637,25 @@ DEMO_SCENARIOS = {
     "click_to_call": True, "queue_answered": False, "queue_abandoned": False,
 }
 TRACE_NUMBER = "9161234567"  # the external party of every demo trace (+7 916 123-45-67), national digits
+TRACE_E164_DIGITS = "7" + TRACE_NUMBER  # as it appears in the traces: +79161234567, 79161234567
 TRACE_AGENT = "101"          # the agent's extension in the single-agent traces
 _AGENT = re.compile(r"(?<=[/-])101(?=[-@/]|$)")
+_RECORDING_STAMP = re.compile(r"(?<=bound-)\d{8}-\d{6}(?=-)")  # inbound-…, outbound-…
 
 
 class DemoRewriter(Rewriter):
-    """A replay's rewriter that also gives the call to another agent's extension."""
+    """A replay's rewriter that also gives the call to another agent's extension and dates its
+    recording's name (``inbound-20261123-164016-…``) now, as Asterisk's dialplan would."""
 
     def __init__(self, numbers: dict[str, str] | None = None, agent: str = TRACE_AGENT) -> None:
         super().__init__(numbers)
         self.agent = agent
+        self.stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.now))
 
     def _value(self, value: str) -> str:
         value = super()._value(value)
+        if "bound-" in value:
+            value = _RECORDING_STAMP.sub(self.stamp, value)
         if self.agent == TRACE_AGENT:
             return value
         return self.agent if value == TRACE_AGENT else _AGENT.sub(self.agent, value)
