@@ -65,6 +65,7 @@ from hub.web.keys import (
 )
 from hub.web.ratelimit import LoginLimiter
 from hub.web.security import add_security_headers
+from hub.web.views import bulk as bulk_views
 from hub.web.views import chrome, deal_new, deals_board, pages
 from hub.web.views import clients as client_views
 from hub.web.views import deal_card as deal_card_views
@@ -131,6 +132,7 @@ def create_app(config: Config) -> web.Application:
     task_views.register_views(app.router)
     report_views.register_views(app.router)
     deal_new.register_views(app.router)  # /deals/new before /deals/{id}
+    bulk_views.register_views(app.router)
     deals_board.register_views(app.router)
     deal_card_views.register_views(app.router)
     client_views.register_views(app.router)

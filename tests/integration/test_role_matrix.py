@@ -117,6 +117,11 @@ API: dict[tuple[str, str], Rule] = {
     # deals
     ("GET", f"{V}/deals"): R(OWN),
     ("POST", f"{V}/deals"): R(FOREIGN, body=lambda r, w: {"title": "Подсадная", "client_id": w["client"]}),
+    # mass actions answer 200 and skip what the caller may not change: the snapshot shows nothing changed
+    ("POST", f"{V}/deals/bulk"): R(OWN, body=lambda r, w: {"ids": [w["deal"]], "action": "tag",
+                                                            "value": "Взлом"}),
+    ("POST", f"{V}/clients/bulk"): R(OWN, body=lambda r, w: {"ids": [w["client"]], "action": "tag",
+                                                              "value": "Взлом"}),
     ("GET", f"{V}/deals/{{id}}"): R(FOREIGN, "deal"),
     ("PATCH", f"{V}/deals/{{id}}"): R(FOREIGN, "deal", body={"next_interaction_note": "Изменено"}),
     ("DELETE", f"{V}/deals/{{id}}"): R(FOREIGN, "deal"),

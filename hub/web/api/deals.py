@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.crm import deals, pipelines, tasks
+from hub.crm import bulk, deals, pipelines, tasks
 from hub.web import export
 from hub.web.api import schemas
 from hub.web.api.common import Filter, Resource, ok
@@ -86,3 +86,13 @@ async def create_loss_reason(request: web.Request) -> web.Response:
     data = await json_body(request)
     async with request.app[DB].transaction() as s:
         return ok(await pipelines.create_loss_reason(s, request[USER], data), 201)
+
+
+@routes.post("/api/v1/deals/bulk", "One action on many deals: responsible, tag (added), stage, delete",
+             request=schemas.bulk_in(bulk.DEAL_ACTIONS, "responsible: a user id; tag: a tag name; stage: a "
+                                     "stage id of the deals' pipeline; delete: none"),
+             response=schemas.BULK_OUT, errors=(400, 401, 403, 422))
+async def bulk_deals(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    async with request.app[DB].transaction() as s:
+        return ok(await bulk.bulk_deals(s, request[USER], data))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.crm import clients, contacts, identify, leads, users
+from hub.crm import bulk, clients, contacts, identify, leads, users
 from hub.crm.errors import ValidationError
 from hub.web import export
 from hub.web.api import schemas
 from hub.web.api.common import Filter, Resource, ok, region
-from hub.web.errors import optional_json_body, path_id, query_bool, query_int, query_text
+from hub.web.errors import json_body, optional_json_body, path_id, query_bool, query_int, query_text
 from hub.web.keys import DB, USER
 from hub.web.routing import Param, Routes, ref
 
@@ -93,3 +93,13 @@ async def identify_route(request: web.Request) -> web.Response:
         # by the caller's access: a person they may not open is only {"type", "access": false}
         matches = await identify.identify_for(s, request[USER], **keys, region=region(request))
     return ok({"matches": matches})
+
+
+@routes.post("/api/v1/clients/bulk", "One action on many clients: manager, tag (added), delete",
+             request=schemas.bulk_in(bulk.CLIENT_ACTIONS,
+                                     "manager: a user id; tag: a tag name; delete: none"),
+             response=schemas.BULK_OUT, errors=(400, 401, 403, 422))
+async def bulk_clients(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    async with request.app[DB].transaction() as s:
+        return ok(await bulk.bulk_clients(s, request[USER], data, region=region(request)))

@@ -83,3 +83,17 @@ UNREAD_OUT = obj({"unread_count": {"type": "integer"}}, ("unread_count",))
 HEALTH_OUT = obj({"status": {"enum": ["ok", "error"]}, "database": {"enum": ["ok", "error"]},
                   "channels": {"type": "object", "additionalProperties": TEXT}},
                  ("status",))  # database and channels: for an admin's token or from loopback
+
+
+def bulk_in(actions: tuple[str, ...], value: str) -> Schema:
+    return obj({"ids": {"type": "array", "items": ID, "minItems": 1, "maxItems": 500},
+                "action": {"enum": list(actions)},
+                "value": {"description": value}}, ("ids", "action"))
+
+
+BULK_OUT = obj({
+    "done": {"type": "array", "items": ID, "description": "the ids changed"},
+    "skipped": {"type": "array", "items": obj({
+        "id": ID, "error": {"enum": ["not_found", "forbidden", "conflict", "validation"]},
+        "reason": {"type": "string"}}, ("id", "error", "reason"))},
+}, ("done", "skipped"))

@@ -18,6 +18,7 @@ from hub.crm.models import CLIENT_KINDS, RELATIONSHIPS
 from hub.web.errors import query_int, query_text
 from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB
+from hub.web.views import bulk as bulk_views
 from hub.web.views import timeline_part
 from hub.web.views.common import is_htmx, render, require_user
 
@@ -148,6 +149,7 @@ async def client_list(request: web.Request, *, form: dict[str, Any] | None = Non
                "kind_labels": KIND_LABELS, "phone": people_views.phone_display,
                "query": {k: v for k, v in filters.items() if v}, "form": form or {},
                "export_query": {k: v for k, v in filters.items() if v},
+               "bulk": bulk_views.bulk_result(request),
                "errors": field_errors(errors or {})}
     if is_htmx(request) and cursor:
         return await render(request, "client_rows.html", context)

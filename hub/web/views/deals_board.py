@@ -21,6 +21,7 @@ from hub.crm.validate import small_int
 from hub.web import i18n
 from hub.web.i18n import N_
 from hub.web.keys import CONFIG, DB, SESSION
+from hub.web.views import bulk as bulk_views
 from hub.web.views.common import render, require_user
 
 COLUMN_CARDS = 15   # cards per column on the first render and per "load more"
@@ -197,6 +198,7 @@ async def list_page(request: web.Request) -> web.Response:
         "export_query": {k: str(v) for k, v in (("pipeline", f.pipeline_id), ("stage", stage_id),
                          ("responsible", f.responsible_id), ("tag", f.tag), ("q", q)) if v},
         "filtered": bool(f.pipeline_id or f.responsible_id or f.tag or stage_id or q or without_tasks),
+        "bulk": bulk_views.bulk_result(request),
     })
 
 

@@ -29,6 +29,25 @@
     button.closest(".topbar").classList.toggle("menu-open", open);
   });
 
+  // A list's mass actions: «All on the page» ticks every row; only the chosen action's value shows.
+  document.addEventListener("change", function (event) {
+    const target = event.target;
+    if (target.matches && target.matches("[data-select-all]")) {
+      const form = target.closest("form");
+      document.querySelectorAll('input[name="ids"][form="' + form.id + '"]').forEach(function (box) {
+        box.checked = target.checked;
+      });
+    } else if (target.matches && target.matches("[data-bulk-action]")) {
+      showBulkValue(target);
+    }
+  });
+  function showBulkValue(select) {
+    select.closest("form").querySelectorAll("[data-for]").forEach(function (el) {
+      el.hidden = el.dataset.for !== select.value;
+    });
+  }
+  document.querySelectorAll("[data-bulk-action]").forEach(showBulkValue);
+
   // The bell's menu closes on a click elsewhere and on Escape (focus goes back to the bell).
   document.addEventListener("click", function (event) {
     const open = document.querySelector("#bell details[open]");
