@@ -144,7 +144,7 @@ def _insert_all(table: Any, *names: str) -> CompiledWrite:
 _NEW_LEAD = CompiledWrite(lambda insert_: insert_(Lead.__table__).values(**{
     name: bindparam(name, type_=Lead.__table__.c[name].type)
     for name in ("name", "source", "comment", "utm", "unsorted", "manager_id", "converted_client_id",
-                 "converted_at", "created_at")}).returning(Lead.__table__.c.id))
+                 "converted_at", "created_at", "rejected_reason")}).returning(Lead.__table__.c.id))
 _NEW_POINT = _insert_all(ContactPoint.__table__, "kind", "value", "tail", "raw", "label", "client_id",
                          "contact_id", "lead_id", "user_id", "created_at")
 
@@ -167,7 +167,7 @@ async def create_channel_lead(session: AsyncSession, data: Any, region: str = "R
     inserted = await _NEW_LEAD.first(session, name=values["name"], source=values.get("source", ""),
                                      comment=values.get("comment", ""), utm=values["utm"],
                                      unsorted=values["unsorted"], manager_id=None, converted_client_id=None,
-                                     converted_at=None, created_at=now)
+                                     converted_at=None, created_at=now, rejected_reason="")
     assert inserted is not None
     lead_id = inserted[0]
     rows: list[dict[str, Any]] = []

@@ -22,6 +22,14 @@ async def sideways(page: Any) -> int:
     return int(await page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
 
 
+async def wide(page: Any) -> list[str]:
+    """The elements that stick out on the right (to say what to fix)."""
+    return list(await page.evaluate("""() => Array.from(document.querySelectorAll('body *'))
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+        .slice(0, 6)
+        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""))
+
+
 async def test_no_page_scrolls_sideways_on_a_desktop(page: Any, app: web.Application) -> None:
     data = await _setup(app)
     await log_in(page, "agent")
@@ -29,7 +37,7 @@ async def test_no_page_scrolls_sideways_on_a_desktop(page: Any, app: web.Applica
         await page.set_viewport_size({"width": width, "height": 900})
         for path in (*PAGES, f"/deals/{data['deal']['id']}", f"/clients/{data['deal']['client_id']}"):
             await page.goto(path)
-            assert await sideways(page) <= 0, f"{path} at {width} px scrolls sideways"
+            assert await sideways(page) <= 0, f"{path} at {width} px scrolls sideways: {await wide(page)}"
 
 
 async def test_a_menu_button_opens_every_section_on_a_phone(page: Any, app: web.Application) -> None:
