@@ -45,6 +45,7 @@ from hub.web.api import calls as call_api
 from hub.web.api import deals, notifications, people, timeline, webhooks
 from hub.web.api import messages as message_api
 from hub.web.api import presence as presence_api
+from hub.web.api import search as search_api
 from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
 from hub.web.keys import (
@@ -95,6 +96,7 @@ ROUTE_TABLES = (
     auth.routes, openapi.routes, health.routes, sse.routes,
     people.routes, deals.routes, timeline.routes, notifications.routes, attachment_api.routes,
     settings_api.routes, call_api.routes, webhooks.routes, message_api.routes, presence_api.routes,
+    search_api.routes,
 )
 
 

@@ -565,3 +565,20 @@ class ChannelCursor(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SearchDocument(Base):
+    """What one search looks through (``hub.crm.finder``): a row per client, contact, lead, deal, task
+    and message, letter, call or note of the timeline, written by database triggers on those tables
+    (migration 0013) in the same transaction as every change. ``id`` is ``kind code × 2^40 + ref_id``
+    (one kind, one id range); ``words`` is the text for full-text search, ``handles`` the name, phone
+    digits, e-mails and INN for fragments; both with ё written е. The dialect's indexes (SQLite FTS5
+    tables ``search_words``/``search_grams``, PostgreSQL GIN) are the migration's, not declared here."""
+
+    __tablename__ = "search_documents"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(BigInteger)
+    words: Mapped[str] = mapped_column(Text)
+    handles: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,180 @@
+"""``GET /api/v1/search`` on both databases (issue 15, «One search»): ё = е, Russian word forms,
+fragments of phones and e-mails, access rules, and the index kept in step with every change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from hub.crm import timeline
+from hub.crm.models import SearchDocument
+from hub.web.keys import DB
+from tests.integration.conftest import Api
+
+SEARCH = "/api/v1/search"
+
+
+async def found(api: Api, q: str, **params: str) -> list[tuple[str, int]]:
+    body = await api.get(SEARCH, params={"q": q, **params})
+    return [(item["kind"], item["id"]) for item in body["items"]]
+
+
+async def hit(api: Api, q: str, kind: str) -> dict[str, Any]:
+    items = [i for i in (await api.get(SEARCH, params={"q": q}))["items"] if i["kind"] == kind]
+    assert len(items) == 1, items
+    return dict(items[0])
+
+
+async def new_client(api: Api, name: str, **fields: Any) -> dict[str, Any]:
+    client: dict[str, Any] = await api.post("/api/v1/clients", {"name": name, **fields}, expect=201)
+    return client
+
+
+async def test_yo_and_ye_are_one_letter_both_ways(admin: Api) -> None:
+    fyodorov = await new_client(admin, "ИП Фёдоров Алексей")
+    fedorova = await new_client(admin, "Федорова Анна")
+    assert await found(admin, "Федоров", kind="client") == [("client", fedorova["id"]), ("client", fyodorov["id"])]
+    assert ("client", fedorova["id"]) in await found(admin, "фёдорова")
+    item = await hit(admin, "ФЁДОРОВ АЛЕКСЕЙ", "client")
+    assert item == {"kind": "client", "id": fyodorov["id"], "title": "ИП Фёдоров Алексей", "snippet": "",
+                    "url": f"/clients/{fyodorov['id']}"}
+
+
+async def test_word_forms_and_partial_words(admin: Api, backend: str) -> None:
+    client = await new_client(admin, "ООО «Северный ветер»")
+    note = await admin.post(f"/api/v1/clients/{client['id']}/notes",
+                            {"text": "Просили переносить звонки на вечер, договоры подписывает директор"},
+                            expect=201)
+    for q in ("звонок", "звонка", "звонки", "договора", "Договор", "директором", "подписывают"):
+        assert ("note", note["id"]) in await found(admin, q), q
+    # SQLite strips no -ов/-ев (Иванов would find every Иван); PostgreSQL's stemmer knows the word
+    assert (("note", note["id"]) in await found(admin, "звонков")) == (backend == "postgres")
+    assert await found(admin, "звонок подписание") == []  # every word must match
+    assert ("client", client["id"]) in await found(admin, "северн")  # typed so far
+    assert ("client", client["id"]) in await found(admin, "северного ветра")
+    assert ("client", client["id"]) in await found(admin, "ерный ве")  # a fragment inside a name
+    item = await hit(admin, "звонок", "note")
+    assert item["title"] == "ООО «Северный ветер»" and item["url"] == f"/clients/{client['id']}#entry-{note['id']}"
+    assert "звонки" in item["snippet"]
+
+
+async def test_any_fragment_of_a_phone_number(admin: Api) -> None:
+    client = await new_client(admin, "ООО Ромашка", phones=["+7 (916) 706-76-60"])
+    for q in ("706-76", "7067660", "8 916 706", "+7916706", "9167067660", "(916) 706-76-60", "7660"):
+        assert await found(admin, q) == [("client", client["id"])], q
+        assert (await hit(admin, q, "client"))["snippet"] == "+7 (916) 706-76-60"
+    assert await found(admin, "706") == []  # three digits are not a phone fragment
+    assert await found(admin, "706-77") == []
+
+
+async def test_any_fragment_of_an_e_mail(admin: Api) -> None:
+    client = await new_client(admin, "ООО Северный ветер", emails=["Zakaz@Severny-Veter.ru"])
+    contact = await admin.post("/api/v1/contacts", {"client_id": client["id"], "name": "Пётр Снабженцев",
+                                                    "emails": ["petr_s@severny-veter.ru"]}, expect=201)
+    assert await found(admin, "zakaz@sever") == [("client", client["id"])]
+    assert (await hit(admin, "zakaz@sever", "client"))["snippet"] == "zakaz@severny-veter.ru"
+    assert await found(admin, "petr_s@") == [("contact", contact["id"])]
+    assert await found(admin, "petrXs@") == []  # _ is a letter here, not a wildcard
+    assert set(await found(admin, "severny-veter.ru")) == {("client", client["id"]), ("contact", contact["id"])}
+
+
+async def test_messages_letters_and_calls_are_found(admin: Api, app: web.Application) -> None:
+    client = await new_client(admin, "ООО Ромашка")
+    deal = await admin.post("/api/v1/deals", {"title": "Поставка бумаги", "client_id": client["id"]}, expect=201)
+    async with app[DB].transaction() as s:
+        sms = await timeline.add_entry(s, kind="sms", direction="in", text="Пришлите счёт на оплату",
+                                       deal_id=deal["id"], client_id=client["id"],
+                                       payload={"address": "+79161234567"})
+        letter = await timeline.add_entry(s, kind="email", direction="in", text="Добрый день, во вложении реквизиты",
+                                          client_id=client["id"],
+                                          payload={"subject": "Реквизиты для договора", "address": "buh@romashka.ru"})
+        call = await timeline.add_entry(s, kind="call", direction="in", text="Incoming call", client_id=client["id"],
+                                        payload={"number": "+74950001122"})
+        stage = await timeline.add_entry(s, kind="system", text="счёт выставлен", client_id=client["id"])
+    assert sms and letter and call and stage
+    assert await found(admin, "счет") == [("message", sms.id)]
+    assert await found(admin, "реквизитами") == [("letter", letter.id)]
+    assert await found(admin, "buh@roma") == [("letter", letter.id)]
+    assert await found(admin, "000-11") == [("call", call.id)]
+    assert await found(admin, "1234567") == [("message", sms.id)]
+    assert (await hit(admin, "счет", "message"))["url"] == f"/deals/{deal['id']}#entry-{sms.id}"
+    assert (await hit(admin, "реквизиты", "letter"))["snippet"].startswith("Реквизиты для договора — ")
+
+
+async def test_an_agent_finds_only_what_they_may_open(admin: Api, agent: Api, agent2: Api) -> None:
+    mine = await new_client(admin, "ООО Орион Первый", manager_id=agent.id, phones=["+79160001111"])
+    theirs = await new_client(admin, "ООО Орион Второй", manager_id=agent2.id, phones=["+79160002222"])
+    secret = await admin.post("/api/v1/deals", {"title": "Орион тайная поставка", "client_id": theirs["id"],
+                                                "responsible_id": agent2.id}, expect=201)
+    note = await admin.post(f"/api/v1/deals/{secret['id']}/notes", {"text": "Орион торгуется"}, expect=201)
+    own_lead = await admin.post("/api/v1/leads", {"name": "Орион лид", "manager_id": agent.id}, expect=201)
+    their_lead = await admin.post("/api/v1/leads", {"name": "Орион чужой лид", "manager_id": agent2.id},
+                                  expect=201)
+    assert set(await found(agent, "орион")) == {("client", mine["id"]), ("lead", own_lead["id"])}
+    assert await found(agent, "0002222") == []
+    assert set(await found(agent2, "орион")) == {("client", theirs["id"]), ("deal", secret["id"]),
+                                                 ("note", note["id"]), ("lead", their_lead["id"])}
+    everything = set(await found(admin, "орион"))
+    assert everything == {("client", mine["id"]), ("client", theirs["id"]), ("deal", secret["id"]),
+                          ("note", note["id"]), ("lead", own_lead["id"]), ("lead", their_lead["id"])}
+
+
+async def test_the_index_follows_updates_and_deletes(admin: Api, app: web.Application) -> None:
+    client = await new_client(admin, "ООО Старое Имя", phones=["+79165550001"], emails=["old@firma.ru"])
+    await admin.patch(f"/api/v1/clients/{client['id']}", {"name": "ООО Новое Имя", "phones": ["+79165550002"],
+                                                          "emails": []})
+    assert await found(admin, "старое") == []
+    assert await found(admin, "новое") == [("client", client["id"])]
+    assert await found(admin, "5550001") == [] and await found(admin, "old@firma") == []
+    assert await found(admin, "5550002") == [("client", client["id"])]
+
+    lead = await admin.post("/api/v1/leads", {"name": "Лид Звонарёв", "phones": ["+79165550003"]}, expect=201)
+    assert await found(admin, "5550003") == [("lead", lead["id"])]
+    converted = await admin.post(f"/api/v1/leads/{lead['id']}/convert", {}, expect=200)
+    # the phone moved to the new client (a bulk UPDATE): the index followed
+    assert ("client", converted["client"]["id"]) in await found(admin, "5550003")
+    assert ("lead", lead["id"]) not in await found(admin, "5550003")
+
+    note = await admin.post(f"/api/v1/clients/{client['id']}/notes", {"text": "Заметка про жирафа"}, expect=201)
+    assert await found(admin, "жираф") == [("note", note["id"])]
+    await admin.delete(f"/api/v1/clients/{client['id']}")
+    assert await found(admin, "новое") == [] and await found(admin, "жираф") == []
+    async with app[DB].reading() as s:  # the cascade removed the entries' documents too
+        left = await s.scalar(select(func.count()).select_from(SearchDocument).where(
+            SearchDocument.kind.in_(("client", "note")), SearchDocument.ref_id.in_((client["id"], note["id"]))))
+    assert left == 0
+
+
+async def test_tasks_deals_and_contacts_are_found(admin: Api) -> None:
+    client = await new_client(admin, "ООО Ёлка")
+    contact = await admin.post("/api/v1/contacts", {"client_id": client["id"], "name": "Семёнов Игорь",
+                                                    "position": "снабженец", "phones": ["+74951112233"]},
+                               expect=201)
+    deal = await admin.post("/api/v1/deals", {"title": "Ёлочные игрушки", "client_id": client["id"]}, expect=201)
+    task = await admin.post("/api/v1/tasks", {"subject": "Позвонить Семёнову", "description": "про ёлки",
+                                              "client_id": client["id"]}, expect=201)
+    assert set(await found(admin, "семенов")) == {("contact", contact["id"]), ("task", task["id"])}
+    assert await hit(admin, "семенов", "contact") == {
+        "kind": "contact", "id": contact["id"], "title": "Семёнов Игорь", "snippet": "ООО Ёлка, снабженец",
+        "url": f"/clients/{client['id']}"}
+    assert await found(admin, "елочные", kind="deal") == [("deal", deal["id"])]
+    assert await hit(admin, "игрушки", "deal") == {"kind": "deal", "id": deal["id"], "title": "Ёлочные игрушки",
+                                                   "snippet": "ООО Ёлка", "url": f"/deals/{deal['id']}"}
+    assert (await hit(admin, "позвонить", "task"))["url"] == f"/tasks/{task['id']}"
+    assert set(await found(admin, "ел", kind="client,deal")) == {("client", client["id"]), ("deal", deal["id"])}
+
+
+async def test_bad_input_and_limits(admin: Api) -> None:
+    assert (await admin.get(SEARCH, expect=422))["error"]["fields"] == {"q": "is required"}
+    assert "kind" in (await admin.get(SEARCH, params={"q": "x", "kind": "planet"}, expect=422))["error"]["fields"]
+    assert "q" in (await admin.get(SEARCH, params={"q": "я" * 201}, expect=422))["error"]["fields"]
+    assert "limit" in (await admin.get(SEARCH, params={"q": "x", "limit": "51"}, expect=422))["error"]["fields"]
+    assert (await admin.get(SEARCH, params={"q": "   "}))["items"] == []
+    for q in ('"', "*", "a OR b", "NEAR(", "-", ":*", "&|!", "%", "\\"):
+        await admin.get(SEARCH, params={"q": q})  # never a 500 (FTS syntax, LIKE wildcards)
+    for n in range(7):
+        await new_client(admin, f"Клиент Лимит {n}")
+    assert len(await found(admin, "лимит")) == 5
+    assert len(await found(admin, "лимит", limit="7")) == 7
