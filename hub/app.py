@@ -72,6 +72,7 @@ from hub.web.views import inbox as inbox_views
 from hub.web.views import leads as lead_views
 from hub.web.views import presence as presence_views
 from hub.web.views import reports as report_views
+from hub.web.views import search as search_views
 from hub.web.views import settings as settings_views
 from hub.web.views import tasks as task_views
 
@@ -136,6 +137,7 @@ def create_app(config: Config) -> web.Application:
     inbox_views.register_views(app.router)
     settings_views.register_views(app.router)
     presence_views.register_views(app.router)
+    search_views.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 
