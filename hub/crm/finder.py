@@ -19,15 +19,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.crm import access
 from hub.crm import search_query as sq
 from hub.crm.errors import ValidationError
-from hub.crm.models import Client, ContactPerson, ContactPoint, Deal, Lead, SearchDocument, Task, TimelineEntry, User
+from hub.crm.models import (
+    Client,
+    ContactPerson,
+    ContactPoint,
+    Deal,
+    Lead,
+    SearchDocument,
+    Task,
+    TimelineEntry,
+    User,
+)
 
 ENTRY_KINDS = ("message", "letter", "call", "note")
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 50
 SNIPPET = 120  # characters around what matched
 
-_SOURCES: dict[str, Any] = {"client": Client, "contact": ContactPerson, "lead": Lead, "deal": Deal, "task": Task,
-                            **dict.fromkeys(ENTRY_KINDS, TimelineEntry)}
+_SOURCES: dict[str, Any] = {"client": Client, "contact": ContactPerson, "lead": Lead, "deal": Deal,
+                            "task": Task, **dict.fromkeys(ENTRY_KINDS, TimelineEntry)}
 _WORDS = table("search_words", column("rowid"))
 _GRAMS = table("search_grams", column("rowid"))
 
@@ -86,10 +96,10 @@ async def _matching(session: AsyncSession, kind: str, query: sq.Query, visible: 
     """The ids (of the things) of ``kind`` that match and are visible, newest first."""
     source = _SOURCES[kind]
     if session.get_bind().dialect.name == "postgresql":
-        statement = _pg_statement(kind, query)
-        if statement is None:
+        matches = _pg_statement(kind, query)
+        if matches is None:
             return []
-        rows = await session.scalars(statement.join(source, source.id == SearchDocument.ref_id)
+        rows = await session.scalars(matches.join(source, source.id == SearchDocument.ref_id)
                                      .where(visible).order_by(SearchDocument.id.desc()).limit(limit))
         return list(rows)
     low, high = sq.id_range(kind)
@@ -97,7 +107,7 @@ async def _matching(session: AsyncSession, kind: str, query: sq.Query, visible: 
     for index, match in ((_WORDS, sq.fts5_match(query)), (_GRAMS, sq.fts5_fragment(query))):
         if match is None:
             continue
-        statement = (select(SearchDocument.id)
+        statement: Select[Any] = (select(SearchDocument.id)
                      .select_from(index.join(SearchDocument, SearchDocument.id == index.c.rowid))
                      .join(source, source.id == SearchDocument.ref_id)
                      .where(literal_column(index.name).op("MATCH")(match), index.c.rowid.between(low, high),
@@ -107,11 +117,12 @@ async def _matching(session: AsyncSession, kind: str, query: sq.Query, visible: 
     return [doc_id - low for doc_id in sorted(found, reverse=True)[:limit]]
 
 
-def _pg_statement(kind: str, query: sq.Query) -> Select[tuple[int]] | None:
-    russian = literal_column("'russian'::regconfig")
+def _pg_statement(kind: str, query: sq.Query) -> Select[Any] | None:
+    russian: ColumnElement[Any] = literal_column("'russian'::regconfig")
     conditions: list[ColumnElement[bool]] = []
     if (ts := sq.tsquery(query)) is not None:
-        conditions.append(func.to_tsvector(russian, SearchDocument.words).op("@@")(func.to_tsquery(russian, ts)))
+        words = func.to_tsvector(russian, SearchDocument.words)
+        conditions.append(words.op("@@")(func.to_tsquery(russian, ts)))
     if (like := sq.like_fragment(query)) is not None:
         conditions.append(SearchDocument.handles.ilike(like, escape="\\"))
     if not conditions:
@@ -136,10 +147,11 @@ async def _visible(session: AsyncSession, user: User, kind: str) -> ColumnElemen
         return await access.tasks_filter(session, user)
     # an entry: by its deal when on one (as timeline.get_entry), else by its client, else by its lead
     entry = TimelineEntry
-    on_deal = select(Deal.id).where(Deal.id == entry.deal_id, await access.deals_filter(session, user)).exists()
-    on_client = select(Client.id).where(Client.id == entry.client_id,
-                                        await access.clients_filter(session, user)).exists()
-    on_lead = select(Lead.id).where(Lead.id == entry.lead_id, await access.leads_filter(session, user)).exists()
+    deals, clients = await access.deals_filter(session, user), await access.clients_filter(session, user)
+    leads = await access.leads_filter(session, user)
+    on_deal = select(Deal.id).where(Deal.id == entry.deal_id, deals).exists()
+    on_client = select(Client.id).where(Client.id == entry.client_id, clients).exists()
+    on_lead = select(Lead.id).where(Lead.id == entry.lead_id, leads).exists()
     return or_(and_(entry.deal_id.is_not(None), on_deal),
                and_(entry.deal_id.is_(None), entry.client_id.is_not(None), on_client),
                and_(entry.deal_id.is_(None), entry.client_id.is_(None), on_lead))
@@ -153,11 +165,13 @@ async def _describe(session: AsyncSession, kind: str, ids: list[int], query: sq.
     points = await _points(session, kind, ids)
     if kind == "client":
         rows = {r.id: r for r in await session.scalars(select(Client).where(Client.id.in_(ids)))}
-        return [Hit(kind, i, rows[i].name, _point(points.get(i, []), query) or rows[i].full_name or rows[i].inn or "",
+        return [Hit(kind, i, rows[i].name,
+                    _point(points.get(i, []), query) or rows[i].full_name or rows[i].inn or "",
                     f"/clients/{i}") for i in ids if i in rows]
     if kind == "contact":
         found = (await session.execute(
-            select(ContactPerson.id, ContactPerson.name, ContactPerson.position, ContactPerson.client_id, Client.name)
+            select(ContactPerson.id, ContactPerson.name, ContactPerson.position, ContactPerson.client_id,
+                   Client.name)
             .join(Client, Client.id == ContactPerson.client_id).where(ContactPerson.id.in_(ids)))).all()
         by_id = {r[0]: r for r in found}
         return [Hit(kind, i, by_id[i][1], _point(points.get(i, []), query)
@@ -165,7 +179,8 @@ async def _describe(session: AsyncSession, kind: str, ids: list[int], query: sq.
                     f"/clients/{by_id[i][3]}") for i in ids if i in by_id]
     if kind == "lead":
         leads = {r.id: r for r in await session.scalars(select(Lead).where(Lead.id.in_(ids)))}
-        return [Hit(kind, i, leads[i].name, _point(points.get(i, []), query) or _excerpt(leads[i].comment, query),
+        return [Hit(kind, i, leads[i].name,
+                    _point(points.get(i, []), query) or _excerpt(leads[i].comment, query),
                     f"/leads/{i}") for i in ids if i in leads]
     if kind == "deal":
         deals = (await session.execute(
@@ -208,7 +223,7 @@ def _point(points: list[ContactPoint], query: sq.Query) -> str:
 
 async def _entries(session: AsyncSession, kind: str, ids: list[int], query: sq.Query) -> list[Hit]:
     entries = {e.id: e for e in await session.scalars(select(TimelineEntry).where(TimelineEntry.id.in_(ids)))}
-    names = await _entry_places(session, entries.values())
+    names = await _entry_places(session, list(entries.values()))
     hits = []
     for i in ids:
         entry = entries.get(i)
@@ -217,14 +232,14 @@ async def _entries(session: AsyncSession, kind: str, ids: list[int], query: sq.Q
         place, url = names.get(i, ("", "/"))
         subject = str((entry.payload or {}).get("subject") or "")
         text = " — ".join(p for p in (subject, entry.text) if p)
-        hits.append(Hit(kind, i, place, _excerpt(text, query) or str((entry.payload or {}).get("address") or ""),
-                        f"{url}#entry-{i}"))
+        address = str((entry.payload or {}).get("address") or "")
+        hits.append(Hit(kind, i, place, _excerpt(text, query) or address, f"{url}#entry-{i}"))
     return hits
 
 
-async def _entry_places(session: AsyncSession, entries: Iterable[TimelineEntry]) -> dict[int, tuple[str, str]]:
+async def _entry_places(session: AsyncSession,
+                        entries: list[TimelineEntry]) -> dict[int, tuple[str, str]]:
     """entry id → (the name of what it is on, its card's URL): the deal, else the client, else the lead."""
-    entries = list(entries)
     deals = dict((await session.execute(select(Deal.id, Deal.title).where(
         Deal.id.in_({e.deal_id for e in entries if e.deal_id is not None})))).all())
     clients = dict((await session.execute(select(Client.id, Client.name).where(

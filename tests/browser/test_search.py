@@ -20,7 +20,8 @@ except ImportError:  # the browser fixture says why: skipped, or failed with CI=
     expect = None
 
 
-async def test_type_in_the_header_see_grouped_results_and_open_the_card(page: Any, app: web.Application) -> None:
+async def test_type_in_the_header_see_grouped_results_and_open_the_card(page: Any,
+                                                                       app: web.Application) -> None:
     await make_user(app, "manager", "manager", "Мария Менеджерова")
     manager = await user_named(app, "manager")
     async with app[DB].transaction() as s:

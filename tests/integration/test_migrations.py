@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.crm.models import Base, Call, Pipeline, Stage
-from hub.migrations.search_objects import search_index_object
 from hub.db import Database, alembic_config, create_engine, migrate
+from hub.migrations.search_objects import search_index_object
 from tests.conftest import PG_URL, _pg_admin, _pg_url
 
 
