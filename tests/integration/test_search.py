@@ -93,7 +93,8 @@ async def test_messages_letters_and_calls_are_found(admin: Api, app: web.Applica
                                        payload={"address": "+79161234567"})
         letter = await timeline.add_entry(
             s, kind="email", direction="in", text="Добрый день, во вложении реквизиты",
-            client_id=client["id"], payload={"subject": "Реквизиты для договора", "address": "buh@romashka.ru"})
+            client_id=client["id"],
+            payload={"subject": "Реквизиты для договора", "address": "buh@romashka.ru"})
         call = await timeline.add_entry(s, kind="call", direction="in", text="Incoming call",
                                         client_id=client["id"], payload={"number": "+74950001122"})
         stage = await timeline.add_entry(s, kind="system", text="счёт выставлен", client_id=client["id"])
