@@ -10,10 +10,23 @@ filtered by the same access rules as the lists (``hub.crm.access``): one finds o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, column, func, literal_column, or_, select, table, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.crm import access
@@ -79,42 +92,60 @@ async def search(session: AsyncSession, user: User, q: str | None, kinds: Iterab
         raise ValidationError({"limit": f"must be between 1 and {MAX_LIMIT}"})
     if query.empty:
         return []
-    sees_all = await access.sees_all(session, user)
-    hits: list[Hit] = []
+    kinds = tuple(kinds)
+    rules = None if await access.sees_all(session, user) else await _Rules.of(session, user)
+    parts = []
     for kind in kinds:
-        visible = true() if sees_all else await _visible(session, user, kind)
-        ids = await _matching(session, kind, query, visible, limit)
-        if ids:
-            hits.extend(await _describe(session, kind, ids, query))
-    return hits
+        visible = true() if rules is None else rules.visible(kind)
+        parts.extend(_matching(session, kind, query, visible, limit))
+    if not parts:
+        return []
+    found: dict[str, set[int]] = {}
+    for row in (await session.execute(union_all(*parts))).all():
+        found.setdefault(str(row[0]), set()).add(int(row[1]))
+    chosen = {kind: [doc_id - sq.id_range(kind)[0] for doc_id in sorted(found[kind], reverse=True)[:limit]]
+              for kind in kinds if kind in found}
+    described = await _entries(session, {k: ids for k, ids in chosen.items() if k in ENTRY_KINDS}, query)
+    for kind, ids in chosen.items():
+        if kind not in ENTRY_KINDS:
+            described.extend(await _describe(session, kind, ids, query))
+    order = {kind: n for n, kind in enumerate(kinds)}
+    return sorted(described, key=lambda hit: order[hit.kind])  # (stable: each kind newest first)
 
 
 # --- which documents match ----------------------------------------------------------------------------
 
-async def _matching(session: AsyncSession, kind: str, query: sq.Query, visible: ColumnElement[bool],
-                    limit: int) -> list[int]:
-    """The ids (of the things) of ``kind`` that match and are visible, newest first."""
+def _matching(session: AsyncSession, kind: str, query: sq.Query, visible: ColumnElement[bool],
+              limit: int) -> list[Select[Any]]:
+    """SELECTs of (kind, document id) of ``kind`` that match and are visible, newest first (one per
+    index used; all of them go to the database in one statement)."""
     source = _SOURCES[kind]
+    if kind in ENTRY_KINDS and not any(c.isdigit() or c in "@." for c in query.text):
+        # an entry's handles are its address or number only: words need no look there
+        query = replace(query, fragment=None)
+    label = literal(kind).label("kind")
     if session.get_bind().dialect.name == "postgresql":
         matches = _pg_statement(kind, query)
         if matches is None:
             return []
-        rows = await session.scalars(matches.join(source, source.id == SearchDocument.ref_id)
-                                     .where(visible).order_by(SearchDocument.id.desc()).limit(limit))
-        return list(rows)
+        ranked = (matches.add_columns(label, SearchDocument.id.label("doc_id"))
+                  .join(source, source.id == SearchDocument.ref_id)
+                  .where(visible).order_by(SearchDocument.id.desc()).limit(limit).subquery())
+        return [select(ranked.c.kind, ranked.c.doc_id)]
     low, high = sq.id_range(kind)
-    found: set[int] = set()
+    parts = []
     for index, match in ((_WORDS, sq.fts5_match(query)), (_GRAMS, sq.fts5_fragment(query))):
         if match is None:
             continue
-        statement: Select[Any] = (select(SearchDocument.id)
-                     .select_from(index.join(SearchDocument, SearchDocument.id == index.c.rowid))
-                     .join(source, source.id == SearchDocument.ref_id)
-                     .where(literal_column(index.name).op("MATCH")(match), index.c.rowid.between(low, high),
-                            visible)
-                     .order_by(index.c.rowid.desc()).limit(limit))
-        found.update(await session.scalars(statement))
-    return [doc_id - low for doc_id in sorted(found, reverse=True)[:limit]]
+        # the FTS table drives (newest first, stopping at ``limit``); the source row and the rule follow
+        ranked = (select(label, SearchDocument.id.label("doc_id"))
+                  .select_from(index.join(SearchDocument, SearchDocument.id == index.c.rowid))
+                  .join(source, source.id == SearchDocument.ref_id)
+                  .where(literal_column(index.name).op("MATCH")(match), index.c.rowid.between(low, high),
+                         visible)
+                  .order_by(index.c.rowid.desc()).limit(limit).subquery())
+        parts.append(select(ranked.c.kind, ranked.c.doc_id))
+    return parts
 
 
 def _pg_statement(kind: str, query: sq.Query) -> Select[Any] | None:
@@ -128,40 +159,44 @@ def _pg_statement(kind: str, query: sq.Query) -> Select[Any] | None:
     if not conditions:
         return None
     # the kind as a literal: each kind's full-text index is partial (WHERE kind = '…')
-    return select(SearchDocument.ref_id).where(SearchDocument.kind == literal_column(f"'{kind}'"),
-                                               or_(*conditions))
+    return select().where(SearchDocument.kind == literal_column(f"'{kind}'"), or_(*conditions))
 
 
-async def _visible(session: AsyncSession, user: User, kind: str) -> ColumnElement[bool]:
-    """The access rule for a thing of ``kind`` (its table is joined)."""
-    if kind in ("client", "contact"):
-        rule = await access.clients_filter(session, user)
+@dataclass(frozen=True)
+class _Rules:
+    """The access rules of one user who does not see everything, as SQL conditions (read once)."""
+
+    clients: ColumnElement[bool]
+    leads: ColumnElement[bool]
+    deals: ColumnElement[bool]
+    tasks: ColumnElement[bool]
+
+    @classmethod
+    async def of(cls, session: AsyncSession, user: User) -> _Rules:
+        return cls(await access.clients_filter(session, user), await access.leads_filter(session, user),
+                   await access.deals_filter(session, user), await access.tasks_filter(session, user))
+
+    def visible(self, kind: str) -> ColumnElement[bool]:
+        """The rule for a thing of ``kind`` (its table is joined)."""
         if kind == "client":
-            return rule
-        return select(Client.id).where(Client.id == ContactPerson.client_id, rule).exists()
-    if kind == "lead":
-        return await access.leads_filter(session, user)
-    if kind == "deal":
-        return await access.deals_filter(session, user)
-    if kind == "task":
-        return await access.tasks_filter(session, user)
-    # an entry: by its deal when on one (as timeline.get_entry), else by its client, else by its lead
-    entry = TimelineEntry
-    deals, clients = await access.deals_filter(session, user), await access.clients_filter(session, user)
-    leads = await access.leads_filter(session, user)
-    on_deal = select(Deal.id).where(Deal.id == entry.deal_id, deals).exists()
-    on_client = select(Client.id).where(Client.id == entry.client_id, clients).exists()
-    on_lead = select(Lead.id).where(Lead.id == entry.lead_id, leads).exists()
-    return or_(and_(entry.deal_id.is_not(None), on_deal),
-               and_(entry.deal_id.is_(None), entry.client_id.is_not(None), on_client),
-               and_(entry.deal_id.is_(None), entry.client_id.is_(None), on_lead))
+            return self.clients
+        if kind == "contact":
+            return select(Client.id).where(Client.id == ContactPerson.client_id, self.clients).exists()
+        if kind in ("lead", "deal", "task"):
+            return {"lead": self.leads, "deal": self.deals, "task": self.tasks}[kind]
+        # an entry: by its deal when on one (as timeline.get_entry), else by its client, else by its lead
+        entry = TimelineEntry
+        on_deal = select(Deal.id).where(Deal.id == entry.deal_id, self.deals).exists()
+        on_client = select(Client.id).where(Client.id == entry.client_id, self.clients).exists()
+        on_lead = select(Lead.id).where(Lead.id == entry.lead_id, self.leads).exists()
+        return or_(and_(entry.deal_id.is_not(None), on_deal),
+                   and_(entry.deal_id.is_(None), entry.client_id.is_not(None), on_client),
+                   and_(entry.deal_id.is_(None), entry.client_id.is_(None), on_lead))
 
 
 # --- what a hit shows ---------------------------------------------------------------------------------
 
 async def _describe(session: AsyncSession, kind: str, ids: list[int], query: sq.Query) -> list[Hit]:
-    if kind in ENTRY_KINDS:
-        return await _entries(session, kind, ids, query)
     points = await _points(session, kind, ids)
     if kind == "client":
         rows = {r.id: r for r in await session.scalars(select(Client).where(Client.id.in_(ids)))}
@@ -221,11 +256,16 @@ def _point(points: list[ContactPoint], query: sq.Query) -> str:
     return ""
 
 
-async def _entries(session: AsyncSession, kind: str, ids: list[int], query: sq.Query) -> list[Hit]:
-    entries = {e.id: e for e in await session.scalars(select(TimelineEntry).where(TimelineEntry.id.in_(ids)))}
+async def _entries(session: AsyncSession, chosen: dict[str, list[int]], query: sq.Query) -> list[Hit]:
+    """The hits of the timeline's kinds (``chosen``: kind → entry ids), read together."""
+    wanted = [(kind, i) for kind, ids in chosen.items() for i in ids]
+    if not wanted:
+        return []
+    entries = {e.id: e for e in await session.scalars(
+        select(TimelineEntry).where(TimelineEntry.id.in_([i for _, i in wanted])))}
     names = await _entry_places(session, list(entries.values()))
     hits = []
-    for i in ids:
+    for kind, i in wanted:
         entry = entries.get(i)
         if entry is None:
             continue
