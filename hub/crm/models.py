@@ -274,6 +274,7 @@ class Deal(Base):
     __tablename__ = "deals"
     __table_args__ = (
         Index("ix_deals_stage_next", "stage_id", "next_interaction_at"),
+        Index("ix_deals_client_responsible", "client_id", "responsible_id"),  # access: a client with my deal
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -577,7 +578,9 @@ class SearchDocument(Base):
 
     __tablename__ = "search_documents"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # SQLite: INTEGER, i.e. the rowid (64 bits there) the FTS tables point at
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=False)
     kind: Mapped[str] = mapped_column(String(16))
     ref_id: Mapped[int] = mapped_column(BigInteger)
     words: Mapped[str] = mapped_column(Text)

@@ -195,13 +195,18 @@ def upgrade() -> None:
     d = Dialect(op.get_bind().dialect.name)
     op.create_table(
         "search_documents",
-        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        # SQLite: INTEGER, the rowid itself (64 bits there), which the FTS tables point at
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False,
+                  nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("ref_id", sa.BigInteger(), nullable=False),
         sa.Column("words", sa.Text(), nullable=False),
         sa.Column("handles", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_search_documents")),
     )
+    # the access rule "a client with a deal of mine" (access.clients_filter), checked for each hit of
+    # an agent's search: without it SQLite walks all of the agent's deals for every client
+    op.create_index("ix_deals_client_responsible", "deals", ["client_id", "responsible_id"])
     _backfill(d)
     if d.pg:
         _pg_upgrade(d)
@@ -221,3 +226,4 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS search_words")
         op.execute("DROP TABLE IF EXISTS search_grams")
     op.drop_table("search_documents")
+    op.drop_index("ix_deals_client_responsible", table_name="deals")
