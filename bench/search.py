@@ -155,14 +155,15 @@ async def open_database(kind: str, args: argparse.Namespace) -> tuple[Database, 
         url = f"{PG_ROOT}/crmhub_bench_search_{args.people}_{args.entries}"
     wanted = {"revision": head_revision(url), "people": args.people, "entries": args.entries,
               "seed": args.seed}
-    if not args.rebuild and ((kind == "sqlite" and path.exists()) or (kind == "postgres" and await pg_exists(url))):
+    exists = path.exists() if kind == "sqlite" else await pg_exists(url)
+    if not args.rebuild and exists:
         database = Database(create_engine(url), InProcessBus())
         if await cached(database, wanted):
             return database, False
         await database.dispose()
     if kind == "sqlite":
         for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+            Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 (a script)
     else:
         name = make_url(url).database
         await pg_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
@@ -214,7 +215,8 @@ async def build(database: Database, kind: str, args: argparse.Namespace) -> None
 
     clients = [{"id": i, "kind": "company" if i % 3 else "person", "name": company() if i % 3 else person(),
                 "full_name": "", "inn": None, "manager_id": agents[i % AGENTS], "relationship_type": "buyer",
-                "region": "", "industry": "", "comment": "", "custom": {}, "created_at": now, "updated_at": now}
+                "region": "", "industry": "", "comment": "", "custom": {}, "created_at": now,
+                "updated_at": now}
                for i in range(1, n_clients + 1)]
     await insert_rows(database, Client.__table__, clients)
     contacts = [{"id": i, "client_id": rng.randint(1, n_clients), "name": person(), "position": "",
@@ -274,8 +276,9 @@ async def build(database: Database, kind: str, args: argparse.Namespace) -> None
         elif entry_kind == "call":
             payload, body = {"number": number, "status": "answered"}, ""
         batch.append({"kind": entry_kind, "direction": "in", "occurred_at": start + timedelta(seconds=i * 30),
-                      "author_id": None, "text": body, "payload": payload, "pinned": False, "deal_id": deal_id,
-                      "client_id": client_id, "lead_id": None, "external_key": None, "created_at": now})
+                      "author_id": None, "text": body, "payload": payload, "pinned": False,
+                      "deal_id": deal_id, "client_id": client_id, "lead_id": None, "external_key": None,
+                      "created_at": now})
         if len(batch) == 100_000:
             await insert_rows(database, TimelineEntry.__table__, batch)
             batch = []
@@ -345,7 +348,8 @@ async def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     database, built = await open_database(kind, args)
     try:
-        log(f"  database {'built' if built else 'reused from the cache'} in {time.perf_counter() - started:.0f} s")
+        how = "built" if built else "reused from the cache"
+        log(f"  database {how} in {time.perf_counter() - started:.0f} s")
         queries = await samples(database, random.Random(args.seed + 1), args.runs)
         for q in queries.values():  # warm the caches once
             await time_queries(database, "bench0", q[:3])
@@ -362,7 +366,8 @@ async def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         result["worst_p95"] = worst
         result["target_p95"] = TARGET_P95_MS[kind]
         result["met"] = worst <= TARGET_P95_MS[kind]
-        log(f"  worst p95 {worst} ms (target {TARGET_P95_MS[kind]} ms): {'met' if result['met'] else 'NOT met'}; "
+        verdict = "met" if result["met"] else "NOT met"
+        log(f"  worst p95 {worst} ms (target {TARGET_P95_MS[kind]} ms): {verdict}; "
             f"load average {result['load_before']} → {result['load_after']}")
         return result
     finally:
@@ -370,7 +375,8 @@ async def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--size", choices=("full", "small"), default="full")
     parser.add_argument("--people", type=int)

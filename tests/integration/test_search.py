@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from hub.crm import timeline
 from hub.crm.models import SearchDocument
+from hub.db import Database
 from hub.web.keys import DB
 from tests.integration.conftest import Api
 
@@ -193,3 +194,22 @@ async def test_bad_input_and_limits(admin: Api) -> None:
         await new_client(admin, f"Клиент Лимит {n}")
     assert len(await found(admin, "лимит")) == 5
     assert len(await found(admin, "лимит", limit="7")) == 7
+
+
+SOURCE_TABLES = {"clients", "contacts", "leads", "deals", "tasks", "timeline_entries", "contact_points"}
+
+
+async def test_every_source_table_has_its_search_triggers(database: Database, backend: str) -> None:
+    """A later migration that rebuilds one of these tables on SQLite (batch mode) drops its triggers."""
+    async with database.reading() as s:
+        if backend == "sqlite":
+            rows = (await s.execute(text("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger' "
+                                         "AND name LIKE 'search%'"))).all()
+            ops = ("ai", "au", "ad")
+            expected = {(table, f"search_{table}_{op}") for table in SOURCE_TABLES for op in ops}
+            expected |= {("search_documents", f"search_documents_{op}") for op in ("ai", "au", "ad")}
+            assert set(map(tuple, rows)) == expected
+        else:
+            rows = (await s.execute(text("SELECT tgrelid::regclass::text FROM pg_trigger "
+                                         "WHERE tgname = 'search_index'"))).all()
+            assert {r[0] for r in rows} == SOURCE_TABLES
