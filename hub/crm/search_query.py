@@ -40,8 +40,12 @@ ENDINGS = sorted(("ями", "ами", "иях", "ях", "ах", "ией", "ей"
                  key=len, reverse=True)
 
 
+_YO = str.maketrans("ё", "е")
+_FLEETING_VOWELS = ("о", "е")
+
+
 def fold(text: str) -> str:
-    return text.lower().replace("ё", "е")
+    return text.lower().translate(_YO)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ def fleeting(stem: str) -> set[str]:
     if len(stem) >= 4 and (m := _DROPS_VOWEL.fullmatch(stem)):
         found.add(m[1] + m[2])
     if len(stem) >= 4 and (m := _LOST_VOWEL.fullmatch(stem)):
-        found.update({m[1] + "о" + m[2], m[1] + "е" + m[2]})
+        found.update(m[1] + vowel + m[2] for vowel in _FLEETING_VOWELS)
     return found
 
 
