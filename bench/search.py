@@ -8,8 +8,9 @@ Builds the database once and keeps it (SQLite: ``var/bench/search-<people>-<entr
 PostgreSQL: database ``crmhub_bench_search_<people>_<entries>``), reused by the next run while its
 schema is at the same migration head (``--rebuild`` to build again). Built through the real schema:
 the data goes in with Core ``insert()`` in large batches and the search triggers (migration 0013)
-index every row as it arrives (on PostgreSQL the GIN indexes are dropped during the load and built
-after, as one would for a bulk load). People: clients, contact persons and leads with Russian names
+index every row as it arrives on SQLite; on PostgreSQL, as one would for a bulk load, the triggers are
+off during the load, the documents are written after it by the migration's own backfill SELECTs,
+and the GIN indexes are built last. People: clients, contact persons and leads with Russian names
 (many with ё), a phone each, an e-mail for half; 10 % of them have a deal; the entries are SMS,
 Telegram, letters (subject, address), calls (number) and notes on them, texts of 6–16 words from a
 2,000-word vocabulary.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
@@ -92,6 +94,19 @@ WORDS = ("договор", "счёт", "оплата", "поставка", "до
          "транспорт", "водитель", "адрес", "офис", "объект", "монтаж", "проект", "смета", "чертёж")
 SYLLABLES = ("ка", "ло", "ми", "ра", "ни", "то", "ве", "су", "ды", "жа", "по", "ре", "ки", "зо", "бу", "ля")
 N_VOCABULARY = 2_000
+
+
+SOURCE_TABLES = ("clients", "contacts", "leads", "deals", "tasks", "timeline_entries", "contact_points")
+
+
+def search_migration() -> Any:
+    """The search's migration module (its ``documents`` SELECTs index the rows it finds)."""
+    [path] = (ROOT / "hub" / "migrations" / "versions").glob("*_search.py")
+    spec = importlib.util.spec_from_file_location("search_migration", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def vocabulary(rng: random.Random) -> list[str]:
@@ -186,13 +201,15 @@ async def build(database: Database, kind: str, args: argparse.Namespace) -> None
     started = time.perf_counter()
     now = datetime.now(UTC)
     gin: list[tuple[str, str]] = []
-    if kind == "postgres":  # a bulk load: the GIN indexes are built once at the end
+    if kind == "postgres":  # a bulk load: triggers off, then the migration's own backfill, then GIN
         async with database.engine.begin() as conn:
             gin = [(r[0], r[1]) for r in (await conn.execute(text(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'search_documents' "
                 "AND indexdef LIKE '%USING gin%'"))).all()]
             for name, _ in gin:
                 await conn.execute(text(f'DROP INDEX "{name}"'))
+            for table in SOURCE_TABLES:
+                await conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER search_index"))
 
     users = [{"id": 1000 + i, "login": f"bench{i}", "name": f"Агент {i}", "password_hash": "",
               "role": "manager" if i == 0 else "agent", "language": "ru", "active": True, "created_at": now}
@@ -284,10 +301,20 @@ async def build(database: Database, kind: str, args: argparse.Namespace) -> None
             batch = []
             log(f"  entries: {i} at {time.perf_counter() - started:.0f} s")
     await insert_rows(database, TimelineEntry.__table__, batch)
-    if gin:
+    if kind == "postgres":
         async with database.engine.begin() as conn:
+            await conn.execute(text("ANALYZE"))  # fresh tables: without statistics the backfill's
+            # per-owner subqueries would each scan every contact point
+            migration = search_migration()
+            everything = dict.fromkeys(("client", "contact", "lead", "deal", "task", "entry"), "1 = 1")
+            for select_documents in migration.documents(migration.Dialect("postgresql"), everything).values():
+                await conn.execute(text("INSERT INTO search_documents (id, kind, ref_id, words, handles) "
+                                        + select_documents))
+            log(f"  documents written at {time.perf_counter() - started:.0f} s")
             for _, definition in gin:
                 await conn.execute(text(definition))
+            for table in SOURCE_TABLES:
+                await conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER search_index"))
             await conn.execute(text("ANALYZE"))
     log(f"  built in {time.perf_counter() - started:.0f} s")
 

@@ -135,6 +135,8 @@ TABLE_KIND = {"clients": "client", "contacts": "contact", "leads": "lead", "deal
 
 
 def _backfill(d: Dialect) -> None:
+    if d.pg:  # a freshly loaded table without statistics would be scanned once per owner
+        op.execute("ANALYZE contact_points")
     everything = dict.fromkeys(("client", "contact", "lead", "deal", "task", "entry"), "1 = 1")
     for select in documents(d, everything).values():
         op.execute(f"INSERT INTO search_documents (id, kind, ref_id, words, handles) {select}")
