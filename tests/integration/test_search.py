@@ -3,6 +3,7 @@ fragments of phones and e-mails, access rules, and the index kept in step with e
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,8 @@ from hub.crm.models import SearchDocument
 from hub.db import Database
 from hub.web.keys import DB
 from tests.integration.conftest import Api
+from tests.integration.test_migrations import _upgrade
+from tests.integration.test_migrations import empty_url as empty_url  # the fixture
 
 SEARCH = "/api/v1/search"
 
@@ -213,3 +216,42 @@ async def test_every_source_table_has_its_search_triggers(database: Database, ba
             rows = (await s.execute(text("SELECT tgrelid::regclass::text FROM pg_trigger "
                                          "WHERE tgname = 'search_index'"))).all()
             assert {r[0] for r in rows} == SOURCE_TABLES
+
+
+async def test_the_migration_indexes_the_rows_that_were_there(empty_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from hub.bus import InProcessBus
+    from hub.crm import finder
+    from hub.crm.models import User
+    from hub.db import alembic_config, create_engine, migrate
+
+    before = ScriptDirectory.from_config(alembic_config(empty_url)).get_revision("0013").down_revision
+    engine = create_engine(empty_url)
+    database = Database(engine, InProcessBus())
+    try:
+        await _upgrade(engine, str(before))
+        async with engine.begin() as connection:
+            at = {"at": datetime(2026, 1, 1)}
+            await connection.execute(text(
+                "INSERT INTO users (id, login, name, password_hash, role, language, active, created_at) "
+                "VALUES (1, 'boss', 'Boss', '', 'admin', 'ru', true, :at)"), at)
+            await connection.execute(text(
+                "INSERT INTO clients (id, kind, name, full_name, relationship_type, region, industry, "
+                "comment, custom, created_at, updated_at) VALUES (7, 'company', 'ООО «Берёзка»', '', 'buyer', '', '', "
+                "'', '{}', :at, :at)"), at)
+            await connection.execute(text(
+                "INSERT INTO contact_points (id, kind, value, raw, tail, label, client_id, created_at) "
+                "VALUES (1, 'phone', '+79167067660', '', '9167067660', '', 7, :at)"), at)
+            await connection.execute(text(
+                "INSERT INTO timeline_entries (id, kind, occurred_at, text, payload, pinned, client_id, "
+                "created_at) VALUES (3, 'note', :at, 'Звонки по средам', '{}', false, 7, :at)"), at)
+        await migrate(engine)
+        async with database.reading() as s:
+            boss = await s.get(User, 1)
+            assert boss is not None
+            assert [(h.kind, h.id) for h in await finder.search(s, boss, "березка")] == [("client", 7)]
+            assert [(h.kind, h.id) for h in await finder.search(s, boss, "706-76")] == [("client", 7)]
+            assert [(h.kind, h.id) for h in await finder.search(s, boss, "звонок")] == [("note", 3)]
+    finally:
+        await database.dispose()
