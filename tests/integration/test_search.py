@@ -238,8 +238,8 @@ async def test_the_migration_indexes_the_rows_that_were_there(empty_url: str) ->
                 "VALUES (1, 'boss', 'Boss', '', 'admin', 'ru', true, :at)"), at)
             await connection.execute(text(
                 "INSERT INTO clients (id, kind, name, full_name, relationship_type, region, industry, "
-                "comment, custom, created_at, updated_at) VALUES (7, 'company', 'ООО «Берёзка»', '', 'buyer', '', '', "
-                "'', '{}', :at, :at)"), at)
+                "comment, custom, created_at, updated_at) "
+                "VALUES (7, 'company', 'ООО «Берёзка»', '', 'buyer', '', '', '', '{}', :at, :at)"), at)
             await connection.execute(text(
                 "INSERT INTO contact_points (id, kind, value, raw, tail, label, client_id, created_at) "
                 "VALUES (1, 'phone', '+79167067660', '', '9167067660', '', 7, :at)"), at)
