@@ -315,7 +315,9 @@ async def build(database: Database, kind: str, args: argparse.Namespace) -> None
                 await conn.execute(text(definition))
             for table in SOURCE_TABLES:
                 await conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER search_index"))
-            await conn.execute(text("ANALYZE"))
+        # as autovacuum leaves a table: statistics, and the visibility map for index-only scans
+        async with database.engine.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text("VACUUM ANALYZE"))
     log(f"  built in {time.perf_counter() - started:.0f} s")
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    text,
     true,
     union_all,
 )
@@ -48,6 +49,9 @@ ENTRY_KINDS = ("message", "letter", "call", "note")
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 50
 SNIPPET = 120  # characters around what matched
+# PostgreSQL: how many of the newest matches of a kind are checked against the access rule (see
+# docs/decisions.md: a word in tens of thousands of letters costs a full read of them otherwise)
+PG_CANDIDATES = 1000
 
 _SOURCES: dict[str, Any] = {"client": Client, "contact": ContactPerson, "lead": Lead, "deal": Deal,
                             "task": Task, **dict.fromkeys(ENTRY_KINDS, TimelineEntry)}
@@ -100,6 +104,13 @@ async def search(session: AsyncSession, user: User, q: str | None, kinds: Iterab
         parts.extend(_matching(session, kind, query, visible, limit))
     if not parts:
         return []
+    if session.get_bind().dialect.name == "postgresql":
+        # Each kind's matches (a few thousand at most) join their rows one by one through the primary
+        # key: the planner, overestimating a prefix query's matches, would hash-join a full scan of
+        # the table (a million entries) or start parallel workers — hundreds of ms for five rows.
+        for setting in ("max_parallel_workers_per_gather = 0", "enable_hashjoin = off",
+                        "enable_mergejoin = off"):
+            await session.execute(text(f"SET LOCAL {setting}"))
     found: dict[str, set[int]] = {}
     for row in (await session.execute(union_all(*parts))).all():
         found.setdefault(str(row[0]), set()).add(int(row[1]))
@@ -128,9 +139,14 @@ def _matching(session: AsyncSession, kind: str, query: sq.Query, visible: Column
         matches = _pg_statement(kind, query)
         if matches is None:
             return []
-        ranked = (matches.add_columns(label, SearchDocument.id.label("doc_id"))
-                  .join(source, source.id == SearchDocument.ref_id)
-                  .where(visible).order_by(SearchDocument.id.desc()).limit(limit).subquery())
+        # The newest CANDIDATES matches (ordered by ``id + 0``, not by walking the primary key
+        # backwards until enough match: the planner overestimates a prefix query's matches), then their
+        # rows and the access rule one by one.
+        candidates = (matches.add_columns(SearchDocument.id, SearchDocument.ref_id)
+                      .order_by((SearchDocument.id + 0).desc()).limit(PG_CANDIDATES).subquery())
+        ranked = (select(label, candidates.c.id.label("doc_id"))
+                  .join(source, source.id == candidates.c.ref_id)
+                  .where(visible).order_by(candidates.c.id.desc()).limit(limit).subquery())
         return [select(ranked.c.kind, ranked.c.doc_id)]
     low, high = sq.id_range(kind)
     parts = []

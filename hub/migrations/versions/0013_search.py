@@ -8,7 +8,7 @@ change, whichever way it is written (ORM, Core bulk statements, cascades); see d
 
 - SQLite: FTS5 tables ``search_words`` (unicode61) and ``search_grams`` (trigram) over the rows
   (external content), kept by triggers on ``search_documents``.
-- PostgreSQL: ``pg_trgm``; a GIN index on ``to_tsvector('russian', words)`` per kind (partial) and
+- PostgreSQL: ``pg_trgm``; per kind (partial), a GIN index on ``to_tsvector('russian', words)`` and
   a trigram GIN index on ``handles``.
 
 Existing rows are indexed here (backfill).
@@ -174,7 +174,8 @@ def _pg_upgrade(d: Dialect) -> None:
     for kind in KINDS:
         op.execute(f"CREATE INDEX ix_search_words_{kind} ON search_documents "
                    f"USING gin (to_tsvector('russian'::regconfig, words)) WHERE kind = '{kind}'")
-    op.execute("CREATE INDEX ix_search_grams ON search_documents USING gin (handles gin_trgm_ops)")
+        op.execute(f"CREATE INDEX ix_search_grams_{kind} ON search_documents "
+                   f"USING gin (handles gin_trgm_ops) WHERE kind = '{kind}'")
     for table, kind in TABLE_KIND.items():
         op.execute(f"""CREATE FUNCTION search_index_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
