@@ -46,6 +46,7 @@ from hub.web.api import deals, notifications, people, timeline, webhooks
 from hub.web.api import history as history_api
 from hub.web.api import messages as message_api
 from hub.web.api import presence as presence_api
+from hub.web.api import search as search_api
 from hub.web.api import settings as settings_api
 from hub.web.errors import error_middleware
 from hub.web.keys import (
@@ -73,6 +74,7 @@ from hub.web.views import inbox as inbox_views
 from hub.web.views import leads as lead_views
 from hub.web.views import presence as presence_views
 from hub.web.views import reports as report_views
+from hub.web.views import search as search_views
 from hub.web.views import settings as settings_views
 from hub.web.views import tasks as task_views
 
@@ -98,6 +100,7 @@ ROUTE_TABLES = (
     people.routes, deals.routes, timeline.routes, notifications.routes, attachment_api.routes,
     settings_api.routes, call_api.routes, webhooks.routes, message_api.routes, presence_api.routes,
     history_api.routes,
+    search_api.routes,
 )
 
 
@@ -140,6 +143,7 @@ def create_app(config: Config) -> web.Application:
     inbox_views.register_views(app.router)
     settings_views.register_views(app.router)
     presence_views.register_views(app.router)
+    search_views.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 

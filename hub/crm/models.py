@@ -277,6 +277,7 @@ class Deal(Base):
     __tablename__ = "deals"
     __table_args__ = (
         Index("ix_deals_stage_next", "stage_id", "next_interaction_at"),
+        Index("ix_deals_client_responsible", "client_id", "responsible_id"),  # access: a client with my deal
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -603,3 +604,22 @@ class AccessGrant(Base):
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     call: Mapped[Call] = relationship()
+
+
+class SearchDocument(Base):
+    """What one search looks through (``hub.crm.finder``): a row per client, contact, lead, deal, task
+    and message, letter, call or note of the timeline, written by database triggers on those tables
+    (migration 0013) in the same transaction as every change. ``id`` is ``kind code × 2^40 + ref_id``
+    (one kind, one id range); ``words`` is the text for full-text search, ``handles`` the name, phone
+    digits, e-mails and INN for fragments; both with ё written е. The dialect's indexes (SQLite FTS5
+    tables ``search_words``/``search_grams``, PostgreSQL GIN) are the migration's, not declared here."""
+
+    __tablename__ = "search_documents"
+
+    # SQLite: INTEGER, i.e. the rowid (64 bits there) the FTS tables point at
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(BigInteger)
+    words: Mapped[str] = mapped_column(Text)
+    handles: Mapped[str] = mapped_column(Text)

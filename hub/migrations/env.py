@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.crm.models import Base
+from hub.migrations.search_objects import search_index_object
 
 target_metadata = Base.metadata
 
@@ -18,6 +19,7 @@ def run_with(connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         compare_server_default=True,
+        include_name=lambda name, *_: not search_index_object(name),
     )
     with context.begin_transaction():
         context.run_migrations()

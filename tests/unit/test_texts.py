@@ -161,6 +161,8 @@ PATTERNS = {
                           "_BOUNCE_SUBJECT"},
     "hub/crm/importer.py": {"COLUMNS", "KINDS", "LEGAL_FORMS", "_FULL_NAME"},
     "hub/crm/common_passwords.py": {"_LIST"},
+    "hub/crm/search_query.py": {"_CONSONANT", "_DROPS_VOWEL", "_LOST_VOWEL", "_CYRILLIC", "ENDINGS", "_YO",
+                                "_FLEETING_VOWELS"},
 }
 # The API's words in English that name a Russian thing (a registry number, a page's title).
 NAMES = {
