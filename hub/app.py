@@ -43,6 +43,7 @@ from hub.web import auth, health, i18n, openapi, sse, vendor
 from hub.web.api import attachments as attachment_api
 from hub.web.api import calls as call_api
 from hub.web.api import deals, notifications, people, timeline, webhooks
+from hub.web.api import duplicates as duplicates_api
 from hub.web.api import messages as message_api
 from hub.web.api import presence as presence_api
 from hub.web.api import settings as settings_api
@@ -95,6 +96,7 @@ ROUTE_TABLES = (
     auth.routes, openapi.routes, health.routes, sse.routes,
     people.routes, deals.routes, timeline.routes, notifications.routes, attachment_api.routes,
     settings_api.routes, call_api.routes, webhooks.routes, message_api.routes, presence_api.routes,
+    duplicates_api.routes,
 )
 
 

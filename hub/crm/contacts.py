@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points, events, resources, search
+from hub.crm import access, contact_points, duplicates, events, resources, search
 from hub.crm.clients import page_rows, phone_condition, read_points, require_client
 from hub.crm.errors import NotFound
 from hub.crm.inputs import ContactIn, read
@@ -64,6 +64,8 @@ async def create_contact(session: AsyncSession, actor: User, data: Any, region: 
     points = read_points(v, region)
     v.check()
     assert client is not None
+    await duplicates.check(session, actor, v, inn=None, points=points,
+                           own=duplicates.Own(client_id=client.id))
     contact = ContactPerson(client_id=client.id, **values)
     session.add(contact)
     await session.flush()
@@ -86,6 +88,9 @@ async def update_contact(session: AsyncSession, actor: User, contact_id: Any, da
     values = _read(v)
     points = read_points(v, region)
     v.check()
+    household = new_client.id if new_client is not None else client.id
+    await duplicates.check(session, actor, v, inn=None, points=points,
+                           own=duplicates.Own(client_id=household))
     for name, value in values.items():
         setattr(contact, name, value)
     if new_client is not None:

@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, contact_points, events, resources, search
+from hub.crm import access, audit, contact_points, duplicates, events, resources, search
 from hub.crm.clients import (
     build_client,
     check_user_id,
@@ -121,6 +121,7 @@ async def create_lead(session: AsyncSession, actor: User | None, data: Any,
     given, manager_id = await check_user_id(session, v, "manager_id")
     points = read_points(v, region)
     v.check()
+    await duplicates.check(session, actor, v, inn=None, points=points)
     if not given:
         manager_id = actor.id if actor is not None else None
     values.setdefault("unsorted", actor is None and manager_id is None)
@@ -201,6 +202,7 @@ async def update_lead(session: AsyncSession, actor: User, lead_id: Any, data: An
     given, manager_id = await check_user_id(session, v, "manager_id")
     points = read_points(v, region)
     v.check()
+    await duplicates.check(session, actor, v, inn=None, points=points, own=duplicates.Own(lead_id=lead.id))
     for name, value in values.items():
         setattr(lead, name, value)
     if given:

@@ -69,8 +69,9 @@ STATUS[Unauthorized] = 401
 
 
 def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+                   headers: dict[str, str] | None = None,
+                   extra: dict[str, Any] | None = None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "fields": fields or {}, **(extra or {})}}
     return json_answer(body, status, headers)
 
 
@@ -101,7 +102,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if not is_api(request):
             return html_error(request, status, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(status, exc.code, exc.message, exc.fields, headers)
+        return error_response(status, exc.code, exc.message, exc.fields, headers, getattr(exc, "extra", None))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
