@@ -143,8 +143,8 @@ async def _grouped(session: AsyncSession, reason: str, value: Any, owner: Any, w
                    limit: int) -> list[tuple[str, str, list[int]]]:
     shared = (select(value).where(*where).group_by(value)
               .having(func.count(func.distinct(owner)) > 1).order_by(value).limit(limit))
-    rows = (await session.execute(select(value, owner).distinct().where(*where, value.in_(shared))
-                                  .order_by(value, owner))).all()
+    members = select(value, owner).distinct().where(*where, value.in_(shared)).order_by(value, owner)
+    rows: list[Any] = list((await session.execute(members)).all())
     by_value: dict[str, list[int]] = {}
     for key, owner_id in rows:
         by_value.setdefault(str(key), []).append(int(owner_id))

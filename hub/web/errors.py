@@ -98,7 +98,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except DomainError as exc:
-        status = STATUS.get(type(exc), 400)
+        # a subclass (DuplicateFound is a Conflict) answers as its nearest mapped class
+        status = next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), 400)
         if not is_api(request):
             return html_error(request, status, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
