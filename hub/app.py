@@ -68,6 +68,7 @@ from hub.web.security import add_security_headers
 from hub.web.views import chrome, deals_board, pages
 from hub.web.views import clients as client_views
 from hub.web.views import deal_card as deal_card_views
+from hub.web.views import duplicates as duplicate_views
 from hub.web.views import inbox as inbox_views
 from hub.web.views import leads as lead_views
 from hub.web.views import presence as presence_views
@@ -136,6 +137,7 @@ def create_app(config: Config) -> web.Application:
     inbox_views.register_views(app.router)
     settings_views.register_views(app.router)
     presence_views.register_views(app.router)
+    duplicate_views.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 
