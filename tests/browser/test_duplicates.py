@@ -26,7 +26,8 @@ async def test_a_duplicate_phone_is_shown_before_saving_and_can_be_saved_anyway(
     await make_user(app, "boss", "manager", "Мария Менеджерова")
     boss = await user_named(app, "boss")
     async with app[DB].transaction() as s:
-        north = await clients.create_client(s, boss, {"name": "ООО «Северный ветер»", "phones": ["+74957067660"]})
+        north = await clients.create_client(s, boss, {"name": "ООО «Северный ветер»",
+                                                      "phones": ["+74957067660"]})
     await log_in(page, "boss")
     await page.get_by_role("navigation", name="Разделы").get_by_role("link", name="Клиенты").click()
     await page.get_by_role("link", name="Новый клиент").click()
@@ -37,7 +38,8 @@ async def test_a_duplicate_phone_is_shown_before_saving_and_can_be_saved_anyway(
 
     warning = page.locator("#new-client [data-duplicate-warning]")
     await expect(warning).to_contain_text("Уже есть: ООО «Северный ветер» — открыть")
-    await expect(warning.get_by_role("link", name="открыть")).to_have_attribute("href", f"/clients/{north['id']}")
+    link = warning.get_by_role("link", name="открыть")
+    await expect(link).to_have_attribute("href", f"/clients/{north['id']}")
     await expect(form.get_by_label("Название")).to_have_value("Северный ветер, филиал")  # nothing lost
     await warning.get_by_role("button", name="всё равно сохранить").click()
     await expect(page).to_have_url(re.compile(r"/clients/\d+$"))

@@ -36,7 +36,8 @@ async def test_same_inn_phone_or_email_is_a_duplicate(admin: Api) -> None:
         assert error["code"] == "duplicate" and error["may_override"] is True
         assert error["duplicates"] == [{"type": "client", "id": north["id"], "name": "ООО «Северный ветер»",
                                         "visible": True, "client_id": north["id"]}]
-    lead = (await admin.post("/api/v1/leads", {"name": "Лид", "phones": ["84957067660"]}, expect=409))["error"]
+    lead = (await admin.post("/api/v1/leads", {"name": "Лид", "phones": ["84957067660"]},
+                             expect=409))["error"]
     assert names(lead) == [("client", "ООО «Северный ветер»")]
     contact = await admin.post("/api/v1/contacts", {"client_id": north["id"], "name": "Секретарь",
                                                     "phones": ["+74957067660"]}, expect=201)
@@ -49,8 +50,8 @@ async def test_same_inn_phone_or_email_is_a_duplicate(admin: Api) -> None:
 
 async def test_allow_duplicate_saves_and_edits_are_checked_too(admin: Api, manager: Api) -> None:
     north = await admin.post("/api/v1/clients", NORTH, expect=201)
-    twin = await manager.post("/api/v1/clients", {"name": "Северный ветер", "inn": INN, "allow_duplicate": True},
-                              expect=201)
+    twin = await manager.post("/api/v1/clients", {"name": "Северный ветер", "inn": INN,
+                                                  "allow_duplicate": True}, expect=201)
     assert twin["inn"] == INN
     listed = await admin.get("/api/v1/identify", params={"phone": "84957067660"})
     assert [m["id"] for m in listed["matches"]] == [north["id"]]
