@@ -4,10 +4,12 @@ clients and undoing the merge within a day — through the HTTP API on both data
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import update
 
+from hub.crm import importer
 from hub.crm.models import ClientMerge, utcnow
 from hub.crm.names import name_key
 from hub.web.keys import DB
@@ -153,3 +155,17 @@ async def test_undo_after_a_day_is_refused(admin: Api, app: web.Application) -> 
     assert error["code"] == "undo_expired"
     await admin.get(f"/api/v1/clients/{other['id']}", expect=404)
     await admin.post("/api/v1/merges/999999/undo", expect=404)
+
+
+async def test_an_import_reports_a_duplicate_row_and_imports_the_rest(admin: Api, app: web.Application,
+                                                                      tmp_path: Path) -> None:
+    north = await admin.post("/api/v1/clients", NORTH, expect=201)
+    path = tmp_path / "clients.csv"
+    path.write_text("name,phones,emails\nДубль по телефону,8 495 706-76-60,\nДубль по почте,,zakaz@SEVER.ru\n"
+                    "Новый,+7 495 111-22-33,new@new.ru\n", encoding="utf-8")
+    actor = await importer.default_actor(app[DB])
+    result = await importer.import_clients(app[DB], path, actor)
+    assert result.imported == 1
+    assert [(bad.line, bad.reason) for bad in result.bad] == [
+        (2, f"duplicate of client {north['id']} (ООО «Северный ветер»)"),
+        (3, f"duplicate of client {north['id']} (ООО «Северный ветер»)")]
