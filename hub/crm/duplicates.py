@@ -4,7 +4,7 @@ Creating or changing one into a duplicate raises ``DuplicateFound`` (409 ``dupli
 body says ``"allow_duplicate": true`` — which only managers and administrators may say. A contact
 person shares its client's phone (a switchboard) as a matter of course: the points of the same
 client and of its contact persons do not count. A duplicate the actor may not see still blocks, but
-is shown without its name (see docs/decisions.md).
+is shown by its type only, as identify does (see docs/decisions.md).
 
 ``likely_pairs`` lists the clients that look like one another (same INN, phone, e-mail or
 normalised name), grouped in SQL so it stays cheap on big tables.
@@ -39,12 +39,15 @@ class Own:
 
 @dataclass
 class _Found:
-    items: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    items: dict[tuple[str, int | None], dict[str, Any]] = field(default_factory=dict)
 
     def add(self, kind: str, obj_id: int, name: str | None, visible: bool, client_id: int | None) -> None:
-        self.items.setdefault((kind, obj_id), {
-            "type": kind, "id": obj_id, "name": name if visible else None, "visible": visible,
-            "client_id": client_id if visible else None})
+        if not visible:  # as identify: a known person, not the actor's — no id, no name; one per type
+            self.items.setdefault((kind, None), {"type": kind, "id": None, "name": None, "visible": False,
+                                                 "client_id": None})
+            return
+        self.items.setdefault((kind, obj_id), {"type": kind, "id": obj_id, "name": name, "visible": True,
+                                               "client_id": client_id})
 
 
 def wants_override(v: Fields, actor: User | None) -> bool:
@@ -70,8 +73,9 @@ async def check(session: AsyncSession, actor: User | None, v: Fields, *, inn: st
 
 async def find(session: AsyncSession, actor: User, *, inn: str | None, phones: list[str], emails: list[str],
                own: Own = Own()) -> list[dict[str, Any]]:
-    """``[{"type": "client"|"contact"|"lead", "id", "name" (None when the actor may not see it),
-    "visible", "client_id"}]``: who already has this INN, one of these phones or e-mails."""
+    """``[{"type": "client"|"contact"|"lead", "id", "name", "visible", "client_id"}]``: who already has
+    this INN, one of these phones or e-mails; one the actor may not see is only its type (``id``,
+    ``name`` and ``client_id`` None, ``visible`` false), once per type."""
     found = _Found()
     if inn:
         stmt = select(Client).where(Client.inn == inn).limit(MAX_SHOWN)

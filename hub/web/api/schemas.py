@@ -73,9 +73,9 @@ COMPONENTS: dict[str, Schema] = {
                                 "fields": {"type": "object", "additionalProperties": TEXT},
                                 # code "duplicate" (409): who has the INN, phone or e-mail already
                                 "duplicates": {"type": "array", "items": obj({
-                                    "type": {"enum": ["client", "contact", "lead"]}, "id": ID,
+                                    "type": {"enum": ["client", "contact", "lead"]}, "id": ID_OR_NULL,
                                     "name": {"type": ["string", "null"],
-                                             "description": "null: one the caller may not see"},
+                                             "description": "null (and id null): one the caller may not see"},
                                     "visible": {"type": "boolean"}, "client_id": ID_OR_NULL})},
                                 "may_override": {
                                     "type": "boolean",
