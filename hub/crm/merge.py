@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, audit, clients, events, timeline
+from hub.crm import access, audit, clients, events, leads, timeline
 from hub.crm.errors import Conflict, NotFound, ValidationError
 from hub.crm.models import (
     Call,
@@ -250,3 +250,49 @@ async def _restore(session: AsyncSession, merge: ClientMerge, removed_id: int) -
 
 
 
+
+
+# --- a lead into an existing client -----------------------------------------------------------------------
+
+async def merge_lead(session: AsyncSession, actor: User, lead_id: Any, data: Any) -> dict[str, Any]:
+    """The lead turns out to be an existing client (``data["client_id"]``): as a conversion, but into
+    that client — the lead's phones and e-mails the client lacks, its deals, timeline, tasks, calls
+    and conversations go to the client, and the lead is marked converted into it. Staff only; not
+    undone (a conversion is not either)."""
+    access.require_staff(actor)
+    lead = await session.get(Lead, lead_id, populate_existing=True) if isinstance(lead_id, int) else None
+    if lead is None or not await access.can_see_lead(session, actor, lead):
+        raise NotFound("lead not found")
+    v = Fields(data)
+    client_id = v.id("client_id", required=True)
+    v.check()
+    try:
+        client = await clients.require_client(session, actor, client_id)
+    except NotFound:
+        raise ValidationError({"client_id": "no such client"}) from None
+    if lead.converted_at is not None or lead.converted_client_id is not None:
+        raise Conflict("the lead is converted already")
+    plain = {"synchronize_session": False}
+    kept_points = select(ContactPoint.value).where(ContactPoint.client_id == client.id)
+    await session.execute(update(ContactPoint).where(ContactPoint.lead_id == lead.id,
+                                                     ContactPoint.value.not_in(kept_points))
+                          .values(lead_id=None, client_id=client.id), execution_options=plain)
+    await session.execute(delete(ContactPoint).where(ContactPoint.lead_id == lead.id),  # the client has them
+                          execution_options=plain)
+    await session.execute(update(Deal).where(Deal.lead_id == lead.id).values(client_id=client.id),
+                          execution_options=plain)
+    await session.execute(update(TimelineEntry).where(TimelineEntry.lead_id == lead.id)
+                          .values(client_id=client.id), execution_options=plain)
+    for model in (Task, Call, Conversation):
+        await session.execute(update(model).where(model.lead_id == lead.id, model.client_id.is_(None))
+                              .values(client_id=client.id), execution_options=plain)
+    lead.converted_at, lead.converted_client_id, lead.unsorted = utcnow(), client.id, False
+    await session.flush()
+    await timeline.add_entry(session, kind="system", client_id=client.id, author_id=actor.id,
+                             payload={"event": "lead_merged", "lead_id": lead.id, "lead_name": lead.name})
+    result = await clients.get_client(session, actor, client.id)
+    events.emit(session, "client.updated", {"client": result}, scope={"manager_id": result["manager_id"]})
+    lead_dict = (await leads.lead_dicts(session, [lead]))[0]
+    events.emit(session, "lead.updated", {"lead": lead_dict},
+                scope={"manager_id": lead.manager_id, "unassigned": lead.manager_id is None})
+    return {"client": result}

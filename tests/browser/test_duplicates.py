@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.crm import clients
+from hub.crm import clients, leads
 from hub.web.keys import DB
 from tests.browser.test_clients import user_named
 from tests.browser.test_foundation import log_in
@@ -84,3 +84,22 @@ async def test_an_agent_sees_the_duplicate_but_cannot_save_it(page: Any, app: we
     await expect(warning).not_to_contain_text("Чужой")
     await expect(warning.get_by_role("button", name="всё равно сохранить")).to_have_count(0)
     await expect(warning).to_contain_text("Сохранить дубликат может только менеджер или администратор")
+
+
+async def test_a_lead_whose_phone_a_client_has_is_attached_to_that_client(page: Any,
+                                                                         app: web.Application) -> None:
+    await make_user(app, "boss", "manager", "Мария Менеджерова")
+    boss = await user_named(app, "boss")
+    async with app[DB].transaction() as s:
+        north = await clients.create_client(s, boss, {"name": "ООО «Северный ветер»",
+                                                      "phones": ["+74957067660"]})
+        lead = await leads.create_lead(s, None, {"name": "Звонок +74957067660", "phones": ["+74957067660"]})
+    await log_in(page, "boss")
+    await page.goto(f"/leads/{lead['id']}")
+    notice = page.locator(".notice.known")
+    await expect(notice).to_contain_text("ООО «Северный ветер»")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await notice.get_by_role("button", name="Присоединить к этому клиенту").click()
+    await expect(page).to_have_url(re.compile(rf"/clients/{north['id']}\?tab=timeline$"))
+    await expect(page.locator(".tl-system").first).to_contain_text(
+        "Лид «Звонок +74957067660» присоединён к этому клиенту")

@@ -170,3 +170,23 @@ async def test_an_import_reports_a_duplicate_row_and_imports_the_rest(admin: Api
     assert [(bad.line, bad.reason) for bad in result.bad] == [
         (2, f"duplicate of client {north['id']} (ООО «Северный ветер»)"),
         (3, f"duplicate of client {north['id']} (ООО «Северный ветер»)")]
+
+
+async def test_a_lead_is_merged_into_an_existing_client(admin: Api, agent: Api) -> None:
+    north = await admin.post("/api/v1/clients", NORTH, expect=201)
+    lead = await admin.post("/api/v1/leads", {"name": "Звонок с сайта", "allow_duplicate": True,
+                                              "phones": ["+74957067660", "+79160001122"]}, expect=201)
+    deal = await admin.post("/api/v1/deals", {"title": "Заявка", "lead_id": lead["id"]}, expect=201)
+    note = await admin.post(f"/api/v1/leads/{lead['id']}/notes", {"text": "просили счёт"}, expect=201)
+    path = f"/api/v1/leads/{lead['id']}/merge"
+    await agent.post(path, {"client_id": north["id"]}, expect=403)
+    await admin.post(path, {"client_id": 999999}, expect=422)
+    client = (await admin.post(path, {"client_id": north["id"]}))["client"]
+    assert sorted(client["phones"]) == ["+74957067660", "+79160001122"]
+    assert (await admin.get(f"/api/v1/deals/{deal['id']}"))["client_id"] == north["id"]
+    entries = (await admin.get(f"/api/v1/clients/{north['id']}/timeline"))["items"]
+    assert note["id"] in [e["id"] for e in entries]
+    assert any(e["payload"].get("event") == "lead_merged" for e in entries)
+    merged = await admin.get(f"/api/v1/leads/{lead['id']}")
+    assert merged["converted_client_id"] == north["id"] and merged["phones"] == []
+    await admin.post(path, {"client_id": north["id"]}, expect=409)

@@ -52,3 +52,13 @@ async def undo_merge(request: web.Request) -> web.Response:
     merge_id = path_id(request)
     async with request.app[DB].transaction() as s:
         return ok(await merge.undo_merge(s, request[USER], merge_id))
+
+
+@routes.post("/api/v1/leads/{id}/merge", "Attach a lead to an existing client (a conversion into it)",
+             request=obj({"client_id": ID}, ("client_id",)),
+             response=obj({"client": ref("Client")}, ("client",)), errors=(401, 403, 404, 409, 422))
+async def merge_lead(request: web.Request) -> web.Response:
+    lead_id = path_id(request)
+    data = await json_body(request)
+    async with request.app[DB].transaction() as s:
+        return ok(await merge.merge_lead(s, request[USER], lead_id, data))

@@ -91,8 +91,27 @@ async def undo_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/clients/{result['kept']['id']}")
 
 
+async def merge_lead_submit(request: web.Request) -> web.StreamResponse:
+    """«Присоединить к этому клиенту» on a lead card whose phone or e-mail a client has."""
+    user = require_user(request)
+    lead_id = path_id(request)
+    form = await request.post()
+    client_id = text(form, "client_id")
+    if not client_id.isdecimal() or not 0 < int(client_id) < 2**62:
+        raise web.HTTPNotFound()
+    try:
+        async with request.app[DB].transaction() as s:
+            await merge.merge_lead(s, user, lead_id, {"client_id": int(client_id)})
+    except ValidationError:
+        raise web.HTTPNotFound() from None
+    except Conflict:  # converted meanwhile: the lead card says so
+        raise web.HTTPSeeOther(f"/leads/{lead_id}") from None
+    raise web.HTTPSeeOther(f"/clients/{client_id}?tab=timeline")
+
+
 def register_views(router: web.UrlDispatcher) -> None:
     router.add_get("/duplicates", duplicates_page)
     router.add_get(r"/clients/{id:\d+}/merge", merge_page)
     router.add_post(r"/clients/{id:\d+}/merge", merge_submit)
     router.add_post(r"/merges/{id:\d+}/undo", undo_submit)
+    router.add_post(r"/leads/{id:\d+}/merge", merge_lead_submit)

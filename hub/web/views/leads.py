@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.crm import deals, leads, people_views, tasks
+from hub.crm import access, deals, leads, people_views, tasks
 from hub.crm.errors import Conflict, DuplicateFound, ValidationError
 from hub.crm.models import CLIENT_KINDS
 from hub.web.errors import query_text
@@ -85,6 +85,7 @@ async def lead_card(request: web.Request, *, form: dict[str, Any] | None = None,
         "kinds": CLIENT_KINDS, "kind_labels": KIND_LABELS,
         "phone": people_views.phone_display,
         "form": form or {}, "errors": field_errors(errors or {}), "conflict": conflict,
+        "staff": access.is_staff(user),
         "convert_open": bool(errors) or conflict,
     }, status=status)
 
