@@ -158,7 +158,8 @@ class Client(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     # the name as duplicates are compared (hub.crm.names), kept in step by ``_keep_name_key``
-    name_key: Mapped[str] = mapped_column(String(300), index=True, default="", server_default="")
+    # (nullable: added to a table with rows, without rebuilding it on SQLite; every write sets it)
+    name_key: Mapped[str | None] = mapped_column(String(300), index=True, default=None)
 
     tags: Mapped[list[Tag]] = relationship(secondary=client_tags, order_by=Tag.name)
     manager: Mapped[User | None] = relationship()

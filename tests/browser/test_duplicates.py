@@ -49,7 +49,7 @@ async def test_a_duplicate_phone_is_shown_before_saving_and_can_be_saved_anyway(
     await page.get_by_role("navigation", name="Разделы").get_by_role("link", name="Клиенты").click()
     await page.get_by_role("link", name="Дубликаты").click()
     group = page.locator(".dup-group[data-reason='phone']")
-    await expect(group).to_contain_text("Один телефон: +74957067660")
+    await expect(group).to_contain_text("Один телефон: +7 495 706-76-60")
     await group.get_by_role("link", name=re.compile("Объединить")).click()
     row = page.locator("tr[data-field='name']")
     await row.get_by_role("radio", name="Северный ветер, филиал").check()

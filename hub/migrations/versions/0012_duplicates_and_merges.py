@@ -24,8 +24,7 @@ BATCH = 1000
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("clients") as batch_op:
-        batch_op.add_column(sa.Column("name_key", sa.String(length=300), server_default="", nullable=False))
+    op.add_column("clients", sa.Column("name_key", sa.String(length=300), nullable=True))
     _fill_name_keys()
     op.create_index(op.f("ix_clients_name_key"), "clients", ["name_key"])
     op.create_table(
@@ -68,5 +67,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_client_merges_kept_id"), table_name="client_merges")
     op.drop_table("client_merges")
     op.drop_index(op.f("ix_clients_name_key"), table_name="clients")
-    with op.batch_alter_table("clients") as batch_op:
-        batch_op.drop_column("name_key")
+    # not a batch (which rebuilds the table on SQLite: dropping "clients" would cascade); SQLite has
+    # ALTER TABLE DROP COLUMN since 3.35
+    op.drop_column("clients", "name_key")

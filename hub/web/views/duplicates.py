@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from hub.crm import access, clients, duplicates, merge
+from hub.crm import access, clients, duplicates, merge, people_views
 from hub.crm.errors import Conflict, ValidationError
 from hub.web.i18n import N_
 from hub.web.keys import DB
@@ -31,7 +31,8 @@ async def duplicates_page(request: web.Request) -> web.Response:
         raise web.HTTPForbidden()
     async with request.app[DB].reading() as s:
         groups = await duplicates.likely_pairs(s, user)
-    return await render(request, "duplicates.html", {"groups": groups, "reason_labels": REASON_LABELS})
+    return await render(request, "duplicates.html", {"groups": groups, "reason_labels": REASON_LABELS,
+                                                     "phone": people_views.phone_display})
 
 
 # --- merging -------------------------------------------------------------------------------------------
