@@ -237,8 +237,9 @@ async def update_client(session: AsyncSession, actor: User, client_id: Any, data
     if v.has("tags") and v.data.get("tags") is None:
         tag_names = []
     v.check()
+    known = await duplicates.stored(session, "client_id", client.id) | {client.inn or ""}
     await duplicates.check(session, actor, v, inn=values.get("inn"), points=cps,
-                           own=duplicates.Own(client_id=client.id))
+                           own=duplicates.Own(client_id=client.id), known=known)
     if given and manager_id != client.manager_id and not access.is_staff(actor) \
             and client.manager_id != actor.id:
         # seeing a client (through a deal of one's own on it, or by sharing) is not owning it

@@ -89,8 +89,9 @@ async def update_contact(session: AsyncSession, actor: User, contact_id: Any, da
     points = read_points(v, region)
     v.check()
     household = new_client.id if new_client is not None else client.id
+    known = await duplicates.stored(session, "contact_id", contact.id)
     await duplicates.check(session, actor, v, inn=None, points=points,
-                           own=duplicates.Own(client_id=household))
+                           own=duplicates.Own(client_id=household), known=known)
     for name, value in values.items():
         setattr(contact, name, value)
     if new_client is not None:

@@ -59,14 +59,24 @@ def wants_override(v: Fields, actor: User | None) -> bool:
     return allow
 
 
+async def stored(session: AsyncSession, owner_field: str, owner_id: int) -> set[str]:
+    """The phones and e-mails a record has already: a change re-checks only the new ones, so that
+    duplicates older than this check (or saved with ``allow_duplicate``) do not block every edit."""
+    column = getattr(ContactPoint, owner_field)
+    return set((await session.scalars(select(ContactPoint.value).where(
+        column == owner_id, ContactPoint.kind.in_(("phone", "email"))))).all())
+
+
 async def check(session: AsyncSession, actor: User | None, v: Fields, *, inn: str | None,
-                points: Normalised, own: Own = Own()) -> None:
+                points: Normalised, own: Own = Own(), known: set[str] | frozenset[str] = frozenset()) -> None:
     """Raise ``DuplicateFound`` when the INN, a phone or an e-mail given is already another's and the
-    body does not allow it. ``actor`` None (a channel's intake) is not checked."""
+    body does not allow it. ``actor`` None (a channel's intake) is not checked; ``known``: values the
+    record has already (``stored``, and its INN), not checked again."""
     if actor is None or wants_override(v, actor):
         return
-    found = await find(session, actor, inn=inn, phones=[p[0] for p in points.phones or ()],
-                       emails=[e[0] for e in points.emails or ()], own=own)
+    found = await find(session, actor, inn=inn if inn not in known else None,
+                       phones=[p[0] for p in points.phones or () if p[0] not in known],
+                       emails=[e[0] for e in points.emails or () if e[0] not in known], own=own)
     if found:
         raise DuplicateFound(found, may_override=access.is_staff(actor))
 

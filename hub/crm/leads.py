@@ -202,7 +202,8 @@ async def update_lead(session: AsyncSession, actor: User, lead_id: Any, data: An
     given, manager_id = await check_user_id(session, v, "manager_id")
     points = read_points(v, region)
     v.check()
-    await duplicates.check(session, actor, v, inn=None, points=points, own=duplicates.Own(lead_id=lead.id))
+    await duplicates.check(session, actor, v, inn=None, points=points, own=duplicates.Own(lead_id=lead.id),
+                           known=await duplicates.stored(session, "lead_id", lead.id))
     for name, value in values.items():
         setattr(lead, name, value)
     if given:

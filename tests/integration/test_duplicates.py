@@ -82,6 +82,12 @@ async def test_an_agent_cannot_override_and_sees_no_hidden_name(admin: Api, agen
     error = (await agent.post("/api/v1/clients", {"name": "Ещё", "inn": None, "emails": []}, expect=201))
     assert error["name"] == "Ещё"
     await agent.patch(f"/api/v1/clients/{mine['id']}", {"inn": INN}, expect=409)
+    # a duplicate saved before (by a manager) does not block its manager's every edit: only new values count
+    twin = await admin.post("/api/v1/clients", {"name": "Двойник", "phones": ["+74957067660"], "inn": INN,
+                                                "manager_id": agent.id, "allow_duplicate": True}, expect=201)
+    changed = await agent.patch(f"/api/v1/clients/{twin['id']}", {"phones": ["+74957067660", "+74950000009"],
+                                                                  "inn": INN, "region": "Тверь"})
+    assert changed["region"] == "Тверь"
 
 
 async def test_the_list_finds_pairs_and_staff_only(admin: Api, agent: Api) -> None:
