@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from hub.crm import importer
@@ -14,6 +15,8 @@ from hub.crm.models import ClientMerge, utcnow
 from hub.crm.names import name_key
 from hub.web.keys import DB
 from tests.integration.conftest import Api
+from tests.integration.test_web_clients import post_form
+from tests.integration.test_web_pages import logged_in
 
 INN = "7707083893"
 OTHER_INN = "500100732259"
@@ -196,3 +199,32 @@ async def test_a_lead_is_merged_into_an_existing_client(admin: Api, agent: Api) 
     merged = await admin.get(f"/api/v1/leads/{lead['id']}")
     assert merged["converted_client_id"] == north["id"] and merged["phones"] == []
     await admin.post(path, {"client_id": north["id"]}, expect=409)
+
+
+async def test_the_forms_warn_before_saving_a_duplicate(client: TestClient, manager: Api, agent: Api) -> None:
+    north = await manager.post("/api/v1/clients", {**NORTH, "manager_id": manager.id}, expect=201)
+    other = await manager.post("/api/v1/clients", {"name": "Южный", "emails": ["south@s.ru"]}, expect=201)
+    contact = await manager.post("/api/v1/contacts", {"client_id": other["id"], "name": "Ольга"}, expect=201)
+    csrf = await logged_in(client, manager)
+    cases = (("/leads", {"name": "Лид", "source": "", "comment": "", "phones": "84957067660"}),
+             (f"/clients/{other['id']}/contacts", {"name": "Пётр", "emails": "zakaz@sever.ru"}),
+             (f"/clients/{other['id']}/contacts/{contact['id']}",
+              {"name": "Ольга", "phones": "+7 495 706 76 60"}),
+             (f"/clients/{other['id']}", {"section": "requisites", "full_name": "", "inn": INN, "kpp": "",
+                                          "okpo": ""}))
+    for path, form in cases:
+        _, text = await post_form(client, path, form, csrf, status=409)
+        assert "Уже есть:" in text and f'<a href="/clients/{north["id"]}"' in text
+        assert "всё равно сохранить" in text
+        location, _ = await post_form(client, path, {**form, "allow_duplicate": "1"}, csrf)
+        assert location
+    assert (await manager.get(f"/api/v1/clients/{other['id']}"))["inn"] == INN
+    assert (await manager.get(f"/api/v1/contacts/{contact['id']}"))["phones"] == ["+74957067660"]
+
+    client.session.cookie_jar.clear()
+    csrf = await logged_in(client, agent)
+    _, text = await post_form(client, "/leads", {"name": "Лид", "phones": "84957067660"}, csrf, status=409)
+    assert "клиент, которого вы не видите" in text and "Северный" not in text
+    assert "всё равно сохранить" not in text
+    await post_form(client, "/leads", {"name": "Лид", "phones": "84957067660", "allow_duplicate": "1"}, csrf,
+                    status=403)
