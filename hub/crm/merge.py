@@ -26,6 +26,7 @@ from hub.crm.models import (
     Conversation,
     Deal,
     Lead,
+    Tag,
     Task,
     TimelineEntry,
     User,
@@ -244,6 +245,8 @@ async def _restore(session: AsyncSession, merge: ClientMerge, removed_id: int) -
         await session.execute(delete(client_tags).where(client_tags.c.client_id == merge.kept_id,
                                                         client_tags.c.tag_id.in_(moved["client_tags"])))
     tag_ids = merge.removed.get("tag_ids") or []
+    if tag_ids:  # but those deleted since
+        tag_ids = list((await session.scalars(select(Tag.id).where(Tag.id.in_(tag_ids)))).all())
     if tag_ids:
         await session.execute(insert(client_tags), [{"client_id": removed_id, "tag_id": t} for t in tag_ids])
     await session.flush()
