@@ -161,6 +161,7 @@ PATTERNS = {
                           "_BOUNCE_SUBJECT"},
     "hub/crm/importer.py": {"COLUMNS", "KINDS", "LEGAL_FORMS", "_FULL_NAME"},
     "hub/crm/common_passwords.py": {"_LIST"},
+    "hub/crm/names.py": {"_LEGAL_FORMS", "_YO"},
 }
 # The API's words in English that name a Russian thing (a registry number, a page's title).
 NAMES = {
