@@ -43,6 +43,7 @@ from hub.web import auth, health, i18n, openapi, sse, vendor
 from hub.web.api import attachments as attachment_api
 from hub.web.api import calls as call_api
 from hub.web.api import deals, notifications, people, timeline, webhooks
+from hub.web.api import duplicates as duplicates_api
 from hub.web.api import history as history_api
 from hub.web.api import messages as message_api
 from hub.web.api import presence as presence_api
@@ -70,6 +71,7 @@ from hub.web.views import bulk as bulk_views
 from hub.web.views import chrome, deal_new, deals_board, pages
 from hub.web.views import clients as client_views
 from hub.web.views import deal_card as deal_card_views
+from hub.web.views import duplicates as duplicate_views
 from hub.web.views import inbox as inbox_views
 from hub.web.views import leads as lead_views
 from hub.web.views import presence as presence_views
@@ -101,6 +103,7 @@ ROUTE_TABLES = (
     settings_api.routes, call_api.routes, webhooks.routes, message_api.routes, presence_api.routes,
     history_api.routes,
     search_api.routes,
+    duplicates_api.routes,
 )
 
 
@@ -144,6 +147,7 @@ def create_app(config: Config) -> web.Application:
     settings_views.register_views(app.router)
     presence_views.register_views(app.router)
     search_views.register_views(app.router)
+    duplicate_views.register_views(app.router)
     vendor.setup(app.router, WEBUI / "node_modules")
     app.router.add_static("/static", WEBUI / "static")
 

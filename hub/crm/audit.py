@@ -31,7 +31,7 @@ from hub.crm.validate import iso
 REMOTE: contextvars.ContextVar[str] = contextvars.ContextVar("audit_remote", default="")
 ACTIONS = ("login", "login_failed", "login_locked", "token_created", "token_revoked", "logout",
            "password_changed", "user_created", "user_updated", "user_deleted", "settings_changed",
-           "client_deleted", "deal_deleted", "lead_deleted")
+           "client_deleted", "deal_deleted", "lead_deleted", "client_merged", "client_merge_undone")
 PAGE = 50
 
 

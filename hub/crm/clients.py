@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Select, delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, contact_points, events, history, resources, search
+from hub.crm import access, audit, contact_points, duplicates, events, history, resources, search
 from hub.crm.errors import Forbidden, NotFound
 from hub.crm.inn import check_inn, check_kpp, check_okpo
 from hub.crm.inputs import ClientIn, read
@@ -196,13 +196,15 @@ async def _fresh_dict(session: AsyncSession, client_id: int) -> dict[str, Any]:
 async def build_client(session: AsyncSession, actor: User, v: Fields, region: str, *,
                        points: bool = True) -> tuple[Client, contact_points.Normalised]:
     """Validate a create body and add the client (flushed); contact points are stored too unless
-    ``points`` is False (a lead conversion moves the lead's own)."""
+    ``points`` is False (a lead conversion moves the lead's own, and is not checked for duplicates)."""
     values = _read(v)
     given, manager_id = await check_user_id(session, v, "manager_id")
     cps = read_points(v, region) if points else contact_points.Normalised()
     custom = await _custom(session, v, "client", {})
     tag_names = v.strings("tags", max_len=100)
     v.check()
+    if points:
+        await duplicates.check(session, actor, v, inn=values.get("inn"), points=cps)
     client = Client(**values, manager_id=manager_id if given else actor.id, custom=custom or {})
     client.tags = await tags_named(session, tag_names or [])
     session.add(client)
@@ -236,6 +238,9 @@ async def update_client(session: AsyncSession, actor: User, client_id: Any, data
     if v.has("tags") and v.data.get("tags") is None:
         tag_names = []
     v.check()
+    known = await duplicates.stored(session, "client_id", client.id) | {client.inn or ""}
+    await duplicates.check(session, actor, v, inn=values.get("inn"), points=cps,
+                           own=duplicates.Own(client_id=client.id), known=known)
     if given and manager_id != client.manager_id and not access.is_staff(actor) \
             and client.manager_id != actor.id:
         # seeing a client (through a deal of one's own on it, or by sharing) is not owning it

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.crm import access, contact_points, events, history, resources, search
+from hub.crm import access, contact_points, duplicates, events, history, resources, search
 from hub.crm.clients import page_rows, phone_condition, read_points, require_client
 from hub.crm.errors import NotFound
 from hub.crm.inputs import ContactIn, read
@@ -64,6 +64,8 @@ async def create_contact(session: AsyncSession, actor: User, data: Any, region: 
     points = read_points(v, region)
     v.check()
     assert client is not None
+    await duplicates.check(session, actor, v, inn=None, points=points,
+                           own=duplicates.Own(client_id=client.id))
     contact = ContactPerson(client_id=client.id, **values)
     session.add(contact)
     await session.flush()
@@ -88,6 +90,10 @@ async def update_contact(session: AsyncSession, actor: User, contact_id: Any, da
     points = read_points(v, region)
     v.check()
     before = history.contact_values((await contact_dicts(session, [contact]))[0], client)
+    household = new_client.id if new_client is not None else client.id
+    known = await duplicates.stored(session, "contact_id", contact.id)
+    await duplicates.check(session, actor, v, inn=None, points=points,
+                           own=duplicates.Own(client_id=household), known=known)
     for name, value in values.items():
         setattr(contact, name, value)
     if new_client is not None:

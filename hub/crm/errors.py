@@ -43,3 +43,17 @@ class OriginateRefused(DomainError):
     """The PBX refused to place the call."""
 
     code = "originate_failed"
+
+
+class DuplicateFound(Conflict):
+    """The INN, a phone or an e-mail is already another client's, contact person's or lead's.
+    ``duplicates``: ``[{"type", "id", "name", "visible", "client_id"}]``; ``may_override``: the actor
+    may resend with ``allow_duplicate``."""
+
+    code = "duplicate"
+
+    def __init__(self, duplicates: list[dict[str, object]], may_override: bool) -> None:
+        super().__init__("matches an existing record; send allow_duplicate to save anyway")
+        self.duplicates = duplicates
+        self.may_override = may_override
+        self.extra = {"duplicates": duplicates, "may_override": may_override}

@@ -16,7 +16,9 @@ The file:
 Every row is created through ``clients.create_client`` (so every rule of the API applies) in its own
 transaction: a row is imported whole or not at all. A bad row is reported with its line number in
 the file and the reason (``line 4: inn: checksum does not match``) and the import goes on; a
-client whose INN is in the database already counts as a bad row.
+client whose INN is in the database already counts as a bad row, and so does one whose phone or
+e-mail is already another client's, contact person's or lead's (``duplicate of client 12 (ООО
+«Ромашка»)``): an import never makes duplicates; merge or edit by hand instead.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.crm.errors import DomainError, NotFound
+from hub.crm.errors import DomainError, DuplicateFound, NotFound
 from hub.crm.models import Client, User
 
 # Column aliases → the client field (API.md, client create body).
@@ -185,6 +187,8 @@ def _guess_kind(row: dict[str, str]) -> str:
 
 
 def _reason(exc: DomainError) -> str:
+    if isinstance(exc, DuplicateFound):
+        return "duplicate of " + ", ".join(f"{d['type']} {d['id']} ({d['name']})" for d in exc.duplicates)
     if exc.fields:
         return "; ".join(f"{name}: {why}" for name, why in exc.fields.items())
     return exc.message

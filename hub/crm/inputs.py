@@ -63,6 +63,10 @@ class ContactPointsIn(Input, kw_only=True):
     telegram: Telegram = []
 
 
+AllowDuplicate = Annotated[bool, own("save although the INN, a phone or an e-mail is already another "
+                                     "client's, contact's or lead's (managers and administrators only)")]
+
+
 class ClientIn(ContactPointsIn, kw_only=True):
     name: Short
     kind: Annotated[str, one_of(CLIENT_KINDS)] = "company"
@@ -78,6 +82,7 @@ class ClientIn(ContactPointsIn, kw_only=True):
     tags: Annotated[list[Tag], own("tag names")] = []
     custom: Annotated[dict[str, Any], own("values by custom field key (GET /api/v1/custom-fields)",
                                           additionalProperties=True)] = {}
+    allow_duplicate: AllowDuplicate = False
 
 
 class ContactIn(ContactPointsIn, kw_only=True):
@@ -85,6 +90,7 @@ class ContactIn(ContactPointsIn, kw_only=True):
     name: Short
     position: Annotated[str, text(200)] = ""
     comment: Comment = ""
+    allow_duplicate: AllowDuplicate = False
 
 
 class LeadIn(ContactPointsIn, kw_only=True):
@@ -94,6 +100,7 @@ class LeadIn(ContactPointsIn, kw_only=True):
     unsorted: Annotated[bool | None, Meta(description="not yet taken by anybody (Не разобрано)")] = None
     manager_id: Annotated[Id | None, own("an active user; null: nobody")] = None
     utm: Annotated[dict[str, str], own("UTM tags by name (utm_source ...), at most 20")] = {}
+    allow_duplicate: AllowDuplicate = False
 
 
 class TaskIn(Input, kw_only=True):

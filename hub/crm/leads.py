@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hub.crm import access, audit, contact_points, events, history, resources, search
+from hub.crm import access, audit, contact_points, duplicates, events, history, resources, search
 from hub.crm.clients import (
     build_client,
     check_user_id,
@@ -123,6 +123,7 @@ async def create_lead(session: AsyncSession, actor: User | None, data: Any,
     given, manager_id = await check_user_id(session, v, "manager_id")
     points = read_points(v, region)
     v.check()
+    await duplicates.check(session, actor, v, inn=None, points=points)
     if not given:
         manager_id = actor.id if actor is not None else None
     values.setdefault("unsorted", actor is None and manager_id is None)
@@ -206,6 +207,8 @@ async def update_lead(session: AsyncSession, actor: User, lead_id: Any, data: An
     points = read_points(v, region)
     v.check()
     before = history.lead_values((await lead_dicts(session, [lead]))[0])
+    await duplicates.check(session, actor, v, inn=None, points=points, own=duplicates.Own(lead_id=lead.id),
+                           known=await duplicates.stored(session, "lead_id", lead.id))
     for name, value in values.items():
         setattr(lead, name, value)
     if given:

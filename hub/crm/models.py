@@ -21,9 +21,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 # the base, the column types and the inbound journal's table are the infrastructure's (hub.orm, hub.inbound)
+from hub.crm.names import name_key
 from hub.inbound.journal import InboundDelivery as InboundDelivery
 from hub.orm import NAMING as NAMING
 from hub.orm import Base as Base
@@ -156,8 +157,17 @@ class Client(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    # the name as duplicates are compared (hub.crm.names), kept in step by ``_keep_name_key``
+    # (nullable: added to a table with rows, without rebuilding it on SQLite; every write sets it)
+    name_key: Mapped[str | None] = mapped_column(String(300), index=True, default=None)
+
     tags: Mapped[list[Tag]] = relationship(secondary=client_tags, order_by=Tag.name)
     manager: Mapped[User | None] = relationship()
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, name: str) -> str:
+        self.name_key = name_key(name or "")
+        return name
 
 
 class ContactPerson(Base):
@@ -623,3 +633,21 @@ class SearchDocument(Base):
     ref_id: Mapped[int] = mapped_column(BigInteger)
     words: Mapped[str] = mapped_column(Text)
     handles: Mapped[str] = mapped_column(Text)
+
+
+class ClientMerge(Base):
+    """One client merged into another (hub.crm.merge): what moved, so that it can be undone for a day.
+    ``removed``: the removed client's row and tags; ``kept_before``: the kept client's fields that the
+    merge changed, as they were; ``moved``: ``{table: [row ids]}`` that went to the kept client."""
+
+    __tablename__ = "client_merges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kept_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    removed_id: Mapped[int] = mapped_column(BigInteger)
+    removed: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    kept_before: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    moved: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    merged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(default=None)

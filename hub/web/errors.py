@@ -72,8 +72,9 @@ STATUS[Unauthorized] = 401
 
 
 def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+                   headers: dict[str, str] | None = None,
+                   extra: dict[str, Any] | None = None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "fields": fields or {}, **(extra or {})}}
     return json_answer(body, status, headers)
 
 
@@ -138,11 +139,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except DomainError as exc:
-        status = STATUS.get(type(exc), 400)
+        # a subclass (DuplicateFound is a Conflict) answers as its nearest mapped class
+        status = next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), 400)
         if not is_api(request):
             return await html_error(request, status, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(status, exc.code, exc.message, exc.fields, headers)
+        return error_response(status, exc.code, exc.message, exc.fields, headers, getattr(exc, "extra", None))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -13,7 +13,7 @@ from sqlalchemy import MetaData, inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.crm.models import Base, Call, Pipeline, Stage
+from hub.crm.models import Base, Call, Client, Pipeline, Stage
 from hub.db import Database, alembic_config, create_engine, migrate
 from hub.migrations.search_objects import search_index_object
 from tests.conftest import PG_URL, _pg_admin, _pg_url
@@ -154,5 +154,31 @@ async def test_0008_fills_the_recordings_of_existing_calls(empty_url: str) -> No
                 lambda c: {col["name"] for col in inspect(c).get_columns("calls")})
             kept = (await connection.execute(text("SELECT recording FROM calls WHERE id = 1"))).scalar_one()
         assert "recordings" not in columns and kept == "in-101.wav"
+    finally:
+        await engine.dispose()
+
+
+async def test_0012_fills_the_name_keys_of_existing_clients(empty_url: str) -> None:
+    """clients.name_key: every existing client gets the key duplicates are found by; the downgrade
+    drops it and keeps the clients."""
+    engine = create_engine(empty_url)
+    try:
+        await _upgrade(engine, "0010")
+        async with engine.begin() as connection:
+            for i, name in ((1, "ООО «Северный Ветёр»"), (2, "северный ветер"), (3, "ИП Иванов")):
+                await connection.execute(text(
+                    "INSERT INTO clients (id, kind, name, full_name, relationship_type, region, industry, "
+                    "comment, custom, created_at, updated_at) VALUES (:id, 'company', :name, '', 'buyer', "
+                    "'', '', '', '{}', :at, :at)"), {"id": i, "name": name, "at": datetime(2030, 1, 1)})
+        await migrate(engine)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(select(Client.id, Client.name_key).order_by(Client.id))).all()
+        assert [tuple(r) for r in rows] == [(1, "северный ветер"), (2, "северный ветер"), (3, "иванов")]
+        await _downgrade(engine, "0010")
+        async with engine.connect() as connection:
+            columns = await connection.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("clients")})
+            count = (await connection.execute(text("SELECT count(*) FROM clients"))).scalar_one()
+        assert "name_key" not in columns and count == 3
     finally:
         await engine.dispose()

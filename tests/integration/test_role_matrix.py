@@ -196,6 +196,11 @@ API: dict[tuple[str, str], Rule] = {
     ("GET", f"{V}/audit"): R(ADMIN),
     ("PATCH", f"{V}/settings/access"): R(ADMIN, body=_by_role({"agents_see_all": True},
                                                              {"route_to_free_agent": False})),
+    # duplicates and merging: staff only (a merge into no client: 422 for staff, 403 for the agent)
+    ("GET", f"{V}/duplicates"): R(FOREIGN),
+    ("POST", f"{V}/clients/{{id}}/merge"): R(FOREIGN, "client", body={"other_id": 999999}),
+    ("POST", f"{V}/leads/{{id}}/merge"): R(FOREIGN, "lead", body={"client_id": 999999}),
+    ("POST", f"{V}/merges/{{id}}/undo"): R(FOREIGN, "merge"),
 }
 
 # GET pages: the world's keys for their parameters (FOREIGN: the agent may not open them), OWN lists
@@ -225,6 +230,7 @@ PAGES: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     "/settings/users/new": (ADMIN, (), {}), "/settings/audit": (ADMIN, (), {}),
     "/settings/users/{id}": (ADMIN, ("owner",), {}), "/settings/pipelines/{id}": (ADMIN, ("pipeline",), {}),
     "/settings/fields/{id}": (ADMIN, ("field",), {}),
+    "/duplicates": (FOREIGN, (), {}), "/clients/{id}/merge": (FOREIGN, ("client",), {"other": "client"}),
 }
 EXTRA_PAGES: list[tuple[str, str, tuple[str, ...], dict[str, str]]] = [
     ("/timeline/{target}/{id}", FOREIGN, ("clients", "client"), {}),
@@ -258,6 +264,7 @@ PAGE_POSTS: dict[str, tuple[str, ...]] = {
     "/tasks/{id}/attachments/{attachment}/delete": ("task", "attachment"),
     "/timeline/{target}/{id}/notes": ("deals", "deal"),
     "/timeline/{target}/{id}/entries/{entry}/pin": ("deals", "deal", "entry"),
+    "/clients/{id}/merge": ("client",), "/leads/{id}/merge": ("lead",), "/merges/{id}/undo": ("merge",),
 }
 
 
@@ -520,6 +527,9 @@ async def test_role_matrix(client: TestClient, app: web.Application, admin: Api,
                            manager: Api, agent: Api, agent2: Api) -> None:
     await admin.patch(f"{V}/settings/access", {"agents_see_all": False})
     world = await build_world(app, admin, agent2, agent, 2)
+    kept, other = [(await admin.post(f"{V}/clients", {"name": name}, expect=201))["id"]
+                   for name in ("Слияние А", "Слияние Б")]
+    world["merge"] = (await admin.post(f"{V}/clients/{kept}/merge", {"other_id": other}))["merge_id"]
     spare = await build_world(app, admin, agent2, agent, 3, full=False)  # the administrator deletes these
     tokens = {"agent": agent.token, "manager": manager.token, "admin": admin.token}
 

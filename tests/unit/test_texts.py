@@ -163,6 +163,7 @@ PATTERNS = {
     "hub/crm/common_passwords.py": {"_LIST"},
     "hub/crm/search_query.py": {"_CONSONANT", "_DROPS_VOWEL", "_LOST_VOWEL", "_CYRILLIC", "ENDINGS", "_YO",
                                 "_FLEETING_VOWELS"},
+    "hub/crm/names.py": {"_LEGAL_FORMS", "_YO"},
 }
 # The API's words in English that name a Russian thing (a registry number, a page's title).
 NAMES = {

@@ -1,7 +1,7 @@
 """access_grants: the calls that let a user open a caller's card for a while
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -71,7 +71,16 @@ def _resources() -> dict[str, Schema]:
 
 COMPONENTS: dict[str, Schema] = {
     "Error": obj({"error": obj({"code": TEXT, "message": TEXT,
-                                "fields": {"type": "object", "additionalProperties": TEXT}},
+                                "fields": {"type": "object", "additionalProperties": TEXT},
+                                # code "duplicate" (409): who has the INN, phone or e-mail already
+                                "duplicates": {"type": "array", "items": obj({
+                                    "type": {"enum": ["client", "contact", "lead"]}, "id": ID_OR_NULL,
+                                    "name": {"type": ["string", "null"],
+                                             "description": "null (and id null): one the caller may not see"},
+                                    "visible": {"type": "boolean"}, "client_id": ID_OR_NULL})},
+                                "may_override": {
+                                    "type": "boolean",
+                                    "description": "the caller may resend with allow_duplicate"}},
                                ("code", "message", "fields"))}, ("error",)),
     **_resources(),
 }

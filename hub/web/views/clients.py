@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from hub.crm import clients, contacts, deals, people_views, pipelines, tasks
-from hub.crm.errors import ValidationError
+from hub.crm import access, clients, contacts, deals, merge, people_views, pipelines, tasks
+from hub.crm.errors import DuplicateFound, ValidationError
 from hub.crm.models import CLIENT_KINDS, RELATIONSHIPS
 from hub.web.errors import query_int, query_text
 from hub.web.i18n import N_
@@ -21,6 +21,7 @@ from hub.web.keys import CONFIG, DB
 from hub.web.views import bulk as bulk_views
 from hub.web.views import timeline_part
 from hub.web.views.common import is_htmx, render, require_user
+from hub.web.views.duplicate_warning import allow_from, warning
 
 PAGE_SIZE = 25
 TABS = (
@@ -136,7 +137,8 @@ def list_filters(request: web.Request) -> dict[str, Any]:
 
 
 async def client_list(request: web.Request, *, form: dict[str, Any] | None = None,
-                      errors: dict[str, str] | None = None, status: int = 200) -> web.Response:
+                      errors: dict[str, str] | None = None, duplicates: dict[str, Any] | None = None,
+                      status: int = 200) -> web.Response:
     user = require_user(request)
     filters = list_filters(request)
     cursor = query_text(request, "cursor", max_len=200)
@@ -150,7 +152,8 @@ async def client_list(request: web.Request, *, form: dict[str, Any] | None = Non
                "query": {k: v for k, v in filters.items() if v}, "form": form or {},
                "export_query": {k: v for k, v in filters.items() if v},
                "bulk": bulk_views.bulk_result(request),
-               "errors": field_errors(errors or {})}
+               "errors": field_errors(errors or {}), "duplicates": duplicates,
+               "staff": access.is_staff(user)}
     if is_htmx(request) and cursor:
         return await render(request, "client_rows.html", context)
     return await render(request, "clients.html", context, status=status)
@@ -163,6 +166,7 @@ async def create_client(request: web.Request) -> web.StreamResponse:
                             "inn": text(form, "inn"), "kpp": text(form, "kpp"),
                             "tags": split_list(text(form, "tags"))}
     points_from(form, data)
+    allow_from(form, data)
     manager = user_id_value(text(form, "manager_id"))
     if manager is not None:
         data["manager_id"] = manager
@@ -171,6 +175,8 @@ async def create_client(request: web.Request) -> web.StreamResponse:
             created = await clients.create_client(s, user, data, region=region(request))
     except ValidationError as exc:
         return await client_list(request, form=dict(form), errors=exc.fields, status=422)
+    except DuplicateFound as exc:
+        return await client_list(request, form=dict(form), duplicates=warning(exc), status=409)
     raise web.HTTPSeeOther(f"/clients/{created['id']}")
 
 
@@ -178,7 +184,7 @@ async def create_client(request: web.Request) -> web.StreamResponse:
 
 async def client_card(request: web.Request, *, tab: str | None = None, form: dict[str, Any] | None = None,
                       errors: dict[str, str] | None = None, form_name: str = "",
-                      status: int = 200) -> web.Response:
+                      duplicates: dict[str, Any] | None = None, status: int = 200) -> web.Response:
     user = require_user(request)
     client_id = path_id(request)
     # The timeline's filter chips link to ``?tl=…`` (without JavaScript): that is the timeline tab.
@@ -189,6 +195,7 @@ async def client_card(request: web.Request, *, tab: str | None = None, form: dic
     async with request.app[DB].reading() as s:
         client = await clients.get_client(s, user, client_id)
         context["contacts"] = (await contacts.list_contacts(s, user, client_id=client_id, limit=100)).items
+        context["merges"] = await merge.recent_merges(s, user, client_id)
         if tab == "main":
             context["choices"] = await people_views.client_filter_choices(s, user)
         elif tab == "deals":
@@ -207,7 +214,8 @@ async def client_card(request: web.Request, *, tab: str | None = None, form: dic
         "kind_labels": KIND_LABELS, "relationships": RELATIONSHIPS,
         "relationship_labels": RELATIONSHIP_LABELS,
         "phone": people_views.phone_display, "form": form or {}, "form_name": form_name,
-        "errors": field_errors(errors or {}),
+        "errors": field_errors(errors or {}), "duplicates": duplicates,
+        "undo_refused": request.query.get("undo") == "refused",
     }, status=status)
 
 
@@ -235,12 +243,16 @@ async def update_client(request: web.Request) -> web.StreamResponse:
             data["tags"] = split_list(text(form, "tags"))
         if "manager_id" in form:
             data["manager_id"] = user_id_value(text(form, "manager_id"))
+    allow_from(form, data)
     try:
         async with request.app[DB].transaction() as s:
             await clients.update_client(s, user, client_id, data, region=region(request))
     except ValidationError as exc:
         return await client_card(request, tab=section, form=dict(form), errors=exc.fields,
                                  form_name=section, status=422)
+    except DuplicateFound as exc:
+        return await client_card(request, tab=section, form=dict(form), form_name=section,
+                                 duplicates=warning(exc), status=409)
     raise web.HTTPSeeOther(f"/clients/{client_id}?tab={section}")
 
 
@@ -248,6 +260,7 @@ def contact_data(form: MultiDictProxy[Any]) -> dict[str, Any]:
     data: dict[str, Any] = {name: text(form, name) for name in ("name", "position", "comment")
                             if name in form}
     points_from(form, data)
+    allow_from(form, data)
     return data
 
 
@@ -264,6 +277,9 @@ async def add_contact(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound() from None
         return await client_card(request, tab="contacts", form=dict(form), errors=exc.fields,
                                  form_name="contact-new", status=422)
+    except DuplicateFound as exc:
+        return await client_card(request, tab="contacts", form=dict(form), form_name="contact-new",
+                                 duplicates=warning(exc), status=409)
     raise web.HTTPSeeOther(f"/clients/{client_id}?tab=contacts")
 
 
@@ -286,6 +302,9 @@ async def edit_contact(request: web.Request) -> web.StreamResponse:
     except ValidationError as exc:
         return await client_card(request, tab="contacts", form=dict(form), errors=exc.fields,
                                  form_name=f"contact-{contact_id}", status=422)
+    except DuplicateFound as exc:
+        return await client_card(request, tab="contacts", form=dict(form), form_name=f"contact-{contact_id}",
+                                 duplicates=warning(exc), status=409)
     raise web.HTTPSeeOther(f"/clients/{client_id}?tab=contacts")
 
 

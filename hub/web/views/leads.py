@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.crm import deals, leads, people_views, tasks
-from hub.crm.errors import Conflict, ValidationError
+from hub.crm import access, deals, leads, people_views, tasks
+from hub.crm.errors import Conflict, DuplicateFound, ValidationError
 from hub.crm.models import CLIENT_KINDS
 from hub.web.errors import query_text
 from hub.web.i18n import N_
@@ -24,12 +24,14 @@ from hub.web.views.clients import (
     text,
 )
 from hub.web.views.common import is_htmx, render, require_user, safe_next
+from hub.web.views.duplicate_warning import allow_from, warning
 
 SHOWS = (("all", N_("All")), ("unsorted", N_("Unsorted")), ("mine", N_("Mine")))
 
 
 async def lead_list(request: web.Request, *, form: dict[str, Any] | None = None,
-                    errors: dict[str, str] | None = None, status: int = 200) -> web.Response:
+                    errors: dict[str, str] | None = None, duplicates: dict[str, Any] | None = None,
+                    status: int = 200) -> web.Response:
     user = require_user(request)
     q = query_text(request, "q") or ""
     show = request.query.get("show", "all")
@@ -46,7 +48,8 @@ async def lead_list(request: web.Request, *, form: dict[str, Any] | None = None,
                                       ("manager", str(user.id) if show == "mine" else "")) if v}
     context = {"page": page, "q": q, "show": show, "shows": SHOWS, "query": query,
                "export_query": export_query,
-               "phone": people_views.phone_display, "form": form or {}, "errors": field_errors(errors or {})}
+               "phone": people_views.phone_display, "form": form or {}, "errors": field_errors(errors or {}),
+               "duplicates": duplicates}
     if is_htmx(request) and cursor:
         return await render(request, "lead_rows.html", context)
     return await render(request, "leads.html", context, status=status)
@@ -57,11 +60,14 @@ async def create_lead(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     data: dict[str, Any] = {name: text(form, name) for name in ("name", "source", "comment")}
     points_from(form, data)
+    allow_from(form, data)
     try:
         async with request.app[DB].transaction() as s:
             created = await leads.create_lead(s, user, data, region=region(request))
     except ValidationError as exc:
         return await lead_list(request, form=dict(form), errors=exc.fields, status=422)
+    except DuplicateFound as exc:
+        return await lead_list(request, form=dict(form), duplicates=warning(exc), status=409)
     raise web.HTTPSeeOther(f"/leads/{created['id']}")
 
 
@@ -82,6 +88,7 @@ async def lead_card(request: web.Request, *, form: dict[str, Any] | None = None,
         "kinds": CLIENT_KINDS, "kind_labels": KIND_LABELS,
         "phone": people_views.phone_display,
         "form": form or {}, "errors": field_errors(errors or {}), "conflict": conflict,
+        "staff": access.is_staff(user),
         "convert_open": bool(errors) or conflict, "reject_error": reject_error,
     }, status=status)
 

@@ -46,6 +46,7 @@ AUDIT_ACTIONS = {
     "user_deleted": N_("User deactivated"), "settings_changed": N_("Settings changed"),
     "client_deleted": N_("Client deleted"), "deal_deleted": N_("Deal deleted"),
     "lead_deleted": N_("Lead deleted"),
+    "client_merged": N_("Clients merged"), "client_merge_undone": N_("Client merge undone"),
 }
 ROLE_NAMES = {"admin": N_("Administrator"), "manager": N_("Manager"), "agent": N_("Agent")}
 KIND_NAMES = {"active": N_("In progress"), "won": N_("Won"), "lost": N_("Lost")}
