@@ -100,6 +100,8 @@ API: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{V}/contacts/{{id}}"): R(FOREIGN, "contact"),
     # leads
     ("GET", f"{V}/leads"): R(OWN),
+    # another's things are not found (a part of the mark: the page repeats the query in its box)
+    ("GET", f"{V}/search"): R(OWN, params={"q": MARK.split("-")[0]}),
     # the lists as files: CSV, where another's name would show (an XLSX is compressed)
     ("GET", f"{V}/clients/export"): R(OWN, params={"format": "csv"}),
     ("GET", f"{V}/leads/export"): R(OWN, params={"format": "csv"}),
@@ -208,7 +210,7 @@ API: dict[tuple[str, str], Rule] = {
 PAGES: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     "/": (OWN, (), {}), "/bell": (OWN, (), {}), "/calls": (OWN, (), {}), "/clients": (OWN, (), {}),
     "/deals": (OWN, (), {}), "/deals/list": (OWN, (), {}), "/deals/new/owners": (OWN, (), {}),
-    "/deals/new": (OWN, (), {}),
+    "/deals/new": (OWN, (), {}), "/search": (OWN, (), {}), "/search/suggest": (OWN, (), {}),
     "/deals/board/unsorted": (OWN, (), {}), "/inbox": (OWN, (), {}), "/inbox/list": (OWN, (), {}),
     "/inbox/channels": (OWN, (), {}), "/leads": (OWN, (), {}), "/presence": (OWN, (), {}),
     "/reports": (OWN, (), {}), "/reports/funnel": (OWN, (), {}), "/reports/widgets": (OWN, (), {}),
@@ -240,6 +242,8 @@ EXTRA_PAGES: list[tuple[str, str, tuple[str, ...], dict[str, str]]] = [
     ("/{kind}/{id}/history", FOREIGN, ("tasks", "task"), {}),
     ("/tasks/options", OWN, (), {"what": "'client", "client_id": "client"}),
     ("/deals/new", OWN, (), {"client": "client"}), ("/deals/new", OWN, (), {"lead": "lead"}),
+    ("/search", OWN, (), {"q": "'" + MARK.split("-")[0]}),
+    ("/search/suggest", OWN, (), {"q": "'" + MARK.split("-")[0]}),
     ("/tasks/new", OWN, (), {"deal_id": "deal", "client_id": "client", "lead_id": "lead"}),
 ]
 
