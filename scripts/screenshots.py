@@ -149,7 +149,36 @@ async def _deals_shots(browser: Any, base: str) -> None:
             await page.keyboard.press("Escape")
             await page.goto("/deals/list?order=next")
             await page.screenshot(path=OUT / "deals-list.png")
+            await _day_one_shots(page)
         await context.close()
+
+
+async def _day_one_shots(page: Any) -> None:
+    """What a first working day reaches for: a deal made in a column, one search, a card's history,
+    the likely duplicates, the list's mass actions; the menu at phone width is in the phone shots."""
+    await page.goto("/deals")
+    column = page.locator("#board .kcol.kind-active").nth(1)
+    await column.locator(".kcol-new > summary").click()
+    form = column.locator("form.deal-new")
+    await form.locator("input[name=title]").fill("Поставка картриджей")
+    await form.locator("input[name=q]").fill("ООО")
+    await page.wait_for_timeout(800)
+    await form.locator("input[name=amount]").fill("48 000")
+    await page.screenshot(path=OUT / "deals-new.png")
+    await page.goto("/deals")
+    await page.keyboard.press("/")
+    await page.keyboard.type("Федоров")
+    await page.wait_for_timeout(900)
+    await page.screenshot(path=OUT / "search.png")
+    await page.goto("/deals/list?order=next")
+    await page.locator("input[name=ids]").nth(0).check()
+    await page.locator("input[name=ids]").nth(1).check()
+    await page.screenshot(path=OUT / "deals-bulk.png")
+    href = await page.locator("#deal-rows a[href^='/deals/']").first.get_attribute("href")
+    await page.goto(f"{href}/history")
+    await page.screenshot(path=OUT / "deal-history.png", full_page=True)
+    await page.goto("/duplicates")
+    await page.screenshot(path=OUT / "duplicates.png", full_page=True)
 
 
 async def _task_report_shots(browser: Any, base: str) -> None:
@@ -306,7 +335,7 @@ async def _inbox_data(app: web.Application) -> int:
     intake), agent1's replies with their delivery statuses, one refused; → the deal with a chat."""
     from sqlalchemy import update as sa_update
 
-    from hub.crm import messages
+    from hub.crm import messages, outgoing
     from hub.crm.models import ContactPoint, Conversation, Message
     from hub.crm.ports import DeliveryStatus, InboundFile, InboundMessage
 
@@ -347,7 +376,7 @@ async def _inbox_data(app: web.Application) -> int:
         if status == "queued":
             return
         async with app[DB].transaction() as s:
-            await messages.record_outcome(s, queued[0]["id"], "sent" if status != "failed" else "failed",
+            await outgoing.record_outcome(s, queued[0]["id"], "sent" if status != "failed" else "failed",
                                           provider_id=provider_id, error=error)
         if status == "delivered":
             await intake.status(DeliveryStatus(channel=target["channel"], provider_id=provider_id,

@@ -38,6 +38,9 @@ async def test_no_page_scrolls_sideways_on_a_desktop(page: Any, app: web.Applica
         for path in (*PAGES, f"/deals/{data['deal']['id']}", f"/clients/{data['deal']['client_id']}"):
             await page.goto(path)
             assert await sideways(page) <= 0, f"{path} at {width} px scrolls sideways: {await wide(page)}"
+            if path == "/clients":  # a row's name reads on one line beside its checkbox
+                title = await page.locator("#client-rows a.row-title").first.bounding_box()
+                assert title is not None and title["width"] > 80 and title["height"] < 40, title
 
 
 async def test_a_menu_button_opens_every_section_on_a_phone(page: Any, app: web.Application) -> None:

@@ -47,8 +47,10 @@ def _call_text(call: Call, name: str | None) -> str:
     else:
         what = say("Incoming call from %(who)s", who=who)
     if call.status == "answered":
-        return f"{what} ({say('%(seconds)s s', seconds=call.talk_seconds or 0)})"
-    return f"{what} ({say(CALL_STATUS_WORDS.get(call.status, call.status))})"
+        how = say("%(seconds)s s", seconds=call.talk_seconds or 0)
+    else:
+        how = say(CALL_STATUS_WORDS.get(call.status, call.status))
+    return f"{what} ({how})"
 
 
 def _entry_payload(call: Call, agent: Agent | User | None, name: str | None) -> dict[str, Any]:
