@@ -59,7 +59,7 @@ async def test_create_a_client_find_it_by_phone_open_the_card_and_add_a_contact(
     card_url = page.url
 
     await page.get_by_role("navigation", name="Разделы").get_by_role("link", name="Клиенты").click()
-    await page.get_by_role("searchbox").fill("8 (916) 123-45-67")
+    await page.get_by_role("searchbox", name="Поиск", exact=True).fill("8 (916) 123-45-67")
     await page.get_by_role("button", name="Найти").click()
     await expect(page).to_have_url(re.compile(r"q=8"))
     rows = page.locator("#client-rows > li.person-row")

@@ -223,7 +223,7 @@ async def test_deal_list_filters_and_goes_live(page: Any, app: web.Application) 
     await expect(table.get_by_role("link", name="Поставка бумаги")).to_be_visible()
     await expect(table.get_by_role("link", name="Сервисный договор")).to_be_visible()
 
-    await page.get_by_label("Поиск").fill("8 916 123 45 67")
+    await page.get_by_label("Поиск", exact=True).fill("8 916 123 45 67")
     await page.get_by_label("Сортировка").select_option("amount")
     await page.get_by_role("button", name="Показать").click()
     await expect(page).to_have_url(re.compile(r"order=amount"))
@@ -231,7 +231,7 @@ async def test_deal_list_filters_and_goes_live(page: Any, app: web.Application) 
     await expect(rows).to_have_count(2)
     await expect(rows.first).to_contain_text("Поставка бумаги")
 
-    await page.get_by_label("Поиск").fill("сервисный")
+    await page.get_by_label("Поиск", exact=True).fill("сервисный")
     await page.get_by_role("button", name="Показать").click()
     await expect(rows).to_have_count(1)
 
