@@ -34,6 +34,7 @@ async def test_type_in_the_header_see_grouped_results_and_open_the_card(page: An
     await log_in(page, "manager")
 
     box = page.get_by_role("searchbox", name="Поиск по клиентам, сделкам, сообщениям")
+    await expect(page.locator("body")).to_have_attribute("data-live", "true")  # the page's scripts ran
     await page.keyboard.press("/")
     await expect(box).to_be_focused()
     await page.keyboard.type("Федоров")

@@ -46,9 +46,11 @@ async def test_the_journal_lists_filters_and_plays(client: TestClient, manager: 
     assert keys(await page(client, "/calls?from=junk&direction=sideways&agent=x")) == keys(html)
 
 
-async def test_paging_and_access(client: TestClient, agent: Api, world: dict[str, Any],
+async def test_paging_and_access(client: TestClient, agent: Api, admin: Api, world: dict[str, Any],
                                  app: web.Application, monkeypatch: Any) -> None:
     monkeypatch.setattr(calls_journal, "PAGE_SIZE", 2)
+    # a4 rang the agent: with the call's grant on, its client's calls (a2 too) are hers for the day
+    await admin.patch("/api/v1/settings/access", {"call_grant": "off"})
     await logged_in(client, agent)  # an agent sees the calls they took or tried and their clients' calls
     first = await page(client, "/calls")
     assert len(keys(first)) == 2

@@ -247,7 +247,7 @@ async def test_the_mailbox_state_is_in_healthz_and_on_the_inbox_page(
     assert health["channels"]["mail:zayavki"] == "idle"
     page = await admin.client.get("/inbox", headers=admin.auth())
     text = await page.text()
-    assert "✉ zayavki: idle" in text
+    assert "✉ zayavki: ждёт писем" in text and 'title="idle"' in text  # the word; the state in the tooltip
 
 
 async def test_a_backlog_is_parsed_in_worker_processes_and_stored_once(

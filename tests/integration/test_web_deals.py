@@ -232,7 +232,7 @@ async def test_list_filters_sorts_and_pages(client: TestClient, app: web.Applica
         first = await page(client, f"/deals/list?order={sort}")
         ids = order(first)
         assert len(ids) == 50
-        more = re.search(r'<tr id="list-more"><td colspan="7"><a class="more-link" href="([^"]+)"', first)
+        more = re.search(r'<tr id="list-more"><td colspan="8"><a class="more-link" href="([^"]+)"', first)
         assert more is not None
         rest = await page(client, html_lib.unescape(more.group(1)), headers={"HX-Request": "true"})
         assert "<html" not in rest and '<tr id="list-more"></tr>' in rest
